@@ -1,0 +1,45 @@
+# costguard — every target installs what it needs first, on a fresh clone too.
+SHELL := /bin/bash
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+RUN := $(UV) run --frozen
+
+.PHONY: install test lint format unit bench clean
+
+install: .venv/.installed node_modules/.installed
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+.venv/.installed: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: install
+	$(RUN) ruff format --check shared tests bench
+	$(RUN) ruff check shared tests bench
+	$(RUN) mypy
+
+format: install
+	$(RUN) ruff format shared tests bench
+	$(RUN) ruff check --fix shared tests bench
+
+## every test: unit (moto), integration (DynamoDB Local), property-based; then lint
+test: install
+	$(RUN) pytest
+	$(MAKE) --no-print-directory lint
+
+unit: install
+	$(RUN) pytest tests/unit
+
+bench: install
+	$(RUN) python -m bench
+
+clean:
+	rm -rf .venv $(TOOLS) node_modules .pytest_cache .mypy_cache .ruff_cache

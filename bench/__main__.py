@@ -1,0 +1,1 @@
+"""Placeholder until the ledger benchmark lands in this same issue."""

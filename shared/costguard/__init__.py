@@ -1,0 +1,1 @@
+"""costguard: spend only what each tenant and user is allowed to."""

@@ -1,0 +1,226 @@
+"""The DynamoDB edge: one place that talks to the table, retries conflicts, maps failures."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from costguard.errors import LedgerUnavailable
+from costguard.ledger.writes import ItemWrite, Key, serialize
+from costguard.settings import Settings
+
+_deserializer = TypeDeserializer()
+
+# Errors that mean "the ledger could not answer now", after botocore's own retries.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+        "ResourceNotFoundException",
+    }
+)
+
+
+def deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+class Cancelled(Exception):
+    """A transaction was cancelled by a condition; `reasons` are aligned with its items."""
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        super().__init__("transaction cancelled")
+        self.reasons = reasons
+
+    def failed(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """(index, old item or None) of every item whose condition failed."""
+        for index, reason in enumerate(self.reasons):
+            if reason.get("Code") == "ConditionalCheckFailed":
+                item = reason.get("Item")
+                yield index, deserialize(item) if item else None
+
+
+def make_client(settings: Settings, endpoint_url: str | None = None) -> Any:
+    """A DynamoDB client with short timeouts: a slow ledger must fail fast, not hang a call."""
+    config = Config(
+        connect_timeout=settings.ddb_connect_timeout_seconds,
+        read_timeout=settings.ddb_read_timeout_seconds,
+        retries={"max_attempts": settings.ddb_max_attempts, "mode": "standard"},
+        tcp_keepalive=True,
+    )
+    return boto3.client("dynamodb", endpoint_url=endpoint_url, config=config)
+
+
+class LedgerTable:
+    """Typed access to the ledger table; every call maps AWS failures to domain errors."""
+
+    def __init__(self, client: Any, table_name: str, settings: Settings) -> None:
+        self.client = client
+        self.name = table_name
+        self._attempts = settings.transaction_attempts
+        self._retry_after = settings.unavailable_retry_after_seconds
+
+    def _unavailable(self, exc: Exception) -> LedgerUnavailable:
+        return LedgerUnavailable(
+            f"ledger unavailable: {type(exc).__name__}", retry_after_seconds=self._retry_after
+        )
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if (
+                code in _UNAVAILABLE_CODES
+                or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) >= 500
+            ):
+                raise self._unavailable(exc) from exc
+            raise
+        except BotoCoreError as exc:
+            raise self._unavailable(exc) from exc
+
+    def transact(self, writes: Sequence[ItemWrite], token: str) -> None:
+        """Run one transaction; retry `TransactionConflict` cancellations with full jitter.
+
+        The same `ClientRequestToken` and identical parameters go with every attempt, so an
+        attempt that DynamoDB applied but whose answer was lost is not applied twice.
+        """
+        items = [w.to_transact_item(self.name) for w in writes]
+        for attempt in range(self._attempts):
+            try:
+                self._call("transact_write_items", TransactItems=items, ClientRequestToken=token)
+                return
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons: list[dict[str, Any]] = [
+                    dict(r) for r in exc.response.get("CancellationReasons") or []
+                ]
+                codes = {r.get("Code") for r in reasons}
+                if "ConditionalCheckFailed" in codes:
+                    raise Cancelled(reasons) from exc
+                if "TransactionConflict" in codes or "ThrottlingError" in codes:
+                    if attempt + 1 < self._attempts:
+                        time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311
+                        continue
+                    raise self._unavailable(exc) from exc
+                raise
+        raise AssertionError("unreachable")
+
+    def get(self, key: Key, consistent: bool = True) -> dict[str, Any] | None:
+        answer = self._call(
+            "get_item",
+            TableName=self.name,
+            Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+            ConsistentRead=consistent,
+        )
+        item = answer.get("Item")
+        return deserialize(item) if item else None
+
+    def batch_get(self, keys: Sequence[Key], consistent: bool = True) -> dict[Key, dict[str, Any]]:
+        found: dict[Key, dict[str, Any]] = {}
+        pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in dict.fromkeys(keys)]
+        for start in range(0, len(pending), 100):
+            request: dict[str, Any] = {
+                self.name: {"Keys": pending[start : start + 100], "ConsistentRead": consistent}
+            }
+            for round_ in range(8):
+                answer = self._call("batch_get_item", RequestItems=request)
+                for raw in answer.get("Responses", {}).get(self.name, []):
+                    item = deserialize(raw)
+                    found[(item["pk"], item["sk"])] = item
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(random.uniform(0, 0.01 * 2**round_))  # noqa: S311
+            if request:
+                raise LedgerUnavailable("ledger kept keys unprocessed", self._retry_after)
+        return found
+
+    def query(
+        self,
+        key_condition: str,
+        values: dict[str, Any],
+        *,
+        index: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        start_key: dict[str, Any] | None = None,
+        consistent: bool = False,
+        filter_expression: str | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of a query: items and the key to continue from (None at the end)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": {k: serialize(v) for k, v in values.items()},
+            "ScanIndexForward": forward,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        else:
+            kwargs["ConsistentRead"] = consistent
+        if limit:
+            kwargs["Limit"] = limit
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        answer = self._call("query", **kwargs)
+        return [deserialize(i) for i in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+    def query_all(
+        self, key_condition: str, values: dict[str, Any], **kw: Any
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            page, start = self.query(key_condition, values, start_key=start, **kw)
+            items.extend(page)
+            if start is None:
+                return items
+
+    def scan_index(
+        self, index: str, filter_expression: str, values: dict[str, Any], limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` matches from a (sparse) index."""
+        found: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while len(found) < limit:
+            kwargs: dict[str, Any] = {
+                "TableName": self.name,
+                "IndexName": index,
+                "FilterExpression": filter_expression,
+                "ExpressionAttributeValues": {k: serialize(v) for k, v in values.items()},
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            answer = self._call("scan", **kwargs)
+            found.extend(deserialize(i) for i in answer.get("Items", []))
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                break
+        return found[:limit]
+
+    def update(self, write: ItemWrite) -> dict[str, Any]:
+        """A single conditional UpdateItem (admin paths); returns the new item."""
+        body = write.to_transact_item(self.name)["Update"]
+        body.pop("ReturnValuesOnConditionCheckFailure", None)
+        answer = self._call("update_item", ReturnValues="ALL_NEW", **body)
+        return deserialize(answer.get("Attributes", {}))
+
+    def put(self, write: ItemWrite) -> None:
+        body = write.to_transact_item(self.name)["Put"]
+        body.pop("ReturnValuesOnConditionCheckFailure", None)
+        self._call("put_item", **body)

@@ -1,0 +1,1034 @@
+"""The ledger: reserve, commit, release, expire, record, check, pause, quotas, prices.
+
+Every spend goes through one DynamoDB transaction whose conditions make it atomic against
+every quota that applies. See docs/data-model.md for the items and why they look like this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ulid import ULID
+
+from costguard.errors import (
+    IdempotencyMismatch,
+    InvalidRequest,
+    LedgerCorrupted,
+    LedgerUnavailable,
+    Paused,
+    QuotaExceeded,
+    QuotaFigures,
+    QuotaNotFound,
+    ReservationNotFound,
+    ReservationNotHeld,
+    TenantExists,
+)
+from costguard.ledger.dynamo import Cancelled, LedgerTable
+from costguard.ledger.plan import (
+    PLATFORM_PK,
+    POLICY_SK,
+    TENANT_SK,
+    Key,
+    ReservationRef,
+    Slot,
+    day_key,
+    field_prefix,
+    holds_pk,
+    records_pk,
+    slot_for,
+    tenant_pk,
+)
+from costguard.ledger.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE
+from costguard.ledger.writes import ItemWrite, TransactionBuilder
+from costguard.models import CheckResult, CostRecord, QuotaState, Reservation, Usage
+from costguard.money import ZERO
+from costguard.periods import period_end, seconds_until_reset
+from costguard.pricing import ModelPrice, Price, PriceBook, TierPrice, load_catalog
+from costguard.quotas import (
+    DEFAULT_THRESHOLDS,
+    Mode,
+    Policy,
+    QuotaDefinition,
+    QuotaId,
+    Resource,
+    Scope,
+    validate_tenant_id,
+)
+from costguard.settings import Enforcement, Settings
+
+Clock = Callable[[], datetime]
+GARBAGE_AFTER = timedelta(days=7)
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+POLICY_ATTEMPTS = 4
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(at: datetime) -> str:
+    """Fixed-width UTC timestamps: they sort and compare as strings inside conditions."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def request_hash(usage: Usage) -> str:
+    canonical = json.dumps(usage.model_dump(mode="json", exclude_none=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _token(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:36]
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    reservation_id: str
+    status: str
+    released_usd: Decimal
+
+
+class Ledger:
+    """The domain entry point every function uses. Thread-safe; keep one per process."""
+
+    def __init__(
+        self,
+        table: LedgerTable,
+        settings: Settings,
+        clock: Clock = utc_now,
+        policy_cache_size: int = 10_000,
+    ) -> None:
+        self.table = table
+        self.settings = settings
+        self._clock = clock
+        self._policies: OrderedDict[str, Policy] = OrderedDict()
+        self._policy_cache_size = policy_cache_size
+        self._lock = threading.Lock()
+        self._price_book: PriceBook | None = None
+        self._prices_loaded_at: datetime | None = None
+
+    # ------------------------------------------------------------------ time, prices, policies
+    def now(self) -> datetime:
+        at = self._clock()
+        if at.tzinfo is None:
+            raise ValueError("the clock must return aware UTC datetimes")
+        return at.astimezone(UTC)
+
+    def price_book(self) -> PriceBook:
+        """The shipped catalog overlaid with prices stored in the table, cached briefly."""
+        now = self.now()
+        loaded = self._prices_loaded_at
+        ttl = timedelta(seconds=self.settings.price_cache_seconds)
+        if self._price_book is None or loaded is None or now - loaded >= ttl or now < loaded:
+            fallback = None
+            s = self.settings
+            if (
+                s.fallback_input_per_million_usd is not None
+                and s.fallback_output_per_million_usd is not None
+            ):
+                fallback = ModelPrice(
+                    "fallback",
+                    "fallback",
+                    s.fallback_input_per_million_usd,
+                    s.fallback_output_per_million_usd,
+                    s.fallback_input_per_million_usd,
+                    datetime.min.replace(tzinfo=UTC),
+                )
+            merged: dict[tuple[str, str, datetime], Price] = {}
+            for p in (*load_catalog(), *self._stored_prices()):
+                name = p.model if isinstance(p, ModelPrice) else p.tier
+                kind = f"m:{p.provider}" if isinstance(p, ModelPrice) else "t"
+                merged[(kind, name, p.effective_from)] = p
+            self._price_book = PriceBook(merged.values(), fallback=fallback)
+            self._prices_loaded_at = now
+        return self._price_book
+
+    def _stored_prices(self) -> list[Price]:
+        items = self.table.query_all("pk = :p", {":p": "PRICING"})
+        out: list[Price] = []
+        for item in items:
+            start = datetime.fromisoformat(item["effective_from"].replace("Z", "+00:00"))
+            if item["sk"].startswith("m#"):
+                out.append(
+                    ModelPrice(
+                        item["provider"],
+                        item["model"],
+                        item["input_per_million_usd"],
+                        item["output_per_million_usd"],
+                        item["cached_input_per_million_usd"],
+                        start,
+                        item.get("source", ""),
+                    )
+                )
+            else:
+                out.append(
+                    TierPrice(item["tier"], item["per_second_usd"], start, item.get("source", ""))
+                )
+        return out
+
+    def put_price(self, price: Price) -> None:
+        """Add a price from its effective date on; earlier prices stay for history."""
+        if isinstance(price, ModelPrice):
+            sk = f"m#{price.provider}#{price.model}#{iso(price.effective_from)}"
+            item: dict[str, Any] = {
+                "provider": price.provider,
+                "model": price.model,
+                "input_per_million_usd": price.input_per_million_usd,
+                "output_per_million_usd": price.output_per_million_usd,
+                "cached_input_per_million_usd": price.cached_input_per_million_usd,
+            }
+        else:
+            sk = f"t#{price.tier}#{iso(price.effective_from)}"
+            item = {"tier": price.tier, "per_second_usd": price.per_second_usd}
+        item |= {"effective_from": iso(price.effective_from), "source": price.source or "operator"}
+        self.table.put(ItemWrite(key=("PRICING", sk), kind="Put", item=item))
+        self._price_book = None
+
+    def _cache_get(self, pk: str) -> Policy | None:
+        with self._lock:
+            policy = self._policies.get(pk)
+            if policy is not None:
+                self._policies.move_to_end(pk)
+            return policy
+
+    def _cache_put(self, pk: str, policy: Policy) -> None:
+        with self._lock:
+            self._policies[pk] = policy
+            self._policies.move_to_end(pk)
+            while len(self._policies) > self._policy_cache_size:
+                self._policies.popitem(last=False)
+
+    def forget_policy(self, pk: str) -> None:
+        with self._lock:
+            self._policies.pop(pk, None)
+
+    @staticmethod
+    def policy_from_item(item: dict[str, Any] | None) -> Policy:
+        if item is None:
+            return Policy()
+        try:
+            quotas = tuple(
+                QuotaDefinition(
+                    quota_id=QuotaId.parse(quota_id),
+                    limit_usd=Decimal(spec["limit_usd"]),
+                    mode=Mode(spec.get("mode", "hard")),
+                    thresholds=tuple(int(t) for t in spec.get("thresholds", DEFAULT_THRESHOLDS)),
+                    grace_pct=Decimal(spec.get("grace_pct", 0)),
+                )
+                for quota_id, spec in sorted(item.get("quotas", {}).items())
+            )
+            return Policy(
+                version=int(item.get("version", 0)),
+                exists=True,
+                paused=bool(item.get("paused", False)),
+                paused_users=frozenset(item.get("paused_users", set())),
+                quotas=quotas,
+            )
+        except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+            raise LedgerCorrupted(f"policy item {item.get('pk')} is malformed") from exc
+
+    def policies(self, tenant_id: str, fresh: bool = False) -> tuple[Policy, Policy]:
+        """(platform, tenant) policies, from the cache unless `fresh` or not cached."""
+        keys = [(PLATFORM_PK, POLICY_SK), (tenant_pk(tenant_id), POLICY_SK)]
+        cached = [None if fresh else self._cache_get(pk) for pk, _ in keys]
+        missing = [k for k, c in zip(keys, cached, strict=True) if c is None]
+        if missing:
+            found = self.table.batch_get(missing, consistent=True)
+            for k in missing:
+                self._cache_put(k[0], self.policy_from_item(found.get(k)))
+        platform = self._cache_get(keys[0][0]) or Policy()
+        tenant = self._cache_get(keys[1][0]) or Policy()
+        return platform, tenant
+
+    @staticmethod
+    def _check_policy(tx: TransactionBuilder, pk: str, policy: Policy) -> None:
+        w = tx.check((pk, POLICY_SK), "attribute_not_exists(pk)")
+        if policy.exists:
+            w.conditions = [f"{w.name('version')} = {w.value(policy.version)}"]
+
+    def _refuse_if_paused(self, tenant_id: str, user_id: str | None, tenant: Policy) -> Policy:
+        """Refuse a paused principal; a cached pause is re-read before it refuses anyone."""
+        if tenant.paused or (user_id and user_id in tenant.paused_users):
+            _, tenant = self.policies(tenant_id, fresh=True)
+            if tenant.paused:
+                raise Paused(tenant_id)
+            if user_id and user_id in tenant.paused_users:
+                raise Paused(tenant_id, user_id)
+        return tenant
+
+    def _apply_policy_failures(self, failed: dict[Key, dict[str, Any] | None]) -> bool:
+        """Refresh cached policies from the items a cancellation returned; True if any."""
+        refreshed = False
+        for (pk, sk), item in failed.items():
+            if sk == POLICY_SK:
+                self._cache_put(pk, self.policy_from_item(item))
+                refreshed = True
+        return refreshed
+
+    # ------------------------------------------------------------------ figures
+    def _figures(
+        self, quota: QuotaDefinition, slot: Slot, counter: dict[str, Any] | None, at: datetime
+    ) -> QuotaFigures:
+        p = slot.prefix
+        counter = counter or {}
+        limit = counter.get(p + "limit", quota.limit_usd)
+        return QuotaFigures(
+            quota_id=str(quota.quota_id),
+            scope=quota.quota_id.scope.value,
+            resource=quota.quota_id.resource.value,
+            period=quota.quota_id.period.value,
+            mode=quota.mode.value,
+            limit_usd=limit,
+            spent_usd=counter.get(p + "spent", ZERO),
+            held_usd=counter.get(p + "held", ZERO),
+            period_key=slot.key[1],
+            resets_at=iso(period_end(quota.quota_id.period, at)),
+            retry_after_seconds=seconds_until_reset(quota.quota_id.period, at),
+        )
+
+    @staticmethod
+    def _state(quota: QuotaDefinition, f: QuotaFigures) -> QuotaState:
+        utilization = (f.spent_usd + f.held_usd) / f.limit_usd if f.limit_usd > 0 else Decimal(1)
+        return QuotaState(
+            quota_id=f.quota_id,
+            scope=quota.quota_id.scope.value,
+            user_id=quota.quota_id.user_id,
+            resource=quota.quota_id.resource.value,
+            period=quota.quota_id.period.value,
+            mode=quota.mode.value,
+            limit_usd=f.limit_usd,
+            spent_usd=f.spent_usd,
+            reserved_usd=f.held_usd,
+            remaining_usd=f.remaining_usd,
+            utilization=utilization.quantize(Decimal("0.0001")),
+            thresholds=list(quota.thresholds),
+            period_key=f.period_key,
+            resets_at=parse_iso(f.resets_at),
+        )
+
+    def _states(
+        self, tenant_id: str, quotas: Iterable[QuotaDefinition], at: datetime, consistent: bool
+    ) -> list[QuotaState]:
+        pairs = [(q, slot_for(q.quota_id, tenant_id, at)) for q in quotas]
+        counters = (
+            self.table.batch_get([s.key for _, s in pairs], consistent=consistent) if pairs else {}
+        )
+        return [self._state(q, self._figures(q, s, counters.get(s.key), at)) for q, s in pairs]
+
+    # ------------------------------------------------------------------ writes of every spend
+    def _enforcing(self) -> bool:
+        return self.settings.enforcement is Enforcement.ENFORCE
+
+    def _charge_new(
+        self,
+        tx: TransactionBuilder,
+        quota: QuotaDefinition,
+        slot: Slot,
+        amount: Decimal,
+        target: str,
+        enforce: bool,
+    ) -> None:
+        """Hold (`target='held'`) or spend (`'spent'`) `amount` on a quota, creating the
+        period's counter with the verified limit if it is the period's first spend."""
+        w = tx.update(slot.key)
+        p = slot.prefix
+        avail, limit = w.name(p + "avail"), w.name(p + "limit")
+        lim = w.value(quota.limit_usd)
+        w.sets.append(f"{avail} = if_not_exists({avail}, {lim}) - {w.value(amount)}")
+        w.sets.append(f"{limit} = if_not_exists({limit}, {lim})")
+        w.add(p + target, amount)
+        threshold = quota.denial_threshold(amount) if enforce else None
+        if threshold is not None:
+            w.condition(f"attribute_not_exists({avail}) OR {avail} >= {w.value(threshold)}")
+
+    @staticmethod
+    def _roll_up(
+        tx: TransactionBuilder,
+        tenant_id: str,
+        at: datetime,
+        usage: Usage,
+        cost: Decimal,
+        price: Price | None,
+    ) -> None:
+        w = tx.update(day_key(tenant_id, at))
+        w.add(f"usd_{usage.resource}", cost)
+        w.add("usd_all", cost)
+        w.add("calls", 1)
+        if usage.resource == "llm":
+            provider = price.provider if isinstance(price, ModelPrice) else (usage.provider or "-")
+            w.add(f"usd#m#{provider}/{usage.model or '-'}", cost)
+        else:
+            w.add(f"usd#t#{usage.tier or '-'}", cost)
+
+    def _binding(
+        self,
+        quotas: list[tuple[QuotaDefinition, Slot]],
+        amount: Decimal,
+        failed: dict[Key, dict[str, Any] | None],
+        at: datetime,
+    ) -> QuotaFigures | None:
+        for quota, slot in quotas:
+            if slot.key not in failed:
+                continue
+            counter = failed[slot.key] or {}
+            threshold = quota.denial_threshold(amount)
+            avail = counter.get(slot.prefix + "avail", quota.limit_usd)
+            if threshold is not None and avail < threshold:
+                return self._figures(quota, slot, counter, at)
+        return None
+
+    # ------------------------------------------------------------------ reserve
+    def reserve(
+        self,
+        tenant_id: str,
+        usage: Usage,
+        *,
+        ttl_seconds: int | None = None,
+        with_figures: bool = True,
+    ) -> Reservation:
+        """Hold the estimated cost against every applicable quota, atomically, or refuse.
+
+        Raises QuotaExceeded naming the binding quota, Paused, UnknownPrice, InvalidRequest.
+        """
+        validate_tenant_id(tenant_id)
+        now = self.now()
+        ttl = ttl_seconds if ttl_seconds is not None else self.settings.reservation_ttl_seconds
+        if not 1 <= ttl <= self.settings.max_reservation_ttl_seconds:
+            raise InvalidRequest(
+                f"ttl_seconds must be between 1 and {self.settings.max_reservation_ttl_seconds}",
+                field="ttl_seconds",
+            )
+        amount, price = self.price_book().cost(usage, now)
+        resource = Resource(usage.resource)
+        expires_at = now + timedelta(seconds=ttl)
+        ulid = ULID.from_datetime(now)
+        expired_lazily = False
+        enforce = self._enforcing()
+        for _ in range(POLICY_ATTEMPTS + 1):
+            platform, tenant = self.policies(tenant_id)
+            if enforce:
+                tenant = self._refuse_if_paused(tenant_id, usage.user_id, tenant)
+            quotas = [
+                *platform.applicable(resource, None),
+                *tenant.applicable(resource, usage.user_id),
+            ]
+            pairs = [(q, slot_for(q.quota_id, tenant_id, now)) for q in quotas]
+            if enforce:
+                self._refuse_beyond_limit(pairs, amount, now)
+            ref = ReservationRef.build(ulid, resource, amount, quotas, usage.user_id)
+            tx = TransactionBuilder()
+            self._check_policy(tx, PLATFORM_PK, platform)
+            self._check_policy(tx, tenant_pk(tenant_id), tenant)
+            for quota, slot in pairs:
+                self._charge_new(tx, quota, slot, amount, "held", enforce)
+            record = {
+                "tenant_id": tenant_id,
+                "status": "held",
+                "plan": ref.plan,
+                "resource": usage.resource,
+                "estimate_usd": amount,
+                "created_at": iso(now),
+                "expires_at": iso(expires_at),
+                HOLDS_PK: holds_pk(tenant_id),
+                HOLDS_SK: f"{iso(expires_at)}#{ulid}",
+                "reserve_hash": request_hash(usage),
+                **self._usage_fields(usage, price),
+                **usage.attribution(),
+            }
+            tx.put((records_pk(tenant_id), str(ulid)), record, "attribute_not_exists(pk)")
+            try:
+                self.table.transact(tx.writes, _token("reserve", tenant_id, ref.reservation_id))
+            except Cancelled as cancelled:
+                failed = {tx.writes[i].key: item for i, item in cancelled.failed()}
+                if self._apply_policy_failures(failed):
+                    continue
+                if (records_pk(tenant_id), str(ulid)) in failed:
+                    ulid = ULID.from_datetime(now)
+                    continue
+                binding = self._binding(pairs, amount, failed, now)
+                if binding is None:
+                    continue
+                if binding.held_usd > 0 and not expired_lazily:
+                    expired_lazily = True
+                    self.expire_due(None if binding.scope == "platform" else tenant_id)
+                    continue
+                raise QuotaExceeded(binding, amount) from None
+            states = (
+                self._states(tenant_id, quotas, now, consistent=False) if with_figures else None
+            )
+            return Reservation(
+                reservation_id=ref.reservation_id,
+                tenant_id=tenant_id,
+                user_id=usage.user_id,
+                resource=usage.resource,
+                reserved_usd=amount,
+                created_at=now,
+                expires_at=expires_at,
+                quotas=states,
+            )
+        raise LedgerBusy()
+
+    def _refuse_beyond_limit(
+        self, pairs: list[tuple[QuotaDefinition, Slot]], amount: Decimal, at: datetime
+    ) -> None:
+        """An amount above a quota's whole limit can never pass: refuse without writing."""
+        for quota, slot in pairs:
+            threshold = quota.denial_threshold(amount)
+            if threshold is not None and threshold > quota.limit_usd:
+                counter = self.table.get(slot.key, consistent=True)
+                raise QuotaExceeded(self._figures(quota, slot, counter, at), amount)
+
+    @staticmethod
+    def _usage_fields(usage: Usage, price: Price | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "model": usage.model,
+            "tier": usage.tier,
+            "provider": price.provider if isinstance(price, ModelPrice) else usage.provider,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_input_tokens": usage.cached_input_tokens,
+            "seconds": usage.seconds,
+            "price": price.describe() if price is not None else None,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
+    # ------------------------------------------------------------------ commit
+    def commit(self, tenant_id: str, reservation_id: str, usage: Usage) -> CostRecord:
+        """Record the actual cost and free the hold, atomically and at most once.
+
+        A retry of the same commit returns the first record; an actual above the estimate is
+        recorded (the money is spent) and flagged as an overrun.
+        """
+        validate_tenant_id(tenant_id)
+        ref = ReservationRef.parse(reservation_id)
+        if usage.resource != ref.resource.value:
+            raise InvalidRequest(
+                f"this reservation is for resource {ref.resource.value!r}", field="resource"
+            )
+        if usage.user_id is not None and usage.user_id != ref.user_id:
+            raise InvalidRequest("user_id differs from the reservation's", field="user_id")
+        now = self.now()
+        cost, price = self.price_book().cost(usage, ref.created_at)
+        digest = request_hash(usage)
+        estimate = ref.estimate_usd
+        tx = TransactionBuilder()
+        for slot in ref.slots(tenant_id):
+            w = tx.update(slot.key)
+            w.add(slot.prefix + "held", -estimate)
+            w.add(slot.prefix + "spent", cost)
+            w.add(slot.prefix + "avail", estimate - cost)
+        self._roll_up(tx, tenant_id, ref.created_at, usage, cost, price)
+        fields = {
+            "status": "committed",
+            "cost_usd": cost,
+            "commit_hash": digest,
+            "recorded_at": iso(now),
+            "overrun": cost > estimate,
+            **self._usage_fields(usage, price),
+            **usage.attribution(),
+        }
+        rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
+        rec.sets.extend(f"{rec.name(k)} = {rec.value(v)}" for k, v in fields.items())
+        rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
+        rec.condition(
+            f"{rec.name('status')} = {rec.value('held')} AND {rec.name('plan')} = "
+            f"{rec.value(ref.plan)} AND {rec.name('expires_at')} > {rec.value(iso(now))}"
+        )
+        try:
+            self.table.transact(
+                tx.writes, _token("commit", tenant_id, reservation_id, digest, iso(now))
+            )
+        except Cancelled as cancelled:
+            old = dict(cancelled.failed()).get(len(tx.writes) - 1)
+            return self._commit_refused(tenant_id, ref, old, digest, now)
+        item = {
+            "pk": records_pk(tenant_id),
+            "sk": str(ref.ulid),
+            "tenant_id": tenant_id,
+            "resource": usage.resource,
+            "estimate_usd": estimate,
+            "created_at": iso(ref.created_at),
+            "user_id": ref.user_id,
+            "plan": ref.plan,
+            **fields,
+        }
+        return self.cost_record(item)
+
+    def _commit_refused(
+        self,
+        tenant_id: str,
+        ref: ReservationRef,
+        old: dict[str, Any] | None,
+        digest: str,
+        now: datetime,
+    ) -> CostRecord:
+        if old is None or old.get("plan") != ref.plan:
+            raise ReservationNotFound("unknown reservation")
+        status = old.get("status")
+        if status == "committed":
+            if old.get("commit_hash") == digest:
+                return self.cost_record(old)
+            raise ReservationNotHeld(ref.reservation_id, "committed with a different body")
+        if status == "held":
+            self._expire(tenant_id, ref, now)
+            raise ReservationNotHeld(ref.reservation_id, "expired")
+        raise ReservationNotHeld(ref.reservation_id, str(status))
+
+    # ------------------------------------------------------------------ release and expiry
+    def _return_hold(
+        self, tenant_id: str, ref: ReservationRef, status: str, now: datetime, only_if_expired: bool
+    ) -> dict[str, Any] | None:
+        """Give the hold back; None on success, else the record's current item (or {})."""
+        tx = TransactionBuilder()
+        for slot in ref.slots(tenant_id):
+            w = tx.update(slot.key)
+            w.add(slot.prefix + "held", -ref.estimate_usd)
+            w.add(slot.prefix + "avail", ref.estimate_usd)
+        rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
+        for k, v in (
+            ("status", status),
+            ("settled_at", iso(now)),
+            (TTL_ATTRIBUTE, int((now + GARBAGE_AFTER).timestamp())),
+        ):
+            rec.sets.append(f"{rec.name(k)} = {rec.value(v)}")
+        rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
+        rec.condition(
+            f"{rec.name('status')} = {rec.value('held')} AND "
+            f"{rec.name('plan')} = {rec.value(ref.plan)}"
+        )
+        if only_if_expired:
+            rec.condition(f"{rec.name('expires_at')} <= {rec.value(iso(now))}")
+        try:
+            self.table.transact(tx.writes, _token(status, tenant_id, ref.reservation_id, iso(now)))
+        except Cancelled as cancelled:
+            return dict(cancelled.failed()).get(len(tx.writes) - 1) or {}
+        return None
+
+    def release(self, tenant_id: str, reservation_id: str) -> ReleaseResult:
+        """Return a hold that will not be used. Releasing twice is harmless."""
+        validate_tenant_id(tenant_id)
+        ref = ReservationRef.parse(reservation_id)
+        old = self._return_hold(tenant_id, ref, "released", self.now(), only_if_expired=False)
+        if old is None:
+            return ReleaseResult(reservation_id, "released", ref.estimate_usd)
+        if not old or old.get("plan") != ref.plan:
+            raise ReservationNotFound("unknown reservation")
+        if old.get("status") in ("released", "expired"):
+            return ReleaseResult(reservation_id, str(old["status"]), ZERO)
+        raise ReservationNotHeld(reservation_id, str(old.get("status")))
+
+    def _expire(self, tenant_id: str, ref: ReservationRef, now: datetime) -> bool:
+        return self._return_hold(tenant_id, ref, "expired", now, only_if_expired=True) is None
+
+    def expire_due(self, tenant_id: str | None = None, limit: int = 200) -> int:
+        """Return the holds of reservations past their expiry; the number returned.
+
+        For one tenant (the lazy path of a refused reserve) or for everyone (the sweeper).
+        """
+        now = self.now()
+        if tenant_id is not None:
+            due, _ = self.table.query(
+                f"{HOLDS_PK} = :p AND {HOLDS_SK} < :now",
+                {":p": holds_pk(tenant_id), ":now": iso(now)},
+                index=HOLDS_INDEX,
+                limit=limit,
+            )
+        else:
+            due = self.table.scan_index(
+                HOLDS_INDEX, f"{HOLDS_SK} < :now", {":now": iso(now)}, limit
+            )
+        returned = 0
+        for item in due:
+            tenant = item["gsi1pk"].removeprefix("HOLD#")
+            ulid_text = item["gsi1sk"].rsplit("#", 1)[1]
+            try:
+                ref = ReservationRef.parse(f"{ulid_text}~{item['plan']}")
+            except ReservationNotFound:
+                continue  # a malformed hold is reported by reconcile(), not retried forever
+            returned += self._expire(tenant, ref, now)
+        return returned
+
+    # ------------------------------------------------------------------ direct record
+    def record_usage(
+        self,
+        tenant_id: str,
+        usage: Usage,
+        *,
+        enforce: bool = True,
+        idempotency_key: str | None = None,
+    ) -> CostRecord:
+        """Record usage that had no reservation, atomically with every applicable quota.
+
+        With `enforce`, a hard quota refuses it (QuotaExceeded); without, it is always
+        recorded (the money was already spent). A repeated `idempotency_key` returns the
+        first record.
+        """
+        validate_tenant_id(tenant_id)
+        now = self.now()
+        cost, price = self.price_book().cost(usage, now)
+        resource = Resource(usage.resource)
+        digest = request_hash(usage)
+        enforce = enforce and self._enforcing()
+        ulid = ULID.from_datetime(now)
+        expired_lazily = False
+        marker_key = (
+            (
+                f"TENANT#{tenant_id}#IDEM",
+                hashlib.sha256(f"record\x1f{idempotency_key}".encode()).hexdigest(),
+            )
+            if idempotency_key
+            else None
+        )
+        for _ in range(POLICY_ATTEMPTS + 1):
+            platform, tenant = self.policies(tenant_id)
+            if enforce:
+                tenant = self._refuse_if_paused(tenant_id, usage.user_id, tenant)
+            quotas = [
+                *platform.applicable(resource, None),
+                *tenant.applicable(resource, usage.user_id),
+            ]
+            pairs = [(q, slot_for(q.quota_id, tenant_id, now)) for q in quotas]
+            if enforce:
+                self._refuse_beyond_limit(pairs, cost, now)
+            ref = ReservationRef.build(ulid, resource, ZERO, quotas, usage.user_id)
+            tx = TransactionBuilder()
+            self._check_policy(tx, PLATFORM_PK, platform)
+            self._check_policy(tx, tenant_pk(tenant_id), tenant)
+            for quota, slot in pairs:
+                self._charge_new(tx, quota, slot, cost, "spent", enforce)
+            self._roll_up(tx, tenant_id, now, usage, cost, price)
+            item = {
+                "tenant_id": tenant_id,
+                "status": "recorded",
+                "plan": ref.plan,
+                "resource": usage.resource,
+                "cost_usd": cost,
+                "commit_hash": digest,
+                "created_at": iso(now),
+                "recorded_at": iso(now),
+                "overrun": False,
+                **self._usage_fields(usage, price),
+                **usage.attribution(),
+            }
+            tx.put((records_pk(tenant_id), str(ulid)), item, "attribute_not_exists(pk)")
+            if marker_key:
+                tx.put(
+                    marker_key,
+                    {
+                        "record_id": str(ulid),
+                        "request_hash": digest,
+                        TTL_ATTRIBUTE: int((now + IDEMPOTENCY_WINDOW).timestamp()),
+                    },
+                    "attribute_not_exists(pk)",
+                )
+            try:
+                self.table.transact(tx.writes, _token("record", tenant_id, str(ulid)))
+            except Cancelled as cancelled:
+                failed = {tx.writes[i].key: old for i, old in cancelled.failed()}
+                if self._apply_policy_failures(failed):
+                    continue
+                if marker_key and marker_key in failed:
+                    return self._replayed_record(tenant_id, failed[marker_key], digest)
+                if (records_pk(tenant_id), str(ulid)) in failed:
+                    ulid = ULID.from_datetime(now)
+                    continue
+                binding = self._binding(pairs, cost, failed, now)
+                if binding is None:
+                    continue
+                if binding.held_usd > 0 and not expired_lazily:
+                    expired_lazily = True
+                    self.expire_due(None if binding.scope == "platform" else tenant_id)
+                    continue
+                raise QuotaExceeded(binding, cost) from None
+            return self.cost_record({"pk": records_pk(tenant_id), "sk": str(ulid), **item})
+        raise LedgerBusy()
+
+    def _replayed_record(
+        self, tenant_id: str, marker: dict[str, Any] | None, digest: str
+    ) -> CostRecord:
+        if marker is None or marker.get("request_hash") != digest:
+            raise IdempotencyMismatch("idempotency key reused with a different request")
+        item = self.table.get((records_pk(tenant_id), marker["record_id"]))
+        if item is None:
+            raise LedgerCorrupted("idempotency marker without its record")
+        return self.cost_record(item)
+
+    # ------------------------------------------------------------------ reads
+    def cost_record(self, item: dict[str, Any]) -> CostRecord:
+        try:
+            status = item["status"]
+            reservation_id = None
+            if status == "committed":
+                reservation_id = f"{item['sk']}~{item['plan']}"
+            return CostRecord(
+                record_id=item["sk"],
+                tenant_id=item["tenant_id"],
+                reservation_id=reservation_id,
+                status=status,
+                resource=item["resource"],
+                cost_usd=item["cost_usd"],
+                estimated_usd=item.get("estimate_usd"),
+                overrun=bool(item.get("overrun", False)),
+                provider=item.get("provider"),
+                model=item.get("model"),
+                tier=item.get("tier"),
+                input_tokens=_int(item.get("input_tokens")),
+                output_tokens=_int(item.get("output_tokens")),
+                cached_input_tokens=_int(item.get("cached_input_tokens")),
+                seconds=item.get("seconds"),
+                price=item.get("price"),
+                user_id=item.get("user_id"),
+                conversation_id=item.get("conversation_id"),
+                task_id=item.get("task_id"),
+                operation=item.get("operation"),
+                metadata=item.get("metadata"),
+                occurred_at=parse_iso(item["created_at"]),
+                recorded_at=parse_iso(item["recorded_at"]),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LedgerCorrupted(f"cost record {item.get('sk')} is malformed") from exc
+
+    def check(self, tenant_id: str, usage: Usage) -> CheckResult:
+        """Dry run: would this estimate be allowed now? Writes nothing but expired holds."""
+        validate_tenant_id(tenant_id)
+        now = self.now()
+        amount, _ = self.price_book().cost(usage, now)
+        resource = Resource(usage.resource)
+        platform, tenant = self.policies(tenant_id, fresh=True)
+        paused = tenant.paused or bool(usage.user_id and usage.user_id in tenant.paused_users)
+        quotas = [*platform.applicable(resource, None), *tenant.applicable(resource, usage.user_id)]
+        for attempt in range(2):
+            states = self._states(tenant_id, quotas, now, consistent=True)
+            binding = None
+            if self._enforcing():
+                for quota, state in zip(quotas, states, strict=True):
+                    threshold = quota.denial_threshold(amount)
+                    if threshold is not None and state.remaining_usd < threshold:
+                        binding = state
+                        break
+            if binding is None or binding.reserved_usd == 0 or attempt:
+                break
+            self.expire_due(None if binding.scope == "platform" else tenant_id)
+        return CheckResult(
+            allowed=binding is None and not paused,
+            requested_usd=amount,
+            binding_quota_id=binding.quota_id if binding else None,
+            paused=paused,
+            quotas=states,
+        )
+
+    def quotas(self, tenant_id: str | None) -> list[QuotaState]:
+        """Every quota of a tenant (its own and its users'), or of the platform, with figures."""
+        now = self.now()
+        if tenant_id is None:
+            platform = self.policy_from_item(self.table.get((PLATFORM_PK, POLICY_SK)))
+            return self._states("-", platform.quotas, now, consistent=True)
+        validate_tenant_id(tenant_id)
+        tenant = self.policy_from_item(self.table.get((tenant_pk(tenant_id), POLICY_SK)))
+        return self._states(tenant_id, tenant.quotas, now, consistent=True)
+
+    def daily_rollups(
+        self, tenant_id: str, first: datetime, last: datetime
+    ) -> list[dict[str, Any]]:
+        """The tenant's day items from `first` to `last` (inclusive days)."""
+        return self.table.query_all(
+            "pk = :p AND sk BETWEEN :a AND :b",
+            {
+                ":p": tenant_pk(tenant_id),
+                ":a": f"DAY#{first:%Y-%m-%d}",
+                ":b": f"DAY#{last:%Y-%m-%d}",
+            },
+        )
+
+    def records(self, tenant_id: str, first: datetime, last: datetime) -> list[dict[str, Any]]:
+        """Every record (held, settled or recorded) created between `first` and `last`."""
+        low = str(ULID.from_timestamp(first.timestamp()))[:10] + "0" * 16
+        high = str(ULID.from_timestamp(last.timestamp()))[:10] + "Z" * 16
+        return self.table.query_all(
+            "pk = :p AND sk BETWEEN :a AND :b",
+            {":p": records_pk(tenant_id), ":a": low, ":b": high},
+            consistent=True,
+        )
+
+    # ------------------------------------------------------------------ administration
+    def create_tenant(self, tenant_id: str, name: str, plan: str | None = None) -> dict[str, Any]:
+        validate_tenant_id(tenant_id)
+        now = self.now()
+        tx = TransactionBuilder()
+        item = {"tenant_id": tenant_id, "name": name, "plan": plan, "created_at": iso(now)}
+        tx.put((tenant_pk(tenant_id), TENANT_SK), item, "attribute_not_exists(pk)")
+        w = tx.update((tenant_pk(tenant_id), POLICY_SK))
+        w.sets.append(f"{w.name('version')} = if_not_exists({w.name('version')}, {w.value(1)})")
+        w.sets.append(f"{w.name('quotas')} = if_not_exists({w.name('quotas')}, {w.value({})})")
+        try:
+            self.table.transact(tx.writes, _token("tenant", tenant_id, iso(now)))
+        except Cancelled:
+            raise TenantExists(f"tenant {tenant_id!r} exists") from None
+        self.forget_policy(tenant_pk(tenant_id))
+        return {k: v for k, v in item.items() if v is not None}
+
+    def set_paused(self, tenant_id: str, paused: bool, user_id: str | None = None) -> None:
+        """Pause or unpause a tenant or one of its users; takes effect on the next reserve."""
+        validate_tenant_id(tenant_id)
+        w = ItemWrite(key=(tenant_pk(tenant_id), POLICY_SK))
+        version, quotas = w.name("version"), w.name("quotas")
+        w.sets.append(f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}")
+        w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
+        if user_id is None:
+            w.sets.append(f"{w.name('paused')} = {w.value(paused)}")
+        elif paused:
+            w.adds.append(f"{w.name('paused_users')} {w.value({user_id})}")
+        else:
+            w.deletes.append(f"{w.name('paused_users')} {w.value({user_id})}")
+        self.table.update(w)
+        self.forget_policy(tenant_pk(tenant_id))
+
+    def put_quota(self, tenant_id: str | None, quota: QuotaDefinition) -> QuotaState:
+        """Create or replace a quota; a new limit applies to the current period at once.
+
+        One transaction bumps the policy version and moves the current period's counter
+        (`avail += new − old`), so no reserve can pass on the old limit afterwards.
+        """
+        qid = quota.quota_id
+        if (qid.scope is Scope.PLATFORM) != (tenant_id is None):
+            raise InvalidRequest("platform quotas live at /v1/platform/quotas", field="quota_id")
+        if quota.limit_usd < 0:
+            raise InvalidRequest("limit_usd must not be negative", field="limit_usd")
+        owner = tenant_id or "-"
+        if tenant_id is not None:
+            validate_tenant_id(tenant_id)
+        pk = PLATFORM_PK if tenant_id is None else tenant_pk(tenant_id)
+        spec = {
+            "limit_usd": quota.limit_usd,
+            "mode": quota.mode.value,
+            "thresholds": list(quota.thresholds),
+            "grace_pct": quota.grace_pct,
+        }
+        for _ in range(8):
+            now = self.now()
+            slot = slot_for(qid, owner, now)
+            found = self.table.batch_get([(pk, POLICY_SK), slot.key], consistent=True)
+            policy_item, counter = found.get((pk, POLICY_SK)), found.get(slot.key)
+            tx = TransactionBuilder()
+            if policy_item is None:
+                tx.put(
+                    (pk, POLICY_SK),
+                    {"version": 1, "quotas": {str(qid): spec}},
+                    "attribute_not_exists(pk)",
+                )
+            else:
+                w = tx.update((pk, POLICY_SK))
+                version = w.name("version")
+                w.sets.append(f"{w.name('quotas')}.{w.name(str(qid))} = {w.value(spec)}")
+                w.sets.append(f"{version} = {version} + {w.value(1)}")
+                w.condition(f"{version} = {w.value(policy_item.get('version', 0))}")
+            self._move_counter(tx, slot, counter, quota.limit_usd)
+            try:
+                self.table.transact(tx.writes, _token("quota", pk, str(qid), iso(now)))
+            except Cancelled:
+                continue
+            self.forget_policy(pk)
+            after = self.table.get(slot.key, consistent=True)
+            return self._state(quota, self._figures(quota, slot, after, now))
+        raise LedgerBusy()
+
+    @staticmethod
+    def _move_counter(
+        tx: TransactionBuilder, slot: Slot, counter: dict[str, Any] | None, new_limit: Decimal
+    ) -> None:
+        p = slot.prefix
+        if counter is None:
+            tx.check(slot.key, "attribute_not_exists(pk)")
+            return
+        w = tx.update(slot.key)
+        limit, avail = w.name(p + "limit"), w.name(p + "avail")
+        if p + "limit" in counter:
+            old = counter[p + "limit"]
+            w.sets.append(f"{limit} = {w.value(new_limit)}")
+            w.add(p + "avail", new_limit - old)
+            w.condition(f"{limit} = {w.value(old)}")
+            return
+        spent, held = counter.get(p + "spent", ZERO), counter.get(p + "held", ZERO)
+        w.sets.append(f"{limit} = {w.value(new_limit)}")
+        w.sets.append(f"{avail} = {w.value(new_limit - spent - held)}")
+        w.condition(f"attribute_not_exists({limit})")
+        for attr, value in (("spent", spent), ("held", held)):
+            n = w.name(p + attr)
+            w.condition(f"attribute_not_exists({n}) OR {n} = {w.value(value)}")
+
+    def delete_quota(self, tenant_id: str | None, quota_id: QuotaId) -> None:
+        pk = PLATFORM_PK if tenant_id is None else tenant_pk(tenant_id)
+        w = ItemWrite(key=(pk, POLICY_SK))
+        path = f"{w.name('quotas')}.{w.name(str(quota_id))}"
+        w.removes.append(path)
+        w.sets.append(f"{w.name('version')} = {w.name('version')} + {w.value(1)}")
+        w.condition(f"attribute_exists({path})")
+        try:
+            self.table.transact([w], _token("unquota", pk, str(quota_id), iso(self.now())))
+        except Cancelled:
+            raise QuotaNotFound(f"no quota {quota_id}") from None
+        self.forget_policy(pk)
+
+    # ------------------------------------------------------------------ audit
+    def reconcile(self, tenant_id: str, users: Iterable[str] = ()) -> list[str]:
+        """Differences between the counters and the records that should sum to them.
+
+        Spent must equal the sum of settled records and held the sum of live holds, for each
+        counter field any record touches. An empty list means the ledger is consistent.
+        """
+        expected: dict[tuple[Key, str], Decimal] = {}
+        for item in self.table.query_all("pk = :p", {":p": records_pk(tenant_id)}, consistent=True):
+            try:
+                ref = ReservationRef.parse(f"{item['sk']}~{item['plan']}")
+            except ReservationNotFound:
+                return [f"record {item.get('sk')} has a malformed plan"]
+            status = item["status"]
+            for slot in ref.slots(tenant_id):
+                if status in ("committed", "recorded"):
+                    k = (slot.key, slot.prefix + "spent")
+                    expected[k] = expected.get(k, ZERO) + item["cost_usd"]
+                elif status == "held":
+                    k = (slot.key, slot.prefix + "held")
+                    expected[k] = expected.get(k, ZERO) + item["estimate_usd"]
+        keys = {k for k, _ in expected}
+        counters = self.table.batch_get(sorted(keys), consistent=True) if keys else {}
+        problems = []
+        for (key, attr), want in sorted(expected.items()):
+            have = counters.get(key, {}).get(attr, ZERO)
+            if have != want:
+                problems.append(f"{key} {attr}: counter {have} != records {want}")
+        for key, counter in counters.items():
+            for field in ("llm", "sandbox", "all"):
+                p = field_prefix(Resource(field))
+                if p + "limit" in counter:
+                    computed = (
+                        counter[p + "limit"]
+                        - counter.get(p + "spent", ZERO)
+                        - counter.get(p + "held", ZERO)
+                    )
+                    if counter.get(p + "avail") != computed:
+                        problems.append(f"{key} {p}avail {counter.get(p + 'avail')} != {computed}")
+        _ = users
+        return problems
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class LedgerBusy(LedgerUnavailable):
+    """The ledger kept changing under a write for longer than its retry budget."""
+
+    def __init__(self) -> None:
+        super().__init__("the ledger kept changing; try again", retry_after_seconds=1)

@@ -1,0 +1,217 @@
+"""Pydantic models at the domain's boundary: what callers send and what the ledger returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+
+from costguard.money import format_usd, parse_usd
+
+MAX_TOKENS = 100_000_000
+MAX_SECONDS = Decimal(31 * 24 * 3600)
+MAX_USD = Decimal(1_000_000)
+
+
+def _decimal_string(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float | bool):
+        raise ValueError('must be a decimal string such as "0.05", not a JSON number')
+    if isinstance(value, int | str):
+        return parse_usd(value)
+    raise ValueError("must be a decimal string")
+
+
+UsdOut = Annotated[Decimal, PlainSerializer(format_usd, return_type=str)]
+"""An amount the ledger returns, serialized as a decimal string."""
+
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+/-]*$")
+]
+
+
+class Usage(BaseModel):
+    """An estimate (reserve, check) or actual usage (commit, record), with attribution."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resource: Literal["llm", "sandbox"]
+    provider: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")] | None
+    ) = None
+    model: (
+        Annotated[
+            str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
+        ]
+        | None
+    ) = None
+    input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
+    output_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
+    cached_input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
+    tier: (
+        Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9-]*$")] | None
+    ) = None
+    seconds: (
+        Annotated[
+            Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=MAX_SECONDS, decimal_places=3)
+        ]
+        | None
+    ) = None
+    estimated_cost_usd: (
+        Annotated[
+            Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=MAX_USD, decimal_places=6)
+        ]
+        | None
+    ) = None
+    cost_usd: (
+        Annotated[
+            Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=MAX_USD, decimal_places=6)
+        ]
+        | None
+    ) = None
+
+    user_id: (
+        Annotated[
+            str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
+        ]
+        | None
+    ) = None
+    conversation_id: Identifier | None = None
+    task_id: Identifier | None = None
+    operation: (
+        Annotated[
+            str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+        ]
+        | None
+    ) = None
+    metadata: (
+        Annotated[
+            dict[
+                Annotated[str, Field(min_length=1, max_length=64)],
+                Annotated[str, Field(max_length=256)],
+            ],
+            Field(max_length=16),
+        ]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Usage:
+        explicit = self.explicit_usd is not None
+        if self.resource == "llm":
+            if self.tier is not None or self.seconds is not None:
+                raise ValueError("tier and seconds belong to resource 'sandbox'")
+            if not explicit and self.model is None:
+                raise ValueError(
+                    "an llm usage needs 'model' (with token counts) or an explicit cost"
+                )
+            if (self.cached_input_tokens or 0) > (self.input_tokens or 0):
+                raise ValueError("cached_input_tokens cannot exceed input_tokens")
+        else:
+            if any(
+                v is not None
+                for v in (
+                    self.model,
+                    self.provider,
+                    self.input_tokens,
+                    self.output_tokens,
+                    self.cached_input_tokens,
+                )
+            ):
+                raise ValueError("model, provider and token counts belong to resource 'llm'")
+            if not explicit and (self.tier is None or self.seconds is None):
+                raise ValueError("a sandbox usage needs 'tier' and 'seconds' or an explicit cost")
+        return self
+
+    @property
+    def explicit_usd(self) -> Decimal | None:
+        return self.cost_usd if self.cost_usd is not None else self.estimated_cost_usd
+
+    def attribution(self) -> dict[str, Any]:
+        """The attribution fields that were set, for storage on a cost record."""
+        return {
+            k: v
+            for k, v in (
+                ("user_id", self.user_id),
+                ("conversation_id", self.conversation_id),
+                ("task_id", self.task_id),
+                ("operation", self.operation),
+                ("metadata", self.metadata),
+            )
+            if v is not None
+        }
+
+
+class QuotaState(BaseModel):
+    """One quota with its live figures in the current (or the reservation's) period."""
+
+    quota_id: str
+    scope: Literal["platform", "tenant", "user"]
+    user_id: str | None = None
+    resource: Literal["llm", "sandbox", "all"]
+    period: Literal["day", "week", "month"]
+    mode: Literal["hard", "soft"]
+    limit_usd: UsdOut
+    spent_usd: UsdOut
+    reserved_usd: UsdOut
+    remaining_usd: UsdOut
+    utilization: UsdOut
+    thresholds: list[int]
+    period_key: str
+    resets_at: datetime
+
+
+class Reservation(BaseModel):
+    reservation_id: str
+    tenant_id: str
+    user_id: str | None = None
+    resource: Literal["llm", "sandbox"]
+    reserved_usd: UsdOut
+    created_at: datetime
+    expires_at: datetime
+    guarded: bool = True
+    quotas: list[QuotaState] | None = None
+
+
+class CostRecord(BaseModel):
+    record_id: str
+    tenant_id: str
+    reservation_id: str | None = None
+    status: Literal["committed", "recorded"]
+    resource: Literal["llm", "sandbox"]
+    cost_usd: UsdOut
+    estimated_usd: UsdOut | None = None
+    overrun: bool = False
+    provider: str | None = None
+    model: str | None = None
+    tier: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    seconds: Decimal | None = None
+    price: dict[str, str] | None = None
+    user_id: str | None = None
+    conversation_id: str | None = None
+    task_id: str | None = None
+    operation: str | None = None
+    metadata: dict[str, str] | None = None
+    occurred_at: datetime
+    recorded_at: datetime
+
+
+class CheckResult(BaseModel):
+    allowed: bool
+    requested_usd: UsdOut
+    binding_quota_id: str | None = None
+    paused: bool = False
+    quotas: list[QuotaState]

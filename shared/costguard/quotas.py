@@ -1,0 +1,136 @@
+"""Quota definitions, their readable ids, and which quotas apply to a request."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from costguard.errors import InvalidRequest
+from costguard.periods import Period
+
+DEFAULT_THRESHOLDS: tuple[int, ...] = (50, 80, 90, 100)
+USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
+
+
+class Scope(StrEnum):
+    PLATFORM = "platform"
+    TENANT = "tenant"
+    USER = "user"
+
+    @property
+    def letter(self) -> str:
+        return self.value[0]
+
+
+class Resource(StrEnum):
+    LLM = "llm"
+    SANDBOX = "sandbox"
+    ALL = "all"
+
+    @property
+    def letter(self) -> str:
+        return self.value[0]
+
+    @classmethod
+    def from_letter(cls, letter: str) -> Resource:
+        return {"l": cls.LLM, "s": cls.SANDBOX, "a": cls.ALL}[letter]
+
+
+class Mode(StrEnum):
+    HARD = "hard"
+    SOFT = "soft"
+
+
+def validate_tenant_id(tenant_id: str) -> str:
+    if not TENANT_ID.match(tenant_id):
+        raise InvalidRequest(
+            "tenant_id must be 3-64 lowercase letters, digits or '-'", field="tenant_id"
+        )
+    return tenant_id
+
+
+def validate_user_id(user_id: str) -> str:
+    if not USER_ID.match(user_id):
+        raise InvalidRequest(
+            "user_id must be 1-128 characters of letters, digits and ._@+-", field="user_id"
+        )
+    return user_id
+
+
+@dataclass(frozen=True, order=True)
+class QuotaId:
+    """`tenant:llm:month`, `user:u-42:all:day`, `platform:sandbox:week`."""
+
+    scope: Scope
+    resource: Resource
+    period: Period
+    user_id: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> QuotaId:
+        parts = text.split(":")
+        try:
+            if len(parts) == 4 and parts[0] == Scope.USER:
+                return cls(
+                    Scope.USER, Resource(parts[2]), Period(parts[3]), validate_user_id(parts[1])
+                )
+            if len(parts) == 3 and parts[0] in (Scope.TENANT, Scope.PLATFORM):
+                return cls(Scope(parts[0]), Resource(parts[1]), Period(parts[2]))
+        except ValueError:
+            pass
+        raise InvalidRequest(
+            "quota_id must look like tenant:llm:month, user:<user_id>:all:day "
+            "or platform:sandbox:week (resource llm|sandbox|all, period day|week|month)",
+            field="quota_id",
+        )
+
+    def __str__(self) -> str:
+        if self.scope is Scope.USER:
+            return f"user:{self.user_id}:{self.resource}:{self.period}"
+        return f"{self.scope}:{self.resource}:{self.period}"
+
+
+@dataclass(frozen=True)
+class QuotaDefinition:
+    """What an operator set: a limit, hard or soft, and when to alert."""
+
+    quota_id: QuotaId
+    limit_usd: Decimal
+    mode: Mode = Mode.HARD
+    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
+    grace_pct: Decimal = Decimal(0)
+
+    def denial_threshold(self, amount: Decimal) -> Decimal | None:
+        """The least `avail` a counter must have for `amount` to pass, None if never denied.
+
+        `avail` is limit − spent − held, so a hard quota needs avail ≥ amount and a soft quota
+        with grace g % needs avail ≥ amount − limit·g/100. A soft quota without grace only alerts.
+        """
+        if self.mode is Mode.HARD:
+            return amount
+        if self.grace_pct > 0:
+            return amount - self.limit_usd * self.grace_pct / 100
+        return None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The quotas and pause flags of one principal set (the platform, or one tenant)."""
+
+    version: int = 0
+    exists: bool = False
+    paused: bool = False
+    paused_users: frozenset[str] = field(default_factory=frozenset)
+    quotas: tuple[QuotaDefinition, ...] = ()
+
+    def applicable(self, resource: Resource, user_id: str | None) -> list[QuotaDefinition]:
+        """Every quota that a spend of `resource` by `user_id` counts against."""
+        return [
+            q
+            for q in self.quotas
+            if q.quota_id.resource in (resource, Resource.ALL)
+            and (q.quota_id.scope is not Scope.USER or q.quota_id.user_id == user_id)
+        ]

@@ -1,0 +1,50 @@
+"""Deployment settings: one pydantic model, read from the environment once per cold start."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Enforcement(StrEnum):
+    ENFORCE = "enforce"
+    MONITOR = "monitor"
+    """Count everything, refuse nothing (a deployment trying costguard out)."""
+
+
+class FailMode(StrEnum):
+    CLOSED = "closed"
+    """Ledger unreachable → refuse (503 + Retry-After). The default."""
+    OPEN = "open"
+    """Ledger unreachable → let the call through unguarded; its commit is recorded later."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COSTGUARD_", frozen=True)
+
+    table_name: str = Field(default="costguard-ledger", min_length=3, max_length=255)
+    enforcement: Enforcement = Enforcement.ENFORCE
+    fail_mode: FailMode = FailMode.CLOSED
+    reservation_ttl_seconds: int = Field(default=900, ge=5, le=86_400)
+    """How long a hold lives when the caller does not say; expired holds are returned."""
+    max_reservation_ttl_seconds: int = Field(default=86_400, ge=5, le=7 * 86_400)
+    price_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    fallback_input_per_million_usd: Decimal | None = None
+    """With the output price below: price unknown models at this instead of refusing them."""
+    fallback_output_per_million_usd: Decimal | None = None
+    transaction_attempts: int = Field(default=6, ge=1, le=20)
+    """Attempts for a transaction that DynamoDB cancels with TransactionConflict."""
+    ddb_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    ddb_read_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    ddb_max_attempts: int = Field(default=3, ge=1, le=10)
+    unavailable_retry_after_seconds: int = Field(default=2, ge=1, le=300)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, validated once; a bad value fails the cold start."""
+    return Settings()

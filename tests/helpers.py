@@ -1,0 +1,37 @@
+"""Small builders the tests share."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from costguard.ledger import Ledger
+from costguard.models import Usage
+from costguard.periods import Period
+from costguard.quotas import Mode, QuotaDefinition, QuotaId, Resource, Scope
+
+
+def usd(text: str) -> Decimal:
+    return Decimal(text)
+
+
+def estimate(amount: str, resource: str = "llm", **attribution: str) -> Usage:
+    return Usage(resource=resource, estimated_cost_usd=amount, **attribution)  # type: ignore[arg-type]
+
+
+def actual(amount: str, resource: str = "llm", **attribution: str) -> Usage:
+    return Usage(resource=resource, cost_usd=amount, **attribution)  # type: ignore[arg-type]
+
+
+def quota(text: str, limit: str, mode: Mode = Mode.HARD, grace: str = "0") -> QuotaDefinition:
+    return QuotaDefinition(QuotaId.parse(text), Decimal(limit), mode, grace_pct=Decimal(grace))
+
+
+def set_quota(ledger: Ledger, tenant: str | None, text: str, limit: str, **kw: object) -> None:
+    ledger.put_quota(tenant, quota(text, limit, **kw))  # type: ignore[arg-type]
+
+
+def quota_state(ledger: Ledger, tenant: str | None, quota_id: str):  # type: ignore[no-untyped-def]
+    return next(q for q in ledger.quotas(tenant) if q.quota_id == quota_id)
+
+
+__all__ = ["Mode", "Period", "QuotaId", "Resource", "Scope"]
