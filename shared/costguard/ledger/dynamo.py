@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -90,12 +91,14 @@ class LedgerTable:
         except BotoCoreError as exc:
             raise self._unavailable(exc) from exc
 
-    def transact(self, writes: Sequence[ItemWrite], token: str) -> None:
+    def transact(self, writes: Sequence[ItemWrite]) -> None:
         """Run one transaction; retry `TransactionConflict` cancellations with full jitter.
 
-        The same `ClientRequestToken` and identical parameters go with every attempt, so an
-        attempt that DynamoDB applied but whose answer was lost is not applied twice.
+        One `ClientRequestToken` goes unchanged with every resend (botocore's retries and the
+        conflict retries here), so an attempt DynamoDB applied but whose answer was lost is
+        not applied twice (the token is honoured for 10 minutes).
         """
+        token = uuid.uuid4().hex
         items = [w.to_transact_item(self.name) for w in writes]
         for attempt in range(self._attempts):
             try:

@@ -88,10 +88,6 @@ def request_hash(usage: Usage) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _token(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:36]
-
-
 @dataclass(frozen=True)
 class ReleaseResult:
     reservation_id: str
@@ -448,7 +444,7 @@ class Ledger:
             }
             tx.put((records_pk(tenant_id), str(ulid)), record, "attribute_not_exists(pk)")
             try:
-                self.table.transact(tx.writes, _token("reserve", tenant_id, ref.reservation_id))
+                self.table.transact(tx.writes)
             except Cancelled as cancelled:
                 failed = {tx.writes[i].key: item for i, item in cancelled.failed()}
                 if self._apply_policy_failures(failed):
@@ -546,9 +542,7 @@ class Ledger:
             f"{rec.value(ref.plan)} AND {rec.name('expires_at')} > {rec.value(iso(now))}"
         )
         try:
-            self.table.transact(
-                tx.writes, _token("commit", tenant_id, reservation_id, digest, iso(now))
-            )
+            self.table.transact(tx.writes)
         except Cancelled as cancelled:
             old = dict(cancelled.failed()).get(len(tx.writes) - 1)
             return self._commit_refused(tenant_id, ref, old, digest, now)
@@ -610,7 +604,7 @@ class Ledger:
         if only_if_expired:
             rec.condition(f"{rec.name('expires_at')} <= {rec.value(iso(now))}")
         try:
-            self.table.transact(tx.writes, _token(status, tenant_id, ref.reservation_id, iso(now)))
+            self.table.transact(tx.writes)
         except Cancelled as cancelled:
             return dict(cancelled.failed()).get(len(tx.writes) - 1) or {}
         return None
@@ -733,7 +727,7 @@ class Ledger:
                     "attribute_not_exists(pk)",
                 )
             try:
-                self.table.transact(tx.writes, _token("record", tenant_id, str(ulid)))
+                self.table.transact(tx.writes)
             except Cancelled as cancelled:
                 failed = {tx.writes[i].key: old for i, old in cancelled.failed()}
                 if self._apply_policy_failures(failed):
@@ -872,7 +866,7 @@ class Ledger:
         w.sets.append(f"{w.name('version')} = if_not_exists({w.name('version')}, {w.value(1)})")
         w.sets.append(f"{w.name('quotas')} = if_not_exists({w.name('quotas')}, {w.value({})})")
         try:
-            self.table.transact(tx.writes, _token("tenant", tenant_id, iso(now)))
+            self.table.transact(tx.writes)
         except Cancelled:
             raise TenantExists(f"tenant {tenant_id!r} exists") from None
         self.forget_policy(tenant_pk(tenant_id))
@@ -935,7 +929,7 @@ class Ledger:
                 w.condition(f"{version} = {w.value(policy_item.get('version', 0))}")
             self._move_counter(tx, slot, counter, quota.limit_usd)
             try:
-                self.table.transact(tx.writes, _token("quota", pk, str(qid), iso(now)))
+                self.table.transact(tx.writes)
             except Cancelled:
                 continue
             self.forget_policy(pk)
@@ -975,7 +969,7 @@ class Ledger:
         w.sets.append(f"{w.name('version')} = {w.name('version')} + {w.value(1)}")
         w.condition(f"attribute_exists({path})")
         try:
-            self.table.transact([w], _token("unquota", pk, str(quota_id), iso(self.now())))
+            self.table.transact([w])
         except Cancelled:
             raise QuotaNotFound(f"no quota {quota_id}") from None
         self.forget_policy(pk)
