@@ -22,13 +22,13 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 lint: install
-	$(RUN) ruff format --check shared tests bench
-	$(RUN) ruff check shared tests bench
+	$(RUN) ruff format --check shared functions tests bench
+	$(RUN) ruff check shared functions tests bench
 	$(RUN) mypy
 
 format: install
-	$(RUN) ruff format shared tests bench
-	$(RUN) ruff check --fix shared tests bench
+	$(RUN) ruff format shared functions tests bench
+	$(RUN) ruff check --fix shared functions tests bench
 
 ## every test: unit (moto), integration (DynamoDB Local), property-based; then lint
 test: install

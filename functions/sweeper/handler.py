@@ -12,7 +12,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from costguard.ledger import Ledger, ledger_from_settings
 
 logger = Logger(service="costguard-sweeper")
@@ -26,7 +25,9 @@ def ledger() -> Ledger:
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: LambdaContext, sweep: Ledger | None = None) -> dict[str, int]:
+def handler(
+    event: dict[str, Any], context: LambdaContext, sweep: Ledger | None = None
+) -> dict[str, int]:
     returned = (sweep or ledger()).expire_due(limit=1000)
     metrics.add_metric(name="HoldsExpired", unit=MetricUnit.Count, value=returned)
     logger.info("swept expired holds", extra={"returned": returned})

@@ -7,13 +7,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from costguard.ledger import Ledger
+
 from functions.sweeper import handler as sweeper
 from tests.helpers import estimate, quota_state, set_quota, usd
 
 EVENT = json.loads((Path(__file__).parents[2] / "events/sweeper/scheduled.json").read_text())
-CONTEXT = SimpleNamespace(function_name="sweeper", memory_limit_in_mb=256,
-                          invoked_function_arn="arn:aws:lambda:us-east-1:1:function:sweeper",
-                          aws_request_id="req-1")
+CONTEXT = SimpleNamespace(
+    function_name="sweeper",
+    memory_limit_in_mb=256,
+    invoked_function_arn="arn:aws:lambda:us-east-1:1:function:sweeper",
+    aws_request_id="req-1",
+)
 
 
 def test_the_sweeper_returns_expired_holds(ledger: Ledger, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
