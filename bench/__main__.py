@@ -1,1 +1,59 @@
-"""Placeholder until the ledger benchmark lands in this same issue."""
+"""`python -m bench`: the ledger benchmark (under a minute; nothing leaves the process).
+
+1. warm CPU per reserve/commit with DynamoDB stubbed out (botocore Stubber);
+2. DynamoDB calls and request units per operation, priced at on-demand list prices (moto);
+3. latency on moto in-process, for context.
+
+Writes bench/results/ledger.json and bench/results/ledger.md and prints the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any
+
+from bench.common import dummy_aws_environment
+from bench.cpu import measure_cpu
+from bench.latency import measure_latency
+from bench.report import render_markdown, write_results
+from bench.units import measure_units
+
+
+def _meta(seconds: float) -> dict[str, Any]:
+    return {
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "boto3": version("boto3"),
+        "botocore": version("botocore"),
+        "moto": version("moto"),
+        "platform": platform.platform(terse=True),
+        "cpus": os.cpu_count(),
+        "seconds": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    dummy_aws_environment()
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    for key, label, run in (
+        ("cpu_stubbed", "1/3 CPU, stubbed", measure_cpu),
+        ("units", "2/3 calls and units, moto", measure_units),
+        ("latency_moto", "3/3 latency, moto", measure_latency),
+    ):
+        print(f"bench: {label}…", file=sys.stderr, flush=True)
+        results[key] = run()
+    results = {"meta": _meta(time.perf_counter() - started), **results}
+    markdown = render_markdown(results)
+    json_path, md_path = write_results(results, markdown)
+    print(markdown)
+    print(f"\nwritten: {json_path}, {md_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Section 1: warm CPU time per reserve and per commit, with DynamoDB stubbed out.
+
+A real boto3 client (the production factory `make_client`) answers from botocore's Stubber,
+so each call still pays parameter validation, endpoint resolution and serialization, but
+no signing, no HTTP and no response parsing. The same is true of the bare calls it is
+compared with, so the ratio isolates the ledger's own Python work plus the extra botocore
+work of its larger requests. The calls are timed in interleaved rounds (reserve, commit,
+bare UpdateItem, the two transactions sent bare), so drift on a shared machine hits all alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.stub import Stubber
+from costguard.ledger import make_client
+from costguard.ledger.plan import PLATFORM_PK, POLICY_SK, tenant_pk
+
+from bench.common import (
+    TABLE,
+    TENANT,
+    Samples,
+    actual,
+    bench_settings,
+    estimate,
+    make_ledger,
+    percentiles_us,
+    ratio,
+    time_interleaved,
+)
+
+WARMUP = 200
+TENANT_LIMIT = "1000000"
+
+
+def _tenant_policy_item() -> dict[str, Any]:
+    """The tenant's POLICY item as DynamoDB returns it: one hard month quota, version 1."""
+    spec = {
+        "limit_usd": {"N": TENANT_LIMIT},
+        "mode": {"S": "hard"},
+        "thresholds": {"L": [{"N": t} for t in ("50", "80", "90", "100")]},
+        "grace_pct": {"N": "0"},
+    }
+    return {
+        "pk": {"S": tenant_pk(TENANT)},
+        "sk": {"S": POLICY_SK},
+        "version": {"N": "1"},
+        "quotas": {"M": {"tenant:llm:month": {"M": spec}}},
+    }
+
+
+def _bare_update_params() -> dict[str, Any]:
+    """A representative single UpdateItem: the shape of a counter hold (SET/ADD + condition)."""
+    return {
+        "TableName": TABLE,
+        "Key": {"pk": {"S": tenant_pk(TENANT)}, "sk": {"S": "MONTH#2026-11"}},
+        "UpdateExpression": (
+            "SET #n0 = if_not_exists(#n0, :v0) - :v1, #n1 = if_not_exists(#n1, :v0) ADD #n2 :v1"
+        ),
+        "ConditionExpression": "(attribute_not_exists(#n0) OR #n0 >= :v1)",
+        "ExpressionAttributeNames": {
+            "#n0": "q_llm_avail",
+            "#n1": "q_llm_limit",
+            "#n2": "q_llm_held",
+        },
+        "ExpressionAttributeValues": {":v0": {"N": TENANT_LIMIT}, ":v1": {"N": "0.01"}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def _summary(samples: Samples) -> dict[str, float]:
+    cpu, wall = percentiles_us(samples.cpu_ns), percentiles_us(samples.wall_ns)
+    return {
+        "cpu_mean_us": cpu["mean_us"],
+        "cpu_p50_us": cpu["p50_us"],
+        "wall_mean_us": wall["mean_us"],
+        "wall_p50_us": wall["p50_us"],
+    }
+
+
+def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
+    """Per-op CPU of reserve/commit vs one bare UpdateItem, all through the same stub."""
+    settings = bench_settings()
+    client = make_client(settings)
+    ledger = make_ledger(client, settings)
+    sent: list[dict[str, Any]] = []
+    capture_event = "provide-client-params.dynamodb.TransactWriteItems"
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params)
+
+    client.meta.events.register(capture_event, capture)
+
+    with Stubber(client) as stub:
+        # Cold start: the price book's Query on PRICING, then the two policy items.
+        stub.add_response("query", {"Items": [], "Count": 0, "ScannedCount": 0}, None)
+        stub.add_response(
+            "batch_get_item",
+            {"Responses": {TABLE: [_tenant_policy_item()]}, "UnprocessedKeys": {}},
+            None,
+        )
+        stub.add_response("transact_write_items", {}, None)
+        first = ledger.reserve(TENANT, estimate(), with_figures=False)
+        stub.assert_no_pending_responses()
+        assert ledger._cache_get(PLATFORM_PK) is not None, "platform policy not cached"
+        reserve_params = sent[0]
+
+        def queue(operation: str, count: int) -> None:
+            for _ in range(count):
+                stub.add_response(operation, {}, None)
+
+        ids: list[str] = [first.reservation_id]
+
+        def reserve(_: int) -> None:
+            ids.append(ledger.reserve(TENANT, estimate(), with_figures=False).reservation_id)
+
+        def commit(i: int) -> None:
+            ledger.commit(TENANT, ids[i], actual())
+
+        bare_update = _bare_update_params()
+
+        def update(_: int) -> None:
+            client.update_item(**bare_update)
+
+        # Warm-up: every path once per WARMUP, so caches, imports and the allocator settle.
+        for i in range(WARMUP):
+            queue("transact_write_items", 2)
+            queue("update_item", 1)
+            reserve(i)
+            commit(i)
+            update(i)
+        commit_params = sent[-1]
+        client.meta.events.unregister(capture_event, capture)
+        ids.clear()
+
+        # Interleaved rounds; the Stubber checks the order of operations, not parameters.
+        for _ in range(iterations):
+            queue("transact_write_items", 2)
+            queue("update_item", 1)
+            queue("transact_write_items", 2)
+        timed = time_interleaved(
+            iterations,
+            {
+                "reserve": reserve,
+                "commit": commit,
+                "bare_update_item": update,
+                "bare_transact_write_items_reserve_params": lambda _: client.transact_write_items(
+                    **reserve_params
+                ),
+                "bare_transact_write_items_commit_params": lambda _: client.transact_write_items(
+                    **commit_params
+                ),
+            },
+        )
+        stub.assert_no_pending_responses()
+
+    ops = {name: _summary(samples) for name, samples in timed.items()}
+    base = ops["bare_update_item"]
+    return {
+        "iterations": iterations,
+        "warmup": WARMUP,
+        "transact_items": {
+            "reserve": len(reserve_params["TransactItems"]),
+            "commit": len(commit_params["TransactItems"]),
+        },
+        "ops": ops,
+        "ratios_vs_bare_update_item": {
+            name: {
+                "cpu_mean": ratio(op["cpu_mean_us"], base["cpu_mean_us"]),
+                "cpu_p50": ratio(op["cpu_p50_us"], base["cpu_p50_us"]),
+            }
+            for name, op in ops.items()
+            if name != "bare_update_item"
+        },
+        "ledger_own_cpu_p50_us": {
+            "reserve": round(
+                ops["reserve"]["cpu_p50_us"]
+                - ops["bare_transact_write_items_reserve_params"]["cpu_p50_us"],
+                2,
+            ),
+            "commit": round(
+                ops["commit"]["cpu_p50_us"]
+                - ops["bare_transact_write_items_commit_params"]["cpu_p50_us"],
+                2,
+            ),
+        },
+    }
