@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 from botocore.stub import Stubber
 from costguard.ledger import make_client
 from costguard.ledger.plan import PLATFORM_PK, POLICY_SK, tenant_pk
@@ -91,6 +92,14 @@ def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
 
     client.meta.events.register(capture_event, capture)
 
+    # What a plain `boto3.client("dynamodb")` pays for the same UpdateItem (default config,
+    # client-side parameter validation on); the ledger's client turns validation off.
+    default_client = boto3.client("dynamodb")
+    default_stub = Stubber(default_client)
+    default_stub.activate()
+    for _ in range(WARMUP + iterations):
+        default_stub.add_response("update_item", {}, None)
+
     with Stubber(client) as stub:
         # Cold start: the price book's Query on PRICING, then the two policy items.
         stub.add_response("query", {"Items": [], "Count": 0, "ScannedCount": 0}, None)
@@ -129,6 +138,7 @@ def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
             reserve(i)
             commit(i)
             update(i)
+            default_client.update_item(**bare_update)
         commit_params = sent[-1]
         client.meta.events.unregister(capture_event, capture)
         ids.clear()
@@ -144,6 +154,9 @@ def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
                 "reserve": reserve,
                 "commit": commit,
                 "bare_update_item": update,
+                "bare_update_item_default_client": lambda _: default_client.update_item(
+                    **bare_update
+                ),
                 "bare_transact_write_items_reserve_params": lambda _: client.transact_write_items(
                     **reserve_params
                 ),
@@ -171,6 +184,12 @@ def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
             }
             for name, op in ops.items()
             if name != "bare_update_item"
+        },
+        "ratios_vs_default_client_update_item": {
+            name: ratio(
+                ops[name]["cpu_p50_us"], ops["bare_update_item_default_client"]["cpu_p50_us"]
+            )
+            for name in ("reserve", "commit")
         },
         "ledger_own_cpu_p50_us": {
             "reserve": round(

@@ -6,6 +6,7 @@ import base64
 import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from decimal import Decimal
 
@@ -84,7 +85,7 @@ class ReservationRef:
     def created_at(self) -> datetime:
         return self.ulid.datetime
 
-    @property
+    @cached_property
     def plan(self) -> str:
         """The part of the id after the ULID; stored on the record and checked on settle."""
         by_counter: dict[tuple[Scope, Period], list[str]] = {}
@@ -103,7 +104,7 @@ class ReservationRef:
         )
         return f"{self.resource.letter}~{self.estimate_usd}~{holds}~{user}"
 
-    @property
+    @cached_property
     def reservation_id(self) -> str:
         return f"{self.ulid}~{self.plan}"
 

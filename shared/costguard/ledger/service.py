@@ -80,7 +80,7 @@ def iso(at: datetime) -> str:
 
 
 def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)
 
 
 def request_hash(usage: Usage) -> str:
@@ -438,7 +438,6 @@ class Ledger:
                 "expires_at": iso(expires_at),
                 HOLDS_PK: holds_pk(tenant_id),
                 HOLDS_SK: f"{iso(expires_at)}#{ulid}",
-                "reserve_hash": request_hash(usage),
                 **self._usage_fields(usage, price),
                 **usage.attribution(),
             }
