@@ -171,6 +171,10 @@ class QuotaState(BaseModel):
     resets_at: datetime
 
 
+class QuotaList(BaseModel):
+    quotas: list[QuotaState]
+
+
 class Reservation(BaseModel):
     reservation_id: str
     tenant_id: str
@@ -215,3 +219,127 @@ class CheckResult(BaseModel):
     binding_quota_id: str | None = None
     paused: bool = False
     quotas: list[QuotaState]
+
+
+class ReserveRequest(Usage):
+    """A reservation: the estimate, its attribution, and how long the hold may live."""
+
+    ttl_seconds: Annotated[int, Field(ge=1, le=7 * 86_400, strict=True)] | None = None
+
+
+class RecordRequest(Usage):
+    """Usage recorded without a reservation; `enforce: false` records it even over quota."""
+
+    enforce: bool = True
+
+
+class QuotaPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit_usd: Annotated[
+        Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=MAX_USD * 1000, decimal_places=6)
+    ]
+    mode: Literal["hard", "soft"] = "hard"
+    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=1000)]], Field(max_length=10)] = [
+        50,
+        80,
+        90,
+        100,
+    ]
+    grace_pct: Annotated[
+        Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=100, decimal_places=2)
+    ] = Decimal(0)
+
+
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    plan: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")] | None
+    ) = None
+
+
+class Tenant(BaseModel):
+    tenant_id: str
+    name: str
+    plan: str | None = None
+    created_at: datetime
+
+
+class PauseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: (
+        Annotated[
+            str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
+        ]
+        | None
+    ) = None
+
+
+class PauseState(BaseModel):
+    tenant_id: str
+    user_id: str | None = None
+    paused: bool
+
+
+class Release(BaseModel):
+    reservation_id: str
+    status: Literal["released", "expired"]
+    released_usd: UsdOut
+
+
+class IssuedApiKey(BaseModel):
+    key_id: str
+    api_key: str
+    role: Literal["tenant"]
+    tenant_id: str
+
+
+class PricePut(BaseModel):
+    """A new price for a model (per million tokens), in force from `effective_from`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_million_usd: Annotated[
+        Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=100_000, decimal_places=6)
+    ]
+    output_per_million_usd: Annotated[
+        Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=100_000, decimal_places=6)
+    ]
+    cached_input_per_million_usd: (
+        Annotated[
+            Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=100_000, decimal_places=6)
+        ]
+        | None
+    ) = None
+    effective_from: datetime
+
+
+class ModelPriceOut(BaseModel):
+    provider: str
+    model: str
+    input_per_million_usd: UsdOut
+    output_per_million_usd: UsdOut
+    cached_input_per_million_usd: UsdOut
+    effective_from: datetime
+    source: str
+
+
+class TierPriceOut(BaseModel):
+    tier: str
+    per_second_usd: UsdOut
+    effective_from: datetime
+    source: str
+
+
+class PriceList(BaseModel):
+    models: list[ModelPriceOut]
+    sandbox_tiers: list[TierPriceOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str

@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     ddb_read_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     ddb_max_attempts: int = Field(default=3, ge=1, le=10)
     unavailable_retry_after_seconds: int = Field(default=2, ge=1, le=300)
+    admin_key: SecretStr | None = None
+    """The bootstrap admin key (local runs; in AWS it comes from Secrets Manager)."""
+    admin_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """Alternatively, only the SHA-256 of the admin key."""
+    api_key_cache_seconds: float = Field(default=30, ge=0, le=300)
+    """How long a process trusts a verified tenant key: revocation takes at most this long."""
+    max_body_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
 
 
 @lru_cache(maxsize=1)

@@ -6,9 +6,9 @@ import base64
 import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from ulid import ULID
 

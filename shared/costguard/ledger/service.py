@@ -392,6 +392,7 @@ class Ledger:
         *,
         ttl_seconds: int | None = None,
         with_figures: bool = True,
+        idempotency_key: str | None = None,
     ) -> Reservation:
         """Hold the estimated cost against every applicable quota, atomically, or refuse.
 
@@ -411,6 +412,8 @@ class Ledger:
         ulid = ULID.from_datetime(now)
         expired_lazily = False
         enforce = self._enforcing()
+        marker_key = self._marker_key(tenant_id, "reserve", idempotency_key)
+        digest = request_hash(usage) if marker_key else ""
         for _ in range(POLICY_ATTEMPTS + 1):
             platform, tenant = self.policies(tenant_id)
             if enforce:
@@ -442,12 +445,17 @@ class Ledger:
                 **usage.attribution(),
             }
             tx.put((records_pk(tenant_id), str(ulid)), record, "attribute_not_exists(pk)")
+            if marker_key:
+                self._put_marker(tx, marker_key, str(ulid), digest, now)
             try:
                 self.table.transact(tx.writes)
             except Cancelled as cancelled:
                 failed = {tx.writes[i].key: item for i, item in cancelled.failed()}
                 if self._apply_policy_failures(failed):
                     continue
+                if marker_key and marker_key in failed:
+                    first = self._replayed(tenant_id, failed[marker_key], digest)
+                    return self._reservation_from(first, with_figures)
                 if (records_pk(tenant_id), str(ulid)) in failed:
                     ulid = ULID.from_datetime(now)
                     continue
@@ -473,6 +481,29 @@ class Ledger:
                 quotas=states,
             )
         raise LedgerBusy()
+
+    def _reservation_from(self, item: dict[str, Any], with_figures: bool) -> Reservation:
+        """The reservation a record holds, as its first response showed it (figures: now)."""
+        tenant_id = str(item["tenant_id"])
+        ref = ReservationRef.parse(f"{item['sk']}~{item['plan']}")
+        states = None
+        if with_figures:
+            platform, tenant = self.policies(tenant_id)
+            quotas = [
+                *platform.applicable(ref.resource, None),
+                *tenant.applicable(ref.resource, ref.user_id),
+            ]
+            states = self._states(tenant_id, quotas, ref.created_at, consistent=False)
+        return Reservation(
+            reservation_id=ref.reservation_id,
+            tenant_id=tenant_id,
+            user_id=ref.user_id,
+            resource=ref.resource.value,
+            reserved_usd=ref.estimate_usd,
+            created_at=parse_iso(item["created_at"]),
+            expires_at=parse_iso(item["expires_at"]),
+            quotas=states,
+        )
 
     def _refuse_beyond_limit(
         self, pairs: list[tuple[QuotaDefinition, Slot]], amount: Decimal, at: datetime
@@ -675,14 +706,7 @@ class Ledger:
         enforce = enforce and self._enforcing()
         ulid = ULID.from_datetime(now)
         expired_lazily = False
-        marker_key = (
-            (
-                f"TENANT#{tenant_id}#IDEM",
-                hashlib.sha256(f"record\x1f{idempotency_key}".encode()).hexdigest(),
-            )
-            if idempotency_key
-            else None
-        )
+        marker_key = self._marker_key(tenant_id, "record", idempotency_key)
         for _ in range(POLICY_ATTEMPTS + 1):
             platform, tenant = self.policies(tenant_id)
             if enforce:
@@ -716,15 +740,7 @@ class Ledger:
             }
             tx.put((records_pk(tenant_id), str(ulid)), item, "attribute_not_exists(pk)")
             if marker_key:
-                tx.put(
-                    marker_key,
-                    {
-                        "record_id": str(ulid),
-                        "request_hash": digest,
-                        TTL_ATTRIBUTE: int((now + IDEMPOTENCY_WINDOW).timestamp()),
-                    },
-                    "attribute_not_exists(pk)",
-                )
+                self._put_marker(tx, marker_key, str(ulid), digest, now)
             try:
                 self.table.transact(tx.writes)
             except Cancelled as cancelled:
@@ -732,7 +748,7 @@ class Ledger:
                 if self._apply_policy_failures(failed):
                     continue
                 if marker_key and marker_key in failed:
-                    return self._replayed_record(tenant_id, failed[marker_key], digest)
+                    return self.cost_record(self._replayed(tenant_id, failed[marker_key], digest))
                 if (records_pk(tenant_id), str(ulid)) in failed:
                     ulid = ULID.from_datetime(now)
                     continue
@@ -747,15 +763,36 @@ class Ledger:
             return self.cost_record({"pk": records_pk(tenant_id), "sk": str(ulid), **item})
         raise LedgerBusy()
 
-    def _replayed_record(
+    @staticmethod
+    def _marker_key(tenant_id: str, operation: str, idempotency_key: str | None) -> Key | None:
+        """Where the marker of a keyed request lives (one per tenant, operation and key)."""
+        if not idempotency_key:
+            return None
+        digest = hashlib.sha256(f"{operation}\x1f{idempotency_key}".encode()).hexdigest()
+        return f"TENANT#{tenant_id}#IDEM", digest
+
+    @staticmethod
+    def _put_marker(
+        tx: TransactionBuilder, key: Key, record_id: str, digest: str, now: datetime
+    ) -> None:
+        """The marker is written in the same transaction as the effect: both or neither."""
+        item = {
+            "record_id": record_id,
+            "request_hash": digest,
+            TTL_ATTRIBUTE: int((now + IDEMPOTENCY_WINDOW).timestamp()),
+        }
+        tx.put(key, item, "attribute_not_exists(pk)")
+
+    def _replayed(
         self, tenant_id: str, marker: dict[str, Any] | None, digest: str
-    ) -> CostRecord:
+    ) -> dict[str, Any]:
+        """The record a repeated key refers to; a different request under it is refused."""
         if marker is None or marker.get("request_hash") != digest:
             raise IdempotencyMismatch("idempotency key reused with a different request")
         item = self.table.get((records_pk(tenant_id), marker["record_id"]))
         if item is None:
             raise LedgerCorrupted("idempotency marker without its record")
-        return self.cost_record(item)
+        return item
 
     # ------------------------------------------------------------------ reads
     def cost_record(self, item: dict[str, Any]) -> CostRecord:

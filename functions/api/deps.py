@@ -1,0 +1,31 @@
+"""What routes depend on: the ledger, the keys, the caller. Overridable in tests."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from costguard.auth import ApiKeys, fingerprint
+from costguard.ledger import Ledger, LedgerTable, make_client
+from costguard.settings import Settings, get_settings
+
+
+@cache
+def get_ledger() -> Ledger:
+    settings = get_settings()
+    return Ledger(LedgerTable(make_client(settings), settings.table_name, settings), settings)
+
+
+def admin_fingerprints(settings: Settings) -> frozenset[str]:
+    prints = set()
+    if settings.admin_key is not None:
+        prints.add(fingerprint(settings.admin_key.get_secret_value()))
+    if settings.admin_key_sha256:
+        prints.add(settings.admin_key_sha256)
+    return frozenset(prints)
+
+
+@cache
+def get_keys() -> ApiKeys:
+    settings = get_settings()
+    ledger = get_ledger()
+    return ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)

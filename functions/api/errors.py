@@ -1,0 +1,160 @@
+"""Every exception the API can meet, mapped to one problem+json response, in one place."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from costguard.auth import KeyNotFound
+from costguard.errors import (
+    IdempotencyMismatch,
+    InvalidRequest,
+    LedgerCorrupted,
+    LedgerUnavailable,
+    Paused,
+    QuotaExceeded,
+    QuotaNotFound,
+    ReservationNotFound,
+    ReservationNotHeld,
+    TenantExists,
+    UnknownPrice,
+)
+
+from functions.api.access import RULES, Forbidden, Unauthenticated
+from functions.api.problems import problem, quota_exceeded
+
+logger = Logger(service="costguard-api")
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _allowed_methods(path: str) -> list[str]:
+    return sorted(
+        method for method, rule in RULES if re.fullmatch(re.sub(r"<\w+>", r"[^/]+", rule), path)
+    )
+
+
+def register(app: APIGatewayHttpResolver) -> None:
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response[Any]:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON")
+        params = [
+            {"name": _field(tuple(e.get("loc", ()))), "reason": str(e.get("msg", e.get("type")))}
+            for e in errors
+        ]
+        names = ", ".join(p["name"] for p in params)
+        return problem(
+            422, "validation", "Invalid request", f"invalid: {names}", invalid_params=params
+        )
+
+    @app.exception_handler(InvalidRequest)
+    def _domain_invalid(exc: InvalidRequest) -> Response[Any]:
+        params = [{"name": exc.field or "body", "reason": exc.detail}]
+        return problem(422, "validation", "Invalid request", exc.detail, invalid_params=params)
+
+    @app.exception_handler(UnknownPrice)
+    def _unknown_price(exc: UnknownPrice) -> Response[Any]:
+        name = "model" if exc.kind == "model" else "tier"
+        return problem(
+            422,
+            "unknown-price",
+            "Unknown price",
+            str(exc),
+            invalid_params=[{"name": name, "reason": str(exc)}],
+        )
+
+    @app.exception_handler(QuotaExceeded)
+    def _quota(exc: QuotaExceeded) -> Response[Any]:
+        return quota_exceeded(exc, app.current_event.headers.get("accept", ""))
+
+    @app.exception_handler(Paused)
+    def _paused(exc: Paused) -> Response[Any]:
+        return problem(
+            423, "paused", "Paused", str(exc), tenant_id=exc.tenant_id, user_id=exc.user_id
+        )
+
+    @app.exception_handler([ReservationNotFound, QuotaNotFound, KeyNotFound])
+    def _not_found(exc: Exception) -> Response[Any]:
+        return problem(404, "not-found", "Not found", str(exc) or "not found")
+
+    @app.exception_handler(ReservationNotHeld)
+    def _not_held(exc: ReservationNotHeld) -> Response[Any]:
+        return problem(
+            409,
+            "reservation-not-held",
+            "Reservation not held",
+            f"the reservation is {exc.status}",
+            reservation_status=exc.status,
+        )
+
+    @app.exception_handler(TenantExists)
+    def _exists(exc: TenantExists) -> Response[Any]:
+        return problem(409, "tenant-exists", "Tenant exists", str(exc))
+
+    @app.exception_handler(IdempotencyMismatch)
+    def _mismatch(exc: IdempotencyMismatch) -> Response[Any]:
+        return problem(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "this Idempotency-Key was used with a different request",
+        )
+
+    @app.exception_handler(Unauthenticated)
+    def _unauthenticated(exc: Unauthenticated) -> Response[Any]:
+        return problem(
+            401,
+            "unauthenticated",
+            "Unauthenticated",
+            str(exc),
+            headers={"WWW-Authenticate": 'Bearer realm="costguard"'},
+        )
+
+    @app.exception_handler(Forbidden)
+    def _forbidden(exc: Forbidden) -> Response[Any]:
+        return problem(403, "forbidden", "Forbidden", str(exc))
+
+    @app.exception_handler(LedgerUnavailable)
+    def _unavailable(exc: LedgerUnavailable) -> Response[Any]:
+        logger.warning("ledger unavailable", extra={"reason": str(exc)})
+        return problem(
+            503,
+            "ledger-unavailable",
+            "Ledger unavailable",
+            "the ledger could not be reached; nothing was recorded",
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+            retry_after_seconds=exc.retry_after_seconds,
+        )
+
+    @app.exception_handler(LedgerCorrupted)
+    def _corrupted(exc: LedgerCorrupted) -> Response[Any]:
+        logger.error("ledger item malformed", extra={"reason": str(exc)})
+        return problem(500, "internal", "Internal error", "the ledger holds a malformed item")
+
+    @app.not_found
+    def _no_route(_: NotFoundError) -> Response[Any]:
+        path = app.current_event.path
+        methods = _allowed_methods(path)
+        if methods:
+            return problem(
+                405,
+                "method-not-allowed",
+                "Method not allowed",
+                f"{app.current_event.http_method} is not allowed here",
+                headers={"Allow": ", ".join(methods)},
+            )
+        return problem(404, "not-found", "Not found", "no such route")
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response[Any]:
+        logger.exception("unhandled error")
+        return problem(500, "internal", "Internal error", "an unexpected error occurred")

@@ -1,0 +1,189 @@
+"""Administration: tenants, pause, API keys, pricing."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Depends, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from costguard.auth import ApiKeys
+from costguard.ledger import Ledger
+from costguard.ledger.service import iso
+from costguard.models import (
+    IssuedApiKey,
+    ModelPriceOut,
+    PauseRequest,
+    PauseState,
+    PriceList,
+    PricePut,
+    Tenant,
+    TenantCreate,
+    TierPriceOut,
+)
+from costguard.pricing import ModelPrice
+
+from functions.api.access import Access, route
+from functions.api.deps import get_keys, get_ledger
+from functions.api.problems import respond
+
+router = Router()
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+KeysDep = Annotated[ApiKeys, Depends(get_keys)]
+
+
+@route(router, "POST", "/v1/tenants", Access.ADMIN, tags=["tenants"], summary="Register a tenant")
+def create_tenant(body: TenantCreate, ledger: LedgerDep) -> Response[Tenant]:
+    tenant_id = body.tenant_id or f"t-{secrets.token_hex(6)}"
+    created = ledger.create_tenant(tenant_id, body.name, body.plan)
+    return respond(201, Tenant(**created))
+
+
+def _pause(
+    tenant_id: str, body: PauseRequest | None, paused: bool, ledger: Ledger
+) -> Response[PauseState]:
+    user_id = body.user_id if body else None
+    ledger.set_paused(tenant_id, paused, user_id=user_id)
+    return respond(200, PauseState(tenant_id=tenant_id, user_id=user_id, paused=paused))
+
+
+@route(
+    router,
+    "POST",
+    "/v1/tenants/<tenant_id>/pause",
+    Access.ADMIN,
+    tags=["tenants"],
+    summary='Pause a tenant, or one user with {"user_id": ...}',
+)
+def pause(
+    tenant_id: str, ledger: LedgerDep, body: PauseRequest | None = None
+) -> Response[PauseState]:
+    return _pause(tenant_id, body, True, ledger)
+
+
+@route(
+    router,
+    "POST",
+    "/v1/tenants/<tenant_id>/unpause",
+    Access.ADMIN,
+    tags=["tenants"],
+    summary="Unpause a tenant, or one user",
+)
+def unpause(
+    tenant_id: str, ledger: LedgerDep, body: PauseRequest | None = None
+) -> Response[PauseState]:
+    return _pause(tenant_id, body, False, ledger)
+
+
+@route(
+    router,
+    "POST",
+    "/v1/tenants/<tenant_id>/api-keys",
+    Access.ADMIN,
+    tags=["tenants"],
+    summary="Issue a tenant API key (shown once)",
+)
+def issue_key(tenant_id: str, ledger: LedgerDep, keys: KeysDep) -> Response[IssuedApiKey]:
+    issued = keys.issue(tenant_id, iso(ledger.now()))
+    return respond(
+        201,
+        IssuedApiKey(
+            key_id=issued.key_id, api_key=issued.api_key, role="tenant", tenant_id=issued.tenant_id
+        ),
+    )
+
+
+@route(
+    router,
+    "DELETE",
+    "/v1/tenants/<tenant_id>/api-keys/<key_id>",
+    Access.ADMIN,
+    tags=["tenants"],
+    summary="Revoke a tenant API key",
+)
+def revoke_key(
+    tenant_id: str, key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")], keys: KeysDep
+) -> Response[None]:
+    keys.revoke(tenant_id, key_id)
+    return Response(status_code=204, content_type=None, body="")
+
+
+@route(
+    router,
+    "GET",
+    "/v1/pricing",
+    Access.PUBLIC,
+    tags=["pricing"],
+    summary="Every price with its effective date",
+)
+def list_prices(ledger: LedgerDep) -> Response[PriceList]:
+    models, tiers = [], []
+    for p in ledger.price_book().prices():
+        if isinstance(p, ModelPrice):
+            models.append(
+                ModelPriceOut(
+                    provider=p.provider,
+                    model=p.model,
+                    input_per_million_usd=p.input_per_million_usd,
+                    output_per_million_usd=p.output_per_million_usd,
+                    cached_input_per_million_usd=p.cached_input_per_million_usd,
+                    effective_from=p.effective_from,
+                    source=p.source,
+                )
+            )
+        else:
+            tiers.append(
+                TierPriceOut(
+                    tier=p.tier,
+                    per_second_usd=p.per_second_usd,
+                    effective_from=p.effective_from,
+                    source=p.source,
+                )
+            )
+    models.sort(key=lambda m: (m.provider, m.model, m.effective_from))
+    tiers.sort(key=lambda t: (t.tier, t.effective_from))
+    return respond(200, PriceList(models=models, sandbox_tiers=tiers))
+
+
+@route(
+    router,
+    "PUT",
+    "/v1/pricing/<provider>/<model>",
+    Access.ADMIN,
+    tags=["pricing"],
+    summary="A new model price from its effective date on (history is kept)",
+)
+def put_price(
+    provider: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")],
+    model: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")],
+    body: PricePut,
+    ledger: LedgerDep,
+) -> Response[ModelPriceOut]:
+    from costguard.errors import InvalidRequest
+
+    if body.effective_from.tzinfo is None:
+        raise InvalidRequest("effective_from needs a time zone (use Z)", field="effective_from")
+    cached = body.cached_input_per_million_usd
+    price = ModelPrice(
+        provider,
+        model,
+        body.input_per_million_usd,
+        body.output_per_million_usd,
+        cached if cached is not None else body.input_per_million_usd,
+        body.effective_from,
+        "operator",
+    )
+    ledger.put_price(price)
+    return respond(
+        200,
+        ModelPriceOut(
+            provider=provider,
+            model=model,
+            input_per_million_usd=price.input_per_million_usd,
+            output_per_million_usd=price.output_per_million_usd,
+            cached_input_per_million_usd=price.cached_input_per_million_usd,
+            effective_from=price.effective_from,
+            source="operator",
+        ),
+    )

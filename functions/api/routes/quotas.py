@@ -1,0 +1,126 @@
+"""Quotas of a tenant (and its users) and of the platform."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Depends, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from costguard.errors import InvalidRequest
+from costguard.ledger import Ledger
+from costguard.models import QuotaList, QuotaPut, QuotaState
+from costguard.quotas import Mode, QuotaDefinition, QuotaId, Scope
+
+from functions.api.access import Access, route
+from functions.api.deps import get_ledger
+from functions.api.problems import respond
+
+router = Router()
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+
+
+def _definition(quota_id: str, body: QuotaPut, platform: bool) -> QuotaDefinition:
+    qid = QuotaId.parse(quota_id)
+    if (qid.scope is Scope.PLATFORM) != platform:
+        where = (
+            "/v1/platform/quotas"
+            if qid.scope is Scope.PLATFORM
+            else "/v1/tenants/{tenant_id}/quotas"
+        )
+        raise InvalidRequest(f"a {qid.scope} quota lives under {where}", field="quota_id")
+    return QuotaDefinition(
+        qid,
+        body.limit_usd,
+        Mode(body.mode),
+        tuple(sorted(set(body.thresholds))),
+        Decimal(body.grace_pct),
+    )
+
+
+def _states(states: list[QuotaState]) -> Response[QuotaList]:
+    return respond(200, QuotaList(quotas=states))
+
+
+@route(
+    router,
+    "GET",
+    "/v1/tenants/<tenant_id>/quotas",
+    Access.TENANT,
+    tags=["quotas"],
+    summary="Every quota of the tenant with live figures",
+)
+def list_tenant(tenant_id: str, ledger: LedgerDep) -> Response[QuotaList]:
+    return _states(ledger.quotas(tenant_id))
+
+
+@route(
+    router,
+    "PUT",
+    "/v1/tenants/<tenant_id>/quotas/<quota_id>",
+    Access.ADMIN,
+    tags=["quotas"],
+    summary="Create or replace a tenant or user quota",
+)
+def put_tenant(
+    tenant_id: str, quota_id: str, body: QuotaPut, ledger: LedgerDep
+) -> Response[QuotaState]:
+    state = ledger.put_quota(tenant_id, _definition(quota_id, body, platform=False))
+    return respond(200, state)
+
+
+@route(
+    router,
+    "DELETE",
+    "/v1/tenants/<tenant_id>/quotas/<quota_id>",
+    Access.ADMIN,
+    tags=["quotas"],
+    summary="Delete a tenant or user quota",
+)
+def delete_tenant(tenant_id: str, quota_id: str, ledger: LedgerDep) -> Response[None]:
+    qid = QuotaId.parse(quota_id)
+    if qid.scope is Scope.PLATFORM:
+        raise InvalidRequest("a platform quota lives under /v1/platform/quotas", field="quota_id")
+    ledger.delete_quota(tenant_id, qid)
+    return Response(status_code=204, content_type=None, body="")
+
+
+@route(
+    router,
+    "GET",
+    "/v1/platform/quotas",
+    Access.ADMIN,
+    tags=["quotas"],
+    summary="Platform quotas (all tenants together) with live figures",
+)
+def list_platform(ledger: LedgerDep) -> Response[QuotaList]:
+    return _states(ledger.quotas(None))
+
+
+@route(
+    router,
+    "PUT",
+    "/v1/platform/quotas/<quota_id>",
+    Access.ADMIN,
+    tags=["quotas"],
+    summary="Create or replace a platform quota",
+)
+def put_platform(quota_id: str, body: QuotaPut, ledger: LedgerDep) -> Response[QuotaState]:
+    state = ledger.put_quota(None, _definition(quota_id, body, platform=True))
+    return respond(200, state)
+
+
+@route(
+    router,
+    "DELETE",
+    "/v1/platform/quotas/<quota_id>",
+    Access.ADMIN,
+    tags=["quotas"],
+    summary="Delete a platform quota",
+)
+def delete_platform(quota_id: str, ledger: LedgerDep) -> Response[None]:
+    qid = QuotaId.parse(quota_id)
+    if qid.scope is not Scope.PLATFORM:
+        raise InvalidRequest("only platform quotas live here", field="quota_id")
+    ledger.delete_quota(None, qid)
+    return Response(status_code=204, content_type=None, body="")

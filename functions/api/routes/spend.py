@@ -1,0 +1,119 @@
+"""Spending: reserve, commit, release, record, dry-run check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Depends, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Header
+from costguard.ledger import Ledger
+from costguard.models import (
+    CheckResult,
+    CostRecord,
+    RecordRequest,
+    Release,
+    Reservation,
+    ReserveRequest,
+    Usage,
+)
+
+from functions.api.access import Access, route
+from functions.api.deps import get_ledger
+from functions.api.problems import respond
+
+router = Router()
+TENANT = "/v1/tenants/<tenant_id>"
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+@route(
+    router,
+    "POST",
+    f"{TENANT}/reservations",
+    Access.TENANT,
+    tags=["spend"],
+    summary="Hold the estimated cost against every applicable quota",
+)
+def reserve(
+    tenant_id: str, body: ReserveRequest, ledger: LedgerDep, idempotency_key: IdempotencyKey = None
+) -> Response[Reservation]:
+    prefer = router.current_event.headers.get("prefer", "")
+    reservation = ledger.reserve(
+        tenant_id,
+        body,
+        ttl_seconds=body.ttl_seconds,
+        with_figures="return=minimal" not in prefer,
+        idempotency_key=idempotency_key,
+    )
+    return respond(201, reservation)
+
+
+@route(
+    router,
+    "POST",
+    f"{TENANT}/reservations/<reservation_id>/commit",
+    Access.TENANT,
+    tags=["spend"],
+    summary="Record the actual usage and free the hold",
+)
+def commit(
+    tenant_id: str,
+    reservation_id: str,
+    body: Usage,
+    ledger: LedgerDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response[CostRecord]:
+    return respond(200, ledger.commit(tenant_id, reservation_id, body))
+
+
+@route(
+    router,
+    "DELETE",
+    f"{TENANT}/reservations/<reservation_id>",
+    Access.TENANT,
+    tags=["spend"],
+    summary="Release the hold",
+)
+def release(
+    tenant_id: str, reservation_id: str, ledger: LedgerDep, idempotency_key: IdempotencyKey = None
+) -> Response[Release]:
+    result = ledger.release(tenant_id, reservation_id)
+    return respond(
+        200,
+        Release(
+            reservation_id=result.reservation_id,
+            status=result.status,  # type: ignore[arg-type]
+            released_usd=result.released_usd,
+        ),
+    )
+
+
+@route(
+    router,
+    "POST",
+    f"{TENANT}/usage",
+    Access.TENANT,
+    tags=["spend"],
+    summary="Record usage that had no reservation",
+)
+def record(
+    tenant_id: str, body: RecordRequest, ledger: LedgerDep, idempotency_key: IdempotencyKey = None
+) -> Response[CostRecord]:
+    return respond(
+        201,
+        ledger.record_usage(tenant_id, body, enforce=body.enforce, idempotency_key=idempotency_key),
+    )
+
+
+@route(
+    router,
+    "POST",
+    f"{TENANT}/quota-checks",
+    Access.TENANT,
+    tags=["spend"],
+    summary="Dry run: would this estimate be allowed now?",
+)
+def check(tenant_id: str, body: Usage, ledger: LedgerDep) -> Response[CheckResult]:
+    return respond(200, ledger.check(tenant_id, body))

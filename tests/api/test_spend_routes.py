@@ -1,0 +1,184 @@
+"""Spending over the API: reserve, commit, release, record, check, and their refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import Api
+
+T = "acme"
+LLM = {"resource": "llm", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 500}
+
+
+@pytest.fixture
+def key(api: Api) -> str:
+    assert (
+        api.call("POST", "/v1/tenants", {"tenant_id": T, "name": "Acme", "plan": "pro"}).status
+        == 201
+    )
+    assert (
+        api.call(
+            "PUT",
+            f"/v1/tenants/{T}/quotas/tenant:llm:month",
+            {"limit_usd": "10.00", "mode": "hard"},
+        ).status
+        == 200
+    )
+    return api.tenant_key(T)
+
+
+def test_reserve_commit_flow(api: Api, key: str) -> None:
+    r = api.call("POST", f"/v1/tenants/{T}/reservations", {**LLM, "user_id": "u-1"}, key=key)
+    assert r.status == 201, r.text
+    body = r.json
+    assert body["reserved_usd"] == "0.007500"
+    assert body["quotas"][0]["remaining_usd"] == "9.992500"
+
+    c = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations/{body['reservation_id']}/commit",
+        {"resource": "llm", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100},
+        key=key,
+    )
+    assert c.status == 200, c.text
+    assert (c.json["cost_usd"], c.json["status"], c.json["user_id"]) == (
+        "0.003500",
+        "committed",
+        "u-1",
+    )
+
+    again = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations/{body['reservation_id']}/commit",
+        {"resource": "llm", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100},
+        key=key,
+    )
+    assert (again.status, again.json["record_id"]) == (200, c.json["record_id"])
+    quotas = api.call("GET", f"/v1/tenants/{T}/quotas", key=key).json["quotas"]
+    assert (quotas[0]["spent_usd"], quotas[0]["reserved_usd"]) == ("0.003500", "0.000000")
+
+
+def test_over_quota_is_429_with_the_binding_quota_and_retry_after(api: Api, key: str) -> None:
+    api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {"resource": "llm", "estimated_cost_usd": "9.50"},
+        key=key,
+    )
+
+    r = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {"resource": "llm", "estimated_cost_usd": "0.60"},
+        key=key,
+    )
+
+    assert r.status == 429
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.headers["retry-after"] == str(r.json["retry_after_seconds"]) == "475200"
+    p = r.json
+    assert (
+        p["quota_id"],
+        p["limit_usd"],
+        p["spent_usd"],
+        p["reserved_usd"],
+        p["remaining_usd"],
+        p["requested_usd"],
+        p["status"],
+    ) == ("tenant:llm:month", "10.000000", "0.000000", "9.500000", "0.500000", "0.600000", 429)
+    assert p["type"].endswith("/quota-exceeded")
+
+
+def test_over_quota_as_server_sent_events(api: Api, key: str) -> None:
+    r = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {"resource": "llm", "estimated_cost_usd": "11"},
+        key=key,
+        headers={"Accept": "text/event-stream"},
+    )
+    assert (r.status, r.headers["content-type"]) == (429, "text/event-stream")
+    lines = r.text.split("\n")
+    assert lines[0] == "event: error" and lines[1].startswith("data: {")
+    assert lines[3:5] == ["event: done", 'data: {"status": "quota_exceeded"}']
+
+
+def test_release_then_commit_is_409(api: Api, key: str) -> None:
+    rid = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {"resource": "llm", "estimated_cost_usd": "1"},
+        key=key,
+    ).json["reservation_id"]
+    d = api.call("DELETE", f"/v1/tenants/{T}/reservations/{rid}", key=key)
+    assert (d.status, d.json["status"], d.json["released_usd"]) == (200, "released", "1.000000")
+    c = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations/{rid}/commit",
+        {"resource": "llm", "cost_usd": "1"},
+        key=key,
+    )
+    assert (c.status, c.json["reservation_status"]) == (409, "released")
+
+
+def test_unknown_reservation_is_404(api: Api, key: str) -> None:
+    c = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations/nope/commit",
+        {"resource": "llm", "cost_usd": "1"},
+        key=key,
+    )
+    assert (c.status, c.headers["content-type"]) == (404, "application/problem+json")
+
+
+def test_paused_tenant_is_423(api: Api, key: str) -> None:
+    assert api.call("POST", f"/v1/tenants/{T}/pause").status == 200
+    r = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {"resource": "llm", "estimated_cost_usd": "1"},
+        key=key,
+    )
+    assert (r.status, r.json["type"].rsplit("/", 1)[1]) == (423, "paused")
+
+
+def test_record_and_check(api: Api, key: str) -> None:
+    rec = api.call(
+        "POST",
+        f"/v1/tenants/{T}/usage",
+        {"resource": "sandbox", "tier": "standard", "seconds": "100"},
+        key=key,
+    )
+    assert (rec.status, rec.json["cost_usd"], rec.json["status"]) == (201, "0.003700", "recorded")
+    no = api.call(
+        "POST",
+        f"/v1/tenants/{T}/quota-checks",
+        {"resource": "llm", "estimated_cost_usd": "10.01"},
+        key=key,
+    )
+    assert (no.status, no.json["allowed"], no.json["binding_quota_id"]) == (
+        200,
+        False,
+        "tenant:llm:month",
+    )
+
+
+def test_idempotency_key_on_reserve_and_record(api: Api, key: str) -> None:
+    body = {"resource": "llm", "estimated_cost_usd": "2"}
+    first = api.call(
+        "POST", f"/v1/tenants/{T}/reservations", body, key=key, headers={"Idempotency-Key": "a1"}
+    )
+    again = api.call(
+        "POST", f"/v1/tenants/{T}/reservations", body, key=key, headers={"Idempotency-Key": "a1"}
+    )
+    other = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {**body, "estimated_cost_usd": "3"},
+        key=key,
+        headers={"Idempotency-Key": "a1"},
+    )
+    assert first.json["reservation_id"] == again.json["reservation_id"]
+    assert other.status == 422
+    quotas = api.call("GET", f"/v1/tenants/{T}/quotas", key=key).json["quotas"]
+    assert quotas[0]["reserved_usd"] == "2.000000"
