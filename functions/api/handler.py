@@ -14,7 +14,7 @@ from functions.api import errors
 from functions.api.access import RULES, Access, authorize, bearer
 from functions.api.deps import get_keys
 from functions.api.problems import problem
-from functions.api.routes import admin, health, quotas, spend
+from functions.api.routes import admin, health, quotas, spend, usage
 
 logger = Logger(service="costguard-api")
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -25,7 +25,7 @@ app.enable_swagger(
     description="Spend only what each tenant and user is allowed to.",
 )
 RULES[("GET", "/v1/docs")] = Access.PUBLIC
-for module in (health, spend, quotas, admin):
+for module in (health, spend, quotas, usage, admin):
     app.include_router(module.router)
 errors.register(app)
 

@@ -343,3 +343,8 @@ class PriceList(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
+
+
+class RecordPage(BaseModel):
+    records: list[CostRecord]
+    next_cursor: str | None = None

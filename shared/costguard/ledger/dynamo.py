@@ -165,6 +165,7 @@ class LedgerTable:
         start_key: dict[str, Any] | None = None,
         consistent: bool = False,
         filter_expression: str | None = None,
+        names: dict[str, str] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One page of a query: items and the key to continue from (None at the end)."""
         kwargs: dict[str, Any] = {
@@ -183,6 +184,8 @@ class LedgerTable:
             kwargs["ExclusiveStartKey"] = start_key
         if filter_expression:
             kwargs["FilterExpression"] = filter_expression
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
         answer = self._call("query", **kwargs)
         return [deserialize(i) for i in answer.get("Items", [])], answer.get("LastEvaluatedKey")
 

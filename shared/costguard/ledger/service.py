@@ -891,6 +891,58 @@ class Ledger:
             consistent=True,
         )
 
+    def settled_records(
+        self,
+        tenant_id: str,
+        first: datetime,
+        last: datetime,
+        *,
+        limit: int,
+        after: str | None = None,
+        user_id: str | None = None,
+        conversation_id: str | None = None,
+        max_pages: int = 8,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to `limit` committed or recorded cost records, oldest first, after record `after`.
+
+        Returns the records and the record id to continue after (None at the end). Reads at
+        most `max_pages` pages so that a sparse filter cannot make one request unbounded.
+        """
+        low = str(ULID.from_timestamp(first.timestamp()))[:10] + "0" * 16
+        high = str(ULID.from_timestamp(last.timestamp()))[:10] + "Z" * 16
+        filters = ["#st IN (:c, :r)"]
+        values: dict[str, Any] = {
+            ":p": records_pk(tenant_id),
+            ":a": low,
+            ":b": high,
+            ":c": "committed",
+            ":r": "recorded",
+        }
+        if user_id is not None:
+            filters.append("user_id = :u")
+            values[":u"] = user_id
+        if conversation_id is not None:
+            filters.append("conversation_id = :cv")
+            values[":cv"] = conversation_id
+        start = {"pk": {"S": records_pk(tenant_id)}, "sk": {"S": after}} if after else None
+        found: list[dict[str, Any]] = []
+        for _ in range(max_pages):
+            page, last_key = self.table.query(
+                "pk = :p AND sk BETWEEN :a AND :b",
+                values,
+                limit=limit - len(found),
+                start_key=start,
+                filter_expression=" AND ".join(filters),
+                names={"#st": "status"},
+            )
+            found.extend(page)
+            if last_key is None:
+                return found, None
+            start = last_key
+            if len(found) >= limit:
+                break
+        return found, str(start["sk"]["S"]) if start else None
+
     # ------------------------------------------------------------------ administration
     def create_tenant(self, tenant_id: str, name: str, plan: str | None = None) -> dict[str, Any]:
         validate_tenant_id(tenant_id)

@@ -1,0 +1,98 @@
+"""Reading usage: totals and breakdowns, cost records (paginated), the summary."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Depends, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from costguard.ledger import Ledger
+from costguard.models import RecordPage
+from costguard.usage import (
+    GroupBy,
+    Summary,
+    UsageReport,
+    date_range,
+    day_end,
+    day_start,
+    summary,
+    usage_report,
+)
+
+from functions.api.access import Access, route
+from functions.api.deps import get_ledger
+from functions.api.problems import respond
+
+router = Router()
+TENANT = "/v1/tenants/<tenant_id>"
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+From = Annotated[
+    date | None, Query(alias="from", description="first UTC day (default: 1st of the month)")
+]
+To = Annotated[
+    date | None, Query(alias="to", description="last UTC day, inclusive (default: today)")
+]
+
+
+@route(
+    router,
+    "GET",
+    f"{TENANT}/usage",
+    Access.TENANT,
+    tags=["usage"],
+    summary="Totals and a breakdown over UTC days",
+)
+def usage(
+    tenant_id: str,
+    ledger: LedgerDep,
+    from_: From = None,
+    to: To = None,
+    group_by: Annotated[GroupBy | None, Query()] = None,
+) -> Response[UsageReport]:
+    return respond(200, usage_report(ledger, tenant_id, from_, to, group_by))
+
+
+@route(
+    router,
+    "GET",
+    f"{TENANT}/usage/records",
+    Access.TENANT,
+    tags=["usage"],
+    summary="Cost records, oldest first, paginated with `cursor`",
+)
+def records(
+    tenant_id: str,
+    ledger: LedgerDep,
+    from_: From = None,
+    to: To = None,
+    user_id: Annotated[str | None, Query(max_length=128)] = None,
+    conversation_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")] = None,
+) -> Response[RecordPage]:
+    first, last = date_range(from_, to, ledger.now().date())
+    items, after = ledger.settled_records(
+        tenant_id,
+        day_start(first),
+        day_end(last),
+        limit=limit,
+        after=cursor,
+        user_id=user_id,
+        conversation_id=conversation_id,
+    )
+    page = RecordPage(records=[ledger.cost_record(i) for i in items], next_cursor=after)
+    return respond(200, page)
+
+
+@route(
+    router,
+    "GET",
+    f"{TENANT}/summary",
+    Access.TENANT,
+    tags=["usage"],
+    summary="Month to date, today, top models and users, daily trend",
+)
+def tenant_summary(tenant_id: str, ledger: LedgerDep) -> Response[Summary]:
+    return respond(200, summary(ledger, tenant_id))

@@ -1,0 +1,175 @@
+"""Usage reads: totals and breakdowns from the day rollups, records where no rollup exists."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from costguard.errors import InvalidRequest
+from costguard.ledger.service import Ledger
+from costguard.models import UsdOut
+from costguard.money import ZERO
+
+GroupBy = Literal["model", "user", "conversation", "task", "operation", "resource", "day"]
+ROLLUP_GROUPS = ("model", "resource", "day")
+MAX_DAYS = 366
+MAX_RECORD_DAYS = 31
+RECORD_SCAN_CAP = 10_000
+
+
+class UsageGroup(BaseModel):
+    key: str
+    cost_usd: UsdOut
+
+
+class UsageReport(BaseModel):
+    tenant_id: str
+    from_date: date
+    to_date: date
+    group_by: GroupBy | None = None
+    total_usd: UsdOut
+    calls: int
+    groups: list[UsageGroup]
+    truncated: bool = False
+    """True when a records-based breakdown hit its scan cap: narrow the range."""
+
+
+class DailyCost(BaseModel):
+    day: date
+    cost_usd: UsdOut
+
+
+class Summary(BaseModel):
+    tenant_id: str
+    month_to_date_usd: UsdOut
+    today_usd: UsdOut
+    top_models: list[UsageGroup]
+    top_users: list[UsageGroup]
+    daily_trend: list[DailyCost]
+    truncated: bool = False
+
+
+def day_start(d: date) -> datetime:
+    return datetime.combine(d, time.min, tzinfo=UTC)
+
+
+def day_end(d: date) -> datetime:
+    return datetime.combine(d, time.max, tzinfo=UTC)
+
+
+def date_range(first: date | None, last: date | None, today: date) -> tuple[date, date]:
+    last = last or today
+    first = first or last.replace(day=1)
+    if first > last:
+        raise InvalidRequest("'from' is after 'to'", field="from")
+    if (last - first).days >= MAX_DAYS:
+        raise InvalidRequest(f"a range may span at most {MAX_DAYS} days", field="from")
+    return first, last
+
+
+def _sorted(groups: dict[str, Decimal], top: int | None = None) -> list[UsageGroup]:
+    ordered = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [UsageGroup(key=k, cost_usd=v) for k, v in ordered[:top]]
+
+
+def _rollup_groups(days: list[dict[str, Any]], group_by: str) -> dict[str, Decimal]:
+    groups: defaultdict[str, Decimal] = defaultdict(Decimal)
+    for day in days:
+        if group_by == "day":
+            groups[day["sk"].removeprefix("DAY#")] += day.get("usd_all", ZERO)
+        elif group_by == "resource":
+            for resource in ("llm", "sandbox"):
+                if f"usd_{resource}" in day:
+                    groups[resource] += day[f"usd_{resource}"]
+        else:
+            for attribute, value in day.items():
+                if attribute.startswith("usd#m#"):
+                    groups[attribute.removeprefix("usd#m#")] += value
+                elif attribute.startswith("usd#t#"):
+                    groups["sandbox:" + attribute.removeprefix("usd#t#")] += value
+    return dict(groups)
+
+
+def _record_groups(
+    ledger: Ledger, tenant_id: str, first: date, last: date, field: str
+) -> tuple[dict[str, Decimal], bool]:
+    groups: defaultdict[str, Decimal] = defaultdict(Decimal)
+    after: str | None = None
+    seen = 0
+    while True:
+        page, after = ledger.settled_records(
+            tenant_id, day_start(first), day_end(last), limit=1000, after=after
+        )
+        for item in page:
+            groups[
+                str(
+                    item.get(
+                        f"{field}_id" if field in ("user", "conversation", "task") else field, "-"
+                    )
+                )
+            ] += item["cost_usd"]
+        seen += len(page)
+        if after is None:
+            return dict(groups), False
+        if seen >= RECORD_SCAN_CAP:
+            return dict(groups), True
+
+
+def usage_report(
+    ledger: Ledger, tenant_id: str, first: date | None, last: date | None, group_by: GroupBy | None
+) -> UsageReport:
+    """Totals of a date range (UTC days, inclusive) and an optional breakdown."""
+    first, last = date_range(first, last, ledger.now().date())
+    days = ledger.daily_rollups(tenant_id, day_start(first), day_start(last))
+    total = sum((d.get("usd_all", ZERO) for d in days), ZERO)
+    calls = int(sum(d.get("calls", 0) for d in days))
+    groups: dict[str, Decimal] = {}
+    truncated = False
+    if group_by in ROLLUP_GROUPS:
+        groups = _rollup_groups(days, group_by)
+    elif group_by is not None:
+        if (last - first).days >= MAX_RECORD_DAYS:
+            raise InvalidRequest(
+                f"group_by={group_by} spans at most {MAX_RECORD_DAYS} days", field="from"
+            )
+        groups, truncated = _record_groups(ledger, tenant_id, first, last, group_by)
+    return UsageReport(
+        tenant_id=tenant_id,
+        from_date=first,
+        to_date=last,
+        group_by=group_by,
+        total_usd=total,
+        calls=calls,
+        groups=_sorted(groups),
+        truncated=truncated,
+    )
+
+
+def summary(ledger: Ledger, tenant_id: str) -> Summary:
+    """Month to date, today, top models and users, and the last 30 days."""
+    today = ledger.now().date()
+    first = min(today.replace(day=1), today - timedelta(days=29))
+    days = ledger.daily_rollups(tenant_id, day_start(first), day_start(today))
+    by_day = {d["sk"].removeprefix("DAY#"): d for d in days}
+    month = [d for k, d in by_day.items() if k >= today.replace(day=1).isoformat()]
+    users, truncated = _record_groups(ledger, tenant_id, today.replace(day=1), today, "user")
+    trend = [
+        DailyCost(
+            day=today - timedelta(days=n),
+            cost_usd=by_day.get((today - timedelta(days=n)).isoformat(), {}).get("usd_all", ZERO),
+        )
+        for n in range(29, -1, -1)
+    ]
+    return Summary(
+        tenant_id=tenant_id,
+        month_to_date_usd=sum((d.get("usd_all", ZERO) for d in month), ZERO),
+        today_usd=by_day.get(today.isoformat(), {}).get("usd_all", ZERO),
+        top_models=_sorted(_rollup_groups(month, "model"), top=5),
+        top_users=_sorted({k: v for k, v in users.items() if k != "-"}, top=5),
+        daily_trend=trend,
+        truncated=truncated,
+    )
