@@ -1,0 +1,217 @@
+"""Tenant isolation and hostile input: refused with problem+json, and nothing changes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from functions.api.access import RULES, Access
+from tests.api.conftest import ADMIN_KEY, Api
+
+A, B = "acme", "globex"
+EST = {"resource": "llm", "estimated_cost_usd": "1"}
+QUOTA = {"limit_usd": "5", "mode": "hard"}
+PRICE = {
+    "input_per_million_usd": "1",
+    "output_per_million_usd": "2",
+    "effective_from": "2026-12-01T00:00:00Z",
+}
+
+
+def snapshot(api: Api) -> str:
+    client = api.ledger.table.client
+    items = client.scan(TableName=api.ledger.table.name)["Items"]
+    return json.dumps(sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"])), sort_keys=True)
+
+
+@pytest.fixture
+def world(api: Api) -> dict[str, Any]:
+    for t in (A, B):
+        api.call("POST", "/v1/tenants", {"tenant_id": t, "name": t})
+        api.call("PUT", f"/v1/tenants/{t}/quotas/tenant:llm:month", QUOTA)
+    keys = {t: api.tenant_key(t) for t in (A, B)}
+    rid = api.call("POST", f"/v1/tenants/{B}/reservations", EST, key=keys[B]).json["reservation_id"]
+    return {"keys": keys, "rid": rid}
+
+
+def b_routes(rid: str) -> list[tuple[str, str, Any]]:
+    t = f"/v1/tenants/{B}"
+    return [
+        ("POST", f"{t}/reservations", EST),
+        ("POST", f"{t}/reservations/{rid}/commit", {"resource": "llm", "cost_usd": "1"}),
+        ("DELETE", f"{t}/reservations/{rid}", None),
+        ("POST", f"{t}/usage", {"resource": "llm", "cost_usd": "1"}),
+        ("POST", f"{t}/quota-checks", EST),
+        ("GET", f"{t}/quotas", None),
+        ("GET", f"{t}/usage", None),
+        ("GET", f"{t}/usage/records", None),
+        ("GET", f"{t}/summary", None),
+        ("PUT", f"{t}/quotas/tenant:llm:day", QUOTA),
+        ("DELETE", f"{t}/quotas/tenant:llm:month", None),
+        ("POST", f"{t}/pause", None),
+        ("POST", f"{t}/unpause", None),
+        ("POST", f"{t}/api-keys", None),
+        ("DELETE", f"{t}/api-keys/0123456789abcdef", None),
+        ("POST", "/v1/tenants", {"tenant_id": "initech", "name": "Initech"}),
+        ("GET", "/v1/platform/quotas", None),
+        ("PUT", "/v1/platform/quotas/platform:all:month", QUOTA),
+        ("DELETE", "/v1/platform/quotas/platform:all:month", None),
+        ("PUT", "/v1/pricing/openai/gpt-4o", PRICE),
+        # tenant A's own routes with an admin-only verb
+        ("PUT", f"/v1/tenants/{A}/quotas/tenant:llm:month", QUOTA),
+        ("POST", f"/v1/tenants/{A}/pause", None),
+        ("POST", f"/v1/tenants/{A}/api-keys", None),
+    ]
+
+
+def test_every_route_has_an_access_rule_and_the_matrix_covers_every_guarded_one(world) -> None:  # type: ignore[no-untyped-def]
+    covered = {(m, p) for m, p, _ in b_routes("x")}
+    guarded = {(m, p) for (m, p), rule in RULES.items() if rule not in (Access.PUBLIC, Access.ANY)}
+    normalized = set()
+    for m, p in covered:
+        for rule_method, rule_path in guarded:
+            import re
+
+            if m == rule_method and re.fullmatch(re.sub(r"<\w+>", r"[^/]+", rule_path), p):
+                normalized.add((rule_method, rule_path))
+    assert normalized == guarded
+
+
+def test_a_tenant_key_reaches_nothing_of_another_tenant_or_of_the_admin(api: Api, world) -> None:  # type: ignore[no-untyped-def]
+    before = snapshot(api)
+
+    answers = [
+        (m, p, api.call(m, p, body, key=world["keys"][A])) for m, p, body in b_routes(world["rid"])
+    ]
+
+    for method, path, answer in answers:
+        assert answer.status == 403, (method, path, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json["type"].endswith("/forbidden")
+    assert snapshot(api) == before
+
+
+@pytest.mark.parametrize(
+    "key", [None, "", "cg.0123456789abcdef.wrong", "Bearer", ADMIN_KEY + "x", "cg..", "not-a-key"]
+)
+def test_missing_or_invalid_keys_are_401(api: Api, world, key) -> None:  # type: ignore[no-untyped-def]
+    before = snapshot(api)
+    for method, path, body in b_routes(world["rid"]):
+        answer = api.call(method, path, body, key=key)
+        assert answer.status == 401, (method, path, answer.text)
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+    assert snapshot(api) == before
+
+
+def test_a_revoked_key_is_401(api: Api, world) -> None:  # type: ignore[no-untyped-def]
+    key_id = world["keys"][A].split(".")[1]
+    assert api.call("DELETE", f"/v1/tenants/{A}/api-keys/{key_id}").status == 204
+    assert api.call("GET", f"/v1/tenants/{A}/quotas", key=world["keys"][A]).status == 401
+    assert api.call("DELETE", f"/v1/tenants/{A}/api-keys/{key_id}x").status == 422
+    assert api.call("DELETE", f"/v1/tenants/{B}/api-keys/{key_id}").status == 404
+
+
+R = f"/v1/tenants/{A}/reservations"
+U = f"/v1/tenants/{A}/usage"
+BAD: list[tuple[str, str, dict[str, Any]]] = [
+    # (method, path, kwargs for api.call) — every one a client mistake
+    ("POST", R, {"raw_body": "{not json"}),
+    ("POST", R, {"raw_body": ""}),
+    ("POST", R, {"raw_body": "[]"}),
+    ("POST", R, {"raw_body": "null"}),
+    ("POST", R, {"body": {}}),
+    ("POST", R, {"body": {"resource": "gpu"}}),
+    ("POST", R, {"body": {"resource": "llm"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": 0.05}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "-1"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "NaN"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "Infinity"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "1e30"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "0.0000001"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "abc"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": True}}),
+    ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "input_tokens": -5}}),
+    ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "input_tokens": "5"}}),
+    ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "input_tokens": 1.5}}),
+    ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "input_tokens": 10**12}}),
+    (
+        "POST",
+        R,
+        {
+            "body": {
+                "resource": "llm",
+                "model": "gpt-4o",
+                "input_tokens": 1,
+                "cached_input_tokens": 2,
+            }
+        },
+    ),
+    ("POST", R, {"body": {"resource": "llm", "model": "gpt-99", "input_tokens": 1}}),
+    ("POST", R, {"body": {"resource": "llm", "model": "../../etc/passwd", "input_tokens": 1}}),
+    ("POST", R, {"body": {"resource": "sandbox", "tier": "quantum", "seconds": "1"}}),
+    ("POST", R, {"body": {"resource": "sandbox", "tier": "standard"}}),
+    ("POST", R, {"body": {"resource": "sandbox", "tier": "standard", "seconds": "-1"}}),
+    ("POST", R, {"body": {"resource": "sandbox", "model": "gpt-4o", "seconds": "1"}}),
+    ("POST", R, {"body": {**EST, "user_id": "a/b"}}),
+    ("POST", R, {"body": {**EST, "user_id": "x" * 200}}),
+    ("POST", R, {"body": {**EST, "metadata": {f"k{i}": "v" for i in range(40)}}}),
+    ("POST", R, {"body": {**EST, "metadata": {"k": "v" * 1000}}}),
+    ("POST", R, {"body": {**EST, "metadata": {"k": 1}}}),
+    ("POST", R, {"body": {**EST, "surprise": 1}}),
+    ("POST", R, {"body": {**EST, "ttl_seconds": 0}}),
+    ("POST", R, {"body": {**EST, "ttl_seconds": 10**9}}),
+    ("POST", R, {"body": {**EST, "conversation_id": "é" * 10}}),
+    ("POST", R, {"raw_body": json.dumps({**EST, "metadata": {"k": "x" * 20000}})}),
+    ("POST", f"{R}/x/commit", {"body": {"resource": "llm"}}),
+    ("POST", U, {"body": {"resource": "llm", "cost_usd": "1", "enforce": "maybe"}}),
+    (
+        "POST",
+        f"/v1/tenants/{A}/quota-checks",
+        {"body": {"resource": "llm", "estimated_cost_usd": 1.0}},
+    ),
+    ("PUT", f"/v1/tenants/{A}/quotas/tenant:llm:year", {"body": QUOTA}),
+    ("PUT", f"/v1/tenants/{A}/quotas/platform:llm:month", {"body": QUOTA}),
+    ("PUT", f"/v1/tenants/{A}/quotas/tenant:llm:month", {"body": {"limit_usd": "-1"}}),
+    ("PUT", f"/v1/tenants/{A}/quotas/tenant:llm:month", {"body": {"limit_usd": "5", "mode": "x"}}),
+    (
+        "PUT",
+        f"/v1/tenants/{A}/quotas/tenant:llm:month",
+        {"body": {"limit_usd": "5", "thresholds": [0]}},
+    ),
+    ("PUT", "/v1/platform/quotas/tenant:llm:month", {"body": QUOTA}),
+    ("POST", "/v1/tenants", {"body": {"tenant_id": "Bad_Id", "name": "x"}}),
+    ("POST", "/v1/tenants", {"body": {"tenant_id": "ab", "name": "x"}}),
+    ("POST", "/v1/tenants", {"body": {"name": ""}}),
+    ("PUT", "/v1/pricing/openai/gpt-4o", {"body": {**PRICE, "effective_from": "tomorrow"}}),
+    ("PUT", "/v1/pricing/openai/gpt-4o", {"body": {**PRICE, "input_per_million_usd": 1.5}}),
+    ("PUT", "/v1/pricing/OpenAI!/gpt-4o", {"body": PRICE}),
+    ("GET", "/v1/nowhere", {}),
+    ("PATCH", R, {"body": EST}),
+    ("GET", R, {}),
+    ("DELETE", "/v1/tenants", {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"), BAD, ids=[f"{i:02d}" for i in range(len(BAD))]
+)
+def test_bad_input_is_a_4xx_problem_and_changes_nothing(
+    api: Api, world, method, path, kwargs
+) -> None:  # type: ignore[no-untyped-def]
+    before = snapshot(api)
+    key = (
+        world["keys"][A] if path.startswith(f"/v1/tenants/{A}/") and method != "PUT" else ADMIN_KEY
+    )
+
+    answer = api.call(method, path, key=key, **kwargs)
+
+    assert 400 <= answer.status < 500, (answer.status, answer.text)
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json
+    assert {"type", "title", "status", "detail"} <= set(problem) and problem[
+        "status"
+    ] == answer.status
+    assert "Traceback" not in answer.text
+    assert snapshot(api) == before
