@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
+from bench.coldstart import measure_cold_start
 from bench.common import dummy_aws_environment
 from bench.cpu import measure_cpu
 from bench.latency import measure_latency
@@ -42,9 +43,10 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     for key, label, run in (
-        ("cpu_stubbed", "1/3 CPU, stubbed", measure_cpu),
-        ("units", "2/3 calls and units, moto", measure_units),
-        ("latency_moto", "3/3 latency, moto", measure_latency),
+        ("cpu_stubbed", "1/4 CPU, stubbed", measure_cpu),
+        ("units", "2/4 calls and units, moto", measure_units),
+        ("latency_moto", "3/4 latency, moto", measure_latency),
+        ("cold_start", "4/4 API cold start, fresh processes", measure_cold_start),
     ):
         print(f"bench: {label}…", file=sys.stderr, flush=True)
         results[key] = run()

@@ -151,6 +151,27 @@ def _latency_section(latency: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cold_start_section(cold: dict[str, Any]) -> list[str]:
+    return [
+        "",
+        f"## 4. API cold start, fresh interpreter (median of {cold['runs']})",
+        "",
+        *_table(
+            ["process", "ms", "ratio"],
+            [
+                ["import boto3; boto3.client('dynamodb')", cold["bare_ms"], 1],
+                [
+                    "import API handler + GET /v1/health + ledger client",
+                    cold["ours_ms"],
+                    cold["ratio"],
+                ],
+            ],
+        ),
+        "",
+        f"{cold['note']}.",
+    ]
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [
@@ -163,6 +184,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         *_cpu_section(results["cpu_stubbed"]),
         *_units_section(results["units"]),
         *_latency_section(results["latency_moto"]),
+        *_cold_start_section(results["cold_start"]),
     ]
     return "\n".join(lines)
 

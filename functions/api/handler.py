@@ -7,7 +7,6 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from costguard.settings import get_settings
 
@@ -19,16 +18,6 @@ from functions.api.routes import admin, health, quotas, spend, usage
 
 logger = Logger(service="costguard-api")
 app = APIGatewayHttpResolver(enable_validation=True)
-OPENAPI: dict[str, Any] = {
-    "title": "costguard",
-    "version": "1",
-    "description": "Spend only what each tenant and user is allowed to.",
-    "security_schemes": {"apiKey": HTTPBearer(description="Authorization: Bearer <api key>")},
-    "security": [{"apiKey": []}],
-}
-app.configure_openapi(**OPENAPI)
-app.enable_swagger(path="/v1/docs", **OPENAPI)
-RULES[("GET", "/v1/docs")] = Access.PUBLIC
 for module in (health, spend, quotas, usage, admin):
     app.include_router(module.router)
 errors.register(app)

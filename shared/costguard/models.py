@@ -22,6 +22,12 @@ MAX_SECONDS = Decimal(31 * 24 * 3600)
 MAX_USD = Decimal(1_000_000)
 
 
+class Model(BaseModel):
+    """Every boundary model: validators are built on first use, not at import (cold start)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 def _decimal_string(value: Any) -> Decimal:
     if isinstance(value, Decimal):
         return value
@@ -40,7 +46,7 @@ Identifier = Annotated[
 ]
 
 
-class Usage(BaseModel):
+class Usage(Model):
     """An estimate (reserve, check) or actual usage (commit, record), with attribution."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -152,7 +158,7 @@ class Usage(BaseModel):
         }
 
 
-class QuotaState(BaseModel):
+class QuotaState(Model):
     """One quota with its live figures in the current (or the reservation's) period."""
 
     quota_id: str
@@ -171,11 +177,11 @@ class QuotaState(BaseModel):
     resets_at: datetime
 
 
-class QuotaList(BaseModel):
+class QuotaList(Model):
     quotas: list[QuotaState]
 
 
-class Reservation(BaseModel):
+class Reservation(Model):
     reservation_id: str
     tenant_id: str
     user_id: str | None = None
@@ -187,7 +193,7 @@ class Reservation(BaseModel):
     quotas: list[QuotaState] | None = None
 
 
-class CostRecord(BaseModel):
+class CostRecord(Model):
     record_id: str
     tenant_id: str
     reservation_id: str | None = None
@@ -213,7 +219,7 @@ class CostRecord(BaseModel):
     recorded_at: datetime
 
 
-class CheckResult(BaseModel):
+class CheckResult(Model):
     allowed: bool
     requested_usd: UsdOut
     binding_quota_id: str | None = None
@@ -233,7 +239,7 @@ class RecordRequest(Usage):
     enforce: bool = True
 
 
-class QuotaPut(BaseModel):
+class QuotaPut(Model):
     model_config = ConfigDict(extra="forbid")
 
     limit_usd: Annotated[
@@ -251,7 +257,7 @@ class QuotaPut(BaseModel):
     ] = Decimal(0)
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(Model):
     model_config = ConfigDict(extra="forbid")
 
     tenant_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")] | None = None
@@ -261,14 +267,14 @@ class TenantCreate(BaseModel):
     ) = None
 
 
-class Tenant(BaseModel):
+class Tenant(Model):
     tenant_id: str
     name: str
     plan: str | None = None
     created_at: datetime
 
 
-class PauseRequest(BaseModel):
+class PauseRequest(Model):
     model_config = ConfigDict(extra="forbid")
 
     user_id: (
@@ -279,26 +285,26 @@ class PauseRequest(BaseModel):
     ) = None
 
 
-class PauseState(BaseModel):
+class PauseState(Model):
     tenant_id: str
     user_id: str | None = None
     paused: bool
 
 
-class Release(BaseModel):
+class Release(Model):
     reservation_id: str
     status: Literal["released", "expired"]
     released_usd: UsdOut
 
 
-class IssuedApiKey(BaseModel):
+class IssuedApiKey(Model):
     key_id: str
     api_key: str
     role: Literal["tenant"]
     tenant_id: str
 
 
-class PricePut(BaseModel):
+class PricePut(Model):
     """A new price for a model (per million tokens), in force from `effective_from`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -318,7 +324,7 @@ class PricePut(BaseModel):
     effective_from: datetime
 
 
-class ModelPriceOut(BaseModel):
+class ModelPriceOut(Model):
     provider: str
     model: str
     input_per_million_usd: UsdOut
@@ -328,23 +334,23 @@ class ModelPriceOut(BaseModel):
     source: str
 
 
-class TierPriceOut(BaseModel):
+class TierPriceOut(Model):
     tier: str
     per_second_usd: UsdOut
     effective_from: datetime
     source: str
 
 
-class PriceList(BaseModel):
+class PriceList(Model):
     models: list[ModelPriceOut]
     sandbox_tiers: list[TierPriceOut]
 
 
-class Health(BaseModel):
+class Health(Model):
     status: Literal["ok"]
     version: str
 
 
-class RecordPage(BaseModel):
+class RecordPage(Model):
     records: list[CostRecord]
     next_cursor: str | None = None

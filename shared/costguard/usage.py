@@ -7,11 +7,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel
 
 from costguard.errors import InvalidRequest
 from costguard.ledger.service import Ledger
-from costguard.models import UsdOut
+from costguard.models import Model, UsdOut
 from costguard.money import ZERO
 
 GroupBy = Literal["model", "user", "conversation", "task", "operation", "resource", "day"]
@@ -21,12 +20,12 @@ MAX_RECORD_DAYS = 31
 RECORD_SCAN_CAP = 10_000
 
 
-class UsageGroup(BaseModel):
+class UsageGroup(Model):
     key: str
     cost_usd: UsdOut
 
 
-class UsageReport(BaseModel):
+class UsageReport(Model):
     tenant_id: str
     from_date: date
     to_date: date
@@ -38,12 +37,12 @@ class UsageReport(BaseModel):
     """True when a records-based breakdown hit its scan cap: narrow the range."""
 
 
-class DailyCost(BaseModel):
+class DailyCost(Model):
     day: date
     cost_usd: UsdOut
 
 
-class Summary(BaseModel):
+class Summary(Model):
     tenant_id: str
     month_to_date_usd: UsdOut
     today_usd: UsdOut
