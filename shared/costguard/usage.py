@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-
 from costguard.errors import InvalidRequest
 from costguard.ledger.service import Ledger
 from costguard.models import Model, UsdOut

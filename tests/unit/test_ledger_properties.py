@@ -8,24 +8,29 @@ day rollups, plus the ledger's own reconcile().
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import boto3
+import pytest
 from costguard.errors import QuotaExceeded, ReservationNotHeld
 from costguard.ledger import Ledger, LedgerTable
+from costguard.ledger.dynamo import deserialize
 from costguard.ledger.plan import records_pk, slot_for
 from costguard.ledger.schema import HOLDS_PK, create_table
 from costguard.models import Usage
-from costguard.periods import Period, period_key
+from costguard.periods import Period, period_end, period_key
 from costguard.quotas import Mode, QuotaDefinition, Resource, Scope
 from costguard.settings import Settings
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    consumes,
+    initialize,
     invariant,
     multiple,
     precondition,
@@ -34,21 +39,22 @@ from hypothesis.stateful import (
 from moto import mock_aws
 
 from tests.conftest import Clock
-from tests.helpers import quota, usd
+from tests.helpers import actual, estimate, quota, set_quota, usd
 
 T = "acme"
 TABLE = "costguard-props"
-START = datetime(2026, 11, 30, 23, 58, tzinfo=UTC)  # a Monday, 2 minutes before December
+# Two minutes before Monday 2026-06-01: a new day, ISO week and month begin at the same instant
+START = datetime(2026, 5, 31, 23, 58, tzinfo=UTC)
 ZERO = Decimal(0)
 
 # quota id → (limit, mode, grace %); small limits so that refusals are frequent
 QUOTAS: dict[str, tuple[str, Mode, str]] = {
-    "platform:all:month": ("20", Mode.HARD, "0"),
-    "tenant:all:month": ("15", Mode.HARD, "0"),
-    "tenant:llm:day": ("8", Mode.HARD, "0"),
-    "tenant:sandbox:week": ("5", Mode.SOFT, "10"),
-    "user:u-1:llm:day": ("3", Mode.HARD, "0"),
-    "user:u-2:all:week": ("4", Mode.HARD, "0"),
+    "platform:all:month": ("40", Mode.HARD, "0"),
+    "tenant:all:month": ("30", Mode.HARD, "0"),
+    "tenant:llm:day": ("12", Mode.HARD, "0"),
+    "tenant:sandbox:week": ("8", Mode.SOFT, "10"),
+    "user:u-1:llm:day": ("4", Mode.HARD, "0"),
+    "user:u-2:all:week": ("6", Mode.HARD, "0"),
 }
 
 USERS = st.sampled_from(["u-1", "u-2", "u-3", None])
@@ -56,12 +62,15 @@ RESOURCES = st.sampled_from(["llm", "sandbox"])
 # "3", "0.5", "2.500000", "0.000001": decimal strings with up to 6 decimals
 AMOUNTS = st.builds(
     lambda whole, frac: f"{whole}.{frac}" if frac else str(whole),
-    st.integers(0, 12),
+    st.one_of(st.integers(0, 2), st.integers(0, 12)),
     st.text("0123456789", max_size=6),
 )
-LIMITS = st.sampled_from(["0", "0.5", "1", "2.25", "3", "4.000001", "6", "8", "12", "20", "25"])
+LIMITS = st.sampled_from(["0", "0.5", "1", "2.25", "4", "6.000001", "8", "12", "20", "40", "60"])
 TTLS = st.one_of(st.sampled_from([1, 30, 60, 120, 900, 3600, 86_400]), st.integers(1, 86_400))
-SECONDS = st.one_of(st.integers(1, 90), st.integers(91, 7_200), st.integers(7_201, 4 * 86_400))
+# mostly minutes, sometimes hours, now and then days: expiries and period ends both happen
+SECONDS = st.one_of(
+    st.integers(1, 120), st.integers(1, 900), st.integers(901, 7_200), st.integers(1, 4 * 86_400)
+)
 
 CounterId = tuple[str, str]  # (quota id, period key)
 
@@ -115,23 +124,36 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.mock = mock_aws()
+        self.mock = mock_aws()  # a fresh in-process DynamoDB for every run of the machine
         self.mock.start()
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client, TABLE)
-        s = Settings(table_name=TABLE)
-        self.clock = Clock(START)
-        self.ledger = Ledger(LedgerTable(client, TABLE, s), s, clock=self.clock)
-        self.ledger.create_tenant(T, "Acme")
-        self.quotas: dict[str, QuotaDefinition] = {}
-        for text, (limit, mode, grace) in QUOTAS.items():
-            q = quota(text, limit, mode, grace)
-            self.ledger.put_quota(None if q.quota_id.scope is Scope.PLATFORM else T, q)
-            self.quotas[text] = q
+        try:
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            create_table(client, TABLE)
+            s = Settings(table_name=TABLE)
+            self.clock = Clock(START)
+            self.ledger = Ledger(LedgerTable(client, TABLE, s), s, clock=self.clock)
+            self.ledger.create_tenant(T, "Acme")
+            self.quotas: dict[str, QuotaDefinition] = {}
+            for text, (limit, mode, grace) in QUOTAS.items():
+                q = quota(text, limit, mode, grace)
+                self.ledger.put_quota(None if q.quota_id.scope is Scope.PLATFORM else T, q)
+                self.quotas[text] = q
+        except BaseException:
+            self.mock.stop()
+            raise
         self.counters: dict[CounterId, Counter] = {}
         self.res: dict[str, Res] = {}
         self.recorded: dict[str, Decimal] = {}  # direct records: record id → cost
         self.rollups: dict[str, tuple[Decimal, int]] = {}  # DAY#… → (usd_all, calls)
+        self.steps, self.last_idle = 0, -2
+
+    def idle_allowed(self) -> bool:
+        """Clock moves and limit changes spend nothing: never two in a row, so that
+        hypothesis's preference for the first rules (the clock) leaves room for spending."""
+        return self.steps > self.last_idle + 1
+
+    def idled(self) -> None:
+        self.last_idle = self.steps
 
     def teardown(self) -> None:
         self.mock.stop()
@@ -171,17 +193,52 @@ class LedgerMachine(RuleBasedStateMachine):
         total, calls = self.rollups.get(day, (ZERO, 0))
         self.rollups[day] = (total + cost, calls + 1)
 
-    def sync_lazy_expiry(self) -> None:
-        """A refused attempt inside reserve/record may expire due holds: read which it did."""
-        due = [r for r in self.res.values() if r.status == "held" and r.expires <= self.clock.at]
-        if not due:
-            return
-        items = self.ledger.table.query_all("pk = :p", {":p": records_pk(T)}, consistent=True)
-        status = {i["sk"]: i["status"] for i in items}
-        for r in due:
+    def stored_records(self) -> dict[str, tuple[str, Decimal | None, bool]]:
+        """Record id → (status, cost, in the holds index), read with a projection (moto
+        serializes every attribute slowly)."""
+        answer = self.ledger.table.client.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": records_pk(T)}},
+            ExpressionAttributeNames={"#s": "status", "#c": "cost_usd", "#h": HOLDS_PK},
+            ProjectionExpression="sk, #s, #c, #h",
+            ConsistentRead=True,
+        )
+        assert "LastEvaluatedKey" not in answer
+        return {
+            i["sk"]: (i["status"], i.get("cost_usd"), HOLDS_PK in i)
+            for i in map(deserialize, answer["Items"])
+        }
+
+    def sync_expired(self, candidates: list[Res]) -> int:
+        """Read which of these held reservations the ledger has expired; the model follows."""
+        if not candidates:
+            return 0
+        status = {sk: found[0] for sk, found in self.stored_records().items()}
+        expired = 0
+        for r in candidates:
             assert status[r.ulid] in ("held", "expired"), (r.rid, status[r.ulid])
             if status[r.ulid] == "expired":
                 self.settle_hold(r, "expired")
+                expired += 1
+        return expired
+
+    def held(self) -> list[Res]:
+        return [r for r in self.res.values() if r.status == "held"]
+
+    def due(self, *, at_expiry: bool) -> list[Res]:
+        """Held reservations past (`at_expiry`: exactly at) their expiry."""
+        now = self.clock.at
+        return [
+            r
+            for r in self.res.values()
+            if r.status == "held" and (r.expires == now if at_expiry else r.expires < now)
+        ]
+
+    def sync_lazy_expiry(self) -> None:
+        """A refused attempt inside reserve/record may expire due holds: read which it did."""
+        if self.sync_expired(self.due(at_expiry=False) + self.due(at_expiry=True)):
+            event("lazy expiry returned holds")
 
     def assert_refusal_justified(
         self, refused: QuotaExceeded, quotas: list[QuotaDefinition], amount: Decimal
@@ -199,7 +256,8 @@ class LedgerMachine(RuleBasedStateMachine):
             (
                 r.estimate
                 for r in self.res.values()
-                if r.status == "held" and cid in r.counters and r.expires > now
+                # expires == now is dead for commit, but the lazy path skips it (known bug)
+                if r.status == "held" and cid in r.counters and r.expires >= now
             ),
             ZERO,
         )
@@ -209,6 +267,11 @@ class LedgerMachine(RuleBasedStateMachine):
         )
 
     # ------------------------------------------------------------------ rules
+    @initialize(target=reservations, user=USERS, resource=RESOURCES, amount=AMOUNTS, ttl=TTLS)
+    def first_reservation(self, user: str | None, resource: str, amount: str, ttl: int) -> object:
+        """Start with a reservation so that settling rules are available from the first step."""
+        return self.reserve(user, resource, amount, ttl)
+
     @rule(target=reservations, user=USERS, resource=RESOURCES, amount=AMOUNTS, ttl=TTLS)
     def reserve(self, user: str | None, resource: str, amount: str, ttl: int) -> object:
         now = self.clock.at
@@ -220,6 +283,7 @@ class LedgerMachine(RuleBasedStateMachine):
         except QuotaExceeded as refused:
             self.sync_lazy_expiry()
             self.assert_refusal_justified(refused, quotas, e)
+            event(f"reserve: refused by {refused.binding.scope}:{refused.binding.period}")
             return multiple()
         self.sync_lazy_expiry()
         assert (r.reserved_usd, r.created_at, r.expires_at) == (
@@ -238,15 +302,20 @@ class LedgerMachine(RuleBasedStateMachine):
         # Admitted: right after it, no quota that could refuse it is beyond its ceiling,
         # read from the ledger's own figures.
         figures = {s.quota_id: s for s in (*self.ledger.quotas(T), *self.ledger.quotas(None))}
+        for s in figures.values():  # the API's current figures are the model's
+            q = self.quotas[s.quota_id]
+            assert s.period_key == self.cid(q, now)[1]
+            assert (s.limit_usd, s.spent_usd, s.reserved_usd) == self.figures(q, now), s
         for q in quotas:
             s = figures[str(q.quota_id)]
             top = ceiling(q, s.limit_usd)
             if top is not None:
                 assert s.spent_usd + s.reserved_usd <= top, (s.quota_id, s)
+        event("reserve: admitted")
         return r.reservation_id
 
-    @rule(target=settled, rid=reservations, amount=AMOUNTS)
-    def commit(self, rid: str, amount: str) -> object:
+    def settle_by_commit(self, rid: str, amount: str) -> None:
+        """Commit; the model says whether it lands, replays the first or is refused."""
         r = self.res[rid]
         now = self.clock.at
         cost = usd(amount)
@@ -262,11 +331,13 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert r.commit_body != amount
             else:
                 assert refused.status == r.status
-            return multiple()
+            event(f"commit: refused, {refused.status}")
+            return
         if r.status == "committed":  # a replay of the same body returns the first record
             assert r.commit_body == amount
             assert (record.record_id, record.cost_usd) == (r.record_id, r.cost)
-            return rid
+            event("commit: replayed")
+            return
         assert r.status == "held" and r.expires > now, (r.status, r.expires, now)
         assert (record.status, record.cost_usd, record.estimated_usd) == (
             "committed",
@@ -282,22 +353,44 @@ class LedgerMachine(RuleBasedStateMachine):
             c.slack += max(ZERO, cost - r.estimate)
         r.cost, r.commit_body, r.record_id = cost, amount, record.record_id
         self.roll_up(r.created, cost)
-        return rid
+        if period_key(Period.DAY, r.created) != period_key(Period.DAY, now):
+            event("commit: settled in a later period")
+        event("commit: overrun" if cost > r.estimate else "commit: within the estimate")
 
-    @rule(target=settled, rid=reservations)
-    def release(self, rid: str) -> object:
+    def settle_by_release(self, rid: str) -> None:
         r = self.res[rid]
         try:
             result = self.ledger.release(T, rid)
         except ReservationNotHeld as refused:
             assert r.status == "committed" and refused.status == "committed"
-            return multiple()
+            event("release: refused, committed")
+            return
         if r.status == "held":
             assert (result.status, result.released_usd) == ("released", r.estimate)
             self.settle_hold(r, "released")
+            event("release: released")
         else:
             assert (result.status, result.released_usd) == (r.status, 0), r.status
+            event(f"release: already {r.status}")
+
+    @rule(target=settled, rid=consumes(reservations), amount=AMOUNTS)
+    def commit(self, rid: str, amount: str) -> str:
+        """Commit a reservation (live or not) for an actual cost, maybe above the estimate."""
+        self.settle_by_commit(rid, amount)
         return rid
+
+    @rule(target=settled, rid=consumes(reservations))
+    def release(self, rid: str) -> str:
+        self.settle_by_release(rid)
+        return rid
+
+    @rule(rid=settled, amount=AMOUNTS, by_release=st.booleans())
+    def settle_again(self, rid: str, amount: str, by_release: bool) -> None:
+        """A second, different settlement of a settled reservation changes nothing."""
+        if by_release:
+            self.settle_by_release(rid)
+        else:
+            self.settle_by_commit(rid, amount)
 
     @rule(rid=settled)
     def retry(self, rid: str) -> None:
@@ -316,29 +409,55 @@ class LedgerMachine(RuleBasedStateMachine):
             assert r.status in ("released", "expired"), r.status
             result = self.ledger.release(T, rid)
             assert (result.status, result.released_usd) == (r.status, 0)
+        event(f"retry: {r.status}")
 
+    @precondition(idle_allowed)
     @rule(seconds=SECONDS)
     def advance(self, seconds: int) -> None:
+        self.idled()
+        before = self.clock.at
         self.clock.advance(seconds=seconds)
+        for period in Period:
+            if period_key(period, before) != period_key(period, self.clock.at):
+                event(f"advance: crossed a {period}")
 
+    @precondition(idle_allowed)
+    @rule(extra=st.integers(0, 120))
+    def advance_past_midnight(self, extra: int) -> None:
+        """Just into the next day (and week and month, the first time), holds still live."""
+        self.advance(int((period_end(Period.DAY, self.clock.at) - self.clock.at).total_seconds()))
+        self.clock.advance(seconds=extra)
+
+    @precondition(idle_allowed)
     @rule(rid=reservations)
     def advance_to_expiry(self, rid: str) -> None:
         """Land exactly on a reservation's expiry: the boundary where it stops being live."""
+        self.idled()
         r = self.res[rid]
         if r.expires > self.clock.at:
             self.clock.at = r.expires
 
-    @rule()
-    def sweep(self) -> None:
-        now = self.clock.at
-        due = [r for r in self.res.values() if r.status == "held" and r.expires <= now]
-        returned = self.ledger.expire_due()
-        assert returned == len(due), f"swept {returned} of {len(due)} due holds at {now}"
-        for r in due:
-            self.settle_hold(r, "expired")
+    @precondition(lambda self: any(r.expires <= self.clock.at for r in self.held()))
+    @rule(everyone=st.booleans())
+    def sweep(self, everyone: bool) -> None:
+        """After expire_due() at t no hold with expires_at < t is counted any more.
 
+        Holds with expires_at == t are dead for commit but the sweeper skips them (the
+        known bug pinned by test_the_sweeper_returns_a_hold_at_its_exact_expiry below), so
+        here they may go either way; every other figure is still checked.
+        """
+        due = self.due(at_expiry=False)
+        boundary = self.due(at_expiry=True)
+        returned = self.ledger.expire_due(None if everyone else T)  # sweeper / lazy query
+        swept = self.sync_expired(due + boundary)
+        assert all(r.status == "expired" for r in due), [r.rid for r in due if r.status == "held"]
+        assert returned == swept, (returned, swept)
+        event("sweep: returned holds" if returned else "sweep: only holds at their expiry")
+
+    @precondition(idle_allowed)
     @rule(quota_id=st.sampled_from(sorted(QUOTAS)), limit=LIMITS)
     def change_limit(self, quota_id: str, limit: str) -> None:
+        self.idled()
         now = self.clock.at
         old = self.quotas[quota_id]
         new = replace(old, limit_usd=usd(limit))
@@ -349,6 +468,8 @@ class LedgerMachine(RuleBasedStateMachine):
             before, after = ceiling(old, c.limit), ceiling(new, new.limit_usd)
             if before is not None and after is not None:
                 c.slack += max(ZERO, before - after)
+                if after < c.spent + c.held:
+                    event("limit: lowered below spent + held")
             c.limit = new.limit_usd
         assert (state.limit_usd, state.spent_usd, state.reserved_usd) == self.figures(new, now)
 
@@ -364,6 +485,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert enforce
             self.sync_lazy_expiry()
             self.assert_refusal_justified(refused, quotas, cost)
+            event("record: refused")
             return
         self.sync_lazy_expiry()
         assert (rec.status, rec.cost_usd) == ("recorded", cost)
@@ -382,56 +504,70 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ invariants
     @invariant()
+    def count_steps(self) -> None:
+        self.steps += 1
+
+    @invariant()
     def the_ledger_reconciles(self) -> None:
         assert self.ledger.reconcile(T) == []
 
     @invariant()
-    def every_counter_matches_the_model(self) -> None:
-        """In every period touched: limit, spent, held and avail as the model says."""
-        if not self.counters:
-            return
-        items = self.ledger.table.batch_get(sorted({c.key for c in self.counters.values()}))
-        for cid, c in self.counters.items():
-            p, item = c.prefix, items.get(c.key, {})
-            got = (item.get(p + "limit"), item.get(p + "spent", ZERO), item.get(p + "held", ZERO))
-            assert got == (c.limit, c.spent, c.held), (cid, got, c)
-            assert item.get(p + "avail") == c.limit - c.spent - c.held, (cid, item)
-            assert c.held >= 0, (cid, c)
-            top = ceiling(self.quotas[cid[0]], c.limit)
-            if top is not None:
-                assert c.spent + c.held <= top + c.slack, (cid, c)
+    def the_ledger_matches_the_model(self) -> None:
+        """Counters of every period touched (limit, spent, held = the model's held estimates,
+        avail), every record's status (each reservation the model holds is still held and in
+        the holds index, nothing else is) and the day rollups."""
+        if self.counters:
+            items = self.ledger.table.batch_get(sorted({c.key for c in self.counters.values()}))
+            for cid, c in self.counters.items():
+                p, item = c.prefix, items.get(c.key, {})
+                got = (item.get(p + "limit"), item.get(p + "spent", ZERO), item.get(p + "held", 0))
+                assert got == (c.limit, c.spent, c.held), (cid, got, c)
+                assert item.get(p + "avail") == c.limit - c.spent - c.held, (cid, item)
+                holds = [r.estimate for r in self.held() if cid in r.counters]
+                assert c.held == sum(holds, ZERO) and c.held >= 0, (cid, c, holds)
+                top = ceiling(self.quotas[cid[0]], c.limit)
+                if top is not None:  # over the ceiling only by overruns and lowered limits
+                    assert c.spent + c.held <= top + c.slack, (cid, c)
 
-    @invariant()
-    def current_figures_match_the_model(self) -> None:
-        now = self.clock.at
-        for s in (*self.ledger.quotas(T), *self.ledger.quotas(None)):
-            q = self.quotas[s.quota_id]
-            assert s.period_key == self.cid(q, now)[1]
-            assert (s.limit_usd, s.spent_usd, s.reserved_usd) == self.figures(q, now), s
-
-    @invariant()
-    def records_and_holds_match_the_model(self) -> None:
-        """Every reservation in the status the model says; live ones still hold (and only
-        held records sit in the holds index); direct records as recorded."""
-        items = self.ledger.table.query_all("pk = :p", {":p": records_pk(T)}, consistent=True)
-        got = {i["sk"]: (i["status"], i.get("cost_usd"), HOLDS_PK in i) for i in items}
         want = {r.ulid: (r.status, r.cost, r.status == "held") for r in self.res.values()}
         want |= {rid: ("recorded", cost, False) for rid, cost in self.recorded.items()}
-        assert got == want
+        assert self.stored_records() == want
 
-    @invariant()
-    def day_rollups_match_the_model(self) -> None:
-        items = self.ledger.daily_rollups(T, START, self.clock.at + timedelta(days=1))
-        got = {i["sk"]: (i["usd_all"], i["calls"]) for i in items if "calls" in i}
-        assert got == self.rollups
+        days = self.ledger.daily_rollups(T, START, self.clock.at + timedelta(days=1))
+        assert {i["sk"]: (i["usd_all"], i["calls"]) for i in days if "calls" in i} == self.rollups
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="expire_due() compares gsi1sk ('<expires_at>#<ulid>') < iso(now), so a hold whose "
+    "expires_at == now is skipped by the sweeper and the lazy path, although commit already "
+    "treats it as expired (expires_at > now fails)",
+)
+def test_the_sweeper_returns_a_hold_at_its_exact_expiry(ledger: Ledger, clock: Clock) -> None:
+    set_quota(ledger, T, "tenant:llm:month", "10")
+    r = ledger.reserve(T, estimate("9"), ttl_seconds=60)
+    clock.advance(seconds=60)  # now == expires_at: commit says the reservation is expired
+
+    returned = ledger.expire_due()
+    try:
+        ledger.reserve(T, estimate("5"))  # a dead hold must not cause a refusal
+        refused = False
+    except QuotaExceeded:
+        refused = True
+
+    with pytest.raises(ReservationNotHeld) as late:
+        ledger.commit(T, r.reservation_id, actual("1"))
+    assert late.value.status == "expired"
+    assert (returned, refused) == (1, False)
+
+
+# moto deep-copies the whole table on every transaction, so a step costs ~50-150 ms here;
+# these bounds keep the run under a minute. LEDGER_PROPERTY_EXAMPLES=200 hunts longer.
 LedgerMachine.TestCase.settings = settings(
-    max_examples=20,
-    stateful_step_count=40,
+    max_examples=int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "12")),
+    stateful_step_count=30,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestLedgerStateMachine = LedgerMachine.TestCase
-
