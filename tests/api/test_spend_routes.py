@@ -182,3 +182,118 @@ def test_idempotency_key_on_reserve_and_record(api: Api, key: str) -> None:
     assert other.status == 422
     quotas = api.call("GET", f"/v1/tenants/{T}/quotas", key=key).json["quotas"]
     assert quotas[0]["reserved_usd"] == "2.000000"
+
+
+def test_admin_routes_and_their_refusals(api: Api, key: str) -> None:
+    again = api.call("POST", "/v1/tenants", {"tenant_id": T, "name": "Acme", "plan": "pro"})
+    assert (again.status, again.json["type"].rsplit("/", 1)[1]) == (409, "tenant-exists")
+    retried = api.call(
+        "POST",
+        "/v1/tenants",
+        {"tenant_id": T, "name": "Acme", "plan": "pro"},
+        headers={"Idempotency-Key": "t-1"},
+    )
+    assert (retried.status, retried.json["tenant_id"]) == (201, T)
+    generated = api.call("POST", "/v1/tenants", {"name": "No Id"})
+    assert generated.status == 201 and generated.json["tenant_id"].startswith("t-")
+    assert api.call("DELETE", f"/v1/tenants/{T}/quotas/tenant:llm:month").status == 204
+    gone = api.call("DELETE", f"/v1/tenants/{T}/quotas/tenant:llm:month")
+    assert (gone.status, gone.headers["content-type"]) == (404, "application/problem+json")
+    assert (
+        api.call("PUT", "/v1/platform/quotas/platform:all:month", {"limit_usd": "1"}).status == 200
+    )
+    platform = api.call("GET", "/v1/platform/quotas").json["quotas"]
+    assert [q["quota_id"] for q in platform] == ["platform:all:month"]
+    r = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {"resource": "llm", "estimated_cost_usd": "2"},
+        key=key,
+    )
+    assert (r.status, r.json["quota_id"]) == (429, "platform:all:month")
+    assert api.call("DELETE", "/v1/platform/quotas/platform:all:month").status == 204
+
+
+def test_pricing_routes(api: Api, key: str) -> None:
+    prices = api.call("GET", "/v1/pricing", key=key).json
+    assert len(prices["models"]) >= 27 and {t["tier"] for t in prices["sandbox_tiers"]} == {
+        "standard",
+        "gpu",
+        "high-memory",
+    }
+    assert api.call("GET", "/v1/pricing", key=None).status == 401
+    new = api.call(
+        "PUT",
+        "/v1/pricing/openai/gpt-4o",
+        {
+            "input_per_million_usd": "5",
+            "output_per_million_usd": "15",
+            "effective_from": "2026-11-25T00:00:00Z",
+        },
+    )
+    assert (new.status, new.json["cached_input_per_million_usd"]) == (200, "5.000000")
+    r = api.call(
+        "POST",
+        f"/v1/tenants/{T}/quota-checks",
+        {"resource": "llm", "model": "gpt-4o", "input_tokens": 1_000_000},
+        key=key,
+    )
+    assert r.json["requested_usd"] == "5.000000"
+    assert (
+        api.call(
+            "PUT",
+            "/v1/pricing/openai/gpt-4o",
+            {
+                "input_per_million_usd": "5",
+                "output_per_million_usd": "15",
+                "effective_from": "2026-11-25T00:00:00Z",
+            },
+            key=key,
+        ).status
+        == 403
+    )
+
+
+def test_user_pause_and_unpause(api: Api, key: str) -> None:
+    assert api.call("POST", f"/v1/tenants/{T}/pause", {"user_id": "u-9"}).json == {
+        "tenant_id": T,
+        "user_id": "u-9",
+        "paused": True,
+    }
+    body = {"resource": "llm", "estimated_cost_usd": "1", "user_id": "u-9"}
+    refused = api.call("POST", f"/v1/tenants/{T}/reservations", body, key=key)
+    assert (refused.status, refused.json["user_id"]) == (423, "u-9")
+    assert api.call("POST", f"/v1/tenants/{T}/unpause", {"user_id": "u-9"}).status == 200
+    assert api.call("POST", f"/v1/tenants/{T}/reservations", body, key=key).status == 201
+
+
+def test_prefer_return_minimal_skips_the_figures(api: Api, key: str) -> None:
+    r = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {"resource": "llm", "estimated_cost_usd": "1"},
+        key=key,
+        headers={"Prefer": "return=minimal"},
+    )
+    assert r.status == 201 and r.json.get("quotas") is None
+
+
+def test_oversized_body_is_413(api: Api, key: str) -> None:
+    r = api.call("POST", f"/v1/tenants/{T}/usage", key=key, raw_body="{" + " " * 20_000 + "}")
+    assert (r.status, r.headers["content-type"]) == (413, "application/problem+json")
+
+
+def test_unreachable_ledger_is_503_with_retry_after(api: Api, key: str) -> None:
+    from costguard.errors import LedgerUnavailable
+
+    def down(*_: object, **__: object) -> None:
+        raise LedgerUnavailable("ledger unavailable: EndpointConnectionError", 2)
+
+    api.ledger.table.transact = down  # type: ignore[method-assign]
+    r = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {"resource": "llm", "estimated_cost_usd": "1"},
+        key=key,
+    )
+    assert (r.status, r.headers["retry-after"], r.json["retry_after_seconds"]) == (503, "2", 2)

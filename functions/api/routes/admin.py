@@ -7,8 +7,9 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Depends, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from costguard.auth import ApiKeys
+from costguard.errors import TenantExists
 from costguard.ledger import Ledger
 from costguard.ledger.service import iso
 from costguard.models import (
@@ -34,9 +35,20 @@ KeysDep = Annotated[ApiKeys, Depends(get_keys)]
 
 
 @route(router, "POST", "/v1/tenants", Access.ADMIN, tags=["tenants"], summary="Register a tenant")
-def create_tenant(body: TenantCreate, ledger: LedgerDep) -> Response[Tenant]:
+def create_tenant(
+    body: TenantCreate,
+    ledger: LedgerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> Response[Tenant]:
     tenant_id = body.tenant_id or f"t-{secrets.token_hex(6)}"
-    created = ledger.create_tenant(tenant_id, body.name, body.plan)
+    try:
+        created = ledger.create_tenant(tenant_id, body.name, body.plan)
+    except TenantExists:
+        # A retried create (same Idempotency-Key and body) answers as the first one did.
+        existing = ledger.tenant(tenant_id) if idempotency_key and body.tenant_id else None
+        if existing is None or (existing["name"], existing.get("plan")) != (body.name, body.plan):
+            raise
+        created = existing
     return respond(201, Tenant(**created))
 
 
@@ -113,7 +125,7 @@ def revoke_key(
     router,
     "GET",
     "/v1/pricing",
-    Access.PUBLIC,
+    Access.ANY,
     tags=["pricing"],
     summary="Every price with its effective date",
 )

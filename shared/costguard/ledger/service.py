@@ -960,6 +960,13 @@ class Ledger:
         self.forget_policy(tenant_pk(tenant_id))
         return {k: v for k, v in item.items() if v is not None}
 
+    def tenant(self, tenant_id: str) -> dict[str, Any] | None:
+        """The tenant's registration (id, name, plan, created_at), or None."""
+        item = self.table.get((tenant_pk(tenant_id), TENANT_SK))
+        if item is None:
+            return None
+        return {k: item[k] for k in ("tenant_id", "name", "plan", "created_at") if k in item}
+
     def set_paused(self, tenant_id: str, paused: bool, user_id: str | None = None) -> None:
         """Pause or unpause a tenant or one of its users; takes effect on the next reserve."""
         validate_tenant_id(tenant_id)
