@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Annotated
 
+from aws_lambda_powertools.event_handler import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Header
 from costguard.auth import ApiKeys, fingerprint
 from costguard.ledger import Ledger, LedgerTable, make_client
 from costguard.settings import Settings, get_settings
@@ -29,3 +32,10 @@ def get_keys() -> ApiKeys:
     settings = get_settings()
     ledger = get_ledger()
     return ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
+
+
+TENANT = "/v1/tenants/<tenant_id>"
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+KeysDep = Annotated[ApiKeys, Depends(get_keys)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+"""Accepted on every mutating route; see docs/decisions.md D15."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Depends, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path
-from costguard.auth import ApiKeys
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from costguard.errors import TenantExists
 from costguard.ledger import Ledger
 from costguard.ledger.service import iso
@@ -26,19 +25,17 @@ from costguard.models import (
 from costguard.pricing import ModelPrice
 
 from functions.api.access import Access, route
-from functions.api.deps import get_keys, get_ledger
+from functions.api.deps import IdempotencyKey, KeysDep, LedgerDep
 from functions.api.problems import respond
 
 router = Router()
-LedgerDep = Annotated[Ledger, Depends(get_ledger)]
-KeysDep = Annotated[ApiKeys, Depends(get_keys)]
 
 
 @route(router, "POST", "/v1/tenants", Access.ADMIN, tags=["tenants"], summary="Register a tenant")
 def create_tenant(
     body: TenantCreate,
     ledger: LedgerDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[Tenant]:
     tenant_id = body.tenant_id or f"t-{secrets.token_hex(6)}"
     try:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Depends, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from costguard.errors import InvalidRequest
-from costguard.ledger import Ledger
 from costguard.models import QuotaList, QuotaPut, QuotaState
 from costguard.quotas import Mode, QuotaDefinition, QuotaId, Scope
 
 from functions.api.access import Access, route
-from functions.api.deps import get_ledger
+from functions.api.deps import LedgerDep
 from functions.api.problems import respond
 
 router = Router()
-LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
 def _definition(quota_id: str, body: QuotaPut, platform: bool) -> QuotaDefinition:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from aws_lambda_powertools.event_handler import Depends, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Header
-from costguard.ledger import Ledger
 from costguard.models import (
     CheckResult,
     CostRecord,
@@ -19,13 +15,10 @@ from costguard.models import (
 )
 
 from functions.api.access import Access, route
-from functions.api.deps import get_ledger
+from functions.api.deps import TENANT, IdempotencyKey, LedgerDep
 from functions.api.problems import respond
 
 router = Router()
-TENANT = "/v1/tenants/<tenant_id>"
-LedgerDep = Annotated[Ledger, Depends(get_ledger)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 
 @route(

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Depends, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from costguard.ledger import Ledger
 from costguard.models import RecordPage
 from costguard.usage import (
     GroupBy,
@@ -22,12 +21,10 @@ from costguard.usage import (
 )
 
 from functions.api.access import Access, route
-from functions.api.deps import get_ledger
+from functions.api.deps import TENANT, LedgerDep
 from functions.api.problems import respond
 
 router = Router()
-TENANT = "/v1/tenants/<tenant_id>"
-LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 From = Annotated[
     date | None, Query(alias="from", description="first UTC day (default: 1st of the month)")
 ]
