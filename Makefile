@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: install test lint format unit bench clean
+.PHONY: install test lint format unit bench run run-ddblocal clean
 
 install: .venv/.installed node_modules/.installed
 
@@ -22,13 +22,13 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 lint: install
-	$(RUN) ruff format --check shared functions tests bench
-	$(RUN) ruff check shared functions tests bench
+	$(RUN) ruff format --check shared functions local tests bench
+	$(RUN) ruff check shared functions local tests bench
 	$(RUN) mypy
 
 format: install
-	$(RUN) ruff format shared functions tests bench
-	$(RUN) ruff check --fix shared functions tests bench
+	$(RUN) ruff format shared functions local tests bench
+	$(RUN) ruff check --fix shared functions local tests bench
 
 ## every test: unit (moto), integration (DynamoDB Local), property-based; then lint
 test: install
@@ -37,6 +37,14 @@ test: install
 
 unit: install
 	$(RUN) pytest tests/unit
+
+## the whole product on http://127.0.0.1:8080 (COSTGUARD_PORT, COSTGUARD_HOST, COSTGUARD_ADMIN_KEY)
+run: install
+	$(RUN) python -m local
+
+## the same, on DynamoDB Local (started and stopped for you) instead of the embedded store
+run-ddblocal: install
+	$(RUN) python -m local --ddblocal
 
 bench: install
 	$(RUN) python -m bench

@@ -15,7 +15,7 @@ from costguard.ledger.schema import create_table
 from costguard.settings import Settings
 from moto import mock_aws
 
-from tests.support import ddblocal
+from local import ddblocal
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")

@@ -41,16 +41,19 @@ app.use(middlewares=[guard])
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     body = event.get("body") or ""
-    if len(body) > get_settings().max_body_bytes:
+    limit = get_settings().max_body_bytes
+    if len(body) > limit:
         answer = problem(
-            413,
-            "body-too-large",
-            "Body too large",
-            f"the body may be at most {get_settings().max_body_bytes} bytes",
+            413, "body-too-large", "Body too large", f"the body may be at most {limit} bytes"
         )
         return {
             "statusCode": 413,
             "headers": {"Content-Type": answer.content_type},
             "body": answer.body,
         }
+    headers = event.get("headers") or {}
+    if body and "json" not in headers.get("content-type", ""):
+        # Every body this API takes is JSON; a client that forgot the header (curl -d sends
+        # a form type) gets its JSON read as JSON rather than a puzzling field error.
+        event = {**event, "headers": {**headers, "content-type": "application/json"}}
     return app.resolve(event, context)

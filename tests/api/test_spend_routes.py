@@ -297,3 +297,14 @@ def test_unreachable_ledger_is_503_with_retry_after(api: Api, key: str) -> None:
         key=key,
     )
     assert (r.status, r.headers["retry-after"], r.json["retry_after_seconds"]) == (503, "2", 2)
+
+
+def test_a_json_body_without_its_content_type_is_read_as_json(api: Api, key: str) -> None:
+    r = api.call(
+        "POST",
+        f"/v1/tenants/{T}/quota-checks",
+        {"resource": "llm", "estimated_cost_usd": "1"},
+        key=key,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (r.status, r.json["allowed"]) == (200, True)

@@ -29,21 +29,23 @@ GLOBAL_SECONDARY_INDEXES = [
 STREAM_SPECIFICATION = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
-def create_table_request(table_name: str) -> dict[str, Any]:
-    """The CreateTable request for the ledger (on-demand, stream on)."""
-    return {
+def create_table_request(table_name: str, stream: bool = True) -> dict[str, Any]:
+    """The CreateTable request for the ledger (on-demand, stream on unless asked)."""
+    request: dict[str, Any] = {
         "TableName": table_name,
         "KeySchema": KEY_SCHEMA,
         "AttributeDefinitions": ATTRIBUTE_DEFINITIONS,
         "GlobalSecondaryIndexes": GLOBAL_SECONDARY_INDEXES,
         "BillingMode": "PAY_PER_REQUEST",
-        "StreamSpecification": STREAM_SPECIFICATION,
     }
+    if stream:
+        request["StreamSpecification"] = STREAM_SPECIFICATION
+    return request
 
 
-def create_table(client: Any, table_name: str) -> None:
+def create_table(client: Any, table_name: str, stream: bool = True) -> None:
     """Create the ledger table and wait until it is active (tests, local runner)."""
-    client.create_table(**create_table_request(table_name))
+    client.create_table(**create_table_request(table_name, stream))
     client.get_waiter("table_exists").wait(
         TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )

@@ -1,0 +1,7 @@
+"""`python -m local [--ddblocal]`: see local/server.py."""
+
+import sys
+
+from local.server import serve
+
+sys.exit(serve())

@@ -1,0 +1,184 @@
+"""`make run`: the whole product on one machine, through the same handlers as in AWS."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from costguard.auth import ApiKeys
+from costguard.ledger import Ledger, LedgerTable
+from costguard.settings import Settings
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from local.events import to_event, to_response
+from local.store import open_store
+
+DEFAULT_PORT = 8080
+DEFAULT_HOST = "127.0.0.1"
+
+
+def lambda_context(name: str) -> Any:
+    return SimpleNamespace(
+        function_name=name,
+        memory_limit_in_mb=512,
+        aws_request_id=secrets.token_hex(8),
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}",
+    )
+
+
+@dataclass
+class Schedule:
+    """A function EventBridge would run on a rate; here a timer (and `POST /local/schedules/x`)."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[], Any]
+
+
+@dataclass
+class Runner:
+    ledger: Ledger
+    keys: ApiKeys
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    invocation: threading.Lock = field(default_factory=threading.Lock)
+    """One handler invocation at a time, as in one warm Lambda container: the resolver keeps
+    per-request state on a module-level object, which Lambda never shares between requests."""
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        if request.path.startswith("/local/schedules/") and request.method == "POST":
+            response = self._run_schedule(request.path.rsplit("/", 1)[1])
+        else:
+            from functions.api.handler import lambda_handler
+
+            event = to_event(request)
+            with self.invocation:
+                result = lambda_handler(event, lambda_context("api"))
+            response = to_response(result)
+        return response(environ, start_response)
+
+    def _run_schedule(self, name: str) -> Response:
+        schedule = self.schedules.get(name)
+        if schedule is None:
+            return Response(
+                json.dumps({"error": f"no schedule {name!r}", "schedules": sorted(self.schedules)}),
+                status=404,
+                content_type="application/json",
+            )
+        return Response(
+            json.dumps({"schedule": name, "result": schedule.run()}, default=str),
+            content_type="application/json",
+        )
+
+    def start_timers(self) -> None:
+        for schedule in self.schedules.values():
+            threading.Thread(
+                target=self._tick, args=(schedule,), daemon=True, name=f"schedule-{schedule.name}"
+            ).start()
+
+    def _tick(self, schedule: Schedule) -> None:
+        while not self.stopping.wait(schedule.every_seconds):
+            try:
+                schedule.run()
+            except Exception as exc:  # a failed run is reported, the timer goes on
+                print(f"schedule {schedule.name} failed: {exc!r}", file=sys.stderr)
+
+
+def build(settings: Settings, endpoint: str | None) -> tuple[Runner, Callable[[], None]]:
+    """Wire the real handlers to the chosen store; returns the runner and its closer."""
+    from functions.api.deps import admin_fingerprints, get_keys, get_ledger
+    from functions.api.handler import app
+    from functions.sweeper import handler as sweeper
+
+    client, close = open_store(settings.table_name, endpoint)
+    ledger = Ledger(LedgerTable(client, settings.table_name, settings), settings)
+    keys = ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
+    app.dependency_overrides[get_ledger] = lambda: ledger
+    app.dependency_overrides[get_keys] = lambda: keys
+    runner = Runner(ledger, keys)
+    every = float(os.environ.get("COSTGUARD_SWEEP_SECONDS", "60"))
+    runner.schedules["sweeper"] = Schedule(
+        "sweeper",
+        every,
+        lambda: sweeper.handler(
+            {"detail-type": "Scheduled Event", "source": "aws.events"},
+            lambda_context("sweeper"),
+            sweep=ledger,
+        ),
+    )
+    return runner, close
+
+
+def serve(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    host = os.environ.get("COSTGUARD_HOST", DEFAULT_HOST)
+    port = int(os.environ.get("COSTGUARD_PORT", str(DEFAULT_PORT)))
+    admin_key = os.environ.get("COSTGUARD_ADMIN_KEY") or f"cg-admin-{secrets.token_urlsafe(24)}"
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    ddblocal = None
+    if "--ddblocal" in args and not endpoint:
+        from local import ddblocal as emulator
+
+        ddblocal = emulator.start()
+        endpoint = ddblocal.endpoint
+    if os.environ.get("COSTGUARD_DATA_DIR"):
+        print(
+            "note: COSTGUARD_DATA_DIR is not supported yet; the embedded store lives in memory "
+            "(use --ddblocal or AWS_ENDPOINT_URL_DYNAMODB for another store)",
+            file=sys.stderr,
+        )
+    settings = Settings(admin_key=admin_key)  # type: ignore[arg-type]
+    runner, close = build(settings, endpoint)
+    try:
+        server: BaseWSGIServer = make_server(host, port, runner.wsgi, threaded=True)
+    except (OSError, SystemExit) as exc:  # werkzeug reports a taken port with SystemExit
+        reason = exc.strerror if isinstance(exc, OSError) else "address already in use"
+        print(
+            f"costguard: cannot listen on {host}:{port}: {reason}. "
+            "Set COSTGUARD_PORT to a free port.",
+            file=sys.stderr,
+        )
+        close()
+        if ddblocal:
+            ddblocal.stop()
+        return 2
+
+    def stop(*_: Any) -> None:
+        runner.stopping.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    url = f"http://{host}:{server.server_port}"
+    store = endpoint or "embedded (moto, in memory, calls serialized)"
+    print(
+        f"costguard is serving on {url}\n"
+        f"  API docs:   {url}/v1/docs\n"
+        f"  health:     {url}/v1/health\n"
+        f"  admin key:  {admin_key}\n"
+        f"  store:      {store}\n"
+        f"  schedules:  {', '.join(sorted(runner.schedules))} "
+        f"(run now: POST {url}/local/schedules/<name>)\n"
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    runner.start_timers()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        close()
+        if ddblocal:
+            ddblocal.stop()
+    print("costguard stopped.", flush=True)
+    return 0
