@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: install test lint format unit bench run run-ddblocal clean
+.PHONY: install test lint format unit bench run run-ddblocal demo clean
 
 install: .venv/.installed node_modules/.installed
 
@@ -45,6 +45,10 @@ run: install
 ## the same, on DynamoDB Local (started and stopped for you) instead of the embedded store
 run-ddblocal: install
 	$(RUN) python -m local --ddblocal
+
+## realistic traffic against a running `make run` (COSTGUARD_ADMIN_KEY = the key it printed)
+demo: install
+	$(RUN) python -m local.demo
 
 bench: install
 	$(RUN) python -m bench

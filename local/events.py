@@ -55,8 +55,8 @@ def to_event(request: Request, stage: str = "$default") -> dict[str, Any]:
             "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "timeEpoch": int(now.timestamp() * 1000),
         },
-        "body": body if body is not None else base64.b64encode(raw).decode(),
-        "isBase64Encoded": body is None,
+        "body": None if not raw else body if body is not None else base64.b64encode(raw).decode(),
+        "isBase64Encoded": bool(raw) and body is None,
     }
 
 

@@ -54,6 +54,9 @@ def open_store(table_name: str, endpoint: str | None) -> tuple[Any, Callable[[],
         return client, lambda: None
     from moto import mock_aws
 
+    from local import moto_fixes
+
+    moto_fixes.apply()
     mock = mock_aws()
     mock.start()
     client = SerializedClient(boto3.client("dynamodb", config=config))

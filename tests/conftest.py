@@ -15,8 +15,9 @@ from costguard.ledger.schema import create_table
 from costguard.settings import Settings
 from moto import mock_aws
 
-from local import ddblocal
+from local import ddblocal, moto_fixes
 
+moto_fixes.apply()
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -459,3 +459,36 @@ def test_a_tenant_is_created_once(ledger: Ledger) -> None:
         ledger.create_tenant(T, "Acme again")
     with pytest.raises(InvalidRequest):
         ledger.create_tenant("Bad_Id", "x")
+
+
+def test_a_commit_equal_to_its_estimate_leaves_exact_zeros(acme: Ledger) -> None:
+    # 0.011100 - 0.0111 is Decimal("0E-6"): stored as a plain 0, which every store accepts
+    r = acme.reserve(T, estimate("0.011100"))
+    acme.commit(T, r.reservation_id, actual("0.0111"))
+    again = acme.reserve(T, estimate("1"))
+    assert again.reserved_usd == 1
+    assert quota_state(acme, T, "tenant:llm:month").spent_usd == usd("0.0111")
+    assert acme.reconcile(T) == []
+
+
+def test_tiny_amounts_and_their_differences_stay_exact(acme: Ledger) -> None:
+    from costguard.pricing import ModelPrice
+
+    acme.put_price(
+        ModelPrice(
+            "mistral",
+            "codestral-2508",
+            usd("0.30"),
+            usd("0.90"),
+            usd("0.30"),
+            acme.now().replace(day=1),
+        )
+    )
+    one = Usage(resource="llm", provider="mistral", model="codestral-2508", input_tokens=1)
+    r = acme.reserve(T, one)
+    acme.commit(T, r.reservation_id, one)  # held 0.0000003 - 0.0000003 = 0E-7
+    acme.record_usage(T, one)
+    acme.reserve(T, one)
+    q = quota_state(acme, T, "tenant:llm:month")
+    assert (q.spent_usd, q.reserved_usd) == (usd("0.0000006"), usd("0.0000003"))
+    assert acme.reconcile(T) == []

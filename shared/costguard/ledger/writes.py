@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
@@ -11,6 +12,10 @@ _serializer = TypeSerializer()
 
 
 def serialize(value: Any) -> dict[str, Any]:
+    # A zero computed from decimals ("0.0111" - "0.011100") prints as "0E-7"; some
+    # DynamoDB-compatible stores (moto) reject exponent notation, so send a plain 0.
+    if isinstance(value, Decimal) and value.is_zero():
+        value = Decimal(0)
     serialized: dict[str, Any] = dict(_serializer.serialize(value))
     return serialized
 
