@@ -661,16 +661,19 @@ class Ledger:
         For one tenant (the lazy path of a refused reserve) or for everyone (the sweeper).
         """
         now = self.now()
+        # gsi1sk is "<expires_at>#<ulid>": "$" sorts right after "#", so every hold that
+        # expires at `now` exactly is due too (commit already refuses it: expires_at > now).
+        due_bound = f"{iso(now)}$"
         if tenant_id is not None:
             due, _ = self.table.query(
                 f"{HOLDS_PK} = :p AND {HOLDS_SK} < :now",
-                {":p": holds_pk(tenant_id), ":now": iso(now)},
+                {":p": holds_pk(tenant_id), ":now": due_bound},
                 index=HOLDS_INDEX,
                 limit=limit,
             )
         else:
             due = self.table.scan_index(
-                HOLDS_INDEX, f"{HOLDS_SK} < :now", {":now": iso(now)}, limit
+                HOLDS_INDEX, f"{HOLDS_SK} < :now", {":now": due_bound}, limit
             )
         returned = 0
         for item in due:
