@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: install test lint format unit bench run run-ddblocal demo clean
+.PHONY: install test lint format unit bench run run-ddblocal demo synth clean
 
 install: .venv/.installed node_modules/.installed
 
@@ -22,13 +22,13 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 lint: install
-	$(RUN) ruff format --check shared functions local tests bench
-	$(RUN) ruff check shared functions local tests bench
+	$(RUN) ruff format --check shared functions local infra tests bench
+	$(RUN) ruff check shared functions local infra tests bench
 	$(RUN) mypy
 
 format: install
-	$(RUN) ruff format shared functions local tests bench
-	$(RUN) ruff check --fix shared functions local tests bench
+	$(RUN) ruff format shared functions local infra tests bench
+	$(RUN) ruff check --fix shared functions local infra tests bench
 
 ## every test: unit (moto), integration (DynamoDB Local), property-based; then lint
 test: install
@@ -50,8 +50,13 @@ run-ddblocal: install
 demo: install
 	$(RUN) python -m local.demo
 
+## the CloudFormation template and Lambda assets in cdk.out/ (no AWS account, no Docker; arm64
+## wheels from PyPI once per lock). Deploy: see docs/infrastructure.md.
+synth: install
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" npx --no-install cdk synth --quiet
+
 bench: install
 	$(RUN) python -m bench
 
 clean:
-	rm -rf .venv $(TOOLS) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

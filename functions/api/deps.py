@@ -19,11 +19,16 @@ def get_ledger() -> Ledger:
 
 
 def admin_fingerprints(settings: Settings) -> frozenset[str]:
+    """The admin keys this deployment accepts: from the environment and/or Secrets Manager."""
     prints = set()
     if settings.admin_key is not None:
         prints.add(fingerprint(settings.admin_key.get_secret_value()))
     if settings.admin_key_sha256:
         prints.add(settings.admin_key_sha256)
+    if settings.admin_key_secret_arn:
+        from aws_lambda_powertools.utilities.parameters import get_secret
+
+        prints.add(fingerprint(str(get_secret(settings.admin_key_secret_arn)).strip()))
     return frozenset(prints)
 
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     """The bootstrap admin key (local runs; in AWS it comes from Secrets Manager)."""
     admin_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     """Alternatively, only the SHA-256 of the admin key."""
+    admin_key_secret_arn: str | None = None
+    """In AWS: the Secrets Manager secret holding the admin key (read once per cold start)."""
     api_key_cache_seconds: float = Field(default=30, ge=0, le=300)
     """How long a process trusts a verified tenant key: revocation takes at most this long."""
     max_body_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)

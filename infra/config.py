@@ -1,0 +1,151 @@
+"""Deployment configuration: CDK context keys (`-c key=value` or cdk.json), with defaults.
+
+Every key is documented in docs/infrastructure.md; a bad value fails the synth, not the deploy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from aws_cdk import aws_logs as logs
+from costguard.settings import Enforcement, FailMode
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+PREFIX = "costguard:"
+RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+}
+"""Log retention in days → CloudWatch Logs' value (a subset of what it accepts)."""
+
+
+def cdk_json_context(path: Path = REPO_ROOT / "cdk.json") -> dict[str, Any]:
+    """The context of cdk.json (feature flags and defaults): tests synthesize with exactly it."""
+    context: dict[str, Any] = json.loads(path.read_text())["context"]
+    return context
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    """A JSON list in cdk.json, or a comma-separated string from `-c key=a,b`."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part.strip() for part in str(value).split(",") if part.strip())
+
+
+def _positive_int(name: str, value: Any) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(f"{PREFIX}{name} must be a positive integer, not {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class Config:
+    stack_name: str = "costguard"
+    bundle: bool = True
+    """Vendor the runtime dependencies into each Lambda asset (needs PyPI). False: sources only,
+    for tests and quick template checks; such an asset does not run."""
+    table_name: str | None = None
+    """None: CloudFormation names the table (two stacks can live in one account)."""
+    log_level: str = "INFO"
+    log_retention_days: int = 30
+    """A key of RETENTION."""
+    throttle_burst: int = 1000
+    throttle_rate: int = 500
+    cors_origins: tuple[str, ...] = ()
+    """Empty: no CORS (the API is called server-to-server)."""
+    sweep_rate_minutes: int = 1
+    alert_emails: tuple[str, ...] = ()
+    api_5xx_alarm_threshold: int = 5
+    """5xx answers in 5 minutes that raise the alarm."""
+    enforcement: Enforcement | None = None
+    """None: the code's default (enforce). Passed as COSTGUARD_ENFORCEMENT."""
+    fail_mode: FailMode | None = None
+    reservation_ttl_seconds: int | None = None
+
+    @classmethod
+    def from_context(cls, get: Any) -> Self:
+        """`get` is `node.try_get_context`: returns None for an unset key."""
+
+        def value(name: str, default: Any) -> Any:
+            found = get(PREFIX + name)
+            return default if found is None else found
+
+        defaults = cls()
+        enforcement = value("enforcement", None)
+        fail_mode = value("fail_mode", None)
+        ttl = value("reservation_ttl_seconds", None)
+        log_level = str(value("log_level", defaults.log_level)).upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"{PREFIX}log_level: unknown level {log_level!r}")
+        retention = int(value("log_retention_days", defaults.log_retention_days))
+        if retention not in RETENTION:
+            raise ValueError(f"{PREFIX}log_retention_days must be one of {sorted(RETENTION)}")
+        return cls(
+            stack_name=str(value("stack_name", defaults.stack_name)),
+            bundle=_flag(value("bundle", defaults.bundle)),
+            table_name=value("table_name", None) or None,
+            log_level=log_level,
+            log_retention_days=retention,
+            throttle_burst=_positive_int(
+                "throttle_burst", value("throttle_burst", defaults.throttle_burst)
+            ),
+            throttle_rate=_positive_int(
+                "throttle_rate", value("throttle_rate", defaults.throttle_rate)
+            ),
+            cors_origins=_list(value("cors_origins", None)),
+            sweep_rate_minutes=_positive_int(
+                "sweep_rate_minutes", value("sweep_rate_minutes", defaults.sweep_rate_minutes)
+            ),
+            alert_emails=_list(value("alert_emails", None)),
+            api_5xx_alarm_threshold=_positive_int(
+                "api_5xx_alarm_threshold",
+                value("api_5xx_alarm_threshold", defaults.api_5xx_alarm_threshold),
+            ),
+            enforcement=Enforcement(enforcement) if enforcement is not None else None,
+            fail_mode=FailMode(fail_mode) if fail_mode is not None else None,
+            reservation_ttl_seconds=(
+                _positive_int("reservation_ttl_seconds", ttl) if ttl is not None else None
+            ),
+        )
+
+    @property
+    def retention(self) -> logs.RetentionDays:
+        return RETENTION[self.log_retention_days]
+
+    def settings_environment(self) -> dict[str, str]:
+        """COSTGUARD_* variables for every function: only what the deployer chose."""
+        env: dict[str, str] = {}
+        if self.enforcement is not None:
+            env["COSTGUARD_ENFORCEMENT"] = self.enforcement.value
+        if self.fail_mode is not None:
+            env["COSTGUARD_FAIL_MODE"] = self.fail_mode.value
+        if self.reservation_ttl_seconds is not None:
+            env["COSTGUARD_RESERVATION_TTL_SECONDS"] = str(self.reservation_ttl_seconds)
+        return env

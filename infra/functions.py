@@ -1,0 +1,113 @@
+"""The one factory every costguard Lambda goes through: same runtime, arch, logs, tracing, role.
+
+A function gets its own role with no managed policy: only its log group, X-Ray, and what the
+construct that owns it grants (the ledger's table actions, a secret).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, Stage
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import packaging
+from infra.config import Config
+from infra.nag import acknowledge
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+if RUNTIME.name != f"python{packaging.PYTHON_VERSION}":
+    raise RuntimeError(f"{RUNTIME.name}: assets are built for Python {packaging.PYTHON_VERSION}")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    """The folder under functions/ (and the asset's `functions/<name>/`)."""
+    handler: str
+    memory_mb: int
+    """A starting point, to be tuned by measurement (Lambda Power Tuning) once deployed."""
+    timeout: Duration
+    description: str
+
+
+def lambda_code(scope: Construct, name: str, config: Config) -> lambda_.Code:
+    """The function's asset, staged under the app's output directory (see packaging.py)."""
+    stage = Stage.of(scope)
+    if stage is None:
+        raise ValueError("a function must be inside an App (its assets go to the app's outdir)")
+    build = Path(stage.outdir) / ".costguard-build"
+    dependencies = packaging.build_dependencies(build) if config.bundle else None
+    return lambda_.Code.from_asset(str(packaging.stage_function(name, build, dependencies)))
+
+
+class PythonFunction(Construct):
+    """One costguard function: arm64, RUNTIME, X-Ray active, its own log group and role."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: FunctionSpec,
+        config: Config,
+        table: dynamodb.ITableV2,
+        environment: dict[str, str] | None = None,
+        retry_attempts: int | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.spec = spec
+        self.log_group = logs.LogGroup(self, "Logs", retention=config.retention)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"costguard {spec.name} function",
+        )
+        # Instead of the AWSLambdaBasicExecutionRole managed policy (logs:* on every group).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=spec.description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=spec.handler,
+            code=lambda_code(self, spec.name, config),
+            memory_size=spec.memory_mb,
+            timeout=spec.timeout,
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            retry_attempts=retry_attempts,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": f"costguard-{spec.name}",
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
+                "COSTGUARD_TABLE_NAME": table.table_name,
+                **config.settings_environment(),
+                **(environment or {}),
+            },
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which "
+            "support no resource-level permissions: their resource must be *.",
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "costguard targets Python 3.13 on Lambda (the platform contract: 3.12/3.13, code "
+            "importable on 3.11); moving to the newest runtime is a deliberate, tested upgrade.",
+        )

@@ -1,0 +1,133 @@
+"""The ledger's storage: one DynamoDB table, defined by `costguard.ledger.schema` (never here).
+
+Also who may do what on it: each function gets exactly the DynamoDB actions its code path
+calls, on the table's ARN and, for the `holds` index, on that index's ARN only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+from costguard.ledger import schema
+
+_TYPES = {
+    "S": dynamodb.AttributeType.STRING,
+    "N": dynamodb.AttributeType.NUMBER,
+    "B": dynamodb.AttributeType.BINARY,
+}
+_PROJECTIONS = {
+    "ALL": dynamodb.ProjectionType.ALL,
+    "KEYS_ONLY": dynamodb.ProjectionType.KEYS_ONLY,
+    "INCLUDE": dynamodb.ProjectionType.INCLUDE,
+}
+
+
+def _attribute(name: str) -> dynamodb.Attribute:
+    types = {a["AttributeName"]: a["AttributeType"] for a in schema.ATTRIBUTE_DEFINITIONS}
+    return dynamodb.Attribute(name=name, type=_TYPES[types[name]])
+
+
+def _keys(
+    key_schema: Sequence[dict[str, str]],
+) -> tuple[dynamodb.Attribute, dynamodb.Attribute | None]:
+    """KeySchema → (partition key, sort key or None)."""
+    by_type = {k["KeyType"]: _attribute(k["AttributeName"]) for k in key_schema}
+    return by_type["HASH"], by_type.get("RANGE")
+
+
+def _index(definition: dict[str, Any]) -> dynamodb.GlobalSecondaryIndexPropsV2:
+    projection = definition["Projection"]
+    partition_key, sort_key = _keys(definition["KeySchema"])
+    return dynamodb.GlobalSecondaryIndexPropsV2(
+        index_name=definition["IndexName"],
+        partition_key=partition_key,
+        sort_key=sort_key,
+        projection_type=_PROJECTIONS[projection["ProjectionType"]],
+        non_key_attributes=projection.get("NonKeyAttributes"),
+    )
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    """The DynamoDB actions one function may call: on the table, and on the `holds` index."""
+
+    table: tuple[str, ...]
+    holds_index: tuple[str, ...] = ()
+
+
+# There is no IAM action for TransactWriteItems: each item of a transaction is authorized as
+# its own PutItem, UpdateItem, DeleteItem or ConditionCheckItem (DynamoDB developer guide,
+# "Using IAM with DynamoDB transactions"); cfn-lint flags dynamodb:TransactWriteItems (W3037).
+API_ACCESS = TableAccess(
+    table=(
+        "dynamodb:BatchGetItem",  # figures of quotas and policies
+        "dynamodb:ConditionCheckItem",  # policy versions checked inside each transaction
+        "dynamodb:GetItem",  # policies, counters, reservations, API keys, tenants
+        "dynamodb:PutItem",  # prices; reservations and records inside transactions
+        "dynamodb:Query",  # prices, cost records, usage days
+        "dynamodb:UpdateItem",  # counters, reservations, policies, API keys
+    ),
+    holds_index=("dynamodb:Query",),  # a tenant's expired holds (lazy expiry)
+)
+SWEEPER_ACCESS = TableAccess(
+    # The sweep today: Scan of the index, then transactions of Updates. Query of the index,
+    # the reads and ConditionCheckItem cover the rest of the ledger's expiry path (a tenant's
+    # lazy expiry, policy checks) should the sweeper take it; still no Put, no Delete.
+    table=(
+        "dynamodb:BatchGetItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    ),
+    holds_index=("dynamodb:Query", "dynamodb:Scan"),
+)
+
+
+class LedgerStorage(Construct):
+    """The ledger table: on-demand, stream, TTL, PITR, deletion protection, retained."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, table_name: str | None) -> None:
+        super().__init__(scope, construct_id)
+        stream = schema.STREAM_SPECIFICATION
+        partition_key, sort_key = _keys(schema.KEY_SCHEMA)
+        self.table = dynamodb.TableV2(
+            self,
+            "Table",
+            table_name=table_name,
+            partition_key=partition_key,
+            sort_key=sort_key,
+            billing=dynamodb.Billing.on_demand(),
+            global_secondary_indexes=[_index(d) for d in schema.GLOBAL_SECONDARY_INDEXES],
+            time_to_live_attribute=schema.TTL_ATTRIBUTE,
+            dynamo_stream=(
+                dynamodb.StreamViewType[str(stream["StreamViewType"])]
+                if stream["StreamEnabled"]
+                else None
+            ),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=True,
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.holds_index_arn = f"{self.table.table_arn}/index/{schema.HOLDS_INDEX}"
+
+    def grant(self, grantee: iam.IGrantable, access: TableAccess) -> None:
+        """Explicit statements (grant_read_write_data would add Scan, DeleteItem, BatchWrite…)."""
+        principal = grantee.grant_principal
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(access.table), resources=[self.table.table_arn])
+        )
+        if access.holds_index:
+            principal.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=list(access.holds_index), resources=[self.holds_index_arn]
+                )
+            )

@@ -1,0 +1,155 @@
+"""Basic observability: the alerts topic, one dashboard, alarms on 5xx, errors and throttles.
+
+Richer metrics (429s, spend per hour, stream iterator age, DLQ depth) come with issue 10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Aws, Duration, Fn, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra.api import Api
+from infra.config import Config
+from infra.functions import PythonFunction
+
+FIVE_MINUTES = Duration.minutes(5)
+ONE_MINUTE = Duration.minutes(1)
+
+
+class Observability(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        api: Api,
+        functions: Sequence[PythonFunction],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Not encrypted at rest: CloudWatch alarms cannot publish to a topic under the
+        # AWS-managed aws/sns key, and these messages carry alarm names and metric values, no
+        # tenant data. A customer-managed key comes with the alert contents of issue 8.
+        self.alerts = sns.Topic(self, "Alerts", display_name="costguard alerts", enforce_ssl=True)
+        for email in config.alert_emails:
+            self.alerts.add_subscription(subscriptions.EmailSubscription(email))
+        notify = actions.SnsAction(self.alerts)
+
+        http_api = api.http_api
+        self.alarms: list[cloudwatch.Alarm] = [
+            http_api.metric_server_error(period=FIVE_MINUTES, statistic="Sum").create_alarm(
+                self,
+                "Api5xx",
+                alarm_description="costguard API answered 5xx (ledger unavailable, or a bug)",
+                threshold=config.api_5xx_alarm_threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        ]
+        for fn in functions:
+            name = fn.spec.name.capitalize()
+            for kind, metric in (
+                ("Errors", fn.function.metric_errors(period=FIVE_MINUTES, statistic="Sum")),
+                ("Throttles", fn.function.metric_throttles(period=FIVE_MINUTES, statistic="Sum")),
+            ):
+                self.alarms.append(
+                    metric.create_alarm(
+                        self,
+                        f"{name}{kind}",
+                        alarm_description=f"costguard {fn.spec.name} function: {kind.lower()}",
+                        threshold=1,
+                        evaluation_periods=1,
+                        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    )
+                )
+        for alarm in self.alarms:
+            alarm.add_alarm_action(notify)
+            alarm.add_ok_action(notify)
+
+        stack_name = Stack.of(self).stack_name
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=Fn.join("-", [stack_name, Aws.REGION]),
+            default_interval=Duration.hours(3),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="API requests",
+                left=[http_api.metric_count(period=ONE_MINUTE, statistic="Sum", label="requests")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="API 4xx / 5xx",
+                left=[
+                    http_api.metric_client_error(period=ONE_MINUTE, statistic="Sum", label="4xx"),
+                    http_api.metric_server_error(period=ONE_MINUTE, statistic="Sum", label="5xx"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="API latency (ms)",
+                left=[
+                    http_api.metric_latency(period=ONE_MINUTE, statistic="p50", label="p50"),
+                    http_api.metric_latency(period=ONE_MINUTE, statistic="p99", label="p99"),
+                    http_api.metric_integration_latency(
+                        period=ONE_MINUTE, statistic="p99", label="integration p99"
+                    ),
+                ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Lambda errors / throttles",
+                left=[
+                    metric
+                    for fn in functions
+                    for metric in (
+                        fn.function.metric_errors(
+                            period=ONE_MINUTE, statistic="Sum", label=f"{fn.spec.name} errors"
+                        ),
+                        fn.function.metric_throttles(
+                            period=ONE_MINUTE, statistic="Sum", label=f"{fn.spec.name} throttles"
+                        ),
+                    )
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Lambda duration (ms)",
+                left=[
+                    fn.function.metric_duration(
+                        period=ONE_MINUTE, statistic=stat, label=f"{fn.spec.name} {stat}"
+                    )
+                    for fn in functions
+                    for stat in ("p50", "p99")
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Holds returned by the sweeper",
+                left=[
+                    cloudwatch.Metric(
+                        namespace="costguard",
+                        metric_name="HoldsExpired",
+                        dimensions_map={"service": "sweeper"},
+                        period=ONE_MINUTE,
+                        statistic="Sum",
+                        label="holds expired",
+                    )
+                ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24)
+        )

@@ -1,0 +1,204 @@
+"""Lambda assets without Docker: one directory per function, zipped by CDK.
+
+An asset is the function's runtime dependencies (arm64 wheels, at the versions pinned in
+`uv.lock`, hash-checked), `shared/costguard` as the top-level package `costguard`, and
+`functions/__init__.py` + `functions/<name>/`, so the handler is `functions.<name>.handler.…`.
+boto3 and botocore are not vendored: the Lambda Python runtime has them.
+
+The dependencies come from PyPI (`uv pip install --target … --python-platform
+aarch64-manylinux2014 --only-binary :all:`) once per lock change, cached under
+`<cdk outdir>/.costguard-build/`. With `bundle=False` an asset holds the sources only: enough
+to synthesize and check the template offline (the tests), not to run.
+
+`uv run python -m infra.packaging` builds the real assets and prints their sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.config import REPO_ROOT
+
+PYTHON_VERSION = "3.13"
+"""The Lambda runtime's Python (see functions.RUNTIME): wheels are picked for this ABI."""
+PLATFORM = "aarch64-manylinux2014"
+"""arm64 Lambda (Amazon Linux 2023, glibc 2.34): manylinux2014 wheels run there."""
+RUNTIME_PACKAGES = ("aws-lambda-powertools", "pydantic", "pydantic-settings", "python-ulid")
+"""The project's runtime dependencies (pyproject.toml) that the Lambda runtime lacks."""
+PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
+
+SHARED = REPO_ROOT / "shared" / "costguard"
+FUNCTIONS = REPO_ROOT / "functions"
+LOCK = REPO_ROOT / "uv.lock"
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".DS_Store")
+
+
+@dataclass(frozen=True)
+class Pinned:
+    name: str
+    version: str
+    hashes: tuple[str, ...]
+
+    def line(self) -> str:
+        return " ".join([f"{self.name}=={self.version}", *(f"--hash={h}" for h in self.hashes)])
+
+
+def _wheel_fits(filename: str) -> bool:
+    """Wheels that can be the one picked for arm64 Linux (keeps the hash list short)."""
+    tags = filename.removesuffix(".whl").split("-")[-1]
+    return tags == "any" or ("aarch64" in tags and "musllinux" not in tags)
+
+
+def locked_requirements(lock: Path = LOCK) -> list[Pinned]:
+    """RUNTIME_PACKAGES and everything they depend on, at the versions and hashes of uv.lock."""
+    packages = {p["name"]: p for p in tomllib.loads(lock.read_text())["package"]}
+    wanted: list[str] = []
+    todo = list(RUNTIME_PACKAGES)
+    while todo:
+        name = todo.pop()
+        if name in wanted or name in PROVIDED_BY_RUNTIME:
+            continue
+        if name not in packages:
+            raise LookupError(f"{name} is not in {lock.name}: run `uv lock`")
+        wanted.append(name)
+        # Markers are ignored on purpose: an extra package for another Python is harmless.
+        todo.extend(dep["name"] for dep in packages[name].get("dependencies", []))
+    pinned = []
+    for name in sorted(wanted):
+        package = packages[name]
+        wheels = [w for w in package.get("wheels", []) if _wheel_fits(w["url"].rsplit("/", 1)[1])]
+        if not wheels:
+            raise LookupError(f"{name} {package['version']} has no wheel for {PLATFORM}")
+        pinned.append(Pinned(name, package["version"], tuple(sorted(w["hash"] for w in wheels))))
+    return pinned
+
+
+def requirements_text(lock: Path = LOCK) -> str:
+    return "".join(p.line() + "\n" for p in locked_requirements(lock))
+
+
+def _uv() -> str:
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
+        raise RuntimeError("uv not found: synthesize with `make synth` (or from `uv run`)")
+    return found
+
+
+def build_dependencies(cache: Path, lock: Path = LOCK) -> Path:
+    """The runtime dependencies installed for arm64 Lambda, built once per lock change."""
+    text = requirements_text(lock)
+    key = hashlib.sha256(f"{PLATFORM} {PYTHON_VERSION}\n{text}".encode()).hexdigest()[:16]
+    target = cache / f"deps-{key}"
+    if target.is_dir():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix="deps-") as work:
+        requirements = Path(work) / "requirements.txt"
+        requirements.write_text(text)
+        into = Path(work) / "site"
+        subprocess.run(  # noqa: S603 - fixed arguments, uv from the environment
+            [
+                _uv(),
+                "pip",
+                "install",
+                "--quiet",
+                "--no-config",
+                "--target",
+                str(into),
+                "--python-platform",
+                PLATFORM,
+                "--python-version",
+                PYTHON_VERSION,
+                "--only-binary",
+                ":all:",
+                "--no-deps",
+                "--require-hashes",
+                "--requirement",
+                str(requirements),
+            ],
+            check=True,
+        )
+        _make_reproducible(into)
+        into.rename(target)  # complete or absent: never half a cache entry
+    return target
+
+
+def _make_reproducible(site: Path) -> None:
+    """Drop what differs between machines, so the same lock gives the same asset hash.
+
+    Console scripts (bin/) carry this machine's interpreter path in their shebang, and the
+    RECORD files list them with their hashes; a Lambda never runs them.
+    """
+    shutil.rmtree(site / "bin", ignore_errors=True)
+    for record in site.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        record.write_text("".join(line for line in lines if not line.startswith("bin/")))
+    for cached in list(site.rglob("__pycache__")):
+        shutil.rmtree(cached)
+
+
+def stage_function(name: str, build: Path, dependencies: Path | None) -> Path:
+    """The asset directory of `functions/<name>`: dependencies (if any) + costguard + handler."""
+    source = FUNCTIONS / name
+    if not (source / "handler.py").is_file():
+        raise FileNotFoundError(f"no handler at {source / 'handler.py'}")
+    asset = build / "assets" / name
+    if asset.exists():
+        shutil.rmtree(asset)
+    asset.mkdir(parents=True)
+    if dependencies is not None:
+        shutil.copytree(dependencies, asset, dirs_exist_ok=True)
+    shutil.copytree(SHARED, asset / "costguard", ignore=IGNORE)
+    (asset / "functions").mkdir()
+    shutil.copy2(FUNCTIONS / "__init__.py", asset / "functions" / "__init__.py")
+    shutil.copytree(source, asset / "functions" / name, ignore=IGNORE)
+    return asset
+
+
+@dataclass(frozen=True)
+class Size:
+    files: int
+    unzipped: int
+    zipped: int
+
+
+def measure(asset: Path) -> Size:
+    """Files, bytes on disk and bytes zipped (deflate, as CDK uploads it) of an asset."""
+    files = sorted(p for p in asset.rglob("*") if p.is_file())
+    with tempfile.TemporaryFile() as out:
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                archive.write(path, path.relative_to(asset))
+        zipped = out.tell()
+    return Size(len(files), sum(p.stat().st_size for p in files), zipped)
+
+
+def function_names() -> list[str]:
+    return sorted(p.parent.name for p in FUNCTIONS.glob("*/handler.py"))
+
+
+def main(argv: list[str]) -> int:
+    """Build every function's real asset into cdk.out/.costguard-build and print its size."""
+    build = Path(argv[0]) if argv else REPO_ROOT / "cdk.out" / ".costguard-build"
+    dependencies = build_dependencies(build)
+    print(f"dependencies ({PLATFORM}, Python {PYTHON_VERSION}): {dependencies}")
+    print(f"{'function':<10} {'files':>6} {'unzipped MiB':>13} {'zipped MiB':>11}")
+    for name in function_names():
+        size = measure(stage_function(name, build, dependencies))
+        print(
+            f"{name:<10} {size.files:>6} {size.unzipped / 2**20:>13.2f} {size.zipped / 2**20:>11.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

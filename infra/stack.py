@@ -1,0 +1,52 @@
+"""The costguard stack: ledger storage, API, sweeper, observability. Env-agnostic (no lookups)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack, Tags
+from constructs import Construct
+
+from infra.api import Api
+from infra.config import Config
+from infra.ledger import LedgerStorage
+from infra.observability import Observability
+from infra.sweeper import Sweeper
+
+
+class CostguardStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kw: Any) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="costguard: atomic spend quotas for multi-tenant AI products",
+            **kw,
+        )
+        Tags.of(self).add("project", "costguard")
+        self.ledger = LedgerStorage(self, "Ledger", table_name=config.table_name)
+        self.api = Api(self, "Api", config=config, ledger=self.ledger)
+        self.sweeper = Sweeper(self, "Sweeper", config=config, ledger=self.ledger)
+        self.observability = Observability(
+            self,
+            "Observability",
+            config=config,
+            api=self.api,
+            functions=[self.api.handler, self.sweeper.handler],
+        )
+
+        outputs = {
+            "ApiUrl": (self.api.url, "base URL of the HTTP API (routes under /v1)"),
+            "TableName": (self.ledger.table.table_name, "the ledger table (retained on delete)"),
+            "AdminKeySecretArn": (
+                self.api.admin_key.secret_arn,
+                "aws secretsmanager get-secret-value --secret-id <this> "
+                "--query SecretString --output text",
+            ),
+            "AlertsTopicArn": (self.observability.alerts.topic_arn, "alarms publish here"),
+            "DashboardName": (
+                self.observability.dashboard.dashboard_name,
+                "CloudWatch dashboard: API traffic, errors, latency; Lambda errors, throttles",
+            ),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description)

@@ -1,0 +1,45 @@
+"""The expiry sweeper: an EventBridge schedule runs functions/sweeper every minute (D5)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from constructs import Construct
+
+from infra.config import Config
+from infra.functions import FunctionSpec, PythonFunction
+from infra.ledger import SWEEPER_ACCESS, LedgerStorage
+
+SWEEPER = FunctionSpec(
+    name="sweeper",
+    handler="functions.sweeper.handler.handler",
+    memory_mb=256,
+    timeout=Duration.seconds(50),
+    description="costguard sweeper: returns the holds of expired reservations",
+)
+
+
+class Sweeper(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: Config, ledger: LedgerStorage
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.handler = PythonFunction(
+            self,
+            "Handler",
+            spec=SWEEPER,
+            config=config,
+            table=ledger.table,
+            # A failed sweep is not retried: the next scheduled one does the same work.
+            retry_attempts=0,
+        )
+        self.function = self.handler.function
+        ledger.grant(self.function, SWEEPER_ACCESS)
+        self.schedule = events.Rule(
+            self,
+            "Schedule",
+            description="costguard: return expired holds",
+            schedule=events.Schedule.rate(Duration.minutes(config.sweep_rate_minutes)),
+            targets=[targets.LambdaFunction(self.function, retry_attempts=0)],
+        )

@@ -1,0 +1,75 @@
+"""Lambda assets without Docker: the pinned requirement set and the asset layout (offline)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from infra import packaging
+from infra.config import REPO_ROOT
+
+
+def test_requirements_are_the_runtime_closure_pinned_by_the_lock() -> None:
+    pinned = {p.name: p for p in packaging.locked_requirements()}
+    lock = {p["name"]: p for p in tomllib.loads((REPO_ROOT / "uv.lock").read_text())["package"]}
+    assert set(packaging.RUNTIME_PACKAGES) <= set(pinned)
+    assert {"pydantic-core", "typing-extensions"} <= set(pinned)
+    # the Lambda runtime has boto3; nothing from the dev or infra groups gets in
+    for absent in ("boto3", "botocore", "s3transfer", "moto", "aws-cdk-lib", "pytest", "ruff"):
+        assert absent not in pinned
+    for name, p in pinned.items():
+        assert p.version == lock[name]["version"]
+        assert p.hashes and all(h.startswith("sha256:") for h in p.hashes)
+    # pydantic-core is compiled: the arm64 wheel for the runtime's Python must be in the lock
+    wheels = [w["url"] for w in lock["pydantic-core"]["wheels"]]
+    tag = "cp" + packaging.PYTHON_VERSION.replace(".", "")
+    assert any(f"-{tag}-{tag}-manylinux" in u and "aarch64" in u for u in wheels)
+
+
+def test_requirement_lines_check_hashes() -> None:
+    text = packaging.requirements_text()
+    for line in text.splitlines():
+        name_version, *hashes = line.split(" ")
+        assert "==" in name_version
+        assert hashes and all(h.startswith("--hash=sha256:") for h in hashes)
+
+
+def test_stage_function_lays_out_sources_like_the_repo(tmp_path: Path) -> None:
+    fake_dependencies = tmp_path / "deps"
+    (fake_dependencies / "pydantic").mkdir(parents=True)
+    (fake_dependencies / "pydantic" / "__init__.py").write_text("")
+    asset = packaging.stage_function("sweeper", tmp_path / "build", fake_dependencies)
+    assert (asset / "pydantic" / "__init__.py").is_file()
+    assert (asset / "functions" / "__init__.py").is_file()
+    assert (asset / "functions" / "sweeper" / "handler.py").is_file()
+    assert not (asset / "functions" / "api").exists()  # only its own function
+    assert (asset / "costguard" / "ledger" / "schema.py").is_file()
+    assert not list(asset.rglob("__pycache__"))
+    # staging again replaces the asset (no file of an older build survives)
+    (asset / "stale.txt").write_text("old")
+    again = packaging.stage_function("sweeper", tmp_path / "build", None)
+    assert again == asset and not (asset / "stale.txt").exists()
+    assert not (asset / "pydantic").exists()
+
+
+def test_reproducible_drops_scripts_and_their_records(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "bin").mkdir(parents=True)
+    (site / "bin" / "ulid").write_text("#!/some/machine/python\n")
+    (site / "pkg-1.0.dist-info").mkdir()
+    record = site / "pkg-1.0.dist-info" / "RECORD"
+    record.write_text("bin/ulid,sha256=abc,20\npkg/__init__.py,sha256=def,0\n")
+    (site / "pkg" / "__pycache__").mkdir(parents=True)
+    packaging._make_reproducible(site)
+    assert not (site / "bin").exists()
+    assert record.read_text() == "pkg/__init__.py,sha256=def,0\n"
+    assert not (site / "pkg" / "__pycache__").exists()
+
+
+def test_measure(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.py").write_text("x = 1\n" * 1000)
+    size = packaging.measure(tmp_path)
+    assert size.files == 1
+    assert size.unzipped == 6000
+    assert 0 < size.zipped < size.unzipped
