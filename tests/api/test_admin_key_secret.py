@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import boto3
-from moto import mock_aws
-
 from costguard.auth import fingerprint
 from costguard.settings import Settings
+from moto import mock_aws
+
 from functions.api.deps import admin_fingerprints
 
 
