@@ -73,19 +73,15 @@ API_ACCESS = TableAccess(
         "dynamodb:Query",  # prices, cost records, usage days
         "dynamodb:UpdateItem",  # counters, reservations, policies, API keys
     ),
-    holds_index=("dynamodb:Query",),  # a tenant's expired holds (lazy expiry)
+    # Lazy expiry inside a refused reserve: Query for a tenant's expired holds; Scan (bounded)
+    # when the binding quota is a platform quota, whose holds belong to every tenant.
+    holds_index=("dynamodb:Query", "dynamodb:Scan"),
 )
 SWEEPER_ACCESS = TableAccess(
-    # The sweep today: Scan of the index, then transactions of Updates. Query of the index,
-    # the reads and ConditionCheckItem cover the rest of the ledger's expiry path (a tenant's
-    # lazy expiry, policy checks) should the sweeper take it; still no Put, no Delete.
-    table=(
-        "dynamodb:BatchGetItem",
-        "dynamodb:ConditionCheckItem",
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
-    ),
-    holds_index=("dynamodb:Query", "dynamodb:Scan"),
+    # Ledger.expire_due(None): a Scan of the sparse index, then per due hold a transaction of
+    # Updates (its counters and its record). Nothing else.
+    table=("dynamodb:UpdateItem",),
+    holds_index=("dynamodb:Scan",),
 )
 
 
