@@ -22,6 +22,7 @@ from bench.common import dummy_aws_environment
 from bench.cpu import measure_cpu
 from bench.latency import measure_latency
 from bench.report import render_markdown, write_results
+from bench.synth import measure_synth
 from bench.units import measure_units
 
 
@@ -43,10 +44,11 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     for key, label, run in (
-        ("cpu_stubbed", "1/4 CPU, stubbed", measure_cpu),
-        ("units", "2/4 calls and units, moto", measure_units),
-        ("latency_moto", "3/4 latency, moto", measure_latency),
-        ("cold_start", "4/4 API cold start, fresh processes", measure_cold_start),
+        ("cpu_stubbed", "1/5 CPU, stubbed", measure_cpu),
+        ("units", "2/5 calls and units, moto", measure_units),
+        ("latency_moto", "3/5 latency, moto", measure_latency),
+        ("cold_start", "4/5 API cold start, fresh processes", measure_cold_start),
+        ("synth", "5/5 cdk synth and asset sizes", measure_synth),
     ):
         print(f"bench: {label}…", file=sys.stderr, flush=True)
         results[key] = run()

@@ -172,6 +172,24 @@ def _cold_start_section(cold: dict[str, Any]) -> list[str]:
     ]
 
 
+def _synth_section(synth: dict[str, Any]) -> list[str]:
+    if "skipped" in synth:
+        return ["", "## 5. cdk synth", "", f"skipped: {synth['skipped']}"]
+    rows = [
+        [name, a["files"], a["unzipped_mib"], a["zipped_mib"]]
+        for name, a in synth["assets"].items()
+    ]
+    return [
+        "",
+        "## 5. `cdk synth` (arm64 assets built without Docker) and asset sizes",
+        "",
+        f"Synth from an empty output directory: {synth['synth_cold_s']} s; again: "
+        f"{synth['synth_warm_s']} s.",
+        "",
+        *_table(["function", "files", "unzipped MiB", "zipped MiB"], rows),
+    ]
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [
@@ -185,6 +203,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         *_units_section(results["units"]),
         *_latency_section(results["latency_moto"]),
         *_cold_start_section(results["cold_start"]),
+        *_synth_section(results["synth"]),
     ]
     return "\n".join(lines)
 
