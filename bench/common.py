@@ -125,3 +125,22 @@ def percentiles_us(ns: list[int]) -> dict[str, float]:
 
 def ratio(ours: float, bare: float) -> float:
     return round(ours / bare, 2) if bare else float("nan")
+
+
+def bare_update_params(pk: str, limit: str) -> dict[str, Any]:
+    """A counter-shaped UpdateItem (SET/ADD + condition): the 'bare call' each ratio uses."""
+    return {
+        "TableName": TABLE,
+        "Key": {"pk": {"S": pk}, "sk": {"S": "MONTH#2026-11"}},
+        "UpdateExpression": (
+            "SET #n0 = if_not_exists(#n0, :v0) - :v1, #n1 = if_not_exists(#n1, :v0) ADD #n2 :v1"
+        ),
+        "ConditionExpression": "(attribute_not_exists(#n0) OR #n0 >= :v1)",
+        "ExpressionAttributeNames": {
+            "#n0": "q_llm_avail",
+            "#n1": "q_llm_limit",
+            "#n2": "q_llm_held",
+        },
+        "ExpressionAttributeValues": {":v0": {"N": limit}, ":v1": {"N": "0.01"}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }

@@ -22,6 +22,7 @@ from bench.common import (
     TENANT,
     Samples,
     actual,
+    bare_update_params,
     bench_settings,
     estimate,
     make_ledger,
@@ -47,25 +48,6 @@ def _tenant_policy_item() -> dict[str, Any]:
         "sk": {"S": POLICY_SK},
         "version": {"N": "1"},
         "quotas": {"M": {"tenant:llm:month": {"M": spec}}},
-    }
-
-
-def _bare_update_params() -> dict[str, Any]:
-    """A representative single UpdateItem: the shape of a counter hold (SET/ADD + condition)."""
-    return {
-        "TableName": TABLE,
-        "Key": {"pk": {"S": tenant_pk(TENANT)}, "sk": {"S": "MONTH#2026-11"}},
-        "UpdateExpression": (
-            "SET #n0 = if_not_exists(#n0, :v0) - :v1, #n1 = if_not_exists(#n1, :v0) ADD #n2 :v1"
-        ),
-        "ConditionExpression": "(attribute_not_exists(#n0) OR #n0 >= :v1)",
-        "ExpressionAttributeNames": {
-            "#n0": "q_llm_avail",
-            "#n1": "q_llm_limit",
-            "#n2": "q_llm_held",
-        },
-        "ExpressionAttributeValues": {":v0": {"N": TENANT_LIMIT}, ":v1": {"N": "0.01"}},
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
 
 
@@ -126,7 +108,7 @@ def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
         def commit(i: int) -> None:
             ledger.commit(TENANT, ids[i], actual())
 
-        bare_update = _bare_update_params()
+        bare_update = bare_update_params(tenant_pk(TENANT), TENANT_LIMIT)
 
         def update(_: int) -> None:
             client.update_item(**bare_update)

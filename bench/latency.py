@@ -29,6 +29,7 @@ from bench.common import (
     TABLE,
     TENANT,
     actual,
+    bare_update_params,
     estimate,
     make_ledger,
     percentiles_us,
@@ -40,25 +41,6 @@ WARMUP = 20
 QUOTAS = {"tenant:llm:month": "100000", "tenant:all:month": "150000"}
 PROBE_EXTRA_ITEMS = 300
 PROBE_RESERVES = 10
-
-
-def _bare_update_params() -> dict[str, Any]:
-    """A counter-shaped UpdateItem on an item of its own (SET/ADD + condition)."""
-    return {
-        "TableName": TABLE,
-        "Key": {"pk": {"S": "BENCH"}, "sk": {"S": "MONTH#2026-11"}},
-        "UpdateExpression": (
-            "SET #n0 = if_not_exists(#n0, :v0) - :v1, #n1 = if_not_exists(#n1, :v0) ADD #n2 :v1"
-        ),
-        "ConditionExpression": "(attribute_not_exists(#n0) OR #n0 >= :v1)",
-        "ExpressionAttributeNames": {
-            "#n0": "q_llm_avail",
-            "#n1": "q_llm_limit",
-            "#n2": "q_llm_held",
-        },
-        "ExpressionAttributeValues": {":v0": {"N": "100000"}, ":v1": {"N": "0.01"}},
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
 
 
 def _ns(op: Callable[[], Any]) -> tuple[Any, int]:
@@ -76,7 +58,7 @@ def measure_latency(operations: int = 300) -> dict[str, Any]:
         client.create_table(**request)
         ledger = make_ledger(client)
         seed(ledger, QUOTAS, {})
-        bare = _bare_update_params()
+        bare = bare_update_params("BENCH", "100000")
 
         def reserve() -> str:
             return ledger.reserve(TENANT, estimate(), with_figures=False).reservation_id

@@ -30,6 +30,23 @@ def set_quota(ledger: Ledger, tenant: str | None, text: str, limit: str, **kw: o
     ledger.put_quota(tenant, quota(text, limit, **kw))  # type: ignore[arg-type]
 
 
+def one_token_at_30_cents_per_million(ledger: Ledger) -> Usage:
+    """A usage that costs exactly $0.0000003: one input token of a model priced $0.30/M."""
+    from costguard.pricing import ModelPrice
+
+    ledger.put_price(
+        ModelPrice(
+            "mistral",
+            "codestral-2508",
+            Decimal("0.30"),
+            Decimal("0.90"),
+            Decimal("0.30"),
+            ledger.now().replace(day=1),
+        )
+    )
+    return Usage(resource="llm", provider="mistral", model="codestral-2508", input_tokens=1)
+
+
 def quota_state(ledger: Ledger, tenant: str | None, quota_id: str):  # type: ignore[no-untyped-def]
     return next(q for q in ledger.quotas(tenant) if q.quota_id == quota_id)
 

@@ -13,10 +13,15 @@ from decimal import Decimal
 import pytest
 from costguard.errors import QuotaExceeded, ReservationNotHeld
 from costguard.ledger import Ledger
-from costguard.models import Usage
-from costguard.pricing import ModelPrice
 
-from tests.helpers import actual, estimate, quota_state, set_quota, usd
+from tests.helpers import (
+    actual,
+    estimate,
+    one_token_at_30_cents_per_million,
+    quota_state,
+    set_quota,
+    usd,
+)
 
 T = "acme"
 
@@ -154,17 +159,7 @@ def test_commit_racing_release_settles_exactly_one_way(local_ledger: Ledger) -> 
 def test_ten_thousand_tiny_costs_add_up_exactly(local_ledger: Ledger) -> None:
     """10,000 direct records of one token at $0.30/M ($0.0000003) sum to exactly $0.003."""
     set_quota(local_ledger, T, "tenant:llm:month", "1")
-    local_ledger.put_price(
-        ModelPrice(
-            "mistral",
-            "codestral-2508",
-            usd("0.30"),
-            usd("0.90"),
-            usd("0.30"),
-            local_ledger.now().replace(day=1),
-        )
-    )
-    one_token = Usage(resource="llm", provider="mistral", model="codestral-2508", input_tokens=1)
+    one_token = one_token_at_30_cents_per_million(local_ledger)
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: local_ledger.record_usage(T, one_token), range(10_000)))

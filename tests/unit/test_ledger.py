@@ -21,7 +21,14 @@ from costguard.models import Usage
 from costguard.quotas import Mode, QuotaId
 from costguard.settings import Enforcement, Settings
 
-from tests.helpers import actual, estimate, quota_state, set_quota, usd
+from tests.helpers import (
+    actual,
+    estimate,
+    one_token_at_30_cents_per_million,
+    quota_state,
+    set_quota,
+    usd,
+)
 
 T = "acme"
 
@@ -472,19 +479,7 @@ def test_a_commit_equal_to_its_estimate_leaves_exact_zeros(acme: Ledger) -> None
 
 
 def test_tiny_amounts_and_their_differences_stay_exact(acme: Ledger) -> None:
-    from costguard.pricing import ModelPrice
-
-    acme.put_price(
-        ModelPrice(
-            "mistral",
-            "codestral-2508",
-            usd("0.30"),
-            usd("0.90"),
-            usd("0.30"),
-            acme.now().replace(day=1),
-        )
-    )
-    one = Usage(resource="llm", provider="mistral", model="codestral-2508", input_tokens=1)
+    one = one_token_at_30_cents_per_million(acme)
     r = acme.reserve(T, one)
     acme.commit(T, r.reservation_id, one)  # held 0.0000003 - 0.0000003 = 0E-7
     acme.record_usage(T, one)
