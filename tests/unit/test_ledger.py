@@ -487,3 +487,61 @@ def test_tiny_amounts_and_their_differences_stay_exact(acme: Ledger) -> None:
     q = quota_state(acme, T, "tenant:llm:month")
     assert (q.spent_usd, q.reserved_usd) == (usd("0.0000006"), usd("0.0000003"))
     assert acme.reconcile(T) == []
+
+
+def test_fail_open_grants_unguarded_reservations_and_records_their_commit_once(
+    moto_client, clock
+) -> None:  # type: ignore[no-untyped-def]
+    from costguard.errors import LedgerUnavailable
+    from costguard.settings import FailMode
+
+    s = Settings(table_name="costguard-test", fail_mode=FailMode.OPEN)
+    ledger = Ledger(LedgerTable(moto_client, s.table_name, s), s, clock=clock)
+    set_quota(ledger, T, "tenant:llm:month", "10")
+    working = ledger.table.transact
+
+    def down(*_: object, **__: object) -> None:
+        raise LedgerUnavailable("ledger unavailable: ConnectTimeoutError", 2)
+
+    ledger.table.transact = down  # type: ignore[method-assign]
+    r = ledger.reserve(T, estimate("3"))
+    ledger.table.transact = working  # type: ignore[method-assign]
+
+    assert (r.guarded, r.reserved_usd, r.reservation_id.startswith("open~")) == (False, 0, True)
+    first = ledger.commit(T, r.reservation_id, actual("2.5"))
+    again = ledger.commit(T, r.reservation_id, actual("2.5"))
+    assert (first.status, first.cost_usd, again.record_id) == (
+        "recorded",
+        usd("2.5"),
+        first.record_id,
+    )
+    assert quota_state(ledger, T, "tenant:llm:month").spent_usd == usd("2.5")
+    assert ledger.release(T, r.reservation_id).released_usd == 0
+    assert ledger.reconcile(T) == []
+
+
+def test_fail_closed_is_the_default(acme: Ledger) -> None:
+    from costguard.errors import LedgerUnavailable
+
+    def down(*_: object, **__: object) -> None:
+        raise LedgerUnavailable("ledger unavailable: ConnectTimeoutError", 2)
+
+    acme.table.transact = down  # type: ignore[method-assign]
+    with pytest.raises(LedgerUnavailable):
+        acme.reserve(T, estimate("1"))
+
+
+def test_a_hold_made_is_returned_even_when_the_figures_cannot_be_read(acme: Ledger) -> None:
+    from costguard.errors import LedgerUnavailable
+
+    def down(*_: object, **__: object) -> None:
+        raise LedgerUnavailable("ledger unavailable: ReadTimeoutError", 2)
+
+    acme.reserve(T, estimate("0.5"))  # the policies are cached now
+    working = acme.table.batch_get
+    acme.table.batch_get = down  # type: ignore[method-assign]
+    r = acme.reserve(T, estimate("1"))
+    acme.table.batch_get = working  # type: ignore[method-assign]
+
+    assert (r.reserved_usd, r.quotas) == (usd("1"), None)
+    assert quota_state(acme, T, "tenant:llm:month").reserved_usd == usd("1.5")

@@ -6,6 +6,7 @@ every quota that applies. See docs/data-model.md for the items and why they look
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -62,10 +63,12 @@ from costguard.quotas import (
     Scope,
     validate_tenant_id,
 )
-from costguard.settings import Enforcement, Settings
+from costguard.settings import Enforcement, FailMode, Settings
 
 Clock = Callable[[], datetime]
 GARBAGE_AFTER = timedelta(days=7)
+OPEN_PREFIX = "open~"
+"""Reservations granted unguarded while the ledger was unreachable (fail_mode=open)."""
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 POLICY_ATTEMPTS = 4
 
@@ -397,7 +400,35 @@ class Ledger:
         """Hold the estimated cost against every applicable quota, atomically, or refuse.
 
         Raises QuotaExceeded naming the binding quota, Paused, UnknownPrice, InvalidRequest.
+        When the ledger cannot be reached: LedgerUnavailable (fail closed, the default), or
+        with `fail_mode=open` an unguarded reservation whose commit is recorded unenforced.
         """
+        try:
+            return self._reserve(tenant_id, usage, ttl_seconds, with_figures, idempotency_key)
+        except LedgerUnavailable:
+            if self.settings.fail_mode is not FailMode.OPEN:
+                raise
+            now = self.now()
+            ttl = ttl_seconds or self.settings.reservation_ttl_seconds
+            return Reservation(
+                reservation_id=f"{OPEN_PREFIX}{ULID.from_datetime(now)}",
+                tenant_id=tenant_id,
+                user_id=usage.user_id,
+                resource=usage.resource,
+                reserved_usd=ZERO,
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl),
+                guarded=False,
+            )
+
+    def _reserve(
+        self,
+        tenant_id: str,
+        usage: Usage,
+        ttl_seconds: int | None,
+        with_figures: bool,
+        idempotency_key: str | None,
+    ) -> Reservation:
         validate_tenant_id(tenant_id)
         now = self.now()
         ttl = ttl_seconds if ttl_seconds is not None else self.settings.reservation_ttl_seconds
@@ -467,9 +498,11 @@ class Ledger:
                     self.expire_due(None if binding.scope == "platform" else tenant_id)
                     continue
                 raise QuotaExceeded(binding, amount) from None
-            states = (
-                self._states(tenant_id, quotas, now, consistent=False) if with_figures else None
-            )
+            states = None
+            # The hold is made: a reservation without figures beats a lost one.
+            with contextlib.suppress(LedgerUnavailable):
+                if with_figures:
+                    states = self._states(tenant_id, quotas, now, consistent=False)
             return Reservation(
                 reservation_id=ref.reservation_id,
                 tenant_id=tenant_id,
@@ -537,6 +570,12 @@ class Ledger:
         recorded (the money is spent) and flagged as an overrun.
         """
         validate_tenant_id(tenant_id)
+        if reservation_id.startswith(OPEN_PREFIX):
+            # Granted while the ledger was unreachable (fail open): record what was spent,
+            # unenforced and once (the id is the idempotency key).
+            return self.record_usage(
+                tenant_id, usage, enforce=False, idempotency_key=reservation_id
+            )
         ref = ReservationRef.parse(reservation_id)
         if usage.resource != ref.resource.value:
             raise InvalidRequest(
@@ -642,6 +681,8 @@ class Ledger:
     def release(self, tenant_id: str, reservation_id: str) -> ReleaseResult:
         """Return a hold that will not be used. Releasing twice is harmless."""
         validate_tenant_id(tenant_id)
+        if reservation_id.startswith(OPEN_PREFIX):
+            return ReleaseResult(reservation_id, "released", ZERO)  # it never held anything
         ref = ReservationRef.parse(reservation_id)
         old = self._return_hold(tenant_id, ref, "released", self.now(), only_if_expired=False)
         if old is None:
