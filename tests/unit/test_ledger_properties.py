@@ -1,9 +1,14 @@
 """A stateful property test of the ledger on moto, checked against a model of our own.
 
 Hypothesis runs random sequences of reserve, commit, release, retries, clock moves across
-day/week/month boundaries, the sweeper, limit changes and direct records, and after every
-step compares the ledger with the model: counters, current-period figures, records, holds and
-day rollups, plus the ledger's own reconcile().
+day/week/month boundaries, the sweeper, limit changes and direct records. After every step:
+reconcile() is clean; every counter of every period touched has the model's limit, spent,
+held (= the model's live holds) and avail, and stays within its ceiling but for overruns,
+lowered limits and unenforced records; every record has the model's status and cost, and only
+held ones are in the holds index; the day rollups match. Within the steps: an admitted reserve
+leaves every quota that could refuse it within its limit (the ledger's own figures), a refusal
+is justified by live holds alone, settlements and their replays answer as the model says, and
+the sweeper returns exactly the holds due (expires_at <= now).
 """
 
 from __future__ import annotations
@@ -240,6 +245,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def assert_refusal_justified(
         self, refused: QuotaExceeded, quotas: list[QuotaDefinition], amount: Decimal
     ) -> None:
+        """The binding quota applies, shows the model's figures, and refuses even when only
+        live holds are counted: an expired hold never causes a refusal."""
         now = self.clock.at
         b = refused.binding
         assert refused.requested_usd == amount
