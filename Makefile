@@ -22,13 +22,13 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 lint: install
-	$(RUN) ruff format --check shared functions local infra tests bench
-	$(RUN) ruff check shared functions local infra tests bench
+	$(RUN) ruff format --check shared functions local infra tests bench clients/python
+	$(RUN) ruff check shared functions local infra tests bench clients/python
 	$(RUN) mypy
 
 format: install
-	$(RUN) ruff format shared functions local infra tests bench
-	$(RUN) ruff check --fix shared functions local infra tests bench
+	$(RUN) ruff format shared functions local infra tests bench clients/python
+	$(RUN) ruff check --fix shared functions local infra tests bench clients/python
 
 ## every test: unit (moto), integration (DynamoDB Local), property-based; then lint
 test: install
