@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = Field(default=30, ge=0, le=300)
     """How long a process trusts a verified tenant key: revocation takes at most this long."""
     max_body_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    event_bus_name: str | None = None
+    """The EventBridge bus costguard puts its events on (TenantCreated, alerts); None: none."""
+    event_source: str = Field(default="costguard", min_length=1, max_length=256)
+    """The `source` of costguard's own events on that bus."""
+    alerts_topic_arn: str | None = None
+    """The SNS topic alerts are published to; None: alerts are recorded, not published."""
 
 
 @lru_cache(maxsize=1)
