@@ -64,3 +64,16 @@ def seconds_until_reset(period: Period, at: datetime) -> int:
     """Whole seconds until the period resets, at least 1 (the `Retry-After` value)."""
     remaining = (period_end(period, at) - _utc(at)).total_seconds()
     return max(1, math.ceil(remaining))
+
+
+def parse_period_key(key: str) -> tuple[Period, datetime]:
+    """`MONTH#2026-11` → (month, its first instant). ValueError for anything else."""
+    kind, _, text = key.partition("#")
+    if kind == "DAY":
+        return Period.DAY, datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    if kind == "WEEK":
+        year, _, week = text.partition("-W")
+        return Period.WEEK, datetime.fromisocalendar(int(year), int(week), 1).replace(tzinfo=UTC)
+    if kind == "MONTH":
+        return Period.MONTH, datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC)
+    raise ValueError(f"not a period key: {key!r}")

@@ -98,6 +98,16 @@ class ReleaseResult:
     released_usd: Decimal
 
 
+@dataclass(frozen=True)
+class SeedResult:
+    """What `seed_quotas` did: the quotas it wrote and those an operator had already set."""
+
+    seeded: tuple[str, ...]
+    kept: tuple[str, ...]
+    first: bool
+    """False when the tenant had been seeded before: nothing was written this time."""
+
+
 class Ledger:
     """The domain entry point every function uses. Thread-safe; keep one per process."""
 
@@ -713,8 +723,12 @@ class Ledger:
                 limit=limit,
             )
         else:
+            # The index also holds the alerts outbox (costguard.alerts): holds only.
             due = self.table.scan_index(
-                HOLDS_INDEX, f"{HOLDS_SK} < :now", {":now": due_bound}, limit
+                HOLDS_INDEX,
+                f"begins_with({HOLDS_PK}, :hold) AND {HOLDS_SK} < :now",
+                {":hold": "HOLD#", ":now": due_bound},
+                limit,
             )
         returned = 0
         for item in due:
@@ -1042,12 +1056,7 @@ class Ledger:
         if tenant_id is not None:
             validate_tenant_id(tenant_id)
         pk = PLATFORM_PK if tenant_id is None else tenant_pk(tenant_id)
-        spec = {
-            "limit_usd": quota.limit_usd,
-            "mode": quota.mode.value,
-            "thresholds": list(quota.thresholds),
-            "grace_pct": quota.grace_pct,
-        }
+        spec = self._spec(quota)
         for _ in range(8):
             now = self.now()
             slot = slot_for(qid, owner, now)
@@ -1074,6 +1083,88 @@ class Ledger:
             self.forget_policy(pk)
             after = self.table.get(slot.key, consistent=True)
             return self._state(quota, self._figures(quota, slot, after, now))
+        raise LedgerBusy()
+
+    @staticmethod
+    def _spec(quota: QuotaDefinition) -> dict[str, Any]:
+        """A quota as the policy item stores it."""
+        return {
+            "limit_usd": quota.limit_usd,
+            "mode": quota.mode.value,
+            "thresholds": list(quota.thresholds),
+            "grace_pct": quota.grace_pct,
+        }
+
+    def seed_quotas(
+        self,
+        tenant_id: str,
+        quotas: Iterable[QuotaDefinition],
+        seeded_by: dict[str, str],
+    ) -> SeedResult:
+        """Write a tenant's default quotas once, never replacing a quota that exists.
+
+        One transaction, like `put_quota`: the policy gains the missing quotas, its version
+        moves by one (condition: the version read, no `onboarded` mark, each quota absent) and
+        each current-period counter is moved to the new limits. `seeded_by` (plan, event id…)
+        is kept as the policy's `onboarded` mark, so a replayed or concurrent duplicate writes
+        nothing, even after an operator deleted a default quota.
+        """
+        validate_tenant_id(tenant_id)
+        wanted = {str(q.quota_id): q for q in quotas}
+        if any(q.quota_id.scope is Scope.PLATFORM for q in wanted.values()):
+            raise InvalidRequest("default quotas are tenant quotas", field="quota_id")
+        pk = tenant_pk(tenant_id)
+        for _ in range(8):
+            now = self.now()
+            slots = {qid: slot_for(q.quota_id, tenant_id, now) for qid, q in wanted.items()}
+            keys = sorted({(pk, POLICY_SK), *(s.key for s in slots.values())})
+            found = self.table.batch_get(keys, consistent=True)
+            policy_item = found.get((pk, POLICY_SK))
+            existing = set((policy_item or {}).get("quotas", {}))
+            kept = tuple(sorted(qid for qid in wanted if qid in existing))
+            if policy_item is not None and "onboarded" in policy_item:
+                return SeedResult(seeded=(), kept=kept, first=False)
+            missing = {qid: q for qid, q in sorted(wanted.items()) if qid not in existing}
+            mark = {**{k: v for k, v in seeded_by.items() if v}, "at": iso(now)}
+            tx = TransactionBuilder()
+            if policy_item is None:
+                item = {
+                    "version": 1,
+                    "quotas": {qid: self._spec(q) for qid, q in missing.items()},
+                    "onboarded": mark,
+                }
+                tx.put((pk, POLICY_SK), item, "attribute_not_exists(pk)")
+            else:
+                w = tx.update((pk, POLICY_SK))
+                version, quotas_attr = w.name("version"), w.name("quotas")
+                w.condition(f"attribute_not_exists({w.name('onboarded')})")
+                w.sets.append(f"{w.name('onboarded')} = {w.value(mark)}")
+                if "version" in policy_item:
+                    w.condition(f"{version} = {w.value(policy_item['version'])}")
+                else:
+                    w.condition(f"attribute_not_exists({version})")
+                if missing:
+                    w.sets.append(
+                        f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}"
+                    )
+                if "quotas" not in policy_item:
+                    w.condition(f"attribute_not_exists({quotas_attr})")
+                    specs = {qid: self._spec(q) for qid, q in missing.items()}
+                    w.sets.append(f"{quotas_attr} = {w.value(specs)}")
+                else:
+                    for qid, q in missing.items():
+                        path = f"{quotas_attr}.{w.name(qid)}"
+                        w.condition(f"attribute_not_exists({path})")
+                        w.sets.append(f"{path} = {w.value(self._spec(q))}")
+            for qid, q in missing.items():
+                slot = slots[qid]
+                self._move_counter(tx, slot, found.get(slot.key), q.limit_usd)
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled:
+                continue
+            self.forget_policy(pk)
+            return SeedResult(seeded=tuple(missing), kept=kept, first=True)
         raise LedgerBusy()
 
     @staticmethod

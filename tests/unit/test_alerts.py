@@ -1,0 +1,362 @@
+"""Threshold alerts from the ledger's stream (moto): detection, exactly-once records, outbox.
+
+The stream records are the ones moto wrote for the ledger's own writes, handed to the real
+handler in Lambda's event shape (local.streams); SNS is moto's, read back through SQS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from costguard.alerts import AlertBook, Publisher, StreamAlerts, crossings
+from costguard.ledger import Ledger
+from costguard.notify import PublishFailed, SnsTopic
+
+from functions.alerts import handler as alerts_handler
+from local.streams import MotoStream
+from tests.helpers import actual, set_quota
+
+CONTEXT = SimpleNamespace(
+    function_name="alerts",
+    memory_limit_in_mb=256,
+    invoked_function_arn="arn:aws:lambda:us-east-1:1:function:alerts",
+    aws_request_id="req-1",
+)
+
+
+@dataclass
+class Events:
+    """An EventSink that remembers; `down` makes it refuse like an unreachable EventBridge."""
+
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    down: bool = False
+
+    def put(self, detail_type: str, detail: Mapping[str, Any]) -> None:
+        if self.down:
+            raise PublishFailed("EventBridge put_events failed: EndpointConnectionError")
+        self.sent.append((detail_type, dict(detail)))
+
+
+@dataclass
+class Sns:
+    """moto's SNS topic with an SQS queue subscribed: what a subscriber receives."""
+
+    topic: SnsTopic
+    queue_url: str
+    sqs: Any
+
+    def received(self) -> list[dict[str, Any]]:
+        messages = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            if not got.get("Messages"):
+                return messages
+            for m in got["Messages"]:
+                messages.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+@pytest.fixture
+def sns(moto_client: object) -> Sns:
+    client, sqs = boto3.client("sns"), boto3.client("sqs")
+    arn = client.create_topic(Name="costguard-alerts")["TopicArn"]
+    url = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    client.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
+    return Sns(SnsTopic(client, arn), url, sqs)
+
+
+@dataclass
+class Pipeline:
+    ledger: Ledger
+    book: AlertBook
+    watch: StreamAlerts
+    stream: MotoStream
+    events: Events
+    sns: Sns
+    answers: list[dict[str, Any]] = field(default_factory=list)
+
+    def take(self) -> list[dict[str, Any]]:
+        self.stream.drain()
+        return self.stream.take()
+
+    def run(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        answer = alerts_handler.handler({"Records": records}, CONTEXT, watch=self.watch)  # type: ignore[arg-type]
+        self.answers.append(answer)
+        return answer
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Deliver every stream record until quiet (alert INSERTs cause deliveries)."""
+        seen = []
+        while records := self.take():
+            seen.extend(records)
+            self.run(records)
+        return seen
+
+    def alerts(self, tenant: str | None = "acme") -> list[dict[str, Any]]:
+        return self.book.recent(tenant, limit=100)[0]
+
+
+@pytest.fixture
+def pipeline(ledger: Ledger, clock, sns: Sns, monkeypatch) -> Pipeline:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "costguard")
+    stream = MotoStream(ledger.table.name)
+    events = Events()
+    book = AlertBook(ledger.table, clock)
+    watch = StreamAlerts(ledger.table, book, Publisher(sns.topic, events))
+    stream.drain()
+    stream.take()
+    return Pipeline(ledger, book, watch, stream, events, sns)
+
+
+def spend(ledger: Ledger, amount: str, **attribution: str) -> None:
+    ledger.record_usage("acme", actual(amount, **attribution), enforce=False)
+
+
+def test_a_jump_from_40_to_95_percent_records_three_thresholds_and_notifies_once(
+    pipeline: Pipeline,
+) -> None:
+    # Given a $100 monthly LLM quota at 40 %
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "100")
+    spend(pipeline.ledger, "40")
+    pipeline.flush()
+    assert pipeline.alerts() == []
+
+    # When one cost takes it to 95 %
+    spend(pipeline.ledger, "55")
+    pipeline.flush()
+
+    # Then 50, 80 and 90 are recorded, and one warning goes out (at 90 %, naming all three)
+    alerts = pipeline.alerts()
+    assert sorted(a["threshold_pct"] for a in alerts) == [50, 80, 90]
+    leader = next(a for a in alerts if a["notify"])
+    assert leader["threshold_pct"] == 90
+    assert leader["severity"] == "warning"
+    assert leader["delivery"] == "sent"
+    assert sorted(leader["grouped"]) == [50, 80, 90]
+    assert {a["notified_in"] for a in alerts if not a["notify"]} == {leader["alert_id"]}
+    messages = pipeline.sns.received()
+    assert len(messages) == 1
+    attributes = {k: v["Value"] for k, v in messages[0]["MessageAttributes"].items()}
+    assert attributes == {
+        "tenant_id": "acme",
+        "severity": "warning",
+        "alert_type": "threshold",
+        "event": "QuotaThresholdCrossed",
+        "quota_id": "tenant:llm:month",
+        "scope": "tenant",
+    }
+    body = json.loads(messages[0]["Message"])
+    assert body["spent_usd"] == "95.000000"
+    assert body["limit_usd"] == "100.000000"
+    assert body["utilization"] == "0.9500"
+    assert body["resets_at"] == "2026-12-01T00:00:00.000000Z"
+    assert [t for t, _ in pipeline.events.sent] == ["QuotaThresholdCrossed"]
+    assert pipeline.events.sent[0][1]["alert_id"] == leader["alert_id"]
+
+
+def test_a_batch_replayed_three_times_notifies_once_per_crossing(pipeline: Pipeline) -> None:
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
+    set_quota(pipeline.ledger, "acme", "tenant:all:month", "20")
+    spend(pipeline.ledger, "6")  # llm 60 % (50), all 30 %
+    spend(pipeline.ledger, "4.5")  # llm 105 % (80, 90, 100), all 52.5 % (50)
+    batch = pipeline.take()
+
+    for _ in range(3):
+        pipeline.run(batch)
+    pipeline.flush()  # the alert records' INSERTs: deliveries
+
+    alerts = pipeline.alerts()
+    by_quota = sorted((a["quota_id"], a["threshold_pct"]) for a in alerts)
+    assert by_quota == [
+        ("tenant:all:month", 50),
+        ("tenant:llm:month", 50),
+        ("tenant:llm:month", 80),
+        ("tenant:llm:month", 90),
+        ("tenant:llm:month", 100),
+    ]
+    # one notification per crossing event: llm 50 (info), llm 100 (critical), all 50 (info)
+    severities = sorted(
+        (m["MessageAttributes"]["quota_id"]["Value"], m["MessageAttributes"]["severity"]["Value"])
+        for m in pipeline.sns.received()
+    )
+    assert severities == [
+        ("tenant:all:month", "info"),
+        ("tenant:llm:month", "critical"),
+        ("tenant:llm:month", "info"),
+    ]
+    assert len(pipeline.events.sent) == 3
+
+
+def test_replaying_the_alert_inserts_delivers_nothing_twice(pipeline: Pipeline) -> None:
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
+    spend(pipeline.ledger, "5")
+    pipeline.run(pipeline.take())
+    inserts = pipeline.take()
+
+    for _ in range(3):
+        pipeline.run(inserts)
+
+    assert len(pipeline.sns.received()) == 1
+    assert len(pipeline.events.sent) == 1
+
+
+def test_a_poison_record_is_reported_and_the_rest_of_the_batch_processed(
+    pipeline: Pipeline,
+) -> None:
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
+    spend(pipeline.ledger, "9")
+    batch = pipeline.take()
+    month = next(r for r in batch if r["dynamodb"]["Keys"]["sk"]["S"].startswith("MONTH#"))
+    poison = json.loads(json.dumps(month))
+    poison["dynamodb"]["SequenceNumber"] = "poison-1"
+    poison["dynamodb"]["NewImage"]["q_llm_limit"] = {"S": "not a number"}
+
+    answer = pipeline.run([poison, *batch])
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "poison-1"}]}
+    pipeline.flush()
+    assert sorted(a["threshold_pct"] for a in pipeline.alerts()) == [50, 80, 90]
+    assert len(pipeline.sns.received()) == 1
+
+
+def test_a_lowered_limit_crosses_thresholds_too(pipeline: Pipeline) -> None:
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "100")
+    spend(pipeline.ledger, "45")
+    pipeline.flush()
+
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "50")  # 45 of 50 = 90 %
+    pipeline.flush()
+
+    assert sorted(a["threshold_pct"] for a in pipeline.alerts()) == [50, 80, 90]
+
+
+def test_each_threshold_alerts_once_per_period_even_when_utilization_dips(
+    pipeline: Pipeline, clock
+) -> None:  # type: ignore[no-untyped-def]
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
+    spend(pipeline.ledger, "6")
+    pipeline.flush()
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "20")  # 30 %
+    spend(pipeline.ledger, "5")  # 55 % again: 50 % was already alerted this month
+    pipeline.flush()
+    assert [a["threshold_pct"] for a in pipeline.alerts()] == [50]
+
+    clock.advance(days=6)  # December: a new period alerts again
+    spend(pipeline.ledger, "11")
+    pipeline.flush()
+
+    periods = sorted(a["period_key"] for a in pipeline.alerts())
+    assert periods == ["MONTH#2026-11", "MONTH#2026-12"]
+
+
+def test_user_and_soft_quotas_alert_like_hard_tenant_quotas(pipeline: Pipeline) -> None:
+    from costguard.quotas import Mode
+
+    set_quota(pipeline.ledger, "acme", "user:u-1:all:day", "2", mode=Mode.SOFT)
+    spend(pipeline.ledger, "2.5", user_id="u-1")
+    pipeline.flush()
+
+    (alert,) = [a for a in pipeline.alerts() if a["notify"]]
+    assert alert["quota_id"] == "user:u-1:all:day"
+    assert alert["severity"] == "critical"
+    assert alert["details"] == {"mode": "soft", "scope": "user", "user_id": "u-1"}
+    assert alert["resets_at"] == "2026-11-26T00:00:00.000000Z"
+    (message,) = pipeline.sns.received()
+    assert message["MessageAttributes"]["scope"]["Value"] == "user"
+
+
+def test_platform_quota_alerts_carry_no_tenant(pipeline: Pipeline) -> None:
+    set_quota(pipeline.ledger, None, "platform:llm:month", "10")
+    spend(pipeline.ledger, "5")
+    pipeline.flush()
+
+    (alert,) = pipeline.alerts(None)
+    assert alert["quota_id"] == "platform:llm:month"
+    assert "tenant_id" not in alert
+    (message,) = pipeline.sns.received()
+    assert "tenant_id" not in message["MessageAttributes"]
+    assert message["MessageAttributes"]["scope"]["Value"] == "platform"
+
+
+def test_sns_down_keeps_the_alert_pending_and_it_is_sent_once_when_back(
+    pipeline: Pipeline, clock
+) -> None:  # type: ignore[no-untyped-def]
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
+    spend(pipeline.ledger, "8")
+    pipeline.run(pipeline.take())
+    inserts = pipeline.take()
+    pipeline.events.down = True
+
+    answer = pipeline.run(inserts)  # SNS accepts, EventBridge refuses
+
+    assert len(answer["batchItemFailures"]) == 1
+    (leader,) = [a for a in pipeline.alerts() if a["notify"]]
+    assert leader["delivery"] == "pending"
+    assert "EndpointConnectionError" in leader["last_error"]
+    assert len(pipeline.sns.received()) == 1
+
+    # When EventBridge is back, the stream's retry delivers the rest, once
+    pipeline.events.down = False
+    pipeline.run(inserts)
+    pipeline.run(inserts)
+    (leader,) = [a for a in pipeline.alerts() if a["notify"]]
+    assert leader["delivery"] == "sent"
+    assert pipeline.sns.received() == []  # SNS had it already: not sent twice
+    assert len(pipeline.events.sent) == 1
+
+
+def test_the_sweeper_redrives_alerts_the_stream_gave_up_on(pipeline: Pipeline, clock) -> None:  # type: ignore[no-untyped-def]
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
+    spend(pipeline.ledger, "8")
+    pipeline.run(pipeline.take())
+    pipeline.events.down = True
+    pipeline.run(pipeline.take())
+    pipeline.events.down = False
+    assert pipeline.book.pending() == []  # not yet: the stream is still retrying
+
+    clock.advance(minutes=3)
+    assert pipeline.book.redrive(pipeline.watch.publisher) == (1, 0)
+    assert pipeline.book.redrive(pipeline.watch.publisher) == (0, 0)
+
+    (leader,) = [a for a in pipeline.alerts() if a["notify"]]
+    assert leader["delivery"] == "sent"
+    assert len(pipeline.events.sent) == 1
+    assert len(pipeline.sns.received()) == 1
+
+
+def test_expired_hold_sweeps_ignore_the_outbox(pipeline: Pipeline, clock) -> None:  # type: ignore[no-untyped-def]
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
+    spend(pipeline.ledger, "8")
+    pipeline.run(pipeline.take())
+    pipeline.events.down = True
+    pipeline.run(pipeline.take())
+    clock.advance(minutes=5)
+
+    assert pipeline.ledger.expire_due() == 0
+    assert len(pipeline.book.pending()) == 1
+
+
+def test_detection_ignores_everything_but_counters_going_up() -> None:
+    def rules(tenant: str | None, quota_id: object) -> tuple[str, tuple[int, ...]]:
+        return "hard", (50, 100)
+
+    counter = {"q_llm_limit": Decimal(10), "q_llm_spent": Decimal(6)}
+    assert crossings("TENANT#acme#REC", "01J", None, counter, rules) == []
+    assert crossings("TENANT#acme", "POLICY", None, counter, rules) == []
+    assert crossings("TENANT#acme", "MONTH#2026-11", counter, counter, rules) == []
+    assert crossings("TENANT#acme", "MONTH#2026-11", counter, None, rules) == []
+    (up,) = crossings("TENANT#acme", "MONTH#2026-11", None, counter, rules)
+    assert up.thresholds == (50,)
+    # a zero limit with any spend has crossed everything
+    zero = {"q_all_limit": Decimal(0), "q_all_spent": Decimal("0.01")}
+    (z,) = crossings("TENANT#acme#USER#u", "DAY#2026-11-25", None, zero, rules)
+    assert z.thresholds == (50, 100)
+    assert str(z.quota_id) == "user:u:all:day"
