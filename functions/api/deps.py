@@ -7,6 +7,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Header
+from costguard.alerts import AlertBook
 from costguard.auth import ApiKeys, fingerprint
 from costguard.ledger import Ledger, LedgerTable, make_client
 from costguard.settings import Settings, get_settings
@@ -39,8 +40,13 @@ def get_keys() -> ApiKeys:
     return ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
 
 
+def get_alerts(ledger: Annotated[Ledger, Depends(get_ledger)]) -> AlertBook:
+    return AlertBook(ledger.table, ledger.now)
+
+
 TENANT = "/v1/tenants/<tenant_id>"
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 KeysDep = Annotated[ApiKeys, Depends(get_keys)]
+AlertsDep = Annotated[AlertBook, Depends(get_alerts)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 """Accepted on every mutating route; see docs/decisions.md D15."""

@@ -593,6 +593,21 @@ def book_from_settings(table: LedgerTable | None = None) -> AlertBook:
     return AlertBook(table or ledger_from_settings().table, lambda: datetime.now(UTC))
 
 
+@dataclass
+class Outbox:
+    """What the sweeper redrives: the alert book and where its alerts go."""
+
+    book: AlertBook
+    publisher: Publisher
+
+    def redrive(self, limit: int = 100) -> tuple[int, int]:
+        return self.book.redrive(self.publisher, limit)
+
+
+def outbox_from_settings(table: LedgerTable | None = None) -> Outbox:
+    return Outbox(book_from_settings(table), publisher_from_settings())
+
+
 def stream_alerts_from_settings() -> StreamAlerts:
     book = book_from_settings()
     return StreamAlerts(book.table, book, publisher_from_settings())

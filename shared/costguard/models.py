@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    field_serializer,
     model_validator,
 )
 
@@ -353,4 +354,43 @@ class Health(Model):
 
 class RecordPage(Model):
     records: list[CostRecord]
+    next_cursor: str | None = None
+
+
+class Alert(Model):
+    """A threshold crossing, an anomaly or a breach forecast, as recorded (exactly once)."""
+
+    alert_id: str
+    alert_type: Literal["threshold", "anomaly", "forecast"]
+    event: Literal["QuotaThresholdCrossed", "CostAnomalyDetected", "QuotaBreachForecast"]
+    severity: Literal["info", "warning", "critical"]
+    tenant_id: str | None = None
+    title: str
+    message: str
+    quota_id: str | None = None
+    period_key: str | None = None
+    threshold_pct: int | None = None
+    spent_usd: UsdOut | None = None
+    limit_usd: UsdOut | None = None
+    utilization: Decimal | None = Field(default=None, description="spent / limit, 4 decimals")
+    resets_at: datetime | None = None
+    created_at: datetime
+    notify: bool = Field(description="whether this record carried the notification")
+    grouped: list[int] | None = Field(
+        default=None, description="thresholds one change crossed together, notified once"
+    )
+    notified_in: str | None = Field(
+        default=None, description="the alert that notified for this one (a jump across several)"
+    )
+    delivery: Literal["pending", "sending", "sent", "grouped"]
+    delivered_at: datetime | None = None
+    details: dict[str, str] | None = None
+
+    @field_serializer("utilization")
+    def _utilization(self, value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+
+class AlertPage(Model):
+    alerts: list[Alert]
     next_cursor: str | None = None

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+from costguard.alerts import AlertBook, Outbox, Publisher
 from costguard.ledger import Ledger
 
 from functions.sweeper import handler as sweeper
@@ -27,7 +28,8 @@ def test_the_sweeper_returns_expired_holds(ledger: Ledger, clock, monkeypatch) -
     ledger.reserve("acme", estimate("1"), ttl_seconds=600)
     clock.advance(seconds=61)
 
-    answer = sweeper.handler(EVENT, CONTEXT, sweep=ledger)  # type: ignore[arg-type]
+    outbox = Outbox(AlertBook(ledger.table, clock), Publisher(None, None))
+    answer = sweeper.handler(EVENT, CONTEXT, sweep=ledger, alerts=outbox)  # type: ignore[arg-type]
 
-    assert answer == {"returned": 1}
+    assert answer == {"returned": 1, "alerts_redelivered": 0, "alerts_failed": 0}
     assert quota_state(ledger, "acme", "tenant:llm:month").reserved_usd == usd("1")
