@@ -1,0 +1,3 @@
+from costguard_client.cli import main
+
+main()

@@ -1,0 +1,359 @@
+"""Every API route as a `Call`, and the bodies a hold sends; shared by both clients."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from decimal import ROUND_CEILING, Decimal
+from typing import Any, Literal
+
+from costguard_client._core import Call, document, model, nothing, segment
+from costguard_client.adapters import token_usage
+from costguard_client.models import (
+    CheckResult,
+    CostRecord,
+    GroupBy,
+    Health,
+    IssuedApiKey,
+    ModelPriceOut,
+    PauseRequest,
+    PauseState,
+    PriceList,
+    PricePut,
+    QuotaList,
+    QuotaPut,
+    QuotaState,
+    RecordPage,
+    RecordRequest,
+    Release,
+    Reservation,
+    ReserveRequest,
+    Summary,
+    Tenant,
+    TenantCreate,
+    Usage,
+    UsageReport,
+)
+
+Money = Decimal | str | int
+"""An amount given by the caller: a Decimal, a decimal string or an integer; never a float."""
+
+MILLISECOND = Decimal("0.001")
+
+
+def _tenant(tenant_id: str) -> str:
+    return f"/v1/tenants/{segment(tenant_id)}"
+
+
+def seconds_of(value: Decimal | int | float | str) -> Decimal:
+    """Seconds as the API takes them: at most 3 decimals, rounded up (a run is never undercounted).
+
+    A float is accepted here because it is a duration (`time.monotonic()` differences), not
+    money; it is converted through its shortest repr, so no binary noise reaches the ledger.
+    """
+    exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    return exact.quantize(MILLISECOND, rounding=ROUND_CEILING)
+
+
+# ---------------------------------------------------------------------------- bodies
+def estimate(
+    *,
+    resource: Literal["llm", "sandbox"] = "llm",
+    model: str | None = None,
+    provider: str | None = None,
+    input_tokens: int | None = None,
+    max_output_tokens: int | None = None,
+    cached_input_tokens: int | None = None,
+    estimated_cost_usd: Money | None = None,
+    tier: str | None = None,
+    seconds: Decimal | int | float | str | None = None,
+    user_id: str | None = None,
+    conversation_id: str | None = None,
+    task_id: str | None = None,
+    operation: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    ttl_seconds: int | None = None,
+) -> ReserveRequest:
+    """The body of a reservation: an LLM call priced from its tokens, or an explicit estimate."""
+    return ReserveRequest.model_validate(
+        {
+            "resource": resource,
+            "model": model,
+            "provider": provider,
+            "input_tokens": input_tokens,
+            "output_tokens": max_output_tokens,
+            "cached_input_tokens": cached_input_tokens,
+            "estimated_cost_usd": estimated_cost_usd,
+            "tier": tier,
+            "seconds": seconds_of(seconds) if seconds is not None else None,
+            "user_id": user_id,
+            "conversation_id": conversation_id,
+            "task_id": task_id,
+            "operation": operation,
+            "metadata": dict(metadata) if metadata is not None else None,
+            "ttl_seconds": ttl_seconds,
+        }
+    )
+
+
+def actual(
+    reserved: ReserveRequest,
+    usage: Any = None,
+    *,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cached_input_tokens: int | None = None,
+    seconds: Decimal | int | float | str | None = None,
+    cost_usd: Money | None = None,
+    model: str | None = None,
+) -> Usage:
+    """The body of a commit: what was really used, priced like the reservation.
+
+    `usage` is a provider's usage object or response (OpenAI, Anthropic, Google; see
+    `adapters`), a mapping of the same, or a ready `Usage`. The model and provider are the
+    reservation's unless given: a response often names a dated snapshot
+    (`gpt-4o-2024-08-06`) that the price book may not list. Attribution (user, conversation,
+    task, operation, metadata) is the reservation's.
+    """
+    if isinstance(usage, Usage):
+        return usage
+    counts: dict[str, Any] = {}
+    reported_model: str | None = None
+    if usage is not None:
+        tokens = token_usage(usage)
+        counts = {
+            "input_tokens": tokens.input_tokens,
+            "output_tokens": tokens.output_tokens,
+            "cached_input_tokens": tokens.cached_input_tokens,
+        }
+        reported_model = tokens.model
+    for name, value in (
+        ("input_tokens", input_tokens),
+        ("output_tokens", output_tokens),
+        ("cached_input_tokens", cached_input_tokens),
+    ):
+        if value is not None:
+            counts[name] = value
+    body: dict[str, Any] = {
+        "resource": reserved.resource,
+        "cost_usd": cost_usd,
+        "user_id": reserved.user_id,
+        "conversation_id": reserved.conversation_id,
+        "task_id": reserved.task_id,
+        "operation": reserved.operation,
+        "metadata": reserved.metadata,
+    }
+    if reserved.resource == "llm":
+        chosen = model or reserved.model or reported_model
+        body |= counts | {
+            "model": chosen,
+            "provider": reserved.provider if chosen == reserved.model else None,
+        }
+    else:
+        body |= {
+            "tier": reserved.tier,
+            "seconds": seconds_of(seconds) if seconds is not None else None,
+        }
+    return Usage.model_validate(body)
+
+
+# ---------------------------------------------------------------------------- spending
+def reserve(
+    tenant_id: str,
+    body: ReserveRequest,
+    *,
+    minimal: bool = False,
+    idempotency_key: str | None = None,
+) -> Call[Reservation]:
+    return Call(
+        "POST",
+        f"{_tenant(tenant_id)}/reservations",
+        model(Reservation),
+        body=body,
+        headers={"Prefer": "return=minimal"} if minimal else {},
+        idempotency_key=idempotency_key,
+    )
+
+
+def commit(tenant_id: str, reservation_id: str, usage: Usage) -> Call[CostRecord]:
+    return Call(
+        "POST",
+        f"{_tenant(tenant_id)}/reservations/{segment(reservation_id)}/commit",
+        model(CostRecord),
+        body=usage,
+    )
+
+
+def release(tenant_id: str, reservation_id: str) -> Call[Release]:
+    return Call(
+        "DELETE",
+        f"{_tenant(tenant_id)}/reservations/{segment(reservation_id)}",
+        model(Release),
+    )
+
+
+def record_usage(
+    tenant_id: str, body: RecordRequest, *, idempotency_key: str | None = None
+) -> Call[CostRecord]:
+    return Call(
+        "POST",
+        f"{_tenant(tenant_id)}/usage",
+        model(CostRecord),
+        body=body,
+        idempotency_key=idempotency_key,
+    )
+
+
+def check(tenant_id: str, usage: Usage) -> Call[CheckResult]:
+    return Call("POST", f"{_tenant(tenant_id)}/quota-checks", model(CheckResult), body=usage)
+
+
+# ---------------------------------------------------------------------------- quotas
+def _quota_body(
+    limit_usd: Money,
+    mode: Literal["hard", "soft"],
+    thresholds: list[int] | None,
+    grace_pct: Money | None,
+) -> QuotaPut:
+    fields: dict[str, Any] = {"limit_usd": limit_usd, "mode": mode}
+    if thresholds is not None:
+        fields["thresholds"] = thresholds
+    if grace_pct is not None:
+        fields["grace_pct"] = grace_pct
+    return QuotaPut.model_validate(fields)
+
+
+def _quotas_path(tenant_id: str | None) -> str:
+    return "/v1/platform/quotas" if tenant_id is None else f"{_tenant(tenant_id)}/quotas"
+
+
+def quotas(tenant_id: str | None) -> Call[QuotaList]:
+    """A tenant's quotas, or the platform's with `tenant_id=None`."""
+    return Call("GET", _quotas_path(tenant_id), model(QuotaList))
+
+
+def put_quota(
+    tenant_id: str | None,
+    quota_id: str,
+    limit_usd: Money,
+    mode: Literal["hard", "soft"] = "hard",
+    thresholds: list[int] | None = None,
+    grace_pct: Money | None = None,
+) -> Call[QuotaState]:
+    return Call(
+        "PUT",
+        f"{_quotas_path(tenant_id)}/{segment(quota_id)}",
+        model(QuotaState),
+        body=_quota_body(limit_usd, mode, thresholds, grace_pct),
+    )
+
+
+def delete_quota(tenant_id: str | None, quota_id: str) -> Call[None]:
+    return Call("DELETE", f"{_quotas_path(tenant_id)}/{segment(quota_id)}", nothing)
+
+
+# ---------------------------------------------------------------------------- tenants, keys
+def create_tenant(name: str, tenant_id: str | None = None, plan: str | None = None) -> Call[Tenant]:
+    body = TenantCreate(tenant_id=tenant_id, name=name, plan=plan)
+    return Call("POST", "/v1/tenants", model(Tenant), body=body)
+
+
+def set_paused(tenant_id: str, paused: bool, user_id: str | None = None) -> Call[PauseState]:
+    verb = "pause" if paused else "unpause"
+    return Call(
+        "POST",
+        f"{_tenant(tenant_id)}/{verb}",
+        model(PauseState),
+        body=PauseRequest(user_id=user_id),
+    )
+
+
+def issue_key(tenant_id: str) -> Call[IssuedApiKey]:
+    # The key is shown once and never stored: a retry after the request may have arrived
+    # would issue a second key, so only a request that surely never left is retried.
+    return Call("POST", f"{_tenant(tenant_id)}/api-keys", model(IssuedApiKey), replayable=False)
+
+
+def revoke_key(tenant_id: str, key_id: str) -> Call[None]:
+    return Call("DELETE", f"{_tenant(tenant_id)}/api-keys/{segment(key_id)}", nothing)
+
+
+# ---------------------------------------------------------------------------- reading
+def _params(**values: object) -> dict[str, str]:
+    return {
+        name.rstrip("_"): v.isoformat() if isinstance(v, date) else str(v)
+        for name, v in values.items()
+        if v is not None
+    }
+
+
+def usage(
+    tenant_id: str,
+    from_: date | None = None,
+    to: date | None = None,
+    group_by: GroupBy | None = None,
+) -> Call[UsageReport]:
+    return Call(
+        "GET",
+        f"{_tenant(tenant_id)}/usage",
+        model(UsageReport),
+        params=_params(from_=from_, to=to, group_by=group_by),
+    )
+
+
+def usage_records(
+    tenant_id: str,
+    from_: date | None = None,
+    to: date | None = None,
+    user_id: str | None = None,
+    conversation_id: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[RecordPage]:
+    return Call(
+        "GET",
+        f"{_tenant(tenant_id)}/usage/records",
+        model(RecordPage),
+        params=_params(
+            from_=from_,
+            to=to,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            limit=limit,
+            cursor=cursor,
+        ),
+    )
+
+
+def summary(tenant_id: str) -> Call[Summary]:
+    return Call("GET", f"{_tenant(tenant_id)}/summary", model(Summary))
+
+
+def alerts(tenant_id: str, params: Mapping[str, str] | None = None) -> Call[dict[str, Any]]:
+    return Call("GET", f"{_tenant(tenant_id)}/alerts", document, params=params)
+
+
+def forecast(tenant_id: str, params: Mapping[str, str] | None = None) -> Call[dict[str, Any]]:
+    return Call("GET", f"{_tenant(tenant_id)}/forecast", document, params=params)
+
+
+# ---------------------------------------------------------------------------- pricing, service
+def pricing() -> Call[PriceList]:
+    return Call("GET", "/v1/pricing", model(PriceList))
+
+
+def put_price(provider: str, model_name: str, body: PricePut) -> Call[ModelPriceOut]:
+    return Call(
+        "PUT",
+        f"/v1/pricing/{segment(provider)}/{segment(model_name)}",
+        model(ModelPriceOut),
+        body=body,
+    )
+
+
+def health() -> Call[Health]:
+    return Call("GET", "/v1/health", model(Health))
+
+
+def openapi() -> Call[dict[str, Any]]:
+    return Call("GET", "/v1/openapi.json", document)

@@ -1,0 +1,305 @@
+"""The API's request and response bodies, as the server publishes them in `/v1/openapi.json`.
+
+Every class here has the name of a component of the server's OpenAPI document and the same
+fields and types; `tests/client/test_drift.py` compares them, so the two cannot drift apart.
+Constraints (patterns, bounds) are left to the server: it refuses a bad value with a 422 that
+names the field, and keeping one copy of the rules is what keeps them right.
+
+Money is `decimal.Decimal` everywhere and travels as a decimal string; a binary float is
+refused before it can leave the process.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, float | bool):
+        raise ValueError('money is a decimal string such as "0.05" or a Decimal, never a float')
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int | str):
+        try:
+            result = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"not a decimal number: {value!r}") from None
+    else:
+        raise ValueError("must be a decimal string or a Decimal")
+    if not result.is_finite():
+        raise ValueError("must be a finite number")
+    return result
+
+
+def plain(value: Decimal) -> str:
+    """A Decimal as the API writes it: fixed point, never exponent notation."""
+    return format(value, "f")
+
+
+Usd = Annotated[Decimal, BeforeValidator(_decimal), PlainSerializer(plain, return_type=str)]
+"""An amount in USD (or any exact decimal the API carries as a string)."""
+
+
+class Body(BaseModel):
+    """A response body: unknown fields from a newer server are ignored, not an error."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Request(BaseModel):
+    """A request body: a misspelt field fails here, before any call is made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------- requests
+class Usage(Request):
+    """An estimate (reserve, check) or actual usage (commit, record), with attribution."""
+
+    resource: Literal["llm", "sandbox"]
+    provider: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    tier: str | None = None
+    seconds: Usd | None = None
+    estimated_cost_usd: Usd | None = None
+    cost_usd: Usd | None = None
+    user_id: str | None = None
+    conversation_id: str | None = None
+    task_id: str | None = None
+    operation: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class ReserveRequest(Usage):
+    ttl_seconds: int | None = None
+
+
+class RecordRequest(Usage):
+    enforce: bool = True
+
+
+class QuotaPut(Request):
+    limit_usd: Usd
+    mode: Literal["hard", "soft"] = "hard"
+    thresholds: list[int] = [50, 80, 90, 100]
+    grace_pct: Usd = Decimal(0)
+
+
+class TenantCreate(Request):
+    tenant_id: str | None = None
+    name: str
+    plan: str | None = None
+
+
+class PauseRequest(Request):
+    user_id: str | None = None
+
+
+class PricePut(Request):
+    input_per_million_usd: Usd
+    output_per_million_usd: Usd
+    cached_input_per_million_usd: Usd | None = None
+    effective_from: datetime
+
+
+# ---------------------------------------------------------------------------- responses
+class QuotaState(Body):
+    """One quota with its live figures in the current (or the reservation's) period."""
+
+    quota_id: str
+    scope: Literal["platform", "tenant", "user"]
+    user_id: str | None = None
+    resource: Literal["llm", "sandbox", "all"]
+    period: Literal["day", "week", "month"]
+    mode: Literal["hard", "soft"]
+    limit_usd: Usd
+    spent_usd: Usd
+    reserved_usd: Usd
+    remaining_usd: Usd
+    utilization: Usd
+    thresholds: list[int]
+    period_key: str
+    resets_at: datetime
+
+
+class QuotaList(Body):
+    quotas: list[QuotaState]
+
+
+class Reservation(Body):
+    reservation_id: str
+    tenant_id: str
+    user_id: str | None = None
+    resource: Literal["llm", "sandbox"]
+    reserved_usd: Usd
+    created_at: datetime
+    expires_at: datetime
+    guarded: bool = True
+    quotas: list[QuotaState] | None = None
+
+
+class CostRecord(Body):
+    record_id: str
+    tenant_id: str
+    reservation_id: str | None = None
+    status: Literal["committed", "recorded"]
+    resource: Literal["llm", "sandbox"]
+    cost_usd: Usd
+    estimated_usd: Usd | None = None
+    overrun: bool = False
+    provider: str | None = None
+    model: str | None = None
+    tier: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    seconds: Usd | None = None
+    price: dict[str, str] | None = None
+    user_id: str | None = None
+    conversation_id: str | None = None
+    task_id: str | None = None
+    operation: str | None = None
+    metadata: dict[str, str] | None = None
+    occurred_at: datetime
+    recorded_at: datetime
+
+
+class CheckResult(Body):
+    allowed: bool
+    requested_usd: Usd
+    binding_quota_id: str | None = None
+    paused: bool = False
+    quotas: list[QuotaState]
+
+
+class Release(Body):
+    reservation_id: str
+    status: Literal["released", "expired"]
+    released_usd: Usd
+
+
+class Tenant(Body):
+    tenant_id: str
+    name: str
+    plan: str | None = None
+    created_at: datetime
+
+
+class PauseState(Body):
+    tenant_id: str
+    user_id: str | None = None
+    paused: bool
+
+
+class IssuedApiKey(Body):
+    key_id: str
+    api_key: str
+    role: Literal["tenant"]
+    tenant_id: str
+
+
+class ModelPriceOut(Body):
+    provider: str
+    model: str
+    input_per_million_usd: Usd
+    output_per_million_usd: Usd
+    cached_input_per_million_usd: Usd
+    effective_from: datetime
+    source: str
+
+
+class TierPriceOut(Body):
+    tier: str
+    per_second_usd: Usd
+    effective_from: datetime
+    source: str
+
+
+class PriceList(Body):
+    models: list[ModelPriceOut]
+    sandbox_tiers: list[TierPriceOut]
+
+
+class Health(Body):
+    status: Literal["ok"]
+    version: str
+
+
+class RecordPage(Body):
+    records: list[CostRecord]
+    next_cursor: str | None = None
+
+
+GroupBy = Literal["model", "user", "conversation", "task", "operation", "resource", "day"]
+
+
+class UsageGroup(Body):
+    key: str
+    cost_usd: Usd
+
+
+class UsageReport(Body):
+    tenant_id: str
+    from_date: date
+    to_date: date
+    group_by: GroupBy | None = None
+    total_usd: Usd
+    calls: int
+    groups: list[UsageGroup]
+    truncated: bool = False
+
+
+class DailyCost(Body):
+    day: date
+    cost_usd: Usd
+
+
+class Summary(Body):
+    tenant_id: str
+    month_to_date_usd: Usd
+    today_usd: Usd
+    top_models: list[UsageGroup]
+    top_users: list[UsageGroup]
+    daily_trend: list[DailyCost]
+    truncated: bool = False
+
+
+REQUEST_MODELS: tuple[type[Request], ...] = (
+    Usage,
+    ReserveRequest,
+    RecordRequest,
+    QuotaPut,
+    TenantCreate,
+    PauseRequest,
+    PricePut,
+)
+"""Sent to the server: checked against its OpenAPI components in validation mode."""
+
+RESPONSE_MODELS: tuple[type[Body], ...] = (
+    QuotaState,
+    QuotaList,
+    Reservation,
+    CostRecord,
+    CheckResult,
+    Release,
+    Tenant,
+    PauseState,
+    IssuedApiKey,
+    ModelPriceOut,
+    TierPriceOut,
+    PriceList,
+    Health,
+    RecordPage,
+    UsageGroup,
+    UsageReport,
+    DailyCost,
+    Summary,
+)
+"""Read from the server: checked against its OpenAPI components in serialization mode."""
