@@ -1136,7 +1136,7 @@ class Ledger:
                 tx.put((pk, POLICY_SK), item, "attribute_not_exists(pk)")
             else:
                 w = tx.update((pk, POLICY_SK))
-                version, quotas_attr = w.name("version"), w.name("quotas")
+                version = w.name("version")
                 w.condition(f"attribute_not_exists({w.name('onboarded')})")
                 w.sets.append(f"{w.name('onboarded')} = {w.value(mark)}")
                 if "version" in policy_item:
@@ -1147,13 +1147,14 @@ class Ledger:
                     w.sets.append(
                         f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}"
                     )
-                if "quotas" not in policy_item:
+                if missing and "quotas" not in policy_item:
+                    quotas_attr = w.name("quotas")
                     w.condition(f"attribute_not_exists({quotas_attr})")
                     specs = {qid: self._spec(q) for qid, q in missing.items()}
                     w.sets.append(f"{quotas_attr} = {w.value(specs)}")
                 else:
                     for qid, q in missing.items():
-                        path = f"{quotas_attr}.{w.name(qid)}"
+                        path = f"{w.name('quotas')}.{w.name(qid)}"
                         w.condition(f"attribute_not_exists({path})")
                         w.sets.append(f"{path} = {w.value(self._spec(q))}")
             for qid, q in missing.items():
