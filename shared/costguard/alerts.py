@@ -467,9 +467,15 @@ def message_attributes(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def public_alert(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The alert as subscribers and the API see it: money as decimal strings."""
-    hidden = {"pk", "sk", HOLDS_PK, HOLDS_SK, "lease_until", "channels_sent", "dedup_key"}
+INTERNAL = frozenset(
+    {"pk", "sk", HOLDS_PK, HOLDS_SK, "lease_until", "channels_sent", "dedup_key", "attempts"}
+)
+DELIVERY = frozenset({"delivery", "delivered_at", "last_error"})
+
+
+def public_alert(item: Mapping[str, Any], for_subscribers: bool = False) -> dict[str, Any]:
+    """The alert as the API (or, without delivery bookkeeping, a subscriber) sees it."""
+    hidden = INTERNAL | DELIVERY if for_subscribers else INTERNAL
     out: dict[str, Any] = {}
     for key, value in item.items():
         if key in hidden:
@@ -501,7 +507,7 @@ class Publisher:
         )
 
     def send(self, channel: str, item: Mapping[str, Any]) -> None:
-        alert = public_alert(item)
+        alert = public_alert(item, for_subscribers=True)
         if channel == "sns":
             assert self.topic is not None
             self.topic.publish(

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     """The `source` of costguard's own events on that bus."""
     alerts_topic_arn: str | None = None
     """The SNS topic alerts are published to; None: alerts are recorded, not published."""
+    slack_webhook_secret: str | None = None
+    """Secrets Manager secret (name or ARN) holding the Slack incoming-webhook URL."""
+    slack_webhook_url: SecretStr | None = None
+    """Or the URL itself (local runs); never logged."""
+    slack_attempts: int = Field(default=4, ge=1, le=10)
+    """Posts per alert before the notifier gives up (then Lambda retries, then the DLQ)."""
+    slack_max_wait_seconds: float = Field(default=20, ge=0, le=300)
+    """The longest a Retry-After from Slack is honoured within one invocation."""
 
 
 @lru_cache(maxsize=1)
