@@ -10,6 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Header
 from costguard.alerts import AlertBook
 from costguard.auth import ApiKeys, fingerprint
 from costguard.ledger import Ledger, LedgerTable, make_client
+from costguard.notify import EventSink, event_sink_from_settings
+from costguard.onboarding import Onboarding, plans_from_settings
 from costguard.settings import Settings, get_settings
 
 
@@ -44,9 +46,22 @@ def get_alerts(ledger: Annotated[Ledger, Depends(get_ledger)]) -> AlertBook:
     return AlertBook(ledger.table, ledger.now)
 
 
+@cache
+def get_events() -> EventSink:
+    """The deployment's EventBridge bus (COSTGUARD_EVENT_BUS_NAME); nowhere when unset."""
+    return event_sink_from_settings()
+
+
+def get_onboarding(ledger: Annotated[Ledger, Depends(get_ledger)]) -> Onboarding:
+    """Seeds default quotas when TenantCreated cannot be published (see announce_tenant)."""
+    return Onboarding(ledger, plans_from_settings())
+
+
 TENANT = "/v1/tenants/<tenant_id>"
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 KeysDep = Annotated[ApiKeys, Depends(get_keys)]
+EventsDep = Annotated[EventSink, Depends(get_events)]
+OnboardingDep = Annotated[Onboarding, Depends(get_onboarding)]
 AlertsDep = Annotated[AlertBook, Depends(get_alerts)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 """Accepted on every mutating route; see docs/decisions.md D15."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -251,18 +251,23 @@ class Onboarding:
 
 
 def announce_tenant(
-    sink: EventSink, tenant: Mapping[str, Any], onboarding: Onboarding
+    sink: EventSink,
+    tenant: Mapping[str, Any],
+    onboarding: Onboarding,
+    unpublished: Callable[[PublishFailed], None] = lambda _: None,
 ) -> Onboarded | None:
     """Put `TenantCreated` on the bus; if the bus refuses it, seed the defaults right here.
 
     Returns None when the event was published (the onboarding function seeds), or what the
-    direct seeding did. A tenant is never left without its defaults because an event was lost;
-    the caller reports the unpublished event (other subscribers did not get it).
+    direct seeding did. A tenant is never left without its defaults because an event was lost.
+    `unpublished` is told first (other subscribers of the event will not get it), so the loss
+    is reported even when the direct seeding fails too.
     """
     detail = {k: v for k, v in tenant.items() if v is not None}
     try:
         sink.put(TENANT_CREATED, detail)
-    except PublishFailed:
+    except PublishFailed as exc:
+        unpublished(exc)
         return onboarding.seed(TenantCreatedDetail.model_validate(detail))
     return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -22,19 +23,24 @@ from costguard.models import (
     TenantCreate,
     TierPriceOut,
 )
+from costguard.notify import PublishFailed
+from costguard.onboarding import announce_tenant
 from costguard.pricing import ModelPrice
 
 from functions.api.access import Access, route
-from functions.api.deps import IdempotencyKey, KeysDep, LedgerDep
+from functions.api.deps import EventsDep, IdempotencyKey, KeysDep, LedgerDep, OnboardingDep
 from functions.api.problems import respond
 
 router = Router()
+logger = Logger(service="costguard-api", child=True)
 
 
 @route(router, "POST", "/v1/tenants", Access.ADMIN, tags=["tenants"], summary="Register a tenant")
 def create_tenant(
     body: TenantCreate,
     ledger: LedgerDep,
+    events: EventsDep,
+    onboarding: OnboardingDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[Tenant]:
     tenant_id = body.tenant_id or f"t-{secrets.token_hex(6)}"
@@ -46,7 +52,28 @@ def create_tenant(
         if existing is None or (existing["name"], existing.get("plan")) != (body.name, body.plan):
             raise
         created = existing
+    # TenantCreated seeds the default quotas (functions/onboarding); a replayed create announces
+    # again, which heals a first attempt that failed after the tenant was written (seeding is
+    # idempotent). When the bus refuses the event, the defaults are seeded right here.
+    announce_tenant(events, created, onboarding, unpublished=_report_unpublished)
     return respond(201, Tenant(**created))
+
+
+def _report_unpublished(exc: PublishFailed) -> None:
+    """Not silent: an error log and the TenantCreatedUnpublished metric (alarmed in infra)."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    logger.error(
+        "TenantCreated not published; seeding the defaults here", extra={"reason": str(exc)}
+    )
+    with single_metric(
+        name="TenantCreatedUnpublished",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace="costguard",
+        default_dimensions={"service": "api"},
+    ):
+        pass
 
 
 def _pause(
