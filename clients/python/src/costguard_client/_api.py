@@ -10,6 +10,7 @@ from typing import Any, Literal
 from costguard_client._core import Call, document, model, nothing, segment
 from costguard_client.adapters import token_usage
 from costguard_client.models import (
+    AlertPage,
     CheckResult,
     CostRecord,
     GroupBy,
@@ -329,8 +330,20 @@ def summary(tenant_id: str) -> Call[Summary]:
     return Call("GET", f"{_tenant(tenant_id)}/summary", model(Summary))
 
 
-def alerts(tenant_id: str, params: Mapping[str, str] | None = None) -> Call[dict[str, Any]]:
-    return Call("GET", f"{_tenant(tenant_id)}/alerts", document, params=params)
+AlertType = Literal["threshold", "anomaly", "forecast"]
+
+
+def alerts(
+    tenant_id: str | None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    type_: AlertType | None = None,
+) -> Call[AlertPage]:
+    """A tenant's alerts, newest first, or the platform quotas' with `tenant_id=None`."""
+    path = "/v1/platform/alerts" if tenant_id is None else f"{_tenant(tenant_id)}/alerts"
+    return Call(
+        "GET", path, model(AlertPage), params=_params(limit=limit, cursor=cursor, type_=type_)
+    )
 
 
 def forecast(tenant_id: str, params: Mapping[str, str] | None = None) -> Call[dict[str, Any]]:

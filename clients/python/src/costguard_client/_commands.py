@@ -13,10 +13,11 @@ from typing import Any, Literal, TypeVar, cast
 import click
 from pydantic import BaseModel
 
+from costguard_client._api import AlertType
 from costguard_client._version import __version__
 from costguard_client.client import CostGuard
 from costguard_client.errors import CostGuardError
-from costguard_client.models import GroupBy, QuotaList, UsageReport
+from costguard_client.models import AlertPage, GroupBy, QuotaList, UsageReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 GROUPS = ("model", "user", "conversation", "task", "operation", "resource", "day")
@@ -152,6 +153,22 @@ def quota_table(quotas: QuotaList) -> str:
     ]
     headers = ["QUOTA", "MODE", "LIMIT", "SPENT", "RESERVED", "REMAINING", "USED", "RESETS"]
     return table(headers, rows, right=[2, 3, 4, 5, 6])
+
+
+def alert_table(page: AlertPage) -> str:
+    rows = [
+        [
+            _cell(a.created_at),
+            a.alert_type,
+            a.severity,
+            a.quota_id or "-",
+            f"{a.utilization * 100:.1f}%" if a.utilization is not None else "-",
+            a.title,
+        ]
+        for a in page.alerts
+    ]
+    text = table(["CREATED", "TYPE", "SEVERITY", "QUOTA", "USED", "TITLE"], rows, right=[4])
+    return text + (f"\n(more: --cursor {page.next_cursor})" if page.next_cursor else "")
 
 
 def usage_text(report: UsageReport) -> str:
@@ -393,14 +410,32 @@ def usage(
 
 # ---------------------------------------------------------------------------- alerts, forecast
 @cli.command("alerts")
-@click.argument("tenant")
+@click.argument("args", nargs=-1, metavar="[TENANT]")
+@click.option("--platform", is_flag=True, help="Alerts of platform quotas (no TENANT).")
+@click.option("--type", "type_", type=click.Choice(["threshold", "anomaly", "forecast"]))
+@click.option("--limit", type=click.IntRange(1, 200), help="At most this many (newest first).")
+@click.option("--cursor", help="next_cursor of the previous page.")
 @json_option
 @pass_state
 @api_call
-def alerts(state: State, tenant: str) -> None:
-    """Recent threshold, anomaly and forecast alerts."""
-    body = state.guard().alerts(tenant)
-    emit(state, body, lambda: generic(body))
+def alerts(
+    state: State,
+    args: tuple[str, ...],
+    platform: bool,
+    type_: str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> None:
+    """Recent threshold, anomaly and forecast alerts, newest first."""
+    tenant, _ = _target(platform, args, 0)
+    guard = state.guard()
+    kind = cast(AlertType | None, type_)
+    page = (
+        guard.platform_alerts(limit=limit, cursor=cursor, type_=kind)
+        if tenant is None
+        else guard.alerts(tenant, limit=limit, cursor=cursor, type_=kind)
+    )
+    emit(state, page, lambda: alert_table(page))
 
 
 @cli.command("forecast")

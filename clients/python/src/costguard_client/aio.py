@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from costguard_client import _api
-from costguard_client._api import Money
+from costguard_client._api import AlertType, Money
 from costguard_client._core import (
     Call,
     RetryPolicy,
@@ -26,6 +26,7 @@ from costguard_client._core import (
 from costguard_client.client import HoldState
 from costguard_client.errors import CostGuardError, CostGuardUnavailable
 from costguard_client.models import (
+    AlertPage,
     CheckResult,
     CostRecord,
     GroupBy,
@@ -267,8 +268,25 @@ class AsyncCostGuard:
     async def summary(self, tenant_id: str) -> Summary:
         return await self._run(_api.summary(tenant_id))
 
-    async def alerts(self, tenant_id: str, **params: str) -> dict[str, Any]:
-        return await self._run(_api.alerts(tenant_id, params or None))
+    async def alerts(
+        self,
+        tenant_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        type_: AlertType | None = None,
+    ) -> AlertPage:
+        """Recent threshold, anomaly and forecast alerts, newest first (`next_cursor` pages)."""
+        return await self._run(_api.alerts(tenant_id, limit, cursor, type_))
+
+    async def platform_alerts(
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        type_: AlertType | None = None,
+    ) -> AlertPage:
+        return await self._run(_api.alerts(None, limit, cursor, type_))
 
     async def forecast(self, tenant_id: str, **params: str) -> dict[str, Any]:
         return await self._run(_api.forecast(tenant_id, params or None))

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from costguard_client import _api
-from costguard_client._api import Money
+from costguard_client._api import AlertType, Money
 from costguard_client._core import (
     Call,
     RetryPolicy,
@@ -25,6 +25,7 @@ from costguard_client._core import (
 )
 from costguard_client.errors import CostGuardError, CostGuardUnavailable
 from costguard_client.models import (
+    AlertPage,
     CheckResult,
     CostRecord,
     GroupBy,
@@ -279,9 +280,25 @@ class CostGuard:
     def summary(self, tenant_id: str) -> Summary:
         return self._run(_api.summary(tenant_id))
 
-    def alerts(self, tenant_id: str, **params: str) -> dict[str, Any]:
-        """Recent alerts, as the server sends them (a JSON object)."""
-        return self._run(_api.alerts(tenant_id, params or None))
+    def alerts(
+        self,
+        tenant_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        type_: AlertType | None = None,
+    ) -> AlertPage:
+        """Recent threshold, anomaly and forecast alerts, newest first (`next_cursor` pages)."""
+        return self._run(_api.alerts(tenant_id, limit, cursor, type_))
+
+    def platform_alerts(
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        type_: AlertType | None = None,
+    ) -> AlertPage:
+        return self._run(_api.alerts(None, limit, cursor, type_))
 
     def forecast(self, tenant_id: str, **params: str) -> dict[str, Any]:
         """The latest forecast per quota, as the server sends it (a JSON object)."""

@@ -271,6 +271,37 @@ class Summary(Body):
     truncated: bool = False
 
 
+class Alert(Body):
+    """A threshold crossing, an anomaly or a breach forecast, as recorded (exactly once)."""
+
+    alert_id: str
+    alert_type: Literal["threshold", "anomaly", "forecast"]
+    event: Literal["QuotaThresholdCrossed", "CostAnomalyDetected", "QuotaBreachForecast"]
+    severity: Literal["info", "warning", "critical"]
+    tenant_id: str | None = None
+    title: str
+    message: str
+    quota_id: str | None = None
+    period_key: str | None = None
+    threshold_pct: int | None = None
+    spent_usd: Usd | None = None
+    limit_usd: Usd | None = None
+    utilization: Usd | None = None
+    resets_at: datetime | None = None
+    created_at: datetime
+    notify: bool
+    grouped: list[int] | None = None
+    notified_in: str | None = None
+    delivery: Literal["pending", "sending", "sent", "grouped"]
+    delivered_at: datetime | None = None
+    details: dict[str, str] | None = None
+
+
+class AlertPage(Body):
+    alerts: list[Alert]
+    next_cursor: str | None = None
+
+
 REQUEST_MODELS: tuple[type[Request], ...] = (
     Usage,
     ReserveRequest,
@@ -301,5 +332,7 @@ RESPONSE_MODELS: tuple[type[Body], ...] = (
     UsageReport,
     DailyCost,
     Summary,
+    Alert,
+    AlertPage,
 )
 """Read from the server: checked against its OpenAPI components in serialization mode."""
