@@ -4,6 +4,7 @@ a dropped connection, and against a scripted transport for the policy itself."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from decimal import Decimal
@@ -11,6 +12,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from costguard_client import (
+    AsyncCostGuard,
     CostGuard,
     CostGuardError,
     CostGuardUnavailable,
@@ -264,3 +266,33 @@ def test_reads_carry_no_idempotency_key() -> None:
         assert guard.health().status == "ok"
     assert "Idempotency-Key" not in seen[0].headers
     assert seen[0].headers["Authorization"] == "Bearer k"
+
+
+def test_the_async_client_retries_the_same_way() -> None:
+    script = Script((502, {}), httpx.ConnectError, (503, {"Retry-After": "1"}), (201, {}))
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async def scenario() -> Decimal:
+        async with AsyncCostGuard(
+            "http://costguard.test", "k", transport=httpx.MockTransport(script), sleep=sleep
+        ) as guard:
+            return (await guard.record_usage("acme", BODY)).cost_usd
+
+    assert asyncio.run(scenario()) == Decimal("0.25")
+    assert len(script.requests) == 4 and len(_keys(script.requests)) == 1
+    assert len(sleeps) == 3 and 1 <= sleeps[2] <= 1.25
+
+    refused = Script((429, {}), (201, {}))
+
+    async def over_quota() -> None:
+        async with AsyncCostGuard(
+            "http://costguard.test", "k", transport=httpx.MockTransport(refused), sleep=sleep
+        ) as guard:
+            await guard.record_usage("acme", BODY)
+
+    with pytest.raises(QuotaExceeded):
+        asyncio.run(over_quota())
+    assert len(refused.requests) == 1
