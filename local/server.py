@@ -19,6 +19,7 @@ from costguard.settings import Settings
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from local.bus import LocalBus
 from local.events import to_event, to_response
 from local.store import open_store
 
@@ -49,6 +50,8 @@ class Runner:
     ledger: Ledger
     keys: ApiKeys
     schedules: dict[str, Schedule] = field(default_factory=dict)
+    bus: LocalBus | None = None
+    """The deployment's event bus (TenantCreated → onboarding); `GET /local/events` lists it."""
     stopping: threading.Event = field(default_factory=threading.Event)
     invocation: threading.Lock = field(default_factory=threading.Lock)
     """One handler invocation at a time, as in one warm Lambda container: the resolver keeps
@@ -58,6 +61,8 @@ class Runner:
         request = Request(environ)
         if request.path.startswith("/local/schedules/") and request.method == "POST":
             response = self._run_schedule(request.path.rsplit("/", 1)[1])
+        elif request.path == "/local/events" and self.bus is not None:
+            response = self._events(request, self.bus)
         else:
             from functions.api.handler import lambda_handler
 
@@ -80,6 +85,31 @@ class Runner:
             content_type="application/json",
         )
 
+    @staticmethod
+    def _events(request: Request, bus: LocalBus) -> Response:
+        """GET: recent events (newest first) and dead letters. POST: put one event, as
+        `aws events put-events` would (`{"detail-type", "source", "detail"}`)."""
+        if request.method == "POST":
+            from local.bus import envelope
+
+            try:
+                body = json.loads(request.get_data() or b"{}")
+                event = envelope(
+                    str(body["detail-type"]), dict(body["detail"]), str(body["source"])
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                return Response(
+                    json.dumps({"error": f"need detail-type, source, detail: {exc!r}"}),
+                    status=400,
+                    content_type="application/json",
+                )
+            record = bus.put_event(event)
+            return Response(
+                json.dumps(record["event"]), status=202, content_type="application/json"
+            )
+        answer = {"events": bus.events(), "dead_letters": list(bus.dead_letters)}
+        return Response(json.dumps(answer, default=str), content_type="application/json")
+
     def start_timers(self) -> None:
         for schedule in self.schedules.values():
             threading.Thread(
@@ -96,7 +126,7 @@ class Runner:
 
 def build(settings: Settings, endpoint: str | None) -> tuple[Runner, Callable[[], None]]:
     """Wire the real handlers to the chosen store; returns the runner and its closer."""
-    from functions.api.deps import admin_fingerprints, get_keys, get_ledger
+    from functions.api.deps import admin_fingerprints, get_events, get_keys, get_ledger
     from functions.api.handler import app
     from functions.sweeper import handler as sweeper
 
@@ -105,7 +135,9 @@ def build(settings: Settings, endpoint: str | None) -> tuple[Runner, Callable[[]
     keys = ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
     app.dependency_overrides[get_ledger] = lambda: ledger
     app.dependency_overrides[get_keys] = lambda: keys
-    runner = Runner(ledger, keys)
+    bus = local_bus(settings, ledger)
+    app.dependency_overrides[get_events] = lambda: bus
+    runner = Runner(ledger, keys, bus=bus)
     every = float(os.environ.get("COSTGUARD_SWEEP_SECONDS", "60"))
     runner.schedules["sweeper"] = Schedule(
         "sweeper",
@@ -116,7 +148,32 @@ def build(settings: Settings, endpoint: str | None) -> tuple[Runner, Callable[[]
             sweep=ledger,
         ),
     )
-    return runner, close
+
+    def close_all() -> None:
+        bus.close()
+        close()
+
+    return runner, close_all
+
+
+def local_bus(settings: Settings, ledger: Ledger) -> LocalBus:
+    """The bus with the rules of the stack: TenantCreated → the onboarding function."""
+    from costguard.onboarding import Onboarding, plans_from_settings
+
+    from functions.onboarding import handler as onboarding
+    from local.bus import LocalDeadLetters
+
+    bus = LocalBus(source=settings.event_source)
+    seeder = Onboarding(ledger, plans_from_settings())
+    dead = LocalDeadLetters(bus, "onboarding")
+    bus.route(
+        "TenantCreated",
+        "onboarding",
+        lambda event: onboarding.handler(
+            event, lambda_context("onboarding"), onboard=seeder, dead=dead
+        ),
+    )
+    return bus
 
 
 def serve(argv: list[str] | None = None) -> int:
@@ -169,6 +226,7 @@ def serve(argv: list[str] | None = None) -> int:
         f"  store:      {store}\n"
         f"  schedules:  {', '.join(sorted(runner.schedules))} "
         f"(run now: POST {url}/local/schedules/<name>)\n"
+        f"  events:     TenantCreated → onboarding (recent: GET {url}/local/events)\n"
         "Ctrl-C stops it.",
         flush=True,
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 from costguard_client import CostGuard
+from costguard_client.models import QuotaList, QuotaState
 
 from tests.e2e.conftest import ADMIN, Server, start_runner, stop_runner
 
@@ -15,7 +16,9 @@ from tests.e2e.conftest import ADMIN, Server, start_runner, stop_runner
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
     """One runner (embedded store) for the whole client suite; each test makes its own tenant."""
-    runner = start_runner({})
+    # These tests set every quota they look at: no default quotas from TenantCreated (a
+    # plan with no quotas; the seeds would add tenant:llm/sandbox/all:month to each tenant).
+    runner = start_runner({"COSTGUARD_DEFAULT_QUOTAS": '{"default": {}}'})
     try:
         yield runner
     finally:
@@ -34,8 +37,19 @@ class TenantKey:
     api_key: str
 
 
+LLM_MONTH = "tenant:llm:month"
+
+
+def quota(quotas: QuotaList, quota_id: str = LLM_MONTH) -> QuotaState:
+    """One quota by id: a new tenant may also get its plan's default quotas (onboarding), so
+    tests name the quota they mean rather than count them."""
+    (found,) = (q for q in quotas.quotas if q.quota_id == quota_id)
+    return found
+
+
 def new_tenant(admin: CostGuard, limit_usd: str = "1.00") -> TenantKey:
-    """A fresh tenant with a hard `tenant:llm:month` quota and its own key."""
+    """A fresh tenant with a hard `tenant:llm:month` quota (the tightest: plan defaults, if any,
+    are larger) and its own key."""
     tenant_id = f"t-{uuid.uuid4().hex[:10]}"
     admin.create_tenant(tenant_id, tenant_id=tenant_id)
     admin.put_quota(tenant_id, "tenant:llm:month", limit_usd)

@@ -79,7 +79,9 @@ def test_concurrent_reservations_over_http_never_overspend(runner: Server) -> No
 
     assert statuses.count(201) == 100 and statuses.count(429) == 300
     quotas = runner.call("GET", f"/v1/tenants/{tenant}/quotas", key=key)[2]["quotas"]
-    assert (quotas[0]["reserved_usd"], quotas[0]["remaining_usd"]) == ("10.000000", "0.000000")
+    # (the tenant also has the default quotas TenantCreated seeded: all $150, sandbox $50)
+    [llm] = [q for q in quotas if q["quota_id"] == "tenant:llm:month"]
+    assert (llm["reserved_usd"], llm["remaining_usd"]) == ("10.000000", "0.000000")
 
 
 def test_schedules_can_be_triggered(runner: Server) -> None:
