@@ -91,13 +91,18 @@ def test_quotas_set_list_delete(run: Run, admin: CostGuard) -> None:
         "RESETS",
     ]
     rows = {line.split()[0]: line.split()[1:7] for line in table[1:]}
-    assert rows == {
+    mine = {"tenant:llm:month", "user:u-42:all:day"}
+    assert {k: v for k, v in rows.items() if k in mine} == {
         "tenant:llm:month": ["hard", "10.00", "0.00", "0.00", "10.00", "0.0%"],
         "user:u-42:all:day": ["soft", "2.50", "0.00", "0.00", "2.50", "0.0%"],
     }
 
     listed = as_json(run("quotas", "list", tenant.tenant_id, "--json"))
-    assert {q["quota_id"]: (q["limit_usd"], q["thresholds"]) for q in listed["quotas"]} == {
+    assert {
+        q["quota_id"]: (q["limit_usd"], q["thresholds"])
+        for q in listed["quotas"]
+        if q["quota_id"] in mine
+    } == {
         "tenant:llm:month": ("10.000000", [50, 80, 90, 100]),
         "user:u-42:all:day": ("2.500000", [50, 100]),
     }
@@ -105,7 +110,8 @@ def test_quotas_set_list_delete(run: Run, admin: CostGuard) -> None:
     assert ok(run("quotas", "delete", tenant.tenant_id, "user:u-42:all:day")) == (
         f"deleted user:u-42:all:day of {tenant.tenant_id}\n"
     )
-    assert [q.quota_id for q in admin.quotas(tenant.tenant_id).quotas] == ["tenant:llm:month"]
+    left = {q.quota_id for q in admin.quotas(tenant.tenant_id).quotas}
+    assert "tenant:llm:month" in left and "user:u-42:all:day" not in left
 
 
 def test_platform_quotas_need_no_tenant(run: Run, admin: CostGuard) -> None:

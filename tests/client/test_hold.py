@@ -17,6 +17,7 @@ from costguard_client import (
 from costguard_client.models import RecordRequest
 
 from tests.client.conftest import TenantKey
+from tests.client.conftest import quota as one
 from tests.client.test_adapters import load
 from tests.e2e.conftest import Server
 
@@ -25,7 +26,7 @@ GPT4O = {"model": "gpt-4o", "input_tokens": 10_000, "max_output_tokens": 2_000}
 
 
 def figures(guard: CostGuard, tenant_id: str) -> tuple[Decimal, Decimal, Decimal]:
-    (quota,) = guard.quotas(tenant_id).quotas
+    quota = one(guard.quotas(tenant_id))
     return quota.spent_usd, quota.reserved_usd, quota.remaining_usd
 
 
@@ -200,7 +201,7 @@ def test_the_async_client_guards_the_same_way(server: Server, tenant: TenantKey)
             with pytest.raises(QuotaExceeded) as refused:
                 async with guard.reserve(tenant.tenant_id, estimated_cost_usd="5"):
                     pass
-            (quota,) = (await guard.quotas(tenant.tenant_id)).quotas
+            quota = one(await guard.quotas(tenant.tenant_id))
             assert quota.reserved_usd == 0
             return record.cost_usd, failed.state, refused.value.quota_id
 

@@ -22,6 +22,7 @@ from costguard_client import (
 from costguard_client.models import RecordRequest
 
 from tests.client.conftest import TenantKey
+from tests.client.conftest import quota as one
 from tests.e2e.conftest import Server
 
 
@@ -77,7 +78,7 @@ def test_a_commit_whose_answer_was_lost_is_retried_and_counted_once(
         assert record.cost_usd == Decimal("0.035")
         report = guard.usage(tenant.tenant_id)
         assert (report.total_usd, report.calls) == (Decimal("0.035"), 1)
-        (quota,) = guard.quotas(tenant.tenant_id).quotas
+        quota = one(guard.quotas(tenant.tenant_id))
         assert (quota.spent_usd, quota.reserved_usd) == (Decimal("0.035"), Decimal(0))
         assert len(guard.usage_records(tenant.tenant_id).records) == 1
 
@@ -101,11 +102,11 @@ def test_a_reservation_whose_answer_was_lost_holds_once(server: Server, tenant: 
     drops = DropAfterSend(lambda r: r.url.path.endswith("/reservations"))
     with _client(server, tenant.api_key, drops) as guard:
         with guard.reserve(tenant.tenant_id, estimated_cost_usd="0.40") as hold:
-            (quota,) = guard.quotas(tenant.tenant_id).quotas
+            quota = one(guard.quotas(tenant.tenant_id))
             assert quota.reserved_usd == Decimal("0.40")
         assert hold.state == "released"
         assert len(drops.sent) == 2 and len(_keys(drops.sent)) == 1
-        (quota,) = guard.quotas(tenant.tenant_id).quotas
+        quota = one(guard.quotas(tenant.tenant_id))
         assert (quota.spent_usd, quota.reserved_usd) == (Decimal(0), Decimal(0))
 
 

@@ -15,6 +15,7 @@ from costguard_client.aio import AsyncHold
 from costguard_client.sse import sse_event
 
 from tests.client.conftest import TenantKey
+from tests.client.conftest import quota as one
 from tests.e2e.conftest import Server
 
 ESTIMATE: dict[str, Any] = {"model": "gpt-4o", "input_tokens": 10_000, "max_output_tokens": 2_000}
@@ -30,7 +31,7 @@ def frames(stream: str) -> list[tuple[str, Any]]:
 
 
 def reserved(guard: CostGuard, tenant_id: str) -> tuple[Decimal, Decimal]:
-    (quota,) = guard.quotas(tenant_id).quotas
+    quota = one(guard.quotas(tenant_id))
     return quota.spent_usd, quota.reserved_usd
 
 
@@ -114,7 +115,7 @@ def test_the_async_stream_guards_the_same_way(server: Server, tenant: TenantKey)
                     guard, tenant.tenant_id, answer_async, estimated_cost_usd="5"
                 )
             ]
-            (quota,) = (await guard.quotas(tenant.tenant_id)).quotas
+            quota = one(await guard.quotas(tenant.tenant_id))
             return ok, refused, quota.spent_usd
 
     ok, refused, spent = asyncio.run(scenario())
