@@ -14,6 +14,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import packaging
@@ -60,6 +61,8 @@ class PythonFunction(Construct):
         table: dynamodb.ITableV2,
         environment: dict[str, str] | None = None,
         retry_attempts: int | None = None,
+        max_event_age: Duration | None = None,
+        dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
@@ -91,6 +94,8 @@ class PythonFunction(Construct):
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
             retry_attempts=retry_attempts,
+            max_event_age=max_event_age,
+            dead_letter_queue=dead_letter_queue,
             environment={
                 "POWERTOOLS_SERVICE_NAME": f"costguard-{spec.name}",
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
