@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from aws_cdk import aws_logs as logs
+from costguard.notify import SOURCE
+from costguard.onboarding import SEED_PLANS, parse_plans
 from costguard.settings import Enforcement, FailMode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +60,37 @@ def _list(value: Any) -> tuple[str, ...]:
     return tuple(part.strip() for part in str(value).split(",") if part.strip())
 
 
+def _source(name: str, value: Any) -> str:
+    """An EventBridge `source`: 1-256 characters, and not `aws.…` (reserved for AWS)."""
+    text = str(value).strip()
+    if not 0 < len(text) <= 256 or text.startswith("aws."):
+        raise ValueError(f"{PREFIX}{name}: {value!r} is not a source of your own")
+    return text
+
+
+def _plans(quotas: Any, fallback: Any) -> tuple[str | None, str | None]:
+    """(`default_quotas` as compact JSON, `fallback_plan`), each None when unset; validated
+    with the code that reads them at cold start, so a bad plan fails the synth."""
+    if quotas is None and fallback is None:
+        return None, None
+    fallback_plan = None if fallback is None else str(fallback).strip()
+    no_fallback = fallback_plan in ("", "none")
+    try:
+        plans = parse_plans(
+            SEED_PLANS if quotas is None else quotas,
+            None if no_fallback else (fallback_plan or "default"),
+        )
+    except ValueError as exc:
+        raise ValueError(f"{PREFIX}default_quotas / fallback_plan: {exc}") from None
+    text = plans.to_json()
+    if len(text) > 3000:  # Lambda: 4 KB for all of a function's environment variables
+        raise ValueError(f"{PREFIX}default_quotas: {len(text)} characters; at most 3000")
+    return (
+        None if quotas is None else text,
+        None if fallback_plan is None else ("" if no_fallback else fallback_plan),
+    )
+
+
 def _positive_int(name: str, value: Any) -> int:
     number = int(value)
     if number <= 0:
@@ -88,6 +121,18 @@ class Config:
     """None: the code's default (enforce). Passed as COSTGUARD_ENFORCEMENT."""
     fail_mode: FailMode | None = None
     reservation_ttl_seconds: int | None = None
+    event_bus_name: str | None = None
+    """An existing EventBridge bus to use (e.g. the platform's, or "default"); None: the stack
+    creates one."""
+    event_source: str = SOURCE
+    """The `source` of costguard's own events (TenantCreated from the API, alerts)."""
+    tenant_created_sources: tuple[str, ...] = ()
+    """Further sources whose TenantCreated events onboard a tenant (the operator's platform)."""
+    default_quotas: str | None = None
+    """Plans → default tenant quotas, compact JSON; None: the seeds (costguard.onboarding)."""
+    fallback_plan: str | None = None
+    """The plan of an event whose plan is missing or unknown; "" for none (refused); None:
+    the code's default (`default`)."""
 
     @classmethod
     def from_context(cls, get: Any) -> Self:
@@ -104,6 +149,9 @@ class Config:
         log_level = str(value("log_level", defaults.log_level)).upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError(f"{PREFIX}log_level: unknown level {log_level!r}")
+        default_quotas, fallback_plan = _plans(
+            value("default_quotas", None), value("fallback_plan", None)
+        )
         retention = int(value("log_retention_days", defaults.log_retention_days))
         if retention not in RETENTION:
             raise ValueError(f"{PREFIX}log_retention_days must be one of {sorted(RETENTION)}")
@@ -133,6 +181,14 @@ class Config:
             reservation_ttl_seconds=(
                 _positive_int("reservation_ttl_seconds", ttl) if ttl is not None else None
             ),
+            event_bus_name=str(value("event_bus_name", "")).strip() or None,
+            event_source=_source("event_source", value("event_source", defaults.event_source)),
+            tenant_created_sources=tuple(
+                _source("tenant_created_sources", s)
+                for s in _list(value("tenant_created_sources", None))
+            ),
+            default_quotas=default_quotas,
+            fallback_plan=fallback_plan,
         )
 
     @property
@@ -149,3 +205,17 @@ class Config:
         if self.reservation_ttl_seconds is not None:
             env["COSTGUARD_RESERVATION_TTL_SECONDS"] = str(self.reservation_ttl_seconds)
         return env
+
+    def onboarding_environment(self) -> dict[str, str]:
+        """The plans, for whatever seeds default quotas (onboarding, and the API's fallback)."""
+        env: dict[str, str] = {}
+        if self.default_quotas is not None:
+            env["COSTGUARD_DEFAULT_QUOTAS"] = self.default_quotas
+        if self.fallback_plan is not None:
+            env["COSTGUARD_FALLBACK_PLAN"] = self.fallback_plan
+        return env
+
+    @property
+    def tenant_created_pattern_sources(self) -> list[str]:
+        """The sources the TenantCreated rule matches: costguard's own, then the others."""
+        return list(dict.fromkeys((self.event_source, *self.tenant_created_sources)))

@@ -84,6 +84,18 @@ SWEEPER_ACCESS = TableAccess(
     holds_index=("dynamodb:Scan",),
 )
 
+ONBOARDING_ACCESS = TableAccess(
+    # Ledger.seed_quotas: the policy and this period's counters (BatchGetItem), then one
+    # transaction: the policy (PutItem when new, else UpdateItem), each counter (UpdateItem, or
+    # ConditionCheckItem when absent). No index, no reads of records.
+    table=(
+        "dynamodb:BatchGetItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    ),
+)
+
 
 class LedgerStorage(Construct):
     """The ledger table: on-demand, stream, TTL, PITR, deletion protection, retained."""
