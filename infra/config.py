@@ -115,6 +115,11 @@ class Config:
     """Empty: no CORS (the API is called server-to-server)."""
     sweep_rate_minutes: int = 1
     alert_emails: tuple[str, ...] = ()
+    """E-mail subscriptions to the quota alerts topic (threshold, anomaly, forecast alerts)."""
+    alarm_emails: tuple[str, ...] = ()
+    """E-mail subscriptions to the operations alarms topic (5xx, errors, queues, stream lag)."""
+    slack_webhook_secret_name: str | None = None
+    """Secrets Manager secret holding a Slack incoming-webhook URL: set → the Slack notifier."""
     api_5xx_alarm_threshold: int = 5
     """5xx answers in 5 minutes that raise the alarm."""
     enforcement: Enforcement | None = None
@@ -172,6 +177,8 @@ class Config:
                 "sweep_rate_minutes", value("sweep_rate_minutes", defaults.sweep_rate_minutes)
             ),
             alert_emails=_list(value("alert_emails", None)),
+            alarm_emails=_list(value("alarm_emails", None)),
+            slack_webhook_secret_name=value("slack_webhook_secret_name", None) or None,
             api_5xx_alarm_threshold=_positive_int(
                 "api_5xx_alarm_threshold",
                 value("api_5xx_alarm_threshold", defaults.api_5xx_alarm_threshold),

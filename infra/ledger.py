@@ -79,9 +79,15 @@ API_ACCESS = TableAccess(
 )
 SWEEPER_ACCESS = TableAccess(
     # Ledger.expire_due(None): a Scan of the sparse index, then per due hold a transaction of
-    # Updates (its counters and its record). Nothing else.
+    # Updates (its counters and its record). AlertBook.redrive: a Query of the index's outbox
+    # partition, then the alert's delivery claim and marks (UpdateItem). Nothing else.
     table=("dynamodb:UpdateItem",),
-    holds_index=("dynamodb:Scan",),
+    holds_index=("dynamodb:Query", "dynamodb:Scan"),
+)
+ALERTS_ACCESS = TableAccess(
+    # StreamAlerts: a policy's thresholds (GetItem); an alert's dedup markers and records
+    # (PutItem, inside one transaction); its delivery claim and marks (UpdateItem).
+    table=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 )
 
 ONBOARDING_ACCESS = TableAccess(

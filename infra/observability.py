@@ -31,15 +31,18 @@ class Observability(Construct):
         config: Config,
         api: Api,
         functions: Sequence[PythonFunction],
+        alarms: Sequence[cloudwatch.Alarm] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         # Not encrypted at rest: CloudWatch alarms cannot publish to a topic under the
         # AWS-managed aws/sns key, and these messages carry alarm names and metric values, no
-        # tenant data. A customer-managed key comes with the alert contents of issue 8.
-        self.alerts = sns.Topic(self, "Alerts", display_name="costguard alerts", enforce_ssl=True)
-        for email in config.alert_emails:
-            self.alerts.add_subscription(subscriptions.EmailSubscription(email))
-        notify = actions.SnsAction(self.alerts)
+        # tenant data (quota alerts have their own, encrypted topic: infra/alerts.py).
+        self.alarms_topic = sns.Topic(
+            self, "Alarms", display_name="costguard alarms", enforce_ssl=True
+        )
+        for email in config.alarm_emails:
+            self.alarms_topic.add_subscription(subscriptions.EmailSubscription(email))
+        notify = actions.SnsAction(self.alarms_topic)
 
         http_api = api.http_api
         self.alarms: list[cloudwatch.Alarm] = [
@@ -70,6 +73,7 @@ class Observability(Construct):
                         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                     )
                 )
+        self.alarms.extend(alarms)
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
             alarm.add_ok_action(notify)

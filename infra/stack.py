@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 
+from infra.alerts import Alerts
 from infra.api import Api
 from infra.config import Config
 from infra.ledger import LedgerStorage
@@ -25,13 +26,20 @@ class CostguardStack(Stack):
         Tags.of(self).add("project", "costguard")
         self.ledger = LedgerStorage(self, "Ledger", table_name=config.table_name)
         self.api = Api(self, "Api", config=config, ledger=self.ledger)
-        self.sweeper = Sweeper(self, "Sweeper", config=config, ledger=self.ledger)
+        self.alerts = Alerts(self, "Alerts", config=config, ledger=self.ledger)
+        self.sweeper = Sweeper(
+            self, "Sweeper", config=config, ledger=self.ledger, alerts=self.alerts
+        )
+        functions = [self.api.handler, self.sweeper.handler, self.alerts.handler]
+        if self.alerts.slack is not None:
+            functions.append(self.alerts.slack)
         self.observability = Observability(
             self,
             "Observability",
             config=config,
             api=self.api,
-            functions=[self.api.handler, self.sweeper.handler],
+            functions=functions,
+            alarms=self.alerts.alarms,
         )
 
         outputs = {
@@ -42,7 +50,14 @@ class CostguardStack(Stack):
                 "aws secretsmanager get-secret-value --secret-id <this> "
                 "--query SecretString --output text",
             ),
-            "AlertsTopicArn": (self.observability.alerts.topic_arn, "alarms publish here"),
+            "AlertsTopicArn": (
+                self.alerts.topic.topic_arn,
+                "quota alerts (threshold, anomaly, forecast): subscribe e-mail, Slack, SQS here",
+            ),
+            "AlarmsTopicArn": (
+                self.observability.alarms_topic.topic_arn,
+                "operations alarms (5xx, function errors, failure queues, stream lag)",
+            ),
             "DashboardName": (
                 self.observability.dashboard.dashboard_name,
                 "CloudWatch dashboard: API traffic, errors, latency; Lambda errors, throttles",

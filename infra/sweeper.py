@@ -7,6 +7,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
+from infra.alerts import Alerts
 from infra.config import Config
 from infra.functions import FunctionSpec, PythonFunction
 from infra.ledger import SWEEPER_ACCESS, LedgerStorage
@@ -22,7 +23,13 @@ SWEEPER = FunctionSpec(
 
 class Sweeper(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: Config, ledger: LedgerStorage
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        ledger: LedgerStorage,
+        alerts: Alerts,
     ) -> None:
         super().__init__(scope, construct_id)
         self.handler = PythonFunction(
@@ -31,11 +38,13 @@ class Sweeper(Construct):
             spec=SWEEPER,
             config=config,
             table=ledger.table,
+            environment=alerts.environment,
             # A failed sweep is not retried: the next scheduled one does the same work.
             retry_attempts=0,
         )
         self.function = self.handler.function
         ledger.grant(self.function, SWEEPER_ACCESS)
+        alerts.grant_publish(self.function)  # redelivery of alerts the stream gave up on
         self.schedule = events.Rule(
             self,
             "Schedule",

@@ -15,6 +15,7 @@ from tests.infra.conftest import Synth
 
 API_HANDLER = "functions.api.handler.lambda_handler"
 SWEEPER_HANDLER = "functions.sweeper.handler.handler"
+ALERTS_HANDLER = "functions.alerts.handler.handler"
 
 # Written out here, not imported from infra/ledger.py, so that widening a grant needs a test
 # change too. No dynamodb:TransactWriteItems: IAM has no such action; each item of a
@@ -29,7 +30,10 @@ API_TABLE_ACTIONS = {
 }
 API_INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
 SWEEPER_TABLE_ACTIONS = {"dynamodb:UpdateItem"}
-SWEEPER_INDEX_ACTIONS = {"dynamodb:Scan"}
+SWEEPER_INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
+ALERTS_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+PUBLISH = {"sns", "kms"}
+"""Publishing alerts: sns:Publish on the alerts topic, and its key's Decrypt + GenerateDataKey."""
 
 
 def as_list(value: Any) -> list[Any]:
@@ -125,7 +129,11 @@ def test_table_is_on_demand_protected_retained_and_encrypted(synth: Synth) -> No
 # ---------------------------------------------------------------------------------- functions
 @pytest.mark.parametrize(
     ("handler", "memory", "service"),
-    [(API_HANDLER, 512, "costguard-api"), (SWEEPER_HANDLER, 256, "costguard-sweeper")],
+    [
+        (API_HANDLER, 512, "costguard-api"),
+        (SWEEPER_HANDLER, 256, "costguard-sweeper"),
+        (ALERTS_HANDLER, 256, "costguard-alerts"),
+    ],
 )
 def test_functions_arm64_python_traced_with_retained_logs(
     synth: Synth, handler: str, memory: int, service: str
@@ -136,15 +144,21 @@ def test_functions_arm64_python_traced_with_retained_logs(
     assert props["Architectures"] == ["arm64"]
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["MemorySize"] == memory
-    assert props["Timeout"] <= 50
+    assert props["Timeout"] <= 60
     env = props["Environment"]["Variables"]
     assert env["POWERTOOLS_SERVICE_NAME"] == service
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
     assert env["COSTGUARD_TABLE_NAME"] == {"Ref": table_id(synth)}
     log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
     assert synth.json["Resources"][log_group]["Properties"]["RetentionInDays"] == 30
-    # no COSTGUARD_* setting is forced unless the deployer sets it by context
-    assert set(env) - {"COSTGUARD_ADMIN_KEY_SECRET_ARN"} == {
+    # no COSTGUARD_* setting is forced unless the deployer sets it by context (the names of
+    # the resources a function uses are wiring, not settings)
+    wiring = {
+        "COSTGUARD_ADMIN_KEY_SECRET_ARN",
+        "COSTGUARD_ALERTS_TOPIC_ARN",
+        "COSTGUARD_EVENT_BUS_NAME",
+    }
+    assert set(env) - wiring == {
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_LOG_LEVEL",
         "COSTGUARD_TABLE_NAME",
@@ -194,7 +208,10 @@ def test_handlers_are_where_the_assets_put_them(synth: Synth) -> None:
     ("handler", "table_actions", "index_actions", "extra"),
     [
         (API_HANDLER, API_TABLE_ACTIONS, API_INDEX_ACTIONS, {"secretsmanager"}),
-        (SWEEPER_HANDLER, SWEEPER_TABLE_ACTIONS, SWEEPER_INDEX_ACTIONS, set()),
+        (SWEEPER_HANDLER, SWEEPER_TABLE_ACTIONS, SWEEPER_INDEX_ACTIONS, PUBLISH),
+        # the stream: read by the event source mapping (the stream's ARN, not the table's)
+        # and the queue it puts what it gives up on (sqs)
+        (ALERTS_HANDLER, ALERTS_TABLE_ACTIONS, set(), PUBLISH | {"dynamodb", "sqs"}),
     ],
 )
 def test_each_role_has_exactly_the_statements_its_code_needs(
@@ -222,8 +239,9 @@ def test_each_role_has_exactly_the_statements_its_code_needs(
         (frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}), log_group),
         (frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}), "*"),
         (frozenset(table_actions), "table"),
-        (frozenset(index_actions), "index"),
     }
+    if index_actions:
+        expected.add((frozenset(index_actions), "index"))
     names = {
         json.dumps({"Fn::GetAtt": [log_group, "Arn"]}, sort_keys=True): log_group,
         json.dumps("*"): "*",
@@ -247,9 +265,10 @@ def test_no_dynamodb_wildcards_and_no_star_resource_but_xray(synth: Synth) -> No
                 assert action not in {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
             if "*" in as_list(statement["Resource"]):
                 assert set(actions) == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-    # two functions, two roles, two policies: nothing else (no custom resource, no log retention)
-    assert len(synth.resources("AWS::IAM::Role")) == 2
-    assert len(synth.resources("AWS::IAM::Policy")) == 2
+    # one role and one policy per function: nothing else (no custom resource, no log retention)
+    functions = len(synth.resources("AWS::Lambda::Function"))
+    assert len(synth.resources("AWS::IAM::Role")) == functions
+    assert len(synth.resources("AWS::IAM::Policy")) == functions
 
 
 def test_nothing_scans_the_table_and_the_sweeper_never_writes_new_items(synth: Synth) -> None:
@@ -333,9 +352,12 @@ def test_default_stage_is_throttled_and_access_logged(synth: Synth) -> None:
 
 
 # ------------------------------------------------------------------------------ observability
-def test_alarms_publish_to_the_alerts_topic(synth: Synth) -> None:
-    topic_id, topic = synth.one("AWS::SNS::Topic")
-    assert topic["Properties"]["DisplayName"] == "costguard alerts"
+def test_alarms_publish_to_the_alarms_topic(synth: Synth) -> None:
+    [(topic_id, _)] = [
+        (k, v)
+        for k, v in synth.resources("AWS::SNS::Topic").items()
+        if v["Properties"]["DisplayName"] == "costguard alarms"
+    ]
     synth.template.has_resource_properties(
         "AWS::SNS::TopicPolicy",
         {
@@ -352,18 +374,15 @@ def test_alarms_publish_to_the_alerts_topic(synth: Synth) -> None:
         },
     )
     alarms = synth.resources("AWS::CloudWatch::Alarm").values()
-    metrics = sorted((a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms)
-    assert metrics == [
-        ("AWS/ApiGateway", "5xx"),
-        ("AWS/Lambda", "Errors"),
-        ("AWS/Lambda", "Errors"),
-        ("AWS/Lambda", "Throttles"),
-        ("AWS/Lambda", "Throttles"),
-    ]
-    for alarm in alarms:
+    metrics = [(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms]
+    functions = len(synth.resources("AWS::Lambda::Function"))
+    assert metrics.count(("AWS/ApiGateway", "5xx")) == 1
+    assert metrics.count(("AWS/Lambda", "Errors")) == functions  # one per function
+    assert metrics.count(("AWS/Lambda", "Throttles")) == functions
+    for alarm in alarms:  # every alarm of the stack, whichever construct defines it
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["Properties"]["TreatMissingData"] == "notBreaching"
-    assert not synth.resources("AWS::SNS::Subscription")  # none unless alert_emails
+    assert not synth.resources("AWS::SNS::Subscription")  # none unless alert/alarm e-mails
 
 
 def test_dashboard_shows_traffic_errors_latency_and_lambda_health(synth: Synth) -> None:
@@ -382,6 +401,7 @@ def test_outputs(synth: Synth) -> None:
         "TableName",
         "AdminKeySecretArn",
         "AlertsTopicArn",
+        "AlarmsTopicArn",
         "DashboardName",
     }
     secret_id, _ = synth.one("AWS::SecretsManager::Secret")
@@ -456,6 +476,9 @@ def test_every_acknowledged_nag_finding_is_known_and_says_why(synth: Synth) -> N
                     rule_id = rule.removeprefix("Annotation::")  # how CDK records an unprefixed id
                     acknowledged[f"{construct.node.path} {rule_id}"] = reason
     assert sorted(acknowledged) == [
+        "costguard/Alerts/Handler/Function AwsSolutions-L1",
+        "costguard/Alerts/Handler/Role AwsSolutions-IAM5[Resource::*]",
+        "costguard/Alerts/StreamFailures AwsSolutions-SQS3",
         "costguard/Api/AdminKey AwsSolutions-SMG4",
         "costguard/Api/Handler/Function AwsSolutions-L1",
         "costguard/Api/Handler/Role AwsSolutions-IAM5[Resource::*]",
