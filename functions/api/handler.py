@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -38,19 +40,35 @@ def guard(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
 app.use(middlewares=[guard])
 
 
+def _refuse(answer: Any) -> dict[str, Any]:
+    """A problem answered before the resolver runs (the body cannot even be read)."""
+    return {
+        "statusCode": answer.status_code,
+        "headers": {"Content-Type": answer.content_type},
+        "body": answer.body,
+    }
+
+
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     body = event.get("body") or ""
     limit = get_settings().max_body_bytes
     if len(body) > limit:
-        answer = problem(
-            413, "body-too-large", "Body too large", f"the body may be at most {limit} bytes"
+        return _refuse(
+            problem(
+                413, "body-too-large", "Body too large", f"the body may be at most {limit} bytes"
+            )
         )
-        return {
-            "statusCode": 413,
-            "headers": {"Content-Type": answer.content_type},
-            "body": answer.body,
-        }
+    if event.get("isBase64Encoded") and body:
+        # API Gateway base64-encodes a body it does not take for text; every body this API
+        # reads is UTF-8 JSON, so decode it here, once, and refuse bytes that are not text.
+        try:
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return _refuse(
+                problem(400, "malformed-json", "Malformed JSON", "the body is not UTF-8 JSON")
+            )
+        event = {**event, "body": body, "isBase64Encoded": False}
     headers = event.get("headers") or {}
     if body and "json" not in headers.get("content-type", ""):
         # Every body this API takes is JSON; a client that forgot the header (curl -d sends

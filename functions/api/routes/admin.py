@@ -35,7 +35,15 @@ router = Router()
 logger = Logger(service="costguard-api", child=True)
 
 
-@route(router, "POST", "/v1/tenants", Access.ADMIN, tags=["tenants"], summary="Register a tenant")
+@route(
+    router,
+    "POST",
+    "/v1/tenants",
+    Access.ADMIN,
+    tags=["tenants"],
+    summary="Register a tenant",
+    status_code=201,
+)
 def create_tenant(
     body: TenantCreate,
     ledger: LedgerDep,
@@ -119,6 +127,7 @@ def unpause(
     Access.ADMIN,
     tags=["tenants"],
     summary="Issue a tenant API key (shown once)",
+    status_code=201,
 )
 def issue_key(tenant_id: str, ledger: LedgerDep, keys: KeysDep) -> Response[IssuedApiKey]:
     issued = keys.issue(tenant_id, iso(ledger.now()))
@@ -137,6 +146,7 @@ def issue_key(tenant_id: str, ledger: LedgerDep, keys: KeysDep) -> Response[Issu
     Access.ADMIN,
     tags=["tenants"],
     summary="Revoke a tenant API key",
+    status_code=204,
 )
 def revoke_key(
     tenant_id: str, key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")], keys: KeysDep

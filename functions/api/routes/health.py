@@ -27,11 +27,14 @@ def health() -> Health:
 @cache
 def openapi_document() -> str:
     """The OpenAPI document generated from the routes and models (built once per process)."""
+    import json
+
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
+    from functions.api.document import complete
     from functions.api.handler import app
 
-    return app.get_openapi_json_schema(
+    generated = app.get_openapi_json_schema(
         title="costguard",
         version="1",
         description="Spend only what each tenant and user is allowed to. "
@@ -39,6 +42,7 @@ def openapi_document() -> str:
         security_schemes={"apiKey": HTTPBearer(description="Authorization: Bearer <api key>")},
         security=[{"apiKey": []}],
     )
+    return json.dumps(complete(json.loads(generated)), indent=2)
 
 
 @route(router, "GET", "/v1/openapi.json", Access.PUBLIC, include_in_schema=False)

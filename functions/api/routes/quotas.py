@@ -73,6 +73,7 @@ def put_tenant(
     Access.ADMIN,
     tags=["quotas"],
     summary="Delete a tenant or user quota",
+    status_code=204,
 )
 def delete_tenant(tenant_id: str, quota_id: str, ledger: LedgerDep) -> Response[None]:
     qid = QuotaId.parse(quota_id)
@@ -114,6 +115,7 @@ def put_platform(quota_id: str, body: QuotaPut, ledger: LedgerDep) -> Response[Q
     Access.ADMIN,
     tags=["quotas"],
     summary="Delete a platform quota",
+    status_code=204,
 )
 def delete_platform(quota_id: str, ledger: LedgerDep) -> Response[None]:
     qid = QuotaId.parse(quota_id)

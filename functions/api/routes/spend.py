@@ -28,6 +28,7 @@ router = Router()
     Access.TENANT,
     tags=["spend"],
     summary="Hold the estimated cost against every applicable quota",
+    status_code=201,
 )
 def reserve(
     tenant_id: str, body: ReserveRequest, ledger: LedgerDep, idempotency_key: IdempotencyKey = None
@@ -90,6 +91,7 @@ def release(
     Access.TENANT,
     tags=["spend"],
     summary="Record usage that had no reservation",
+    status_code=201,
 )
 def record(
     tenant_id: str, body: RecordRequest, ledger: LedgerDep, idempotency_key: IdempotencyKey = None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -19,17 +20,31 @@ from costguard.usage import (
     summary,
     usage_report,
 )
+from pydantic import BeforeValidator
 
 from functions.api.access import Access, route
 from functions.api.deps import TENANT, LedgerDep
 from functions.api.problems import respond
 
 router = Router()
+
+
+def _day(value: Any) -> Any:
+    """Only `YYYY-MM-DD`: pydantic alone would read `?to=0` as Unix time 0 (1970-01-01)."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("must be a UTC day, YYYY-MM-DD")
+    return value
+
+
 From = Annotated[
-    date | None, Query(alias="from", description="first UTC day (default: 1st of the month)")
+    date | None,
+    BeforeValidator(_day),
+    Query(alias="from", description="first UTC day (default: 1st of the month)"),
 ]
 To = Annotated[
-    date | None, Query(alias="to", description="last UTC day, inclusive (default: today)")
+    date | None,
+    BeforeValidator(_day),
+    Query(alias="to", description="last UTC day, inclusive (default: today)"),
 ]
 
 

@@ -78,8 +78,22 @@ def utc_now() -> datetime:
 
 
 def iso(at: datetime) -> str:
-    """Fixed-width UTC timestamps: they sort and compare as strings inside conditions."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Fixed-width UTC timestamps: they sort and compare as strings inside conditions.
+
+    Not `strftime("%Y")`: glibc does not pad years before 1000 ("211-04-16"), which neither
+    sorts nor reads back with `fromisoformat`.
+    """
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _record_id_bounds(first: datetime, last: datetime) -> tuple[str, str]:
+    """The least and greatest record id (a ULID) created between `first` and `last`.
+
+    ULIDs count milliseconds from 1970: an earlier day is clamped to the epoch, not overflowed.
+    """
+    low = str(ULID.from_timestamp(max(first.timestamp(), 0)))[:10] + "0" * 16
+    high = str(ULID.from_timestamp(max(last.timestamp(), 0)))[:10] + "Z" * 16
+    return low, high
 
 
 def parse_iso(text: str) -> datetime:
@@ -167,23 +181,31 @@ class Ledger:
         items = self.table.query_all("pk = :p", {":p": "PRICING"})
         out: list[Price] = []
         for item in items:
-            start = datetime.fromisoformat(item["effective_from"].replace("Z", "+00:00"))
-            if item["sk"].startswith("m#"):
-                out.append(
-                    ModelPrice(
-                        item["provider"],
-                        item["model"],
-                        item["input_per_million_usd"],
-                        item["output_per_million_usd"],
-                        item["cached_input_per_million_usd"],
-                        start,
-                        item.get("source", ""),
+            try:
+                start = datetime.fromisoformat(item["effective_from"].replace("Z", "+00:00"))
+                if item["sk"].startswith("m#"):
+                    out.append(
+                        ModelPrice(
+                            item["provider"],
+                            item["model"],
+                            Decimal(item["input_per_million_usd"]),
+                            Decimal(item["output_per_million_usd"]),
+                            Decimal(item["cached_input_per_million_usd"]),
+                            start,
+                            item.get("source", ""),
+                        )
                     )
-                )
-            else:
-                out.append(
-                    TierPrice(item["tier"], item["per_second_usd"], start, item.get("source", ""))
-                )
+                else:
+                    out.append(
+                        TierPrice(
+                            item["tier"],
+                            Decimal(item["per_second_usd"]),
+                            start,
+                            item.get("source", ""),
+                        )
+                    )
+            except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+                raise LedgerCorrupted(f"price item {item.get('sk')!r} is malformed") from exc
         return out
 
     def put_price(self, price: Price) -> None:
@@ -941,8 +963,7 @@ class Ledger:
 
     def records(self, tenant_id: str, first: datetime, last: datetime) -> list[dict[str, Any]]:
         """Every record (held, settled or recorded) created between `first` and `last`."""
-        low = str(ULID.from_timestamp(first.timestamp()))[:10] + "0" * 16
-        high = str(ULID.from_timestamp(last.timestamp()))[:10] + "Z" * 16
+        low, high = _record_id_bounds(first, last)
         return self.table.query_all(
             "pk = :p AND sk BETWEEN :a AND :b",
             {":p": records_pk(tenant_id), ":a": low, ":b": high},
@@ -966,8 +987,7 @@ class Ledger:
         Returns the records and the record id to continue after (None at the end). Reads at
         most `max_pages` pages so that a sparse filter cannot make one request unbounded.
         """
-        low = str(ULID.from_timestamp(first.timestamp()))[:10] + "0" * 16
-        high = str(ULID.from_timestamp(last.timestamp()))[:10] + "Z" * 16
+        low, high = _record_id_bounds(first, last)
         filters = ["#st IN (:c, :r)"]
         values: dict[str, Any] = {
             ":p": records_pk(tenant_id),
