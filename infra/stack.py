@@ -9,9 +9,11 @@ from constructs import Construct
 
 from infra.alerts import Alerts
 from infra.api import Api
+from infra.bus import EventBus
 from infra.config import Config
 from infra.ledger import LedgerStorage
 from infra.observability import Observability
+from infra.onboarding import Onboarding
 from infra.sweeper import Sweeper
 
 
@@ -25,12 +27,23 @@ class CostguardStack(Stack):
         )
         Tags.of(self).add("project", "costguard")
         self.ledger = LedgerStorage(self, "Ledger", table_name=config.table_name)
+        self.bus = EventBus(self, "Events", config=config)
         self.api = Api(self, "Api", config=config, ledger=self.ledger)
+        self.bus.grant_put_events_to(self.api.handler)  # POST /v1/tenants: TenantCreated
+        self.onboarding = Onboarding(
+            self, "Onboarding", config=config, ledger=self.ledger, bus=self.bus
+        )
+        self.onboarding.seed_directly_from(self.api.handler)  # when the bus refuses the event
         self.alerts = Alerts(self, "Alerts", config=config, ledger=self.ledger)
         self.sweeper = Sweeper(
             self, "Sweeper", config=config, ledger=self.ledger, alerts=self.alerts
         )
-        functions = [self.api.handler, self.sweeper.handler, self.alerts.handler]
+        functions = [
+            self.api.handler,
+            self.sweeper.handler,
+            self.alerts.handler,
+            self.onboarding.handler,
+        ]
         if self.alerts.slack is not None:
             functions.append(self.alerts.slack)
         self.observability = Observability(
@@ -39,7 +52,7 @@ class CostguardStack(Stack):
             config=config,
             api=self.api,
             functions=functions,
-            alarms=self.alerts.alarms,
+            alarms=[*self.alerts.alarms, *self.onboarding.alarms],
         )
 
         outputs = {
@@ -57,6 +70,14 @@ class CostguardStack(Stack):
             "AlarmsTopicArn": (
                 self.observability.alarms_topic.topic_arn,
                 "operations alarms (5xx, function errors, failure queues, stream lag)",
+            ),
+            "EventBusName": (
+                self.bus.bus.event_bus_name,
+                "put TenantCreated here (detail: tenant_id, plan) to seed default quotas",
+            ),
+            "OnboardingDeadLetterQueueUrl": (
+                self.onboarding.dead_letters.queue_url,
+                "TenantCreated events that seeded nothing (attribute ErrorMessage says why)",
             ),
             "DashboardName": (
                 self.observability.dashboard.dashboard_name,

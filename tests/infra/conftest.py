@@ -78,5 +78,13 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Synth:
             "costguard:enforcement": "monitor",
             "costguard:fail_mode": "open",
             "costguard:reservation_ttl_seconds": 600,
+            "costguard:event_bus_name": "platform-bus",
+            "costguard:event_source": "acme.costguard",
+            "costguard:tenant_created_sources": ["example.platform"],
+            "costguard:default_quotas": {
+                "free": {"tenant:all:month": "5"},
+                "pro": {"tenant:llm:month": "500"},
+            },
+            "costguard:fallback_plan": "free",
         },
     )

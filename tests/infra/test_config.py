@@ -67,7 +67,11 @@ def test_every_key_reaches_the_template(configured: Synth) -> None:
         "ThrottlingRateLimit": 20,
     }
 
-    [rule] = [r for r in t.values() if r["Type"] == "AWS::Events::Rule"]
+    [rule] = [
+        r
+        for r in t.values()
+        if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]
+    ]
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
 
     [subscription] = [r for r in t.values() if r["Type"] == "AWS::SNS::Subscription"]

@@ -16,6 +16,7 @@ from tests.infra.conftest import Synth
 API_HANDLER = "functions.api.handler.lambda_handler"
 SWEEPER_HANDLER = "functions.sweeper.handler.handler"
 ALERTS_HANDLER = "functions.alerts.handler.handler"
+ONBOARDING_HANDLER = "functions.onboarding.handler.handler"
 
 # Written out here, not imported from infra/ledger.py, so that widening a grant needs a test
 # change too. No dynamodb:TransactWriteItems: IAM has no such action; each item of a
@@ -133,6 +134,7 @@ def test_table_is_on_demand_protected_retained_and_encrypted(synth: Synth) -> No
         (API_HANDLER, 512, "costguard-api"),
         (SWEEPER_HANDLER, 256, "costguard-sweeper"),
         (ALERTS_HANDLER, 256, "costguard-alerts"),
+        (ONBOARDING_HANDLER, 256, "costguard-onboarding"),
     ],
 )
 def test_functions_arm64_python_traced_with_retained_logs(
@@ -157,6 +159,7 @@ def test_functions_arm64_python_traced_with_retained_logs(
         "COSTGUARD_ADMIN_KEY_SECRET_ARN",
         "COSTGUARD_ALERTS_TOPIC_ARN",
         "COSTGUARD_EVENT_BUS_NAME",
+        "COSTGUARD_DEAD_LETTER_QUEUE_URL",
     }
     assert set(env) - wiring == {
         "POWERTOOLS_SERVICE_NAME",
@@ -207,7 +210,8 @@ def test_handlers_are_where_the_assets_put_them(synth: Synth) -> None:
 @pytest.mark.parametrize(
     ("handler", "table_actions", "index_actions", "extra"),
     [
-        (API_HANDLER, API_TABLE_ACTIONS, API_INDEX_ACTIONS, {"secretsmanager"}),
+        # events: PutEvents of TenantCreated (tests/infra/test_onboarding.py)
+        (API_HANDLER, API_TABLE_ACTIONS, API_INDEX_ACTIONS, {"secretsmanager", "events"}),
         (SWEEPER_HANDLER, SWEEPER_TABLE_ACTIONS, SWEEPER_INDEX_ACTIONS, PUBLISH),
         # the stream: read by the event source mapping (the stream's ARN, not the table's)
         # and the queue it puts what it gives up on (sqs)
@@ -286,7 +290,11 @@ def test_nothing_scans_the_table_and_the_sweeper_never_writes_new_items(synth: S
 # ------------------------------------------------------------------------------------ sweeper
 def test_sweeper_runs_every_minute_without_retries(synth: Synth) -> None:
     sweeper_id, _ = function(synth, SWEEPER_HANDLER)
-    _, rule = synth.one("AWS::Events::Rule")
+    [rule] = [
+        r
+        for r in synth.resources("AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     assert rule["Properties"]["State"] == "ENABLED"
     [target] = rule["Properties"]["Targets"]
@@ -402,6 +410,8 @@ def test_outputs(synth: Synth) -> None:
         "AdminKeySecretArn",
         "AlertsTopicArn",
         "AlarmsTopicArn",
+        "EventBusName",
+        "OnboardingDeadLetterQueueUrl",
         "DashboardName",
     }
     secret_id, _ = synth.one("AWS::SecretsManager::Secret")
@@ -483,6 +493,8 @@ def test_every_acknowledged_nag_finding_is_known_and_says_why(synth: Synth) -> N
         "costguard/Api/Handler/Function AwsSolutions-L1",
         "costguard/Api/Handler/Role AwsSolutions-IAM5[Resource::*]",
         "costguard/Api/HttpApi AwsSolutions-APIG4",
+        "costguard/Onboarding/Handler/Function AwsSolutions-L1",
+        "costguard/Onboarding/Handler/Role AwsSolutions-IAM5[Resource::*]",
         "costguard/Sweeper/Handler/Function AwsSolutions-L1",
         "costguard/Sweeper/Handler/Role AwsSolutions-IAM5[Resource::*]",
     ]
