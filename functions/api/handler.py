@@ -29,6 +29,10 @@ def guard(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
     """Every route passes here: who is calling, and may they call this route for this tenant."""
     route = resolver.context["_route"]
     rule = RULES.get((route.method, route.path))
+    if rule is None and route.rule.pattern == NOT_FOUND_PATTERN:
+        # Powertools sends an unmatched request through the middlewares too, on a catch-all
+        # route of its own: let it reach the not-found handler (404, or 405 with Allow).
+        return next_middleware(resolver)
     token = bearer(resolver.current_event.headers or {})
     keys = resolver.dependency_overrides.get(get_keys, get_keys)()
     principal = keys.verify(token) if token and rule is not Access.PUBLIC else None
@@ -37,6 +41,7 @@ def guard(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
     return next_middleware(resolver)
 
 
+NOT_FOUND_PATTERN = app._compile_regex(r".*").pattern
 app.use(middlewares=[guard])
 
 

@@ -23,6 +23,13 @@ class FailMode(StrEnum):
     """Ledger unreachable → let the call through unguarded; its commit is recorded later."""
 
 
+class AnomalyMethod(StrEnum):
+    AUTO = "auto"
+    """mean + kσ, or median + k·MAD for a tenant whose own history has outliers (spiky)."""
+    STDDEV = "stddev"
+    MAD = "mad"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COSTGUARD_", frozen=True)
 
@@ -65,6 +72,27 @@ class Settings(BaseSettings):
     """Posts per alert before the notifier gives up (then Lambda retries, then the DLQ)."""
     slack_max_wait_seconds: float = Field(default=20, ge=0, le=300)
     """The longest a Retry-After from Slack is honoured within one invocation."""
+    anomaly_baseline_days: int = Field(default=30, ge=7, le=90)
+    """Complete days before the day under test that make a tenant's baseline."""
+    anomaly_min_history_days: int = Field(default=7, ge=3, le=60)
+    """Fewer days of history than this: no verdict (reported as `insufficient_history`)."""
+    anomaly_sigmas: Decimal = Field(default=Decimal(2), gt=0, le=10)
+    """k in mean + kσ (and median + k·1.4826·MAD)."""
+    anomaly_method: AnomalyMethod = AnomalyMethod.AUTO
+    anomaly_min_usd: Decimal = Field(default=Decimal("1.00"), ge=0)
+    """A day (or a model's, a user bucket's part of it) below this is never an anomaly."""
+    anomaly_share_min_pct: int = Field(default=50, ge=1, le=100)
+    """A model or user bucket is a share jump at this share of the day's spend or more…"""
+    anomaly_share_jump_pct: int = Field(default=25, ge=1, le=100)
+    """…and this many percentage points above its share of the baseline's spend."""
+    forecast_medium_pct: int = Field(default=80, ge=1, le=100)
+    """Risk `medium` from this projected utilization (%); `high` is a breach before the
+    period ends; `critical` is a breach within `forecast_critical_hours` (or already)."""
+    forecast_critical_hours: int = Field(default=48, ge=1, le=24 * 31)
+    forecast_active_days: int = Field(default=7, ge=1, le=31)
+    """Forecasts cover the tenants that spent on one of the last this many days."""
+    schedule_time_reserve_seconds: int = Field(default=10, ge=1, le=300)
+    """A scheduled run stops taking tenants when less than this is left of its timeout."""
 
 
 @lru_cache(maxsize=1)

@@ -93,3 +93,16 @@ def test_a_price_from_before_the_year_1000_does_not_break_pricing_for_everyone(a
     assert listed.status == 200, listed.text
     assert any(m["effective_from"].startswith("0211-04-16") for m in listed.json["models"])
     assert reserved.status == 201, reserved.text
+
+
+def test_an_unknown_route_is_404_and_a_wrong_method_405_with_allow(api: Api) -> None:
+    # The access guard refused Powertools' catch-all not-found route as "a route without an
+    # access rule": every unknown path and every wrong method was a 403
+    nowhere = api.call("GET", "/v1/nowhere")
+    traversal = api.call("GET", f"/v1/tenants/{T}/..%2Fglobex/quotas", key=None)
+    wrong_method = api.call("PATCH", f"/v1/tenants/{T}/reservations")
+
+    assert (nowhere.status, traversal.status) == (404, 404)
+    assert nowhere.json["type"].endswith("/not-found")
+    assert wrong_method.status == 405
+    assert wrong_method.headers["allow"] == "POST"

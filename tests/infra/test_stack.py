@@ -104,11 +104,12 @@ def test_one_table_whose_keys_and_index_come_from_the_schema_module(synth: Synth
     # and the module still says what docs/data-model.md says
     assert schema.TTL_ATTRIBUTE == "ttl"
     assert schema.STREAM_SPECIFICATION["StreamViewType"] == "NEW_AND_OLD_IMAGES"
-    assert [i["IndexName"] for i in schema.GLOBAL_SECONDARY_INDEXES] == ["holds"]
+    assert [i["IndexName"] for i in schema.GLOBAL_SECONDARY_INDEXES] == ["holds", "active"]
     assert schema.GLOBAL_SECONDARY_INDEXES[0]["Projection"] == {
         "ProjectionType": "INCLUDE",
         "NonKeyAttributes": ["plan", "tenant_id"],
     }
+    assert schema.GLOBAL_SECONDARY_INDEXES[1]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
 
 def test_table_is_on_demand_protected_retained_and_encrypted(synth: Synth) -> None:

@@ -10,10 +10,14 @@ HOLDS_INDEX = "holds"
 HOLDS_PK = "gsi1pk"
 HOLDS_SK = "gsi1sk"
 TTL_ATTRIBUTE = "ttl"
+ACTIVE_INDEX = "active"
+ACTIVE_PK = "gsi2pk"
+ACTIVE_SK = "gsi2sk"
 
 KEY_SCHEMA = [{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}]
 ATTRIBUTE_DEFINITIONS = [
-    {"AttributeName": name, "AttributeType": "S"} for name in (PK, SK, HOLDS_PK, HOLDS_SK)
+    {"AttributeName": name, "AttributeType": "S"}
+    for name in (PK, SK, HOLDS_PK, HOLDS_SK, ACTIVE_PK, ACTIVE_SK)
 ]
 GLOBAL_SECONDARY_INDEXES = [
     {
@@ -24,7 +28,17 @@ GLOBAL_SECONDARY_INDEXES = [
         ],
         # Only live reservations carry the index keys (a sparse index): expiry reads nothing else.
         "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["plan", "tenant_id"]},
-    }
+    },
+    {
+        "IndexName": ACTIVE_INDEX,
+        "KeySchema": [
+            {"AttributeName": ACTIVE_PK, "KeyType": "HASH"},
+            {"AttributeName": ACTIVE_SK, "KeyType": "RANGE"},
+        ],
+        # Only day rollups carry these keys: which tenants spent on a day, for the schedules
+        # (anomalies, forecasts) without scanning anything. Written once per tenant and day.
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    },
 ]
 STREAM_SPECIFICATION = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 

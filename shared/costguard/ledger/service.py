@@ -40,14 +40,24 @@ from costguard.ledger.plan import (
     Key,
     ReservationRef,
     Slot,
+    active_pk,
+    active_shard,
     day_key,
     field_prefix,
     holds_pk,
     records_pk,
     slot_for,
     tenant_pk,
+    user_bucket,
 )
-from costguard.ledger.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE
+from costguard.ledger.schema import (
+    ACTIVE_PK,
+    ACTIVE_SK,
+    HOLDS_INDEX,
+    HOLDS_PK,
+    HOLDS_SK,
+    TTL_ATTRIBUTE,
+)
 from costguard.ledger.writes import ItemWrite, TransactionBuilder
 from costguard.models import CheckResult, CostRecord, QuotaState, Reservation, Usage
 from costguard.money import ZERO
@@ -391,8 +401,13 @@ class Ledger:
         usage: Usage,
         cost: Decimal,
         price: Price | None,
+        user_id: str | None,
     ) -> None:
-        w = tx.update(day_key(tenant_id, at))
+        """Add a spend to the tenant's day rollup (same item as its day counter, no extra
+        write): per resource, model or tier, and user bucket; the first spend of the day also
+        lists the tenant in the `active` index (the schedules' list of tenants)."""
+        key = day_key(tenant_id, at)
+        w = tx.update(key)
         w.add(f"usd_{usage.resource}", cost)
         w.add("usd_all", cost)
         w.add("calls", 1)
@@ -401,6 +416,17 @@ class Ledger:
             w.add(f"usd#m#{provider}/{usage.model or '-'}", cost)
         else:
             w.add(f"usd#t#{usage.tier or '-'}", cost)
+        if user_id:
+            bucket = user_bucket(user_id)
+            w.add(f"usd#b#{bucket}", cost)
+            w.sets.append(f"{w.name(f'usr#b#{bucket}')} = {w.value(user_id)}")
+        day = key[1].removeprefix("DAY#")
+        for attribute, value in (
+            (ACTIVE_PK, active_pk(day, active_shard(tenant_id))),
+            (ACTIVE_SK, tenant_id),
+        ):
+            n = w.name(attribute)
+            w.sets.append(f"{n} = if_not_exists({n}, {w.value(value)})")
 
     def _binding(
         self,
@@ -625,7 +651,7 @@ class Ledger:
             w.add(slot.prefix + "held", -estimate)
             w.add(slot.prefix + "spent", cost)
             w.add(slot.prefix + "avail", estimate - cost)
-        self._roll_up(tx, tenant_id, ref.created_at, usage, cost, price)
+        self._roll_up(tx, tenant_id, ref.created_at, usage, cost, price, ref.user_id)
         fields = {
             "status": "committed",
             "cost_usd": cost,
@@ -804,7 +830,7 @@ class Ledger:
             self._check_policy(tx, tenant_pk(tenant_id), tenant)
             for quota, slot in pairs:
                 self._charge_new(tx, quota, slot, cost, "spent", enforce)
-            self._roll_up(tx, tenant_id, now, usage, cost, price)
+            self._roll_up(tx, tenant_id, now, usage, cost, price, usage.user_id)
             item = {
                 "tenant_id": tenant_id,
                 "status": "recorded",

@@ -1,0 +1,313 @@
+"""Forecasts: each quota's spend at the end of its period, when it breaks, how risky that is.
+
+Every 6 hours (EventBridge), for each tenant with spend in the last `active_days`, each of its
+tenant and user quotas with spend in the current period is projected:
+
+- **profile** (the tenant has ≥ 7 complete days of history, tenant-scope quotas): the daily
+  model of `stats.fit` over the last 28 complete days (4 whole weeks) — a least-squares trend
+  from 14 days on, plus a weekday effect — gives each remaining day's expected spend; the rest
+  of today is its expected day × the fraction of the day left. On day 1 of a period this is
+  what makes the forecast sane: it does not depend on the period's first hours at all.
+- **run rate** (shorter history, and user quotas, whose days are not rolled up per user): the
+  period's spend so far over the time it took, counted from the later of the period's start and
+  the tenant's first spend, and never less than a day (a quarter of a day for a day quota), so
+  $5 in the first minutes of a month projects $5 a day, not $7,000 a day.
+
+Projected = spent now (the counter) + expected rest of the period. The breach day is the
+first day whose cumulative expected spend reaches the limit. Risk: `critical` when spent ≥
+limit or the breach is less than `critical_hours` away (whole days: breach day − today);
+`high` when a breach is predicted before the period ends; `medium` from `medium_pct` % of the
+limit projected; `low` otherwise. A platform quota is not forecast (its spend is every
+tenant's; its threshold alerts cover it).
+
+The latest forecast per quota is stored (`TENANT#t / FORECAST#<quota_id>`) and served by
+`GET /v1/tenants/{t}/forecast`. A rise of the risk above the stored one (same period) to
+medium or beyond is one `QuotaBreachForecast` alert, deduplicated per quota, period and level.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from costguard.activity import active_tenants, by_day, first_spend, series
+from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
+from costguard.anomalies import RunReport, TimeLeft, for_each_tenant, pct, rotated, usd
+from costguard.ledger import Ledger
+from costguard.ledger.dynamo import LedgerTable
+from costguard.ledger.plan import tenant_pk
+from costguard.ledger.writes import ItemWrite
+from costguard.models import QuotaState
+from costguard.money import ZERO, format_usd
+from costguard.periods import Period, parse_period_key, period_start
+from costguard.settings import Settings
+from costguard.stats import fit
+
+PROFILE_DAYS = 28
+MIN_PROFILE_DAYS = 7
+FORECAST_PREFIX = "FORECAST#"
+UTIL = Decimal("0.0001")
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return ("low", "medium", "high", "critical").index(self.value)
+
+    @property
+    def severity(self) -> Severity:
+        return {
+            "low": Severity.INFO,
+            "medium": Severity.INFO,
+            "high": Severity.WARNING,
+            "critical": Severity.CRITICAL,
+        }[self.value]
+
+
+@dataclass(frozen=True)
+class ForecastRules:
+    medium_pct: int = 80
+    critical_hours: int = 48
+    active_days: int = 7
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> ForecastRules:
+        return cls(s.forecast_medium_pct, s.forecast_critical_hours, s.forecast_active_days)
+
+
+@dataclass(frozen=True)
+class Projection:
+    projected_usd: Decimal
+    breach_on: date | None
+    method: str
+    history_days: int
+    daily_usd: Decimal
+    """The expected spend of the next whole day (the profile's or the run rate)."""
+
+
+def _days(start: date, end_exclusive: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end_exclusive - start).days)]
+
+
+def project(
+    state: QuotaState,
+    now: datetime,
+    rollups: dict[date, dict[str, Any]],
+) -> Projection:
+    """Project one quota to the end of its period (see the module's docstring)."""
+    period, _ = parse_period_key(state.period_key)
+    start = period_start(period, now)
+    end = state.resets_at.astimezone(UTC)
+    today = now.date()
+    spent, limit = state.spent_usd, state.limit_usd
+    midnight = datetime.combine(today + timedelta(days=1), dt_time.min, UTC)
+    day_left = Decimal(str((midnight - now).total_seconds() / 86400))
+    rest = _days(today + timedelta(days=1), end.date())
+    first = first_spend(rollups)
+    history_start = max(first, today - timedelta(days=PROFILE_DAYS)) if first else today
+    history_days = max(0, (today - history_start).days)
+    attribute = f"usd_{state.resource}"
+    expected: dict[date, Decimal]
+    if state.scope == "tenant" and history_days >= MIN_PROFILE_DAYS:
+        history = series(rollups, attribute, history_start, today - timedelta(days=1))
+        model = fit([(d, float(x)) for d, x in history])
+        expected = {d: usd(model.expected(d)) for d in [today, *rest]}
+        method = "profile" if history_days >= 14 else "level"
+    else:
+        since = start
+        if state.scope == "tenant" and first is not None:
+            since = max(start, datetime.combine(first, dt_time.min, UTC))
+        floor = timedelta(hours=6) if period is Period.DAY else timedelta(days=1)
+        elapsed = max(now - since, floor)
+        rate = usd(spent / Decimal(str(elapsed.total_seconds() / 86400)))
+        expected = {d: rate for d in [today, *rest]}
+        method = "run_rate"
+    cumulative = spent
+    breach_on = today if spent >= limit else None
+    for day, amount in [(today, expected[today] * day_left), *((d, expected[d]) for d in rest)]:
+        cumulative += amount
+        if breach_on is None and cumulative >= limit:
+            breach_on = day
+    return Projection(
+        usd(cumulative),
+        breach_on,
+        method,
+        history_days,
+        expected[rest[0]] if rest else expected[today],
+    )
+
+
+def risk_of(state: QuotaState, p: Projection, today: date, rules: ForecastRules) -> Risk:
+    if state.spent_usd >= state.limit_usd:
+        return Risk.CRITICAL
+    if p.breach_on is not None:
+        if (p.breach_on - today).days * 24 < rules.critical_hours:
+            return Risk.CRITICAL
+        return Risk.HIGH
+    if state.limit_usd > 0 and p.projected_usd * 100 >= rules.medium_pct * state.limit_usd:
+        return Risk.MEDIUM
+    return Risk.LOW
+
+
+def forecast_item(state: QuotaState, p: Projection, risk: Risk, now: datetime) -> dict[str, Any]:
+    """The stored forecast of a quota (what the API serves), money rounded to micro-dollars."""
+    limit = state.limit_usd
+    item: dict[str, Any] = {
+        "quota_id": state.quota_id,
+        "scope": state.scope,
+        "resource": state.resource,
+        "period": state.period,
+        "period_key": state.period_key,
+        "resets_at": state.resets_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "computed_at": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "spent_usd": state.spent_usd,
+        "limit_usd": limit,
+        "projected_usd": p.projected_usd,
+        "projected_utilization": (p.projected_usd / limit).quantize(UTIL) if limit > 0 else None,
+        "daily_usd": p.daily_usd,
+        "breach_on": p.breach_on.isoformat() if p.breach_on else None,
+        "risk": risk.value,
+        "method": p.method,
+        "history_days": p.history_days,
+    }
+    if state.user_id:
+        item["user_id"] = state.user_id
+    return item
+
+
+def forecast_key(tenant_id: str, quota_id: str) -> tuple[str, str]:
+    return tenant_pk(tenant_id), FORECAST_PREFIX + quota_id
+
+
+def stored_forecasts(table: LedgerTable, tenant_id: str) -> list[dict[str, Any]]:
+    """The latest forecast of each quota of a tenant (one Query)."""
+    return table.query_all(
+        "pk = :p AND begins_with(sk, :f)", {":p": tenant_pk(tenant_id), ":f": FORECAST_PREFIX}
+    )
+
+
+def breach_draft(tenant_id: str, item: dict[str, Any], risk: Risk, previous: Risk) -> AlertDraft:
+    spent, limit = item["spent_usd"], item["limit_usd"]
+    when = (
+        f"is spent (${format_usd(spent)} of ${format_usd(limit)})"
+        if spent >= limit
+        else (
+            f"is predicted to be reached on {item['breach_on']}"
+            if item["breach_on"]
+            else "is not predicted to be reached"
+        )
+    )
+    return AlertDraft(
+        alert_type=AlertType.FORECAST,
+        severity=risk.severity,
+        dedup_key=f"forecast#{item['quota_id']}#{item['period_key']}#{risk.value}",
+        tenant_id=tenant_id,
+        title=f"{tenant_id}: {item['quota_id']} forecast risk {risk.value}",
+        message=(
+            f"{tenant_id}'s {item['quota_id']} limit of ${format_usd(limit)} {when}: "
+            f"${format_usd(spent)} spent, ${format_usd(item['projected_usd'])} projected by "
+            f"the end of the period (risk {previous.value} → {risk.value}, {item['method']})."
+        ),
+        quota_id=item["quota_id"],
+        period_key=item["period_key"],
+        spent_usd=spent,
+        limit_usd=limit,
+        utilization=(spent / limit).quantize(UTIL) if limit > 0 else None,
+        resets_at=datetime.fromisoformat(item["resets_at"].replace("Z", "+00:00")),
+        details={
+            "risk": risk.value,
+            "previous_risk": previous.value,
+            "projected_usd": format_usd(item["projected_usd"]),
+            "projected_utilization_pct": str(pct(item["projected_utilization"] or 0)),
+            "breach_on": item["breach_on"] or "",
+            "daily_usd": format_usd(item["daily_usd"]),
+            "method": item["method"],
+            "history_days": str(item["history_days"]),
+            "scope": item["scope"],
+        }
+        | ({"user_id": item["user_id"]} if item.get("user_id") else {}),
+    )
+
+
+def forecast_tenant(
+    ledger: Ledger, book: AlertBook, tenant_id: str, rules: ForecastRules
+) -> tuple[int, int]:
+    """Forecast, store and (on a rise of risk) alert each quota of a tenant with spend.
+
+    Returns (forecasts written, alerts recorded). The alert is recorded before the forecast
+    is stored, so a run that dies in between alerts on the next run (deduplicated), never not.
+    """
+    now = ledger.now()
+    today = now.date()
+    states = [q for q in ledger.quotas(tenant_id) if q.spent_usd > 0]
+    if not states:
+        return 0, 0
+    since = datetime.combine(today - timedelta(days=PROFILE_DAYS), dt_time.min, UTC)
+    rollups = by_day(ledger.daily_rollups(tenant_id, since, now))
+    before = {i["quota_id"]: i for i in stored_forecasts(ledger.table, tenant_id)}
+    written = recorded = 0
+    for state in states:
+        p = project(state, now, rollups)
+        risk = risk_of(state, p, today, rules)
+        item = forecast_item(state, p, risk, now)
+        old = before.get(state.quota_id)
+        previous = (
+            Risk(old["risk"]) if old and old.get("period_key") == state.period_key else Risk.LOW
+        )
+        if risk.rank > previous.rank and risk is not Risk.LOW:
+            recorded += len(book.record([breach_draft(tenant_id, item, risk, previous)]))
+        write = ItemWrite(key=forecast_key(tenant_id, state.quota_id), kind="Put", item=item)
+        ledger.table.put(write)
+        written += 1
+    return written, recorded
+
+
+def run_forecasts(
+    ledger: Ledger,
+    book: AlertBook,
+    rules: ForecastRules,
+    *,
+    time_left: TimeLeft | None = None,
+    workers: int = 1,
+) -> RunReport:
+    """One scheduled run over every tenant with spend in the last `active_days` days."""
+    started = time.perf_counter()
+    now = ledger.now()
+    today = now.date()
+    report = RunReport()
+    days = [today - timedelta(days=n) for n in range(rules.active_days)]
+    tenants = rotated(active_tenants(ledger.table, days), now)
+    report.tenants = len(tenants)
+    for written, recorded in for_each_tenant(
+        tenants, lambda t: forecast_tenant(ledger, book, t, rules), report, time_left, workers
+    ):
+        report.examined += 1
+        report.findings += written
+        report.recorded += recorded
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def current_forecasts(ledger: Ledger, tenant_id: str) -> list[dict[str, Any]]:
+    """The stored forecasts of a tenant whose period has not ended, by quota id."""
+    now = ledger.now()
+    live = []
+    for item in stored_forecasts(ledger.table, tenant_id):
+        resets = datetime.fromisoformat(item["resets_at"].replace("Z", "+00:00"))
+        if resets > now:
+            # DynamoDB keeps no nulls: put the absent optional fields back.
+            live.append({"breach_on": None, "projected_utilization": None, **item})
+    return sorted(live, key=lambda i: str(i["quota_id"]))
+
+
+__all__ = ["ZERO", "Risk", "current_forecasts", "forecast_tenant", "project", "run_forecasts"]
