@@ -19,9 +19,11 @@ from costguard.settings import Settings
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from local import alerting
 from local.bus import LocalBus
 from local.events import to_event, to_response
 from local.store import open_store
+from local.streams import Poller
 
 DEFAULT_PORT = 8080
 DEFAULT_HOST = "127.0.0.1"
@@ -52,6 +54,8 @@ class Runner:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     bus: LocalBus | None = None
     """The deployment's event bus (TenantCreated → onboarding); `GET /local/events` lists it."""
+    stream: Poller | None = None
+    """The ledger's stream → the alerts handler (a thread; `POST /local/schedules/stream`)."""
     stopping: threading.Event = field(default_factory=threading.Event)
     invocation: threading.Lock = field(default_factory=threading.Lock)
     """One handler invocation at a time, as in one warm Lambda container: the resolver keeps
@@ -111,6 +115,10 @@ class Runner:
         return Response(json.dumps(answer, default=str), content_type="application/json")
 
     def start_timers(self) -> None:
+        if self.stream is not None:
+            threading.Thread(
+                target=self.stream.run, args=(self.stopping,), daemon=True, name="stream"
+            ).start()
         for schedule in self.schedules.values():
             threading.Thread(
                 target=self._tick, args=(schedule,), daemon=True, name=f"schedule-{schedule.name}"
@@ -130,14 +138,16 @@ def build(settings: Settings, endpoint: str | None) -> tuple[Runner, Callable[[]
     from functions.api.handler import app
     from functions.sweeper import handler as sweeper
 
-    client, close = open_store(settings.table_name, endpoint)
-    ledger = Ledger(LedgerTable(client, settings.table_name, settings), settings)
+    store = open_store(settings.table_name, endpoint)
+    ledger = Ledger(LedgerTable(store.client, settings.table_name, settings), settings)
     keys = ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
     app.dependency_overrides[get_ledger] = lambda: ledger
     app.dependency_overrides[get_keys] = lambda: keys
     bus = local_bus(settings, ledger)
     app.dependency_overrides[get_events] = lambda: bus
-    runner = Runner(ledger, keys, bus=bus)
+    stream, outbox, _ = alerting.wire(settings, ledger, store.changes, bus)
+    runner = Runner(ledger, keys, bus=bus, stream=stream)
+    runner.schedules["stream"] = Schedule("stream", 3600, stream.once)
     every = float(os.environ.get("COSTGUARD_SWEEP_SECONDS", "60"))
     runner.schedules["sweeper"] = Schedule(
         "sweeper",
@@ -146,12 +156,13 @@ def build(settings: Settings, endpoint: str | None) -> tuple[Runner, Callable[[]
             {"detail-type": "Scheduled Event", "source": "aws.events"},
             lambda_context("sweeper"),
             sweep=ledger,
+            alerts=outbox,
         ),
     )
 
     def close_all() -> None:
         bus.close()
-        close()
+        store.close()
 
     return runner, close_all
 

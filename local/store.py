@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -18,27 +19,45 @@ from costguard.ledger.schema import create_table
 
 
 class SerializedClient:
-    """A boto3 client whose calls run one at a time."""
+    """A boto3 client whose calls run one at a time; `after` runs under the same lock after
+    every call (the embedded stream is drained there, so it sees each call whole)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, after: Callable[[], None] | None = None) -> None:
         self._client = client
         self._lock = threading.Lock()
+        self._after = after
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
         if not callable(attribute) or name.startswith("_") or name in ("meta", "exceptions"):
             return attribute
-        lock = self._lock
+        lock, after = self._lock, self._after
 
         def call(*args: Any, **kwargs: Any) -> Any:
             with lock:
-                return attribute(*args, **kwargs)
+                try:
+                    return attribute(*args, **kwargs)
+                finally:
+                    if after is not None:
+                        after()
 
         return call
 
 
-def open_store(table_name: str, endpoint: str | None) -> tuple[Any, Callable[[], None]]:
-    """A DynamoDB client with the ledger table present, and a function that closes it."""
+@dataclass
+class Store:
+    """The runner's DynamoDB: a client, the table's stream, and how to close it."""
+
+    client: Any
+    changes: Callable[[], list[dict[str, Any]]]
+    """Stream records written since the last call, in Lambda's event shape."""
+    close: Callable[[], None]
+
+
+def open_store(table_name: str, endpoint: str | None) -> Store:
+    """A DynamoDB client with the ledger table (and its stream) present."""
+    from local.streams import MotoStream, StreamsApi
+
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
@@ -49,9 +68,14 @@ def open_store(table_name: str, endpoint: str | None) -> tuple[Any, Callable[[],
     )
     if endpoint:
         client = boto3.client("dynamodb", endpoint_url=endpoint, config=config)
-        if table_name not in client.list_tables()["TableNames"]:
+        existed = table_name in client.list_tables()["TableNames"]
+        if not existed:
             create_table(client, table_name)
-        return client, lambda: None
+        streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, config=config)
+        # A table that was there before: alerts start from now (replays would be harmless,
+        # the dedup markers see to that, but slow).
+        reader = StreamsApi(client, streams, table_name, latest=existed)
+        return Store(client, reader.take, lambda: None)
     from moto import mock_aws
 
     from local import moto_fixes
@@ -59,9 +83,9 @@ def open_store(table_name: str, endpoint: str | None) -> tuple[Any, Callable[[],
     moto_fixes.apply()
     mock = mock_aws()
     mock.start()
-    client = SerializedClient(boto3.client("dynamodb", config=config))
-    # moto deep-copies a whole table (stream history included) for every action of every
-    # transaction; without a stream the embedded store stays usable for longer. Nothing reads
-    # the stream locally yet (threshold alerts, issue 8, will bring that back).
-    create_table(client, table_name, stream=False)
-    return client, mock.stop
+    stream = MotoStream(table_name)
+    client = SerializedClient(boto3.client("dynamodb", config=config), after=stream.drain)
+    # moto keeps a table's stream history inside the table and deep-copies the table on every
+    # transaction: the drain after each call keeps that history empty.
+    create_table(client, table_name)
+    return Store(client, stream.take, mock.stop)
