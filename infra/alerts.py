@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -106,10 +105,9 @@ class Alerts(Construct):
         *,
         config: Config,
         ledger: LedgerStorage,
-        bus: events.IEventBus | None = None,
     ) -> None:
+        """The bus is granted by the stack (EventBus.grant_put_events_to) to the publishers."""
         super().__init__(scope, construct_id)
-        self.bus = bus
         self.key = kms.Key(
             self,
             "Key",
@@ -128,8 +126,6 @@ class Alerts(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
         environment = {"COSTGUARD_ALERTS_TOPIC_ARN": self.topic.topic_arn}
-        if bus is not None:
-            environment["COSTGUARD_EVENT_BUS_NAME"] = bus.event_bus_name
         self.environment = environment
         self.handler = PythonFunction(
             self, "Handler", spec=ALERTS, config=config, table=ledger.table, environment=environment
@@ -178,13 +174,11 @@ class Alerts(Construct):
             self._slack(config, ledger)
 
     def grant_publish(self, grantee: iam.IGrantable) -> None:
-        """Publish alerts: the topic (and exactly the two key actions SNS needs) and the bus."""
+        """Publish alerts to the topic (and exactly the two key actions SNS needs)."""
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn])
         )
         self.key.grant(grantee, "kms:Decrypt", "kms:GenerateDataKey")
-        if self.bus is not None:
-            self.bus.grant_put_events_to(grantee)
 
     def _slack(self, config: Config, ledger: LedgerStorage) -> None:
         secret = secretsmanager.Secret.from_secret_name_v2(

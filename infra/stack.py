@@ -38,6 +38,8 @@ class CostguardStack(Stack):
         self.sweeper = Sweeper(
             self, "Sweeper", config=config, ledger=self.ledger, alerts=self.alerts
         )
+        for publisher in (self.alerts.handler, self.sweeper.handler):  # QuotaThresholdCrossed…
+            self.bus.grant_put_events_to(publisher)
         functions = [
             self.api.handler,
             self.sweeper.handler,

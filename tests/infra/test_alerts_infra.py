@@ -98,6 +98,8 @@ def test_publishers_may_publish_to_the_topic_and_use_its_key_and_nothing_more(
     _, fn = function(synth, handler)
     env = fn["Properties"]["Environment"]["Variables"]
     assert env["COSTGUARD_ALERTS_TOPIC_ARN"] == {"Ref": topic_id}
+    bus_id, _ = synth.one("AWS::Events::EventBus")
+    assert env["COSTGUARD_EVENT_BUS_NAME"] == {"Ref": bus_id}
     granted = statements(synth, role_of(fn))
     assert (frozenset({"sns:Publish"}), json.dumps({"Ref": topic_id})) in granted
     assert (

@@ -33,8 +33,9 @@ API_INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
 SWEEPER_TABLE_ACTIONS = {"dynamodb:UpdateItem"}
 SWEEPER_INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
 ALERTS_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
-PUBLISH = {"sns", "kms"}
-"""Publishing alerts: sns:Publish on the alerts topic, and its key's Decrypt + GenerateDataKey."""
+PUBLISH = {"sns", "kms", "events"}
+"""Publishing alerts: sns:Publish on the alerts topic, its key's Decrypt + GenerateDataKey, and
+events:PutEvents on the bus."""
 
 
 def as_list(value: Any) -> list[Any]:
