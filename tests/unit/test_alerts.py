@@ -360,3 +360,20 @@ def test_detection_ignores_everything_but_counters_going_up() -> None:
     (z,) = crossings("TENANT#acme#USER#u", "DAY#2026-11-25", None, zero, rules)
     assert z.thresholds == (50, 100)
     assert str(z.quota_id) == "user:u:all:day"
+
+
+def test_the_sample_stream_event_in_events_records_the_jump(pipeline: Pipeline) -> None:
+    """events/alerts/ holds the stream record `sam local invoke` would send (40 % → 95 %)."""
+    from pathlib import Path
+
+    sample = json.loads(
+        (Path(__file__).parents[2] / "events/alerts/stream-threshold-jump.json").read_text()
+    )
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "100")
+    pipeline.take()
+
+    assert pipeline.run(sample["Records"]) == {"batchItemFailures": []}
+    pipeline.flush()
+
+    assert sorted(a["threshold_pct"] for a in pipeline.alerts()) == [50, 80, 90]
+    assert len(pipeline.sns.received()) == 1
