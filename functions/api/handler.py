@@ -16,11 +16,11 @@ from functions.api import errors
 from functions.api.access import RULES, Access, authorize, bearer
 from functions.api.deps import get_keys
 from functions.api.problems import problem
-from functions.api.routes import admin, alerts, health, quotas, spend, usage
+from functions.api.routes import admin, alerts, forecast, health, quotas, spend, usage
 
 logger = Logger(service="costguard-api")
 app = APIGatewayHttpResolver(enable_validation=True)
-for module in (health, spend, quotas, usage, alerts, admin):
+for module in (health, spend, quotas, usage, alerts, forecast, admin):
     app.include_router(module.router)
 errors.register(app)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -394,3 +394,41 @@ class Alert(Model):
 class AlertPage(Model):
     alerts: list[Alert]
     next_cursor: str | None = None
+
+
+class QuotaForecast(Model):
+    """A quota's latest forecast (the forecast schedule writes it every 6 hours)."""
+
+    quota_id: str
+    scope: Literal["tenant", "user"]
+    user_id: str | None = None
+    resource: Literal["llm", "sandbox", "all"]
+    period: Literal["day", "week", "month"]
+    period_key: str
+    resets_at: datetime
+    computed_at: datetime
+    spent_usd: UsdOut = Field(description="spent in the period when the forecast was made")
+    limit_usd: UsdOut
+    projected_usd: UsdOut = Field(description="expected spend at the end of the period")
+    projected_utilization: Decimal | None = Field(
+        default=None, description="projected / limit, 4 decimals"
+    )
+    daily_usd: UsdOut = Field(description="expected spend of the next whole day")
+    breach_on: date | None = Field(
+        default=None, description="the UTC day the limit is expected to be reached, if it is"
+    )
+    risk: Literal["low", "medium", "high", "critical"]
+    method: Literal["profile", "level", "run_rate"] = Field(
+        description="profile: trend + weekday profile of the tenant's days; level: its "
+        "average day (7–13 days of history); run_rate: the period's spend so far over its time"
+    )
+    history_days: int
+
+    @field_serializer("projected_utilization")
+    def _projected_utilization(self, value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+
+class ForecastList(Model):
+    tenant_id: str
+    forecasts: list[QuotaForecast]

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     """Forecasts cover the tenants that spent on one of the last this many days."""
     schedule_time_reserve_seconds: int = Field(default=10, ge=1, le=300)
     """A scheduled run stops taking tenants when less than this is left of its timeout."""
+    schedule_workers: int = Field(default=8, ge=1, le=64)
+    """Tenants a scheduled run works on at once (threads; the work is DynamoDB round trips)."""
 
 
 @lru_cache(maxsize=1)

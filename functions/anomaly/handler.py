@@ -1,0 +1,49 @@
+"""Every hour (EventBridge schedule): each tenant with spend today or yesterday, judged against
+its own history; anomalies recorded as alerts once (the stream delivers them). See
+costguard.anomalies."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from costguard.alerts import AlertBook
+from costguard.anomalies import AnomalyRules, run_anomalies
+from costguard.ledger import Ledger, ledger_from_settings
+from costguard.settings import get_settings
+
+logger = Logger(service="costguard-anomaly")
+metrics = Metrics(namespace="costguard", service="anomaly")
+
+
+@cache
+def ledger() -> Ledger:
+    return ledger_from_settings()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext, run: Ledger | None = None) -> Any:
+    settings = get_settings()
+    source = run or ledger()
+    reserve = settings.schedule_time_reserve_seconds * 1000
+    report = run_anomalies(
+        source,
+        AlertBook(source.table, source.now),
+        AnomalyRules.from_settings(settings),
+        time_left=lambda: (context.get_remaining_time_in_millis() - reserve) / 1000,
+        workers=settings.schedule_workers,
+    )
+    for name, value in (
+        ("TenantsExamined", report.examined),
+        ("TenantsSkipped", report.skipped),
+        ("TenantsFailed", report.failed),
+        ("AnomaliesRecorded", report.recorded),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    answer = report.as_dict()
+    logger.info("scheduled run", extra=answer)
+    return answer
