@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -29,11 +30,17 @@ class Model(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
+_PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
 def _decimal_string(value: Any) -> Decimal:
     if isinstance(value, Decimal):
         return value
     if isinstance(value, float | bool):
         raise ValueError('must be a decimal string such as "0.05", not a JSON number')
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        # Decimal() alone also reads "1e2", " 1", "1_000" and non-ASCII digits ("١" is 1)
+        raise ValueError('must be a plain decimal string such as "0.05"')
     if isinstance(value, int | str):
         return parse_usd(value)
     raise ValueError("must be a decimal string")

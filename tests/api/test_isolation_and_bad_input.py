@@ -48,6 +48,9 @@ def b_routes(rid: str) -> list[tuple[str, str, Any]]:
         ("GET", f"{t}/usage", None),
         ("GET", f"{t}/usage/records", None),
         ("GET", f"{t}/summary", None),
+        ("GET", f"{t}/alerts", None),
+        ("GET", f"{t}/forecast", None),
+        ("GET", "/v1/platform/alerts", None),
         ("PUT", f"{t}/quotas/tenant:llm:day", QUOTA),
         ("DELETE", f"{t}/quotas/tenant:llm:month", None),
         ("POST", f"{t}/pause", None),
@@ -191,6 +194,97 @@ BAD: list[tuple[str, str, dict[str, Any]]] = [
     ("PATCH", R, {"body": EST}),
     ("GET", R, {}),
     ("DELETE", "/v1/tenants", {}),
+    # ---- limits (issue 11): string lengths, one past each bound
+    ("POST", R, {"body": {**EST, "task_id": "t" * 129}}),
+    ("POST", R, {"body": {**EST, "operation": "o" * 65}}),
+    ("POST", R, {"body": {"resource": "llm", "provider": "p" * 65, "model": "gpt-4o"}}),
+    ("POST", R, {"body": {"resource": "llm", "model": "m" * 129, "input_tokens": 1}}),
+    ("POST", R, {"body": {"resource": "sandbox", "tier": "t" * 33, "seconds": "1"}}),
+    ("POST", "/v1/tenants", {"body": {"tenant_id": "initech", "name": "n" * 201}}),
+    ("POST", "/v1/tenants", {"body": {"tenant_id": "i" * 65, "name": "Initech"}}),
+    ("POST", R, {"body": EST, "headers": {"Idempotency-Key": "k" * 256}}),
+    # metadata: one entry too many, a key too long, an empty key, nested or null values
+    ("POST", R, {"body": {**EST, "metadata": {f"k{i}": "v" for i in range(17)}}}),
+    ("POST", R, {"body": {**EST, "metadata": {"k" * 65: "v"}}}),
+    ("POST", R, {"body": {**EST, "metadata": {"": "v"}}}),
+    ("POST", R, {"body": {**EST, "metadata": {"k": {"nested": "v"}}}}),
+    ("POST", R, {"body": {**EST, "metadata": {"k": None}}}),
+    ("POST", R, {"body": {**EST, "metadata": ["k", "v"]}}),
+    # token counts: one past the maximum, booleans, floats, negatives
+    ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "input_tokens": 100_000_001}}),
+    ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "output_tokens": True}}),
+    ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "output_tokens": 1e3}}),
+    (
+        "POST",
+        R,
+        {
+            "body": {
+                "resource": "llm",
+                "model": "gpt-4o",
+                "input_tokens": 1,
+                "cached_input_tokens": -1,
+            }
+        },
+    ),
+    # absurd amounts, on every money field
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "-0.000001"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "-Infinity"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "sNaN"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "1E+30"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "1000000.000001"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "0x10"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "1_000"}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": "\u0661"}}),  # Arabic-Indic 1
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": 1e30}}),
+    ("POST", R, {"body": {"resource": "llm", "estimated_cost_usd": 10**30}}),
+    ("POST", R, {"body": {"resource": "sandbox", "tier": "standard", "seconds": "0.0001"}}),
+    ("POST", R, {"body": {"resource": "sandbox", "tier": "standard", "seconds": "1e30"}}),
+    ("POST", R, {"body": {"resource": "sandbox", "tier": "standard", "seconds": "2678401"}}),
+    ("POST", f"{R}/x/commit", {"body": {"resource": "llm", "cost_usd": "NaN"}}),
+    ("POST", U, {"body": {"resource": "llm", "cost_usd": "Infinity"}}),
+    ("POST", U, {"body": {"resource": "llm", "cost_usd": "1.0000001"}}),
+    ("PUT", f"/v1/tenants/{A}/quotas/tenant:llm:day", {"body": {"limit_usd": "Infinity"}}),
+    ("PUT", f"/v1/tenants/{A}/quotas/tenant:llm:day", {"body": {"limit_usd": "1e30"}}),
+    ("PUT", f"/v1/tenants/{A}/quotas/tenant:llm:day", {"body": {"limit_usd": "NaN"}}),
+    ("PUT", f"/v1/tenants/{A}/quotas/tenant:llm:day", {"body": {"limit_usd": 10.5}}),
+    ("PUT", f"/v1/tenants/{A}/quotas/tenant:llm:day", {"body": {"limit_usd": "1000000001"}}),
+    (
+        "PUT",
+        f"/v1/tenants/{A}/quotas/tenant:llm:day",
+        {"body": {"limit_usd": "5", "mode": "soft", "grace_pct": "100.01"}},
+    ),
+    (
+        "PUT",
+        f"/v1/tenants/{A}/quotas/tenant:llm:day",
+        {"body": {"limit_usd": "5", "thresholds": list(range(1, 12))}},
+    ),
+    ("PUT", "/v1/pricing/openai/gpt-4o", {"body": {**PRICE, "output_per_million_usd": "NaN"}}),
+    ("PUT", "/v1/pricing/openai/gpt-4o", {"body": {**PRICE, "input_per_million_usd": "-1"}}),
+    ("PUT", "/v1/pricing/openai/gpt-4o", {"body": {**PRICE, "input_per_million_usd": "100001"}}),
+    ("POST", R, {"body": {**EST, "ttl_seconds": True}}),
+    ("POST", R, {"body": {**EST, "ttl_seconds": "60"}}),
+    # unicode in ids (path, body, quota ids)
+    ("GET", "/v1/tenants/acmé/quotas", {}),
+    ("POST", "/v1/tenants/\uff41\uff43\uff4d\uff45/reservations", {"body": EST}),  # fullwidth
+    ("POST", "/v1/tenants", {"body": {"tenant_id": "acmé", "name": "x"}}),
+    ("POST", R, {"body": {**EST, "user_id": "u\u202e1"}}),  # right-to-left override
+    ("POST", R, {"body": {**EST, "user_id": "u\u200d1"}}),  # zero-width joiner
+    ("POST", R, {"body": {**EST, "conversation_id": "c\x00"}}),
+    ("POST", R, {"body": {**EST, "task_id": "\U0001f4a5"}}),
+    ("PUT", f"/v1/tenants/{A}/quotas/user:ü:llm:day", {"body": QUOTA}),
+    ("DELETE", f"{R}/\u00fc~l~1~tm-l~", {}),
+    # path traversal: encoded slashes and dot segments in every kind of id
+    ("GET", f"/v1/tenants/{A}/..%2F{B}/quotas", {}),
+    ("GET", f"/v1/tenants/..%2F{B}/quotas", {}),
+    ("GET", f"/v1/tenants/{A}%2F..%2F{B}/quotas", {}),
+    ("GET", f"/v1/tenants/{A}/../{B}/quotas", {}),
+    ("POST", f"{R}/..%2F..%2F{B}%2Freservations%2Fx/commit", {"body": EST}),
+    ("DELETE", f"{R}/..%2F..%2F{B}", {}),
+    ("PUT", f"/v1/tenants/{A}/quotas/user:..%2F..:llm:day", {"body": QUOTA}),
+    ("PUT", "/v1/pricing/openai/..%2F..%2Fetc", {"body": PRICE}),
+    ("DELETE", f"/v1/tenants/{A}/api-keys/..%2F0123456789abcdef", {}),
+    ("GET", f"/v1/tenants/{A}/usage/records", {"query": "cursor=..%2F..%2Fx"}),
+    ("GET", f"/v1/tenants/{A}/usage/records", {"query": "user_id=" + "u" * 129}),
 ]
 
 
