@@ -135,7 +135,13 @@ def main() -> int:
     print(f"\nmonth to date {summary['month_to_date_usd']}, today {summary['today_usd']}")
     print("top models: " + ", ".join(f"{m['key']} {m['cost_usd']}" for m in summary["top_models"]))
     print("top users:  " + ", ".join(f"{u['key']} {u['cost_usd']}" for u in summary["top_users"]))
-    print("\n(threshold alerts arrive with issue 8; the API docs are at " + URL + "/v1/docs)")
+    call("POST", "/local/schedules/stream", key)  # deliver the stream now, not in 0.2 s
+    alerts = call("GET", f"/v1/tenants/{tenant}/alerts", key)[2].get("alerts", [])
+    print(f"\nalerts ({len(alerts)}, newest first; the runner printed each notification):")
+    for alert in alerts[:8]:
+        sent = "notified" if alert["notify"] else f"grouped into {alert['notified_in'][:10]}…"
+        print(f"  [{alert['severity']:8}] {alert['title']} ({sent})")
+    print("\nAPI docs: " + URL + "/v1/docs")
     return 0
 
 

@@ -205,7 +205,9 @@ def serve(argv: list[str] | None = None) -> int:
             "(use --ddblocal or AWS_ENDPOINT_URL_DYNAMODB for another store)",
             file=sys.stderr,
         )
-    settings = Settings(admin_key=admin_key)  # type: ignore[arg-type]
+    # SLACK_WEBHOOK_URL too (the name the issue gives): alerts go to that webhook as well
+    slack = os.environ.get("COSTGUARD_SLACK_WEBHOOK_URL") or os.environ.get("SLACK_WEBHOOK_URL")
+    settings = Settings(admin_key=admin_key, slack_webhook_url=slack)  # type: ignore[arg-type]
     runner, close = build(settings, endpoint)
     try:
         server: BaseWSGIServer = make_server(host, port, runner.wsgi, threaded=True)
@@ -238,6 +240,8 @@ def serve(argv: list[str] | None = None) -> int:
         f"  schedules:  {', '.join(sorted(runner.schedules))} "
         f"(run now: POST {url}/local/schedules/<name>)\n"
         f"  events:     TenantCreated → onboarding (recent: GET {url}/local/events)\n"
+        f"  alerts:     ledger stream → alerts handler → printed here"
+        f"{' and posted to Slack' if slack else ' (Slack: set COSTGUARD_SLACK_WEBHOOK_URL)'}\n"
         "Ctrl-C stops it.",
         flush=True,
     )
