@@ -114,6 +114,8 @@ class Config:
     cors_origins: tuple[str, ...] = ()
     """Empty: no CORS (the API is called server-to-server)."""
     sweep_rate_minutes: int = 1
+    anomaly_rate_minutes: int = 60
+    forecast_rate_minutes: int = 360
     alert_emails: tuple[str, ...] = ()
     """E-mail subscriptions to the quota alerts topic (threshold, anomaly, forecast alerts)."""
     alarm_emails: tuple[str, ...] = ()
@@ -175,6 +177,14 @@ class Config:
             cors_origins=_list(value("cors_origins", None)),
             sweep_rate_minutes=_positive_int(
                 "sweep_rate_minutes", value("sweep_rate_minutes", defaults.sweep_rate_minutes)
+            ),
+            anomaly_rate_minutes=_positive_int(
+                "anomaly_rate_minutes",
+                value("anomaly_rate_minutes", defaults.anomaly_rate_minutes),
+            ),
+            forecast_rate_minutes=_positive_int(
+                "forecast_rate_minutes",
+                value("forecast_rate_minutes", defaults.forecast_rate_minutes),
             ),
             alert_emails=_list(value("alert_emails", None)),
             alarm_emails=_list(value("alarm_emails", None)),

@@ -59,6 +59,7 @@ class TableAccess:
 
     table: tuple[str, ...]
     holds_index: tuple[str, ...] = ()
+    active_index: tuple[str, ...] = ()
 
 
 # There is no IAM action for TransactWriteItems: each item of a transaction is authorized as
@@ -102,6 +103,20 @@ ONBOARDING_ACCESS = TableAccess(
     ),
 )
 
+ANOMALY_ACCESS = TableAccess(
+    # costguard.anomalies: the day's tenants (Query of the `active` index), each tenant's day
+    # rollups (Query), its anomaly alerts (markers and records: PutItem inside a transaction).
+    table=("dynamodb:PutItem", "dynamodb:Query"),
+    active_index=("dynamodb:Query",),
+)
+FORECAST_ACCESS = TableAccess(
+    # costguard.forecasts: the tenants (Query of `active`), each one's policy (GetItem) and
+    # current counters (BatchGetItem), day rollups and stored forecasts (Query), the new
+    # forecasts and breach alerts (PutItem, alerts inside a transaction).
+    table=("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
+    active_index=("dynamodb:Query",),
+)
+
 
 class LedgerStorage(Construct):
     """The ledger table: on-demand, stream, TTL, PITR, deletion protection, retained."""
@@ -132,6 +147,7 @@ class LedgerStorage(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.holds_index_arn = f"{self.table.table_arn}/index/{schema.HOLDS_INDEX}"
+        self.active_index_arn = f"{self.table.table_arn}/index/{schema.ACTIVE_INDEX}"
 
     def grant(self, grantee: iam.IGrantable, access: TableAccess) -> None:
         """Explicit statements (grant_read_write_data would add Scan, DeleteItem, BatchWrite…)."""
@@ -139,9 +155,11 @@ class LedgerStorage(Construct):
         principal.add_to_principal_policy(
             iam.PolicyStatement(actions=list(access.table), resources=[self.table.table_arn])
         )
-        if access.holds_index:
-            principal.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=list(access.holds_index), resources=[self.holds_index_arn]
+        for actions, arn in (
+            (access.holds_index, self.holds_index_arn),
+            (access.active_index, self.active_index_arn),
+        ):
+            if actions:
+                principal.add_to_principal_policy(
+                    iam.PolicyStatement(actions=list(actions), resources=[arn])
                 )
-            )

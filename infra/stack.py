@@ -14,6 +14,7 @@ from infra.config import Config
 from infra.ledger import LedgerStorage
 from infra.observability import Observability
 from infra.onboarding import Onboarding
+from infra.schedules import Schedules
 from infra.sweeper import Sweeper
 
 
@@ -40,11 +41,13 @@ class CostguardStack(Stack):
         )
         for publisher in (self.alerts.handler, self.sweeper.handler):  # QuotaThresholdCrossed…
             self.bus.grant_put_events_to(publisher)
+        self.schedules = Schedules(self, "Schedules", config=config, ledger=self.ledger)
         functions = [
             self.api.handler,
             self.sweeper.handler,
             self.alerts.handler,
             self.onboarding.handler,
+            *self.schedules.handlers,
         ]
         if self.alerts.slack is not None:
             functions.append(self.alerts.slack)
@@ -54,7 +57,7 @@ class CostguardStack(Stack):
             config=config,
             api=self.api,
             functions=functions,
-            alarms=[*self.alerts.alarms, *self.onboarding.alarms],
+            alarms=[*self.alerts.alarms, *self.onboarding.alarms, *self.schedules.alarms],
         )
 
         outputs = {

@@ -73,6 +73,8 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Synth:
             "costguard:throttle_rate": 20,
             "costguard:cors_origins": "https://app.example.com, https://admin.example.com",
             "costguard:sweep_rate_minutes": 5,
+            "costguard:anomaly_rate_minutes": 30,
+            "costguard:forecast_rate_minutes": 720,
             "costguard:alert_emails": ["ops@example.com"],
             "costguard:api_5xx_alarm_threshold": 2,
             "costguard:enforcement": "monitor",

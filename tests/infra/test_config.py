@@ -70,7 +70,8 @@ def test_every_key_reaches_the_template(configured: Synth) -> None:
     [rule] = [
         r
         for r in t.values()
-        if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]
+        if r["Type"] == "AWS::Events::Rule"
+        and r["Properties"].get("Description") == "costguard: return expired holds"
     ]
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
 

@@ -295,7 +295,7 @@ def test_sweeper_runs_every_minute_without_retries(synth: Synth) -> None:
     [rule] = [
         r
         for r in synth.resources("AWS::Events::Rule").values()
-        if "ScheduleExpression" in r["Properties"]
+        if r["Properties"].get("Description") == "costguard: return expired holds"
     ]
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     assert rule["Properties"]["State"] == "ENABLED"
@@ -497,6 +497,10 @@ def test_every_acknowledged_nag_finding_is_known_and_says_why(synth: Synth) -> N
         "costguard/Api/HttpApi AwsSolutions-APIG4",
         "costguard/Onboarding/Handler/Function AwsSolutions-L1",
         "costguard/Onboarding/Handler/Role AwsSolutions-IAM5[Resource::*]",
+        "costguard/Schedules/Anomaly/Function AwsSolutions-L1",
+        "costguard/Schedules/Anomaly/Role AwsSolutions-IAM5[Resource::*]",
+        "costguard/Schedules/Forecast/Function AwsSolutions-L1",
+        "costguard/Schedules/Forecast/Role AwsSolutions-IAM5[Resource::*]",
         "costguard/Sweeper/Handler/Function AwsSolutions-L1",
         "costguard/Sweeper/Handler/Role AwsSolutions-IAM5[Resource::*]",
     ]
