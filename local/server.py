@@ -67,6 +67,8 @@ class Runner:
             response = self._run_schedule(request.path.rsplit("/", 1)[1])
         elif request.path == "/local/events" and self.bus is not None:
             response = self._events(request, self.bus)
+        elif request.path == "/local/floor" and request.method == "POST":
+            response = self._floor()
         else:
             from functions.api.handler import lambda_handler
 
@@ -75,6 +77,26 @@ class Runner:
                 result = lambda_handler(event, lambda_context("api"))
             response = to_response(result)
         return response(environ, start_response)
+
+    def _floor(self) -> Response:
+        """One bare conditional UpdateItem on this runner's store, serialized like an API call
+        but without any costguard code: the floor `python -m bench load` compares with."""
+        table = self.ledger.table
+        with self.invocation:
+            table.client.update_item(
+                TableName=table.name,
+                Key={"pk": {"S": "LOCAL#FLOOR"}, "sk": {"S": "MONTH#0000-00"}},
+                UpdateExpression="SET #a = if_not_exists(#a, :l) - :v, #l = if_not_exists(#l, :l) "
+                "ADD #h :v",
+                ConditionExpression="attribute_not_exists(#a) OR #a >= :v",
+                ExpressionAttributeNames={
+                    "#a": "q_llm_avail",
+                    "#l": "q_llm_limit",
+                    "#h": "q_llm_held",
+                },
+                ExpressionAttributeValues={":l": {"N": "1000000000000"}, ":v": {"N": "0.01"}},
+            )
+        return Response(b'{"floor":"ok"}', content_type="application/json")
 
     def _run_schedule(self, name: str) -> Response:
         schedule = self.schedules.get(name)
@@ -159,6 +181,19 @@ def build(settings: Settings, endpoint: str | None) -> tuple[Runner, Callable[[]
             alerts=outbox,
         ),
     )
+    from functions.anomaly import handler as anomaly
+    from functions.forecast import handler as forecast
+
+    for name, module, default in (("anomaly", anomaly, "3600"), ("forecast", forecast, "21600")):
+        context = lambda_context(name)
+        context.get_remaining_time_in_millis = lambda: 300_000  # as a 5-minute Lambda
+        runner.schedules[name] = Schedule(
+            name,
+            float(os.environ.get(f"COSTGUARD_{name.upper()}_SECONDS", default)),
+            lambda m=module, c=context: m.handler(  # type: ignore[misc]
+                {"detail-type": "Scheduled Event", "source": "aws.events"}, c, run=ledger
+            ),
+        )
 
     def close_all() -> None:
         bus.close()
