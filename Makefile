@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: install test lint format unit bench run run-ddblocal demo synth clean
+.PHONY: install test lint format unit bench bench-load run run-ddblocal demo synth clean
 
 install: .venv/.installed node_modules/.installed
 
@@ -57,6 +57,11 @@ synth: install
 
 bench: install
 	$(RUN) python -m bench
+
+## the API under load over loopback HTTP, on the embedded store and on DynamoDB Local (several
+## minutes; DURATION seconds of sustained load, default 60); results in bench/results/load.*
+bench-load: install
+	$(RUN) python -m bench load --duration $(or $(DURATION),60)
 
 clean:
 	rm -rf .venv $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

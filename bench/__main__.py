@@ -5,6 +5,9 @@
 3. latency on moto in-process, for context.
 
 Writes bench/results/ledger.json and bench/results/ledger.md and prints the summary.
+
+`python -m bench load [--duration 60 …]`: the API under load over loopback HTTP instead
+(bench/load.py; several minutes).
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ def _meta(seconds: float) -> dict[str, Any]:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["load"]:
+        from bench.load import main as load
+
+        load(sys.argv[2:])
+        return
     dummy_aws_environment()
     started = time.perf_counter()
     results: dict[str, Any] = {}
