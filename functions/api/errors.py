@@ -137,8 +137,16 @@ def register(app: APIGatewayHttpResolver) -> None:
 
     @app.exception_handler(LedgerCorrupted)
     def _corrupted(exc: LedgerCorrupted) -> Response[Any]:
-        logger.error("ledger item malformed", extra={"reason": str(exc)})
-        return problem(500, "internal", "Internal error", "the ledger holds a malformed item")
+        # Refused, for the request that met the item only (other tenants' items are others);
+        # logged at error with the item, for the operator (reconcile() lists it too).
+        tenant_id = (app.context.get("_route_args") or {}).get("tenant_id")
+        logger.error("ledger item malformed", extra={"reason": str(exc), "tenant_id": tenant_id})
+        return problem(
+            500,
+            "ledger-corrupted",
+            "Ledger corrupted",
+            "an item this request needs is malformed in the ledger; nothing was changed",
+        )
 
     @app.not_found
     def _no_route(_: NotFoundError) -> Response[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -13,7 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from costguard.errors import LedgerUnavailable
+from costguard.errors import LedgerCorrupted, LedgerUnavailable
 from costguard.ledger.writes import ItemWrite, Key, serialize
 from costguard.settings import Settings
 
@@ -31,6 +32,9 @@ _UNAVAILABLE_CODES = frozenset(
         "ResourceNotFoundException",
     }
 )
+
+
+_TYPE_MISMATCH = re.compile(r"incorrect data type|type mismatch", re.IGNORECASE)
 
 
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +112,13 @@ class LedgerTable:
                 self._call("transact_write_items", TransactItems=items, ClientRequestToken=token)
                 return
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                error = exc.response.get("Error", {})
+                if error.get("Code") == "ValidationException" and _TYPE_MISMATCH.search(
+                    str(error.get("Message", ""))
+                ):
+                    # Arithmetic on a counter field that is not a number: a corrupted item.
+                    raise LedgerCorrupted(f"a transaction met a malformed item: {error}") from exc
+                if error.get("Code") != "TransactionCanceledException":
                     raise
                 reasons: list[dict[str, Any]] = [
                     dict(r) for r in exc.response.get("CancellationReasons") or []

@@ -323,7 +323,7 @@ class Ledger:
     ) -> QuotaFigures:
         p = slot.prefix
         counter = counter or {}
-        limit = counter.get(p + "limit", quota.limit_usd)
+        limit = _amount(counter, p + "limit", quota.limit_usd)
         return QuotaFigures(
             quota_id=str(quota.quota_id),
             scope=quota.quota_id.scope.value,
@@ -331,8 +331,8 @@ class Ledger:
             period=quota.quota_id.period.value,
             mode=quota.mode.value,
             limit_usd=limit,
-            spent_usd=counter.get(p + "spent", ZERO),
-            held_usd=counter.get(p + "held", ZERO),
+            spent_usd=_amount(counter, p + "spent", ZERO),
+            held_usd=_amount(counter, p + "held", ZERO),
             period_key=slot.key[1],
             resets_at=iso(period_end(quota.quota_id.period, at)),
             retry_after_seconds=seconds_until_reset(quota.quota_id.period, at),
@@ -440,7 +440,7 @@ class Ledger:
                 continue
             counter = failed[slot.key] or {}
             threshold = quota.denial_threshold(amount)
-            avail = counter.get(slot.prefix + "avail", quota.limit_usd)
+            avail = _amount(counter, slot.prefix + "avail", quota.limit_usd)
             if threshold is not None and avail < threshold:
                 return self._figures(quota, slot, counter, at)
         return None
@@ -786,7 +786,10 @@ class Ledger:
                 ref = ReservationRef.parse(f"{ulid_text}~{item['plan']}")
             except ReservationNotFound:
                 continue  # a malformed hold is reported by reconcile(), not retried forever
-            returned += self._expire(tenant, ref, now)
+            try:
+                returned += self._expire(tenant, ref, now)
+            except LedgerCorrupted:
+                continue  # its counter is malformed (reconcile() reports it); the others go on
         return returned
 
     # ------------------------------------------------------------------ direct record
@@ -1283,15 +1286,28 @@ class Ledger:
             for field in ("llm", "sandbox", "all"):
                 p = field_prefix(Resource(field))
                 if p + "limit" in counter:
-                    computed = (
-                        counter[p + "limit"]
-                        - counter.get(p + "spent", ZERO)
-                        - counter.get(p + "held", ZERO)
-                    )
+                    try:
+                        computed = (
+                            counter[p + "limit"]
+                            - counter.get(p + "spent", ZERO)
+                            - counter.get(p + "held", ZERO)
+                        )
+                    except TypeError:
+                        problems.append(f"{key} {p}*: a figure is not a number")
+                        continue
                     if counter.get(p + "avail") != computed:
                         problems.append(f"{key} {p}avail {counter.get(p + 'avail')} != {computed}")
         _ = users
         return problems
+
+
+def _amount(counter: dict[str, Any], attribute: str, default: Decimal) -> Decimal:
+    """A counter's figure; anything but a number there is a corrupted item, refused."""
+    value = counter.get(attribute, default)
+    if not isinstance(value, Decimal) or not value.is_finite():
+        where = f"{counter.get('pk')}/{counter.get('sk')}"
+        raise LedgerCorrupted(f"counter {where} has a non-numeric {attribute}")
+    return value
 
 
 def _int(value: Any) -> int | None:
