@@ -7,7 +7,8 @@
 Writes bench/results/ledger.json and bench/results/ledger.md and prints the summary.
 
 `python -m bench load [--duration 60 …]`: the API under load over loopback HTTP instead
-(bench/load.py; several minutes).
+(bench/load.py; several minutes). `python -m bench shards`: the hot-quota sharding design
+simulated (bench/shards.py; seconds).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def main() -> None:
         from bench.load import main as load
 
         load(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["shards"]:
+        from bench.shards import main as shards
+
+        shards(sys.argv[2:])
         return
     dummy_aws_environment()
     started = time.perf_counter()
