@@ -591,7 +591,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=10.0, help="sustained window, seconds")
     parser.add_argument("--stores", default="embedded,ddblocal")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--pairs", type=int, default=300)
+    parser.add_argument("--pairs", type=int, default=150)
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--tenants", type=int, default=20)
     parser.add_argument("--users", type=int, default=5)
