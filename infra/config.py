@@ -91,6 +91,22 @@ def _plans(quotas: Any, fallback: Any) -> tuple[str | None, str | None]:
     )
 
 
+def _layer(value: Any) -> str | None:
+    text = str(value or "").strip()
+    if not text or text.lower() == "none":
+        return None
+    if not text.startswith("arn:") or ":layer:" not in text:
+        raise ValueError(f"{PREFIX}otel_collector_layer_arn must be a Lambda layer ARN: {text!r}")
+    return text
+
+
+def _rate(value: Any) -> float:
+    rate = float(value)
+    if not 0 <= rate <= 1:
+        raise ValueError(f"{PREFIX}log_sample_rate must be between 0 and 1, not {value!r}")
+    return rate
+
+
 def _positive_int(name: str, value: Any) -> int:
     number = int(value)
     if number <= 0:
@@ -128,6 +144,11 @@ class Config:
     """None: the code's default (enforce). Passed as COSTGUARD_ENFORCEMENT."""
     fail_mode: FailMode | None = None
     reservation_ttl_seconds: int | None = None
+    otel_collector_layer_arn: str | None = None
+    """An ADOT collector Lambda layer (arm64) ARN: set → every function exports its
+    OpenTelemetry spans over OTLP to it (and on to X-Ray). None: X-Ray active tracing only."""
+    log_sample_rate: float = 0.05
+    """Share of invocations that log at DEBUG whatever the level (POWERTOOLS_LOGGER_SAMPLE_RATE)."""
     event_bus_name: str | None = None
     """An existing EventBridge bus to use (e.g. the platform's, or "default"); None: the stack
     creates one."""
@@ -198,6 +219,8 @@ class Config:
             reservation_ttl_seconds=(
                 _positive_int("reservation_ttl_seconds", ttl) if ttl is not None else None
             ),
+            otel_collector_layer_arn=_layer(value("otel_collector_layer_arn", None)),
+            log_sample_rate=_rate(value("log_sample_rate", defaults.log_sample_rate)),
             event_bus_name=str(value("event_bus_name", "")).strip() or None,
             event_source=_source("event_source", value("event_source", defaults.event_source)),
             tenant_created_sources=tuple(
@@ -221,6 +244,8 @@ class Config:
             env["COSTGUARD_FAIL_MODE"] = self.fail_mode.value
         if self.reservation_ttl_seconds is not None:
             env["COSTGUARD_RESERVATION_TTL_SECONDS"] = str(self.reservation_ttl_seconds)
+        if self.otel_collector_layer_arn is not None:
+            env["COSTGUARD_TRACES"] = "otlp"  # to the collector extension on localhost:4318
         return env
 
     def onboarding_environment(self) -> dict[str, str]:

@@ -99,11 +99,18 @@ class PythonFunction(Construct):
             environment={
                 "POWERTOOLS_SERVICE_NAME": f"costguard-{spec.name}",
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
+                "POWERTOOLS_LOGGER_SAMPLE_RATE": str(config.log_sample_rate),
                 "COSTGUARD_TABLE_NAME": table.table_name,
                 **config.settings_environment(),
                 **(environment or {}),
             },
         )
+        if config.otel_collector_layer_arn is not None:
+            self.function.add_layers(
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, "Collector", config.otel_collector_layer_arn
+                )
+            )
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",

@@ -73,6 +73,21 @@ class Observability(Construct):
                         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                     )
                 )
+        for stage, threshold, why in (
+            ("ledger_write", 5, "the ledger refused or could not be reached (503s, corruption)"),
+            ("unknown", 1, "an error no stage claims: a bug"),
+        ):
+            self.alarms.append(
+                failures(stage, "api", FIVE_MINUTES).create_alarm(
+                    self,
+                    f"ApiFailures{stage.title().replace('_', '')}",
+                    alarm_description=f"costguard API failures at stage {stage}: {why}",
+                    threshold=threshold,
+                    evaluation_periods=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
         self.alarms.extend(alarms)
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
@@ -155,5 +170,71 @@ class Observability(Construct):
             ),
         )
         self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Spend per hour (USD, committed and recorded)",
+                left=[
+                    cloudwatch.Metric(
+                        namespace=NAMESPACE,
+                        metric_name="SpendUsd",
+                        dimensions_map={"service": "api"},
+                        period=Duration.hours(1),
+                        statistic="Sum",
+                        label="USD / hour",
+                    )
+                ],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title="Denials (429) by scope and resource",
+                left=[search("Denials", "resource,scope,service", "Sum")],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title="Failures by stage",
+                left=[search("Failures", "service,stage", "Sum")],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title="Ledger write latency (ms): reserve, commit, record",
+                left=[
+                    cloudwatch.Metric(
+                        namespace=NAMESPACE,
+                        metric_name="LedgerMs.TransactWriteItems",
+                        dimensions_map={"service": "api"},
+                        period=ONE_MINUTE,
+                        statistic=stat,
+                        label=f"TransactWriteItems {stat}",
+                    )
+                    for stat in ("p50", "p99")
+                ],
+                width=6,
+            ),
+        )
+        self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24)
         )
+
+
+NAMESPACE = "costguard"
+
+
+def failures(stage: str, service: str, period: Duration) -> cloudwatch.Metric:
+    """Failures attributed to a stage (shared/costguard/telemetry.py) of one function."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name="Failures",
+        dimensions_map={"service": service, "stage": stage},
+        period=period,
+        statistic="Sum",
+    )
+
+
+def search(metric: str, dimensions: str, statistic: str) -> cloudwatch.MathExpression:
+    """Every series of a dimensional metric, whatever values its dimensions take."""
+    return cloudwatch.MathExpression(
+        expression=(
+            f"SEARCH('{{{NAMESPACE},{dimensions}}} MetricName=\"{metric}\"', '{statistic}', 300)"
+        ),
+        label=metric,
+        period=FIVE_MINUTES,
+    )

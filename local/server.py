@@ -240,6 +240,8 @@ def serve(argv: list[str] | None = None) -> int:
             "(use --ddblocal or AWS_ENDPOINT_URL_DYNAMODB for another store)",
             file=sys.stderr,
         )
+    # EMF metrics are for CloudWatch; locally they would only flood the console
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     # SLACK_WEBHOOK_URL too (the name the issue gives): alerts go to that webhook as well
     slack = os.environ.get("COSTGUARD_SLACK_WEBHOOK_URL") or os.environ.get("SLACK_WEBHOOK_URL")
     settings = Settings(admin_key=admin_key, slack_webhook_url=slack)  # type: ignore[arg-type]

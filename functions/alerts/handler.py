@@ -18,11 +18,13 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from costguard import telemetry
 from costguard.alerts import StreamAlerts, stream_alerts_from_settings
 
 logger = Logger(service="costguard-alerts")
 metrics = Metrics(namespace="costguard", service="alerts")
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+telemetry.configure_tracing()
 
 
 @cache
@@ -33,32 +35,57 @@ def alerts() -> StreamAlerts:
 def record_handler(record: DynamoDBRecord, watch: StreamAlerts | None = None) -> str:
     change = record.dynamodb
     assert change is not None, "a DynamoDB stream record without its change"
-    outcome = (watch or alerts()).handle(
-        str(record.event_name.name if record.event_name else ""),
-        change.keys,
-        change.old_image,
-        change.new_image,
-    )
+    new = change.new_image or {}
+    request = new.get("last_request_id") or new.get("caused_by_request")
+    if request:  # the API request whose write this is: one correlation id end to end
+        logger.set_correlation_id(str(request))
+    with telemetry.span(
+        "stream.record",
+        event_name=str(record.event_name.name if record.event_name else ""),
+        sequence_number=change.sequence_number,
+        request_id=request,
+    ) as span:
+        try:
+            outcome = (watch or alerts()).handle(
+                str(record.event_name.name if record.event_name else ""),
+                change.keys,
+                change.old_image,
+                change.new_image,
+            )
+        except Exception as error:
+            stage = telemetry.stage_of(error, default=telemetry.Stage.STREAM)
+            telemetry.failed(stage, error, span)
+            logger.warning(
+                "stream record failed",
+                extra={"stage": stage.value, "error": type(error).__name__, "keys": change.keys},
+            )
+            raise
+        telemetry.set_attributes(span, {"outcome": outcome})
     if outcome != "ignored":
         logger.info("stream record", extra={"keys": change.keys, "outcome": outcome})
-    if outcome.startswith("recorded") and outcome != "recorded 0":
-        metrics.add_metric("AlertsRecorded", MetricUnit.Count, int(outcome.split()[1]))
-    if outcome == "sent":
-        metrics.add_metric("AlertsPublished", MetricUnit.Count, 1)
     return outcome
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(
     event: dict[str, Any], context: LambdaContext, watch: StreamAlerts | None = None
 ) -> dict[str, Any]:
-    result: dict[str, Any] = process_partial_response(
-        event=event,
-        record_handler=lambda record: record_handler(record, watch),
-        processor=processor,
-        context=context,
-    )
+    records = event.get("Records") or []
+    try:
+        with telemetry.tracer.start_as_current_span(
+            "stream.batch", context=telemetry.lambda_parent()
+        ) as span:
+            span.set_attribute("costguard.records", len(records))
+            result: dict[str, Any] = process_partial_response(
+                event=event,
+                record_handler=lambda record: record_handler(record, watch),
+                processor=processor,
+                context=context,
+            )
+            span.set_attribute("costguard.failed_records", len(result["batchItemFailures"]))
+    finally:
+        telemetry.flush()
     if result.get("batchItemFailures"):
         metrics.add_metric(
             "StreamRecordsFailed", MetricUnit.Count, len(result["batchItemFailures"])

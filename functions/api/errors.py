@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from costguard import telemetry
 from costguard.auth import KeyNotFound
 from costguard.errors import (
     IdempotencyMismatch,
@@ -42,7 +43,25 @@ def _allowed_methods(path: str) -> list[str]:
 
 
 def register(app: APIGatewayHttpResolver) -> None:
-    @app.exception_handler(RequestValidationError)
+    def handles(types: type[Exception] | list[type[Exception]]) -> Any:
+        """Register a handler that also attributes the failure to its stage (logs, metric,
+        the request's span) before shaping the problem."""
+
+        def decorator(shape: Any) -> Any:
+            def attributed(exc: Exception) -> Response[Any]:
+                stage = telemetry.stage_of(exc)
+                telemetry.failed(stage, exc)
+                logger.info(
+                    "request refused", extra={"stage": stage.value, "error": type(exc).__name__}
+                )
+                return shape(exc)  # type: ignore[no-any-return]
+
+            app.exception_handler(types)(attributed)
+            return shape
+
+        return decorator
+
+    @handles(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response[Any]:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
@@ -56,12 +75,12 @@ def register(app: APIGatewayHttpResolver) -> None:
             422, "validation", "Invalid request", f"invalid: {names}", invalid_params=params
         )
 
-    @app.exception_handler(InvalidRequest)
+    @handles(InvalidRequest)
     def _domain_invalid(exc: InvalidRequest) -> Response[Any]:
         params = [{"name": exc.field or "body", "reason": exc.detail}]
         return problem(422, "validation", "Invalid request", exc.detail, invalid_params=params)
 
-    @app.exception_handler(UnknownPrice)
+    @handles(UnknownPrice)
     def _unknown_price(exc: UnknownPrice) -> Response[Any]:
         name = "model" if exc.kind == "model" else "tier"
         return problem(
@@ -72,21 +91,21 @@ def register(app: APIGatewayHttpResolver) -> None:
             invalid_params=[{"name": name, "reason": str(exc)}],
         )
 
-    @app.exception_handler(QuotaExceeded)
+    @handles(QuotaExceeded)
     def _quota(exc: QuotaExceeded) -> Response[Any]:
         return quota_exceeded(exc, app.current_event.headers.get("accept", ""))
 
-    @app.exception_handler(Paused)
+    @handles(Paused)
     def _paused(exc: Paused) -> Response[Any]:
         return problem(
             423, "paused", "Paused", str(exc), tenant_id=exc.tenant_id, user_id=exc.user_id
         )
 
-    @app.exception_handler([ReservationNotFound, QuotaNotFound, KeyNotFound])
+    @handles([ReservationNotFound, QuotaNotFound, KeyNotFound])
     def _not_found(exc: Exception) -> Response[Any]:
         return problem(404, "not-found", "Not found", str(exc) or "not found")
 
-    @app.exception_handler(ReservationNotHeld)
+    @handles(ReservationNotHeld)
     def _not_held(exc: ReservationNotHeld) -> Response[Any]:
         return problem(
             409,
@@ -96,11 +115,11 @@ def register(app: APIGatewayHttpResolver) -> None:
             reservation_status=exc.status,
         )
 
-    @app.exception_handler(TenantExists)
+    @handles(TenantExists)
     def _exists(exc: TenantExists) -> Response[Any]:
         return problem(409, "tenant-exists", "Tenant exists", str(exc))
 
-    @app.exception_handler(IdempotencyMismatch)
+    @handles(IdempotencyMismatch)
     def _mismatch(exc: IdempotencyMismatch) -> Response[Any]:
         return problem(
             422,
@@ -109,7 +128,7 @@ def register(app: APIGatewayHttpResolver) -> None:
             "this Idempotency-Key was used with a different request",
         )
 
-    @app.exception_handler(Unauthenticated)
+    @handles(Unauthenticated)
     def _unauthenticated(exc: Unauthenticated) -> Response[Any]:
         return problem(
             401,
@@ -119,11 +138,11 @@ def register(app: APIGatewayHttpResolver) -> None:
             headers={"WWW-Authenticate": 'Bearer realm="costguard"'},
         )
 
-    @app.exception_handler(Forbidden)
+    @handles(Forbidden)
     def _forbidden(exc: Forbidden) -> Response[Any]:
         return problem(403, "forbidden", "Forbidden", str(exc))
 
-    @app.exception_handler(LedgerUnavailable)
+    @handles(LedgerUnavailable)
     def _unavailable(exc: LedgerUnavailable) -> Response[Any]:
         logger.warning("ledger unavailable", extra={"reason": str(exc)})
         return problem(
@@ -135,7 +154,7 @@ def register(app: APIGatewayHttpResolver) -> None:
             retry_after_seconds=exc.retry_after_seconds,
         )
 
-    @app.exception_handler(LedgerCorrupted)
+    @handles(LedgerCorrupted)
     def _corrupted(exc: LedgerCorrupted) -> Response[Any]:
         # Refused, for the request that met the item only (other tenants' items are others);
         # logged at error with the item, for the operator (reconcile() lists it too).
@@ -150,6 +169,7 @@ def register(app: APIGatewayHttpResolver) -> None:
 
     @app.not_found
     def _no_route(_: NotFoundError) -> Response[Any]:
+        telemetry.failed(telemetry.Stage.VALIDATION)
         path = app.current_event.path
         methods = _allowed_methods(path)
         if methods:
@@ -162,7 +182,7 @@ def register(app: APIGatewayHttpResolver) -> None:
             )
         return problem(404, "not-found", "Not found", "no such route")
 
-    @app.exception_handler(Exception)
+    @handles(Exception)
     def _unexpected(exc: Exception) -> Response[Any]:
         logger.exception("unhandled error")
         return problem(500, "internal", "Internal error", "an unexpected error occurred")

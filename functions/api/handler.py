@@ -6,10 +6,11 @@ import base64
 import binascii
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from costguard import telemetry
 from costguard.settings import get_settings
 
 from functions.api import errors
@@ -19,6 +20,8 @@ from functions.api.problems import problem
 from functions.api.routes import admin, alerts, forecast, health, quotas, spend, usage
 
 logger = Logger(service="costguard-api")
+metrics = Metrics(namespace=telemetry.NAMESPACE, service="api")
+telemetry.configure_tracing()
 app = APIGatewayHttpResolver(enable_validation=True)
 for module in (health, spend, quotas, usage, alerts, forecast, admin):
     app.include_router(module.router)
@@ -33,10 +36,16 @@ def guard(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
         # Powertools sends an unmatched request through the middlewares too, on a catch-all
         # route of its own: let it reach the not-found handler (404, or 405 with Allow).
         return next_middleware(resolver)
-    token = bearer(resolver.current_event.headers or {})
-    keys = resolver.dependency_overrides.get(get_keys, get_keys)()
-    principal = keys.verify(token) if token and rule is not Access.PUBLIC else None
-    authorize(rule, principal, resolver.context.get("_route_args", {}).get("tenant_id"))
+    tenant_id = resolver.context.get("_route_args", {}).get("tenant_id")
+    telemetry.annotate(**{"http.route": route.path, "tenant_id": tenant_id})
+    if tenant_id:
+        logger.append_keys(tenant_id=tenant_id)
+    with telemetry.span("authorize", rule=rule.value if rule else "none"):
+        token = bearer(resolver.current_event.headers or {})
+        keys = resolver.dependency_overrides.get(get_keys, get_keys)()
+        principal = keys.verify(token) if token and rule is not Access.PUBLIC else None
+        authorize(rule, principal, tenant_id)
+        telemetry.annotate(role=principal.role if principal else None)
     resolver.append_context(principal=principal)
     return next_middleware(resolver)
 
@@ -54,8 +63,31 @@ def _refuse(answer: Any) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    http = (event.get("requestContext") or {}).get("http") or {}
+    try:
+        with telemetry.tracer.start_as_current_span(
+            "api.request", context=telemetry.lambda_parent()
+        ) as span:
+            telemetry.set_attributes(
+                span,
+                {
+                    "http.request.method": http.get("method"),
+                    "url.path": http.get("path"),
+                    "request_id": (event.get("requestContext") or {}).get("requestId"),
+                },
+            )
+            with telemetry.request((event.get("requestContext") or {}).get("requestId")):
+                answer = _handle(event, context)
+            span.set_attribute("http.response.status_code", int(answer.get("statusCode", 0)))
+            return answer
+    finally:
+        telemetry.flush()  # Lambda may freeze the process before a batch is exported
+
+
+def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     body = event.get("body") or ""
     limit = get_settings().max_body_bytes
     if len(body) > limit:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 from ulid import ULID
 
+from costguard import telemetry
 from costguard.ledger.dynamo import Cancelled, LedgerTable
 from costguard.ledger.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK
 from costguard.ledger.writes import ItemWrite, TransactionBuilder
@@ -205,6 +206,8 @@ class AlertDraft:
     utilization: Decimal | None = None
     resets_at: datetime | None = None
     details: Mapping[str, str] = field(default_factory=dict)
+    caused_by_request: str | None = None
+    """The API request whose write crossed the threshold (correlation across the stream)."""
 
 
 def threshold_drafts(crossing: Crossing) -> list[AlertDraft]:
@@ -317,6 +320,7 @@ class AlertBook:
                 "resets_at": iso(draft.resets_at) if draft.resets_at else None,
                 "details": dict(draft.details) or None,
                 "dedup_key": draft.dedup_key,
+                "caused_by_request": draft.caused_by_request,
                 "created_at": iso(now),
             }
             if i == leader:
@@ -399,8 +403,14 @@ class AlertBook:
             if channel in done:
                 continue
             try:
-                publisher.send(channel, item)
+                with telemetry.span(
+                    "alerts.publish", channel=channel, alert_id=item.get("alert_id")
+                ):
+                    publisher.send(channel, item)
+                telemetry.count("AlertsPublished")
             except PublishFailed as exc:
+                telemetry.failed(telemetry.Stage.PUBLISH, exc)
+                telemetry.count("AlertPublishFailures")
                 back = ItemWrite(key=(pk, sk))
                 back.sets += [
                     f"{back.name('delivery')} = {back.value('pending')}",
@@ -550,14 +560,41 @@ class StreamAlerts:
         pk, sk = str(keys.get("pk", "")), str(keys.get("sk", ""))
         if pk.endswith("ALERT") and sk.startswith(RECORD_PREFIX):
             if event_name == "INSERT" and new and new.get("delivery") == "pending":
-                return self.book.deliver(pk, sk, self.publisher)
+                with telemetry.span(
+                    "alerts.deliver", tenant_id=new.get("tenant_id"), alert_id=new.get("alert_id")
+                ):
+                    return self.book.deliver(pk, sk, self.publisher)
             return "ignored"
         if event_name not in ("INSERT", "MODIFY"):
             return "ignored"
-        found = crossings(pk, sk, old, new, self.rules)
+        with telemetry.span("alerts.detect", counter=f"{pk}/{sk}") as span:
+            found = crossings(pk, sk, old, new, self.rules)
+            telemetry.set_attributes(
+                span,
+                {
+                    "quota_ids": [str(c.quota_id) for c in found],
+                    "thresholds": [t for c in found for t in c.thresholds],
+                },
+            )
         recorded = 0
         for crossing in found:
-            recorded += len(self.book.record(threshold_drafts(crossing)))
+            with telemetry.span(
+                "alerts.record",
+                tenant_id=crossing.counter.tenant_id,
+                quota_id=str(crossing.quota_id),
+                thresholds=list(crossing.thresholds),
+                spent_usd=crossing.spent_usd,
+                limit_usd=crossing.limit_usd,
+            ) as span:
+                drafts = threshold_drafts(crossing)
+                request = (new or {}).get("last_request_id")
+                if request:
+                    drafts = [replace(d, caused_by_request=str(request)) for d in drafts]
+                created = self.book.record(drafts)
+                telemetry.set_attributes(span, {"recorded": len(created)})
+                recorded += len(created)
+        if recorded:
+            telemetry.count("AlertsRecorded", recorded)
         return f"recorded {recorded}" if found else "ignored"
 
     def rules(self, tenant_id: str | None, quota_id: QuotaId) -> tuple[str, tuple[int, ...]] | None:

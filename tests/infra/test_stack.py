@@ -166,6 +166,7 @@ def test_functions_arm64_python_traced_with_retained_logs(
     assert set(env) - wiring == {
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_LOG_LEVEL",
+        "POWERTOOLS_LOGGER_SAMPLE_RATE",
         "COSTGUARD_TABLE_NAME",
     }
 

@@ -14,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from costguard import telemetry
 from costguard.errors import LedgerCorrupted, LedgerUnavailable
 from costguard.ledger.writes import ItemWrite, Key, serialize
 from costguard.settings import Settings
@@ -32,6 +33,17 @@ _UNAVAILABLE_CODES = frozenset(
         "ResourceNotFoundException",
     }
 )
+
+
+_OPERATION_NAMES = {
+    "transact_write_items": "TransactWriteItems",
+    "get_item": "GetItem",
+    "batch_get_item": "BatchGetItem",
+    "query": "Query",
+    "scan": "Scan",
+    "update_item": "UpdateItem",
+    "put_item": "PutItem",
+}
 
 
 _TYPE_MISMATCH = re.compile(r"incorrect data type|type mismatch", re.IGNORECASE)
@@ -85,6 +97,24 @@ class LedgerTable:
         )
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
+        name = _OPERATION_NAMES.get(operation) or operation.title().replace("_", "")
+        with telemetry.tracer.start_as_current_span(
+            f"dynamodb.{name}", record_exception=False, set_status_on_exception=False
+        ) as span:
+            span.set_attribute("db.system", "dynamodb")
+            span.set_attribute("db.operation", name)
+            span.set_attribute("aws.dynamodb.table_names", [self.name])
+            started = time.perf_counter()
+            try:
+                return self._send(operation, **kwargs)
+            except Exception as exc:
+                span.set_attribute("costguard.outcome", type(exc).__name__)
+                raise
+            finally:
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                telemetry.count(f"LedgerMs.{name}", elapsed_ms, telemetry.MetricUnit.Milliseconds)
+
+    def _send(self, operation: str, **kwargs: Any) -> Any:
         try:
             return getattr(self.client, operation)(**kwargs)
         except ClientError as exc:

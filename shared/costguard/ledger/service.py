@@ -19,6 +19,7 @@ from typing import Any
 
 from ulid import ULID
 
+from costguard import telemetry
 from costguard.errors import (
     IdempotencyMismatch,
     InvalidRequest,
@@ -218,6 +219,15 @@ class Ledger:
                 raise LedgerCorrupted(f"price item {item.get('sk')!r} is malformed") from exc
         return out
 
+    def _price(self, usage: Usage, at: datetime) -> tuple[Decimal, Price | None]:
+        """The cost of a usage at a time, and the price used (a `pricing` span)."""
+        with telemetry.span(
+            "pricing", resource=usage.resource, model=usage.model, tier=usage.tier
+        ) as span:
+            cost, price = self.price_book().cost(usage, at)
+            telemetry.set_attributes(span, {"cost_usd": cost})
+            return cost, price
+
     def put_price(self, price: Price) -> None:
         """Add a price from its effective date on; earlier prices stay for history."""
         if isinstance(price, ModelPrice):
@@ -389,6 +399,7 @@ class Ledger:
         w.sets.append(f"{avail} = if_not_exists({avail}, {lim}) - {w.value(amount)}")
         w.sets.append(f"{limit} = if_not_exists({limit}, {lim})")
         w.add(p + target, amount)
+        _stamp(w)
         threshold = quota.denial_threshold(amount) if enforce else None
         if threshold is not None:
             w.condition(f"attribute_not_exists({avail}) OR {avail} >= {w.value(threshold)}")
@@ -461,6 +472,41 @@ class Ledger:
         When the ledger cannot be reached: LedgerUnavailable (fail closed, the default), or
         with `fail_mode=open` an unguarded reservation whose commit is recorded unenforced.
         """
+        with telemetry.span(
+            "ledger.reserve", tenant_id=tenant_id, resource=usage.resource, user_id=usage.user_id
+        ) as span:
+            try:
+                reservation = self._reserve_or_fail_open(
+                    tenant_id, usage, ttl_seconds, with_figures, idempotency_key
+                )
+            except QuotaExceeded as refused:
+                b = refused.binding
+                telemetry.set_attributes(span, {"binding_quota_id": b.quota_id})
+                telemetry.dimensional(
+                    "Denials", telemetry.MetricUnit.Count, 1, scope=b.scope, resource=b.resource
+                )
+                raise
+            telemetry.set_attributes(
+                span,
+                {
+                    "reservation_id": reservation.reservation_id.split("~", 1)[0],
+                    "reserved_usd": reservation.reserved_usd,
+                    "guarded": reservation.guarded,
+                    "outcome": "held",
+                },
+            )
+            telemetry.count("Reservations")
+            telemetry.usd("ReservedUsd", reservation.reserved_usd)
+            return reservation
+
+    def _reserve_or_fail_open(
+        self,
+        tenant_id: str,
+        usage: Usage,
+        ttl_seconds: int | None,
+        with_figures: bool,
+        idempotency_key: str | None,
+    ) -> Reservation:
         try:
             return self._reserve(tenant_id, usage, ttl_seconds, with_figures, idempotency_key)
         except LedgerUnavailable:
@@ -495,7 +541,7 @@ class Ledger:
                 f"ttl_seconds must be between 1 and {self.settings.max_reservation_ttl_seconds}",
                 field="ttl_seconds",
             )
-        amount, price = self.price_book().cost(usage, now)
+        amount, price = self._price(usage, now)
         resource = Resource(usage.resource)
         expires_at = now + timedelta(seconds=ttl)
         ulid = ULID.from_datetime(now)
@@ -512,6 +558,7 @@ class Ledger:
                 *tenant.applicable(resource, usage.user_id),
             ]
             pairs = [(q, slot_for(q.quota_id, tenant_id, now)) for q in quotas]
+            telemetry.annotate(quota_ids=[str(q.quota_id) for q in quotas], amount_usd=amount)
             if enforce:
                 self._refuse_beyond_limit(pairs, amount, now)
             ref = ReservationRef.build(ulid, resource, amount, quotas, usage.user_id)
@@ -627,6 +674,22 @@ class Ledger:
         A retry of the same commit returns the first record; an actual above the estimate is
         recorded (the money is spent) and flagged as an overrun.
         """
+        with telemetry.span(
+            "ledger.commit",
+            tenant_id=tenant_id,
+            reservation_id=reservation_id.split("~", 1)[0],
+            resource=usage.resource,
+        ) as span:
+            record = self._commit(tenant_id, reservation_id, usage)
+            telemetry.set_attributes(span, {"cost_usd": record.cost_usd, "outcome": "committed"})
+            telemetry.count("Commits")
+            telemetry.usd("SpendUsd", record.cost_usd)
+            if record.estimated_usd:
+                error = (record.cost_usd - record.estimated_usd) / record.estimated_usd * 100
+                telemetry.count("EstimateErrorPct", float(error), telemetry.MetricUnit.Percent)
+            return record
+
+    def _commit(self, tenant_id: str, reservation_id: str, usage: Usage) -> CostRecord:
         validate_tenant_id(tenant_id)
         if reservation_id.startswith(OPEN_PREFIX):
             # Granted while the ledger was unreachable (fail open): record what was spent,
@@ -642,7 +705,7 @@ class Ledger:
         if usage.user_id is not None and usage.user_id != ref.user_id:
             raise InvalidRequest("user_id differs from the reservation's", field="user_id")
         now = self.now()
-        cost, price = self.price_book().cost(usage, ref.created_at)
+        cost, price = self._price(usage, ref.created_at)
         digest = request_hash(usage)
         estimate = ref.estimate_usd
         tx = TransactionBuilder()
@@ -651,6 +714,7 @@ class Ledger:
             w.add(slot.prefix + "held", -estimate)
             w.add(slot.prefix + "spent", cost)
             w.add(slot.prefix + "avail", estimate - cost)
+            _stamp(w)
         self._roll_up(tx, tenant_id, ref.created_at, usage, cost, price, ref.user_id)
         fields = {
             "status": "committed",
@@ -738,6 +802,17 @@ class Ledger:
 
     def release(self, tenant_id: str, reservation_id: str) -> ReleaseResult:
         """Return a hold that will not be used. Releasing twice is harmless."""
+        with telemetry.span(
+            "ledger.release", tenant_id=tenant_id, reservation_id=reservation_id.split("~", 1)[0]
+        ) as span:
+            result = self._release(tenant_id, reservation_id)
+            telemetry.set_attributes(
+                span, {"outcome": result.status, "released_usd": result.released_usd}
+            )
+            telemetry.count("Releases")
+            return result
+
+    def _release(self, tenant_id: str, reservation_id: str) -> ReleaseResult:
         validate_tenant_id(tenant_id)
         if reservation_id.startswith(OPEN_PREFIX):
             return ReleaseResult(reservation_id, "released", ZERO)  # it never held anything
@@ -790,6 +865,8 @@ class Ledger:
                 returned += self._expire(tenant, ref, now)
             except LedgerCorrupted:
                 continue  # its counter is malformed (reconcile() reports it); the others go on
+        if returned:
+            telemetry.count("Expiries", returned)
         return returned
 
     # ------------------------------------------------------------------ direct record
@@ -807,9 +884,29 @@ class Ledger:
         recorded (the money was already spent). A repeated `idempotency_key` returns the
         first record.
         """
+        with telemetry.span(
+            "ledger.record", tenant_id=tenant_id, resource=usage.resource, enforce=enforce
+        ) as span:
+            try:
+                record = self._record_usage(tenant_id, usage, enforce, idempotency_key)
+            except QuotaExceeded as refused:
+                b = refused.binding
+                telemetry.set_attributes(span, {"binding_quota_id": b.quota_id})
+                telemetry.dimensional(
+                    "Denials", telemetry.MetricUnit.Count, 1, scope=b.scope, resource=b.resource
+                )
+                raise
+            telemetry.set_attributes(span, {"cost_usd": record.cost_usd, "outcome": "recorded"})
+            telemetry.count("Records")
+            telemetry.usd("SpendUsd", record.cost_usd)
+            return record
+
+    def _record_usage(
+        self, tenant_id: str, usage: Usage, enforce: bool, idempotency_key: str | None
+    ) -> CostRecord:
         validate_tenant_id(tenant_id)
         now = self.now()
-        cost, price = self.price_book().cost(usage, now)
+        cost, price = self._price(usage, now)
         resource = Resource(usage.resource)
         digest = request_hash(usage)
         enforce = enforce and self._enforcing()
@@ -940,9 +1037,10 @@ class Ledger:
 
     def check(self, tenant_id: str, usage: Usage) -> CheckResult:
         """Dry run: would this estimate be allowed now? Writes nothing but expired holds."""
+        telemetry.count("QuotaChecks")
         validate_tenant_id(tenant_id)
         now = self.now()
-        amount, _ = self.price_book().cost(usage, now)
+        amount, _ = self._price(usage, now)
         resource = Resource(usage.resource)
         platform, tenant = self.policies(tenant_id, fresh=True)
         paused = tenant.paused or bool(usage.user_id and usage.user_id in tenant.paused_users)
@@ -1299,6 +1397,13 @@ class Ledger:
                         problems.append(f"{key} {p}avail {counter.get(p + 'avail')} != {computed}")
         _ = users
         return problems
+
+
+def _stamp(write: ItemWrite) -> None:
+    """The API request behind a counter write, for the stream's alerts (once per item)."""
+    request = telemetry.request_id()
+    if request and "last_request_id" not in write.names.values():
+        write.sets.append(f"{write.name('last_request_id')} = {write.value(request)}")
 
 
 def _amount(counter: dict[str, Any], attribute: str, default: Decimal) -> Decimal:

@@ -1,0 +1,239 @@
+"""Traces, metrics and failure stages: the one place the domain and the handlers report through.
+
+Traces are OpenTelemetry spans (`tracer`). Without a configured provider they cost next to
+nothing (the API's no-op tracer); `configure_tracing` installs the SDK with the exporter the
+deployment chose: `console` (local), `otlp` (OTLP/HTTP: to the ADOT collector extension in
+Lambda, which forwards to X-Ray, or to any local collector), or `none`.
+
+Metrics are CloudWatch EMF through Powertools Metrics. Every metric here goes into the
+invocation's one EMF document (dimension: `service`) flushed by the handler's `log_metrics`,
+except the rare dimensional ones (denials by scope and resource, failures by stage), which are
+emitted on their own line. No tenant id is ever a dimension: a dimension per tenant would be a
+custom metric per tenant (cost and cardinality); tenants are in the logs and the spans.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+NAMESPACE = "costguard"
+_request: ContextVar[str | None] = ContextVar("costguard_request", default=None)
+tracer = trace.get_tracer("costguard")
+metrics = Metrics(namespace=NAMESPACE)
+"""Shares its metric set with the handler's Metrics (Powertools keeps one per namespace)."""
+
+
+class Stage(StrEnum):
+    """Where in a request's or an event's life a failure happened."""
+
+    AUTH = "auth"
+    VALIDATION = "validation"
+    PRICING = "pricing"
+    QUOTA = "quota"
+    LEDGER_WRITE = "ledger_write"
+    STREAM = "stream"
+    PUBLISH = "publish"
+    SCHEDULE = "schedule"
+    UNKNOWN = "unknown"
+
+
+STAGE_BY_ERROR = {
+    "InvalidRequest": Stage.VALIDATION,
+    "RequestValidationError": Stage.VALIDATION,
+    "ReservationNotFound": Stage.VALIDATION,
+    "ReservationNotHeld": Stage.VALIDATION,
+    "IdempotencyConflict": Stage.VALIDATION,
+    "QuotaNotFound": Stage.VALIDATION,
+    "TenantExists": Stage.VALIDATION,
+    "UnknownPrice": Stage.PRICING,
+    "QuotaExceeded": Stage.QUOTA,
+    "Paused": Stage.QUOTA,
+    "LedgerUnavailable": Stage.LEDGER_WRITE,
+    "LedgerBusy": Stage.LEDGER_WRITE,
+    "LedgerCorrupted": Stage.LEDGER_WRITE,
+    "PublishFailed": Stage.PUBLISH,
+    "SlackUnavailable": Stage.PUBLISH,
+    "SlackRefused": Stage.PUBLISH,
+    "Unauthenticated": Stage.AUTH,
+    "Forbidden": Stage.AUTH,
+}
+
+
+def stage_of(error: BaseException, default: Stage = Stage.UNKNOWN) -> Stage:
+    """The stage an error belongs to, by its class (or a base class) name."""
+    for cls in type(error).__mro__:
+        stage = STAGE_BY_ERROR.get(cls.__name__)
+        if stage is not None:
+            return stage
+    return default
+
+
+def failed(stage: Stage, error: BaseException | None = None, span: Span | None = None) -> Stage:
+    """Attribute a failure: on the span (attribute, status, exception event) and in metrics."""
+    span = span or trace.get_current_span()
+    span.set_attribute("costguard.failure.stage", stage.value)
+    if error is not None:
+        span.set_attribute("costguard.failure.error", type(error).__name__)
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+    dimensional("Failures", MetricUnit.Count, 1, stage=stage.value)
+    return stage
+
+
+def dimensional(name: str, unit: MetricUnit, value: float, **dimensions: str) -> None:
+    """One metric on its own EMF line, with its own (low-cardinality) dimensions."""
+    if _metrics_off():
+        return
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "costguard")
+    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="service", value=service)
+        for key, text in dimensions.items():
+            metric.add_dimension(name=key, value=text)
+
+
+def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
+    """A metric in the invocation's EMF document (dimension: service)."""
+    if not _metrics_off():
+        metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def usd(name: str, amount: Decimal) -> None:
+    """Money as a metric: CloudWatch takes doubles; the ledger keeps the exact figure."""
+    count(name, float(amount), MetricUnit.NoUnit)
+
+
+def _metrics_off() -> bool:
+    return os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true")
+
+
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[Span]:
+    """A child span of the current one; a domain error ends it with its stage attributed."""
+    with tracer.start_as_current_span(
+        name, record_exception=False, set_status_on_exception=False
+    ) as current:
+        set_attributes(current, attributes)
+        try:
+            yield current
+        except Exception as error:
+            stage = stage_of(error)
+            current.set_attribute("costguard.outcome", "error")
+            if stage is not Stage.QUOTA:  # a refusal is an answer, not a failure of the span
+                current.set_attribute("costguard.failure.stage", stage.value)
+                current.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            else:
+                current.set_attribute("costguard.outcome", "refused")
+            raise
+
+
+@contextmanager
+def request(request_id: str | None) -> Iterator[None]:
+    """The API request being served: ledger writes carry its id to the stream (correlation)."""
+    token = _request.set(request_id)
+    try:
+        yield
+    finally:
+        _request.reset(token)
+
+
+def request_id() -> str | None:
+    return _request.get()
+
+
+def annotate(**attributes: Any) -> None:
+    """Attributes on the current span (a no-op without one)."""
+    set_attributes(trace.get_current_span(), attributes)
+
+
+def set_attributes(target: Span, attributes: Mapping[str, Any]) -> None:
+    """Attributes under `costguard.`; money and other decimals as exact strings."""
+    for key, value in attributes.items():
+        if value is None:
+            continue
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, list | tuple):
+            value = [str(v) for v in value]
+        target.set_attribute(key if "." in key else f"costguard.{key}", value)
+
+
+# --------------------------------------------------------------------------- configuration
+_configured: Any = None
+
+
+def configure_tracing(exporter: str | None = None) -> Any:
+    """Install the SDK once per process: `console`, `otlp` or `none` (COSTGUARD_TRACES)."""
+    global _configured
+    choice = (exporter or os.environ.get("COSTGUARD_TRACES", "none")).lower()
+    if _configured is not None or choice in ("", "none", "off"):
+        return _configured
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "costguard")
+    kwargs: dict[str, Any] = {"resource": Resource.create({"service.name": service})}
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
+
+        kwargs["id_generator"] = AwsXRayIdGenerator()  # X-Ray wants time-prefixed trace ids
+    provider = TracerProvider(**kwargs)
+    if choice == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    elif choice == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:
+        raise ValueError(f"COSTGUARD_TRACES must be none, console or otlp, not {choice!r}")
+    trace.set_tracer_provider(provider)
+    _configured = provider
+    return provider
+
+
+def flush() -> None:
+    """End of an invocation: Lambda may freeze the process before a batch is exported."""
+    if _configured is not None:
+        _configured.force_flush(timeout_millis=2000)
+
+
+def lambda_parent(event: Mapping[str, Any] | None = None) -> Any:
+    """The X-Ray trace of this Lambda invocation as the parent context of our spans."""
+    header = os.environ.get("_X_AMZN_TRACE_ID")
+    if not header or _configured is None:
+        return None
+    from opentelemetry.propagators.aws import AwsXRayPropagator
+
+    return AwsXRayPropagator().extract({"X-Amzn-Trace-Id": header})
+
+
+__all__ = [
+    "MetricUnit",
+    "Stage",
+    "annotate",
+    "configure_tracing",
+    "count",
+    "dimensional",
+    "failed",
+    "flush",
+    "metrics",
+    "request",
+    "request_id",
+    "set_attributes",
+    "span",
+    "stage_of",
+    "tracer",
+    "usd",
+]
