@@ -29,6 +29,9 @@ from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
 
+from opentelemetry import context as otel_context
+
+from costguard import telemetry
 from costguard.activity import active_tenants, by_day, first_spend, series
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 from costguard.ledger import Ledger
@@ -334,12 +337,18 @@ def for_each_tenant(
     """Run `work` per tenant on a small thread pool (the work is DynamoDB round trips),
     stopping when the deadline nears; a tenant that fails is counted and skipped."""
     results: list[Any] = []
+    run = otel_context.get_current()  # the pool's threads do not inherit it
 
     def guarded(tenant: str) -> tuple[str, Any, Exception | None]:
-        try:
-            return tenant, work(tenant), None
-        except Exception as exc:  # one broken tenant must not stop everyone else's run
-            return tenant, None, exc
+        with telemetry.tracer.start_as_current_span(
+            "schedule.tenant", context=run, record_exception=False
+        ) as span:
+            span.set_attribute("costguard.tenant_id", tenant)
+            try:
+                return tenant, work(tenant), None
+            except Exception as exc:  # one broken tenant must not stop everyone else's run
+                telemetry.failed(telemetry.Stage.SCHEDULE, exc, span)
+                return tenant, None, exc
 
     batch = max(1, workers) * 4
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -332,3 +332,37 @@ def test_no_api_key_appears_in_any_log_line_or_span_attribute(
         assert secret not in attributes
     assert spans.get_finished_spans()  # the check above looked at something
     assert "api.request" in {s.name for s in spans.get_finished_spans()}
+
+
+def test_a_schedule_run_is_the_run_span_then_one_span_per_tenant_with_its_reads(
+    api: Api, spans: InMemorySpanExporter
+) -> None:
+    from types import SimpleNamespace
+
+    from functions.anomaly import handler as anomaly
+    from tests.helpers import actual
+
+    for tenant in ("acme", "globex"):
+        api.ledger.record_usage(tenant, actual("1"), enforce=False)
+    context = SimpleNamespace(
+        function_name="anomaly",
+        memory_limit_in_mb=256,
+        invoked_function_arn="arn:aws:lambda:us-east-1:1:function:anomaly",
+        aws_request_id="r",
+        get_remaining_time_in_millis=lambda: 300_000,
+    )
+    spans.clear()
+
+    anomaly.handler({"id": "evt-1", "detail-type": "Scheduled Event"}, context, run=api.ledger)  # type: ignore[arg-type]
+
+    finished = spans.get_finished_spans()
+    run = tree(finished, "schedule.anomaly")
+    assert run[0] == (0, "schedule.anomaly")
+    per_tenant = [s for s in finished if s.name == "schedule.tenant"]
+    assert sorted(str((s.attributes or {})["costguard.tenant_id"]) for s in per_tenant) == [
+        "acme",
+        "globex",
+    ]
+    assert [d for d, n in run if n == "schedule.tenant"] == [1, 1]
+    assert (2, "dynamodb.Query") in run  # each tenant's rollups, read under its span
+    assert attrs(finished, "schedule.anomaly")["costguard.tenants"] == 2
