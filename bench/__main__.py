@@ -50,6 +50,11 @@ def main() -> None:
 
         load(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["memory"]:
+        from bench.memory import main as memory
+
+        memory(sys.argv[2:])
+        return
     if sys.argv[1:2] == ["telemetry"]:
         from bench.telemetry import main as telemetry
 
