@@ -2,7 +2,8 @@
 
 An asset is the function's runtime dependencies (arm64 wheels, at the versions pinned in
 `uv.lock`, hash-checked), `shared/costguard` as the top-level package `costguard`, and
-`functions/__init__.py` + `functions/<name>/`, so the handler is `functions.<name>.handler.…`.
+`functions/*.py` (the package and the handler helpers every function may share, such as
+`functions/scheduled.py`) + `functions/<name>/`, so the handler is `functions.<name>.handler.…`.
 boto3 and botocore are not vendored: the Lambda Python runtime has them.
 
 The dependencies come from PyPI (`uv pip install --target … --python-platform
@@ -159,7 +160,8 @@ def stage_function(name: str, build: Path, dependencies: Path | None) -> Path:
         shutil.copytree(dependencies, asset, dirs_exist_ok=True)
     shutil.copytree(SHARED, asset / "costguard", ignore=IGNORE)
     (asset / "functions").mkdir()
-    shutil.copy2(FUNCTIONS / "__init__.py", asset / "functions" / "__init__.py")
+    for module in sorted(FUNCTIONS.glob("*.py")):  # __init__ and the shared handler helpers
+        shutil.copy2(module, asset / "functions" / module.name)
     shutil.copytree(source, asset / "functions" / name, ignore=IGNORE)
     return asset
 

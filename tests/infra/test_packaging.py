@@ -41,6 +41,7 @@ def test_stage_function_lays_out_sources_like_the_repo(tmp_path: Path) -> None:
     asset = packaging.stage_function("sweeper", tmp_path / "build", fake_dependencies)
     assert (asset / "pydantic" / "__init__.py").is_file()
     assert (asset / "functions" / "__init__.py").is_file()
+    assert (asset / "functions" / "scheduled.py").is_file()  # shared handler helpers ship too
     assert (asset / "functions" / "sweeper" / "handler.py").is_file()
     assert not (asset / "functions" / "api").exists()  # only its own function
     assert (asset / "costguard" / "ledger" / "schema.py").is_file()
