@@ -443,17 +443,21 @@ def test_a_counter_with_a_non_numeric_field_is_refused_for_its_tenant_only(
     assert_sound(local_ledger, clock, B)
 
 
+@pytest.mark.parametrize(
+    "quotas",
+    [
+        {"tenant:llm:month": {"mode": "hard"}},  # no limit
+        "everything",  # not a map (was an AttributeError: 500 internal)
+        {"tenant:llm:fortnight": {"limit_usd": 10}},  # an unreadable quota id (was a 422)
+    ],
+    ids=["missing-limit", "not-a-map", "bad-quota-id"],
+)
 def test_a_policy_missing_its_limit_is_refused_for_its_tenant_only(
-    stage, local_ledger: Ledger, clock: Clock
+    stage, local_ledger: Ledger, clock: Clock, quotas: Any
 ) -> None:  # type: ignore[no-untyped-def]
     api, _ = stage()
     assert api.reserve().status == 201  # policy cached in this process
-    _corrupt(
-        local_ledger,
-        (f"TENANT#{A}", "POLICY"),
-        quotas={"tenant:llm:month": {"mode": "hard"}},
-        version=99,
-    )
+    _corrupt(local_ledger, (f"TENANT#{A}", "POLICY"), quotas=quotas, version=99)
 
     refused = api.reserve()
     listed = api.call("GET", f"/v1/tenants/{A}/quotas")

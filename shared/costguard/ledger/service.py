@@ -286,7 +286,16 @@ class Ledger:
                 paused_users=frozenset(item.get("paused_users", set())),
                 quotas=quotas,
             )
-        except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+        # InvalidRequest: a stored quota id that does not parse is the ledger's fault, not
+        # the caller's (it was a 422); AttributeError: `quotas` that is not a map (a 500).
+        except (
+            KeyError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            ArithmeticError,
+            InvalidRequest,
+        ) as exc:
             raise LedgerCorrupted(f"policy item {item.get('pk')} is malformed") from exc
 
     def policies(self, tenant_id: str, fresh: bool = False) -> tuple[Policy, Policy]:
