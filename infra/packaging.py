@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,9 +34,19 @@ PYTHON_VERSION = "3.13"
 """The Lambda runtime's Python (see functions.RUNTIME): wheels are picked for this ABI."""
 PLATFORM = "aarch64-manylinux2014"
 """arm64 Lambda (Amazon Linux 2023, glibc 2.34): manylinux2014 wheels run there."""
-RUNTIME_PACKAGES = ("aws-lambda-powertools", "pydantic", "pydantic-settings", "python-ulid")
-"""The project's runtime dependencies (pyproject.toml) that the Lambda runtime lacks."""
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
+
+
+def project_dependencies(pyproject: Path = REPO_ROOT / "pyproject.toml") -> tuple[str, ...]:
+    """The names in pyproject.toml's `[project] dependencies`, normalized as uv.lock has them:
+    one list, so a new runtime dependency cannot be left out of the Lambda assets."""
+    specs = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    names = (re.match(r"[A-Za-z0-9._-]+", spec) for spec in specs)
+    return tuple(re.sub(r"[-_.]+", "-", m.group(0)).lower() for m in names if m)
+
+
+RUNTIME_PACKAGES = tuple(n for n in project_dependencies() if n not in PROVIDED_BY_RUNTIME)
+"""The project's runtime dependencies that the Lambda runtime lacks."""
 
 SHARED = REPO_ROOT / "shared" / "costguard"
 FUNCTIONS = REPO_ROOT / "functions"

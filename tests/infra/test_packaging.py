@@ -74,3 +74,19 @@ def test_measure(tmp_path: Path) -> None:
     assert size.files == 1
     assert size.unzipped == 6000
     assert 0 < size.zipped < size.unzipped
+
+
+def test_every_runtime_dependency_of_the_project_goes_into_the_assets() -> None:
+    """The asset's package list is pyproject's, not a second hand-kept list (one once missed
+    OpenTelemetry: every function would have failed its import in AWS)."""
+    import tomllib
+
+    pyproject = tomllib.loads((packaging.REPO_ROOT / "pyproject.toml").read_text())
+    declared = {
+        spec.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip().lower()
+        for spec in pyproject["project"]["dependencies"]
+    }
+    shipped = {p.name for p in packaging.locked_requirements()}
+    assert declared - packaging.PROVIDED_BY_RUNTIME <= shipped
+    assert {"opentelemetry-sdk", "opentelemetry-api", "aws-lambda-powertools"} <= shipped
+    assert not shipped & packaging.PROVIDED_BY_RUNTIME
