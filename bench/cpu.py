@@ -10,10 +10,15 @@ bare UpdateItem, the two transactions sent bare), so drift on a shared machine h
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 from botocore.stub import Stubber
+from costguard import telemetry
 from costguard.ledger import make_client
 from costguard.ledger.plan import PLATFORM_PK, POLICY_SK, tenant_pk
 
@@ -59,6 +64,19 @@ def _summary(samples: Samples) -> dict[str, float]:
         "wall_mean_us": wall["mean_us"],
         "wall_p50_us": wall["p50_us"],
     }
+
+
+def _sdk_tracer() -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(Drop()))
+    return provider.get_tracer("costguard")
 
 
 def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
@@ -108,12 +126,39 @@ def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
         def commit(i: int) -> None:
             ledger.commit(TENANT, ids[i], actual())
 
+        # The same calls with telemetry on: the OpenTelemetry SDK recording every span (into a
+        # processor that drops them) and EMF metrics collected, as in a traced Lambda.
+        traced_ids: list[str] = []
+        sdk_tracer, off_tracer = _sdk_tracer(), telemetry.tracer
+
+        @contextlib.contextmanager
+        def telemetry_on() -> Iterator[None]:
+            telemetry.tracer = sdk_tracer
+            os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    yield
+            finally:
+                telemetry.tracer = off_tracer
+                os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+
+        def reserve_traced(_: int) -> None:
+            with telemetry_on():
+                traced_ids.append(
+                    ledger.reserve(TENANT, estimate(), with_figures=False).reservation_id
+                )
+
+        def commit_traced(i: int) -> None:
+            with telemetry_on():
+                ledger.commit(TENANT, traced_ids[i], actual())
+
         bare_update = bare_update_params(tenant_pk(TENANT), TENANT_LIMIT)
 
         def update(_: int) -> None:
             client.update_item(**bare_update)
 
         # Warm-up: every path once per WARMUP, so caches, imports and the allocator settle.
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         for i in range(WARMUP):
             queue("transact_write_items", 2)
             queue("update_item", 1)
@@ -123,13 +168,18 @@ def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
             default_client.update_item(**bare_update)
         commit_params = sent[-1]
         client.meta.events.unregister(capture_event, capture)
+        for i in range(WARMUP):
+            queue("transact_write_items", 2)
+            reserve_traced(i)
+            commit_traced(i)
         ids.clear()
+        traced_ids.clear()
 
         # Interleaved rounds; the Stubber checks the order of operations, not parameters.
         for _ in range(iterations):
             queue("transact_write_items", 2)
             queue("update_item", 1)
-            queue("transact_write_items", 2)
+            queue("transact_write_items", 4)
         timed = time_interleaved(
             iterations,
             {
@@ -145,6 +195,8 @@ def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
                 "bare_transact_write_items_commit_params": lambda _: client.transact_write_items(
                     **commit_params
                 ),
+                "reserve_telemetry_on": reserve_traced,
+                "commit_telemetry_on": commit_traced,
             },
         )
         stub.assert_no_pending_responses()
@@ -171,6 +223,10 @@ def measure_cpu(iterations: int = 2000) -> dict[str, Any]:
             name: ratio(
                 ops[name]["cpu_p50_us"], ops["bare_update_item_default_client"]["cpu_p50_us"]
             )
+            for name in ("reserve", "commit")
+        },
+        "telemetry_overhead_cpu_p50_us": {
+            name: round(ops[f"{name}_telemetry_on"]["cpu_p50_us"] - ops[name]["cpu_p50_us"], 2)
             for name in ("reserve", "commit")
         },
         "ledger_own_cpu_p50_us": {
