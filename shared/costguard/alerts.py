@@ -31,6 +31,7 @@ from ulid import ULID
 from costguard import telemetry
 from costguard.ledger.dynamo import Cancelled, LedgerTable
 from costguard.ledger.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK
+from costguard.ledger.service import iso, utc_now
 from costguard.ledger.writes import ItemWrite, TransactionBuilder
 from costguard.money import ZERO, format_usd
 from costguard.notify import EventSink, PublishFailed, Topic
@@ -248,10 +249,6 @@ def threshold_drafts(crossing: Crossing) -> list[AlertDraft]:
     return drafts
 
 
-def iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class AlertBook:
     """The alert records of every tenant (and the platform), on the ledger table."""
 
@@ -368,9 +365,6 @@ class AlertBook:
         more = len(found) > limit
         found = found[:limit]
         return found, (found[-1]["alert_id"] if more and found else None)
-
-    def exists(self, tenant_id: str | None, dedup_key: str) -> bool:
-        return self.table.get((alerts_pk(tenant_id), MARKER_PREFIX + dedup_key)) is not None
 
     # ------------------------------------------------------------------ deliver
     def deliver(self, pk: str, sk: str, publisher: Publisher) -> str:
@@ -629,11 +623,9 @@ def publisher_from_settings() -> Publisher:
 
 
 def book_from_settings(table: LedgerTable | None = None) -> AlertBook:
-    from datetime import UTC
-
     from costguard.ledger import ledger_from_settings
 
-    return AlertBook(table or ledger_from_settings().table, lambda: datetime.now(UTC))
+    return AlertBook(table or ledger_from_settings().table, utc_now)
 
 
 @dataclass
