@@ -16,6 +16,7 @@ from costguard.errors import (
     InvalidRequest,
     LedgerCorrupted,
     LedgerUnavailable,
+    OverrunRejected,
     Paused,
     QuotaExceeded,
     QuotaNotFound,
@@ -24,6 +25,7 @@ from costguard.errors import (
     TenantExists,
     UnknownPrice,
 )
+from costguard.money import format_usd
 
 from functions.api.access import RULES, Forbidden, Unauthenticated
 from functions.api.problems import problem, quota_exceeded
@@ -113,6 +115,19 @@ def register(app: APIGatewayHttpResolver) -> None:
             "Reservation not held",
             f"the reservation is {exc.status}",
             reservation_status=exc.status,
+        )
+
+    @handles(OverrunRejected)
+    def _overrun_rejected(exc: OverrunRejected) -> Response[Any]:
+        return problem(
+            409,
+            "overrun-rejected",
+            "Overrun rejected",
+            str(exc),
+            reservation_id=exc.reservation_id,
+            charged_usd=format_usd(exc.charged_usd),
+            actual_usd=format_usd(exc.actual_usd),
+            record=exc.record.model_dump(mode="json", exclude_none=True),
         )
 
     @handles(TenantExists)

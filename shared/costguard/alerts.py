@@ -60,6 +60,7 @@ class AlertType(StrEnum):
     THRESHOLD = "threshold"
     ANOMALY = "anomaly"
     FORECAST = "forecast"
+    OVERRUN = "overrun"
 
     @property
     def event(self) -> str:
@@ -68,6 +69,7 @@ class AlertType(StrEnum):
             "threshold": "QuotaThresholdCrossed",
             "anomaly": "CostAnomalyDetected",
             "forecast": "QuotaBreachForecast",
+            "overrun": "SpendOverrun",
         }[self.value]
 
 
@@ -247,6 +249,46 @@ def threshold_drafts(crossing: Crossing) -> list[AlertDraft]:
             )
         )
     return drafts
+
+
+def overrun_draft(
+    keys: Mapping[str, Any], old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> AlertDraft | None:
+    """The alert of a commit that spent beyond its hold (once per reservation), if this
+    stream record is one: a reservation's record turning from held to committed with
+    `overrun_usd` > 0."""
+    pk, sk = str(keys.get("pk", "")), str(keys.get("sk", ""))
+    if not pk.endswith("#REC") or not new or new.get("status") != "committed":
+        return None
+    if old is not None and old.get("status") == "committed":
+        return None
+    overrun = Decimal(new.get("overrun_usd", ZERO) or ZERO)
+    if overrun <= 0:
+        return None
+    tenant_id = str(new.get("tenant_id") or pk.removeprefix("TENANT#").removesuffix("#REC"))
+    hold, cost = Decimal(new.get("estimate_usd", ZERO)), Decimal(new.get("cost_usd", ZERO))
+    what = new.get("model") or new.get("tier") or new.get("resource")
+    return AlertDraft(
+        alert_type=AlertType.OVERRUN,
+        severity=Severity.WARNING,
+        dedup_key=f"overrun#{sk}",
+        tenant_id=tenant_id,
+        title=f"{tenant_id}: a {what} call spent ${format_usd(overrun)} beyond its hold",
+        message=(
+            f"{tenant_id} committed ${format_usd(cost)} on a reservation that held "
+            f"${format_usd(hold)} ({what}). The whole cost is recorded and counted against "
+            "every quota, past their limits if need be; new reserves are refused until there "
+            "is headroom. Send the output cap your call uses as output_tokens on the reserve."
+        ),
+        spent_usd=cost,
+        details={
+            "reservation_id": f"{sk}~{new.get('plan', '')}",
+            "hold_usd": format_usd(hold),
+            "overrun_usd": format_usd(overrun),
+        }
+        | ({"user_id": str(new["user_id"])} if new.get("user_id") else {}),
+        caused_by_request=str(new["last_request_id"]) if new.get("last_request_id") else None,
+    )
 
 
 class AlertBook:
@@ -561,6 +603,13 @@ class StreamAlerts:
             return "ignored"
         if event_name not in ("INSERT", "MODIFY"):
             return "ignored"
+        overrun = overrun_draft(keys, old, new)
+        if overrun is not None:
+            with telemetry.span("alerts.record", tenant_id=overrun.tenant_id, kind="overrun"):
+                created = self.book.record([overrun])
+            if created:
+                telemetry.count("AlertsRecorded", len(created))
+            return f"recorded {len(created)}"
         with telemetry.span("alerts.detect", counter=f"{pk}/{sk}") as span:
             found = crossings(pk, sk, old, new, self.rules)
             telemetry.set_attributes(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 
 class CostguardError(Exception):
@@ -121,3 +122,20 @@ class LedgerCorrupted(CostguardError):
     """An item in the ledger does not have the shape the ledger writes."""
 
     code = "ledger_corrupted"
+
+
+class OverrunRejected(CostguardError):
+    """A commit above its hold, for a tenant whose `overrun` setting is `reject`: the hold was
+    charged instead of the reported cost (a 409)."""
+
+    code = "overrun_rejected"
+
+    def __init__(self, record: Any) -> None:
+        super().__init__(
+            f"the commit's cost {record.actual_usd} is above its hold {record.cost_usd}; "
+            "this tenant rejects overruns, so the hold was charged"
+        )
+        self.record = record
+        self.reservation_id = record.reservation_id
+        self.charged_usd: Decimal = record.cost_usd
+        self.actual_usd: Decimal = record.actual_usd

@@ -121,30 +121,7 @@ class Usage(Model):
 
     @model_validator(mode="after")
     def _complete(self) -> Usage:
-        explicit = self.explicit_usd is not None
-        if self.resource == "llm":
-            if self.tier is not None or self.seconds is not None:
-                raise ValueError("tier and seconds belong to resource 'sandbox'")
-            if not explicit and self.model is None:
-                raise ValueError(
-                    "an llm usage needs 'model' (with token counts) or an explicit cost"
-                )
-            if (self.cached_input_tokens or 0) > (self.input_tokens or 0):
-                raise ValueError("cached_input_tokens cannot exceed input_tokens")
-        else:
-            if any(
-                v is not None
-                for v in (
-                    self.model,
-                    self.provider,
-                    self.input_tokens,
-                    self.output_tokens,
-                    self.cached_input_tokens,
-                )
-            ):
-                raise ValueError("model, provider and token counts belong to resource 'llm'")
-            if not explicit and (self.tier is None or self.seconds is None):
-                raise ValueError("a sandbox usage needs 'tier' and 'seconds' or an explicit cost")
+        _check_usage(self)
         return self
 
     @property
@@ -166,6 +143,32 @@ class Usage(Model):
         }
 
 
+def _check_usage(self: Usage) -> None:
+    """The cross-field rules of a usage (shared with the commit body)."""
+    explicit = self.explicit_usd is not None
+    if self.resource == "llm":
+        if self.tier is not None or self.seconds is not None:
+            raise ValueError("tier and seconds belong to resource 'sandbox'")
+        if not explicit and self.model is None:
+            raise ValueError("an llm usage needs 'model' (with token counts) or an explicit cost")
+        if (self.cached_input_tokens or 0) > (self.input_tokens or 0):
+            raise ValueError("cached_input_tokens cannot exceed input_tokens")
+    else:
+        if any(
+            v is not None
+            for v in (
+                self.model,
+                self.provider,
+                self.input_tokens,
+                self.output_tokens,
+                self.cached_input_tokens,
+            )
+        ):
+            raise ValueError("model, provider and token counts belong to resource 'llm'")
+        if not explicit and (self.tier is None or self.seconds is None):
+            raise ValueError("a sandbox usage needs 'tier' and 'seconds' or an explicit cost")
+
+
 class QuotaState(Model):
     """One quota with its live figures in the current (or the reservation's) period."""
 
@@ -185,8 +188,39 @@ class QuotaState(Model):
     resets_at: datetime
 
 
+class TenantSettings(Model):
+    """How a tenant's holds settle at their edges (see the README's guarantee).
+
+    `overrun`: a commit above its hold is recorded in full (`record`, money already spent is
+    never dropped) or refused with 409 and the hold charged instead (`reject`, for platforms
+    that enforce output caps themselves). `on_expiry`: a hold that expires without a commit is
+    charged in full (`charge`: a crashed app cannot turn spend into $0) or returned
+    (`release`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    overrun: Literal["record", "reject"] = "record"
+    on_expiry: Literal["charge", "release"] = "charge"
+
+
 class QuotaList(Model):
     quotas: list[QuotaState]
+    settings: TenantSettings | None = None
+    """The tenant's settlement settings (absent for platform quotas)."""
+
+
+class HoldBasis(Model):
+    """How a reservation's hold was derived: always the worst case of the call."""
+
+    basis: Literal["tokens", "estimated_cost", "sandbox_seconds"]
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    """The output cap the hold was priced with."""
+    output_cap_from: Literal["request", "catalog"] | None = None
+    """`request`: the caller's `output_tokens`; `catalog`: the model's maximum output."""
+    seconds: Decimal | None = None
+    priced_as: str | None = None
 
 
 class Reservation(Model):
@@ -198,6 +232,7 @@ class Reservation(Model):
     created_at: datetime
     expires_at: datetime
     guarded: bool = True
+    hold: HoldBasis | None = None
     quotas: list[QuotaState] | None = None
 
 
@@ -210,6 +245,14 @@ class CostRecord(Model):
     cost_usd: UsdOut
     estimated_usd: UsdOut | None = None
     overrun: bool = False
+    overrun_usd: UsdOut = Decimal(0)
+    """What the commit spent beyond its hold (recorded and counted in full)."""
+    usage_unknown: bool = False
+    """The caller could not tell what the call used: the whole hold was charged."""
+    settled_by: Literal["commit", "usage_unknown", "expiry", "overrun_rejected"] | None = None
+    """How a reservation was settled (None for usage recorded without a reservation)."""
+    actual_usd: UsdOut | None = None
+    """An overrun-rejected commit: what the caller reported (the hold was charged instead)."""
     provider: str | None = None
     model: str | None = None
     tier: str | None = None
@@ -239,6 +282,43 @@ class ReserveRequest(Usage):
     """A reservation: the estimate, its attribution, and how long the hold may live."""
 
     ttl_seconds: Annotated[int, Field(ge=1, le=7 * 86_400, strict=True)] | None = None
+
+
+class CommitRequest(Usage):
+    """A commit: the actual usage, or `{"usage_unknown": true}` to charge the whole hold.
+
+    With `usage_unknown` no usage field is needed (resource, model and tokens come from the
+    reservation); attribution fields may still be sent.
+    """
+
+    resource: Literal["llm", "sandbox"] | None = None  # type: ignore[assignment]
+    usage_unknown: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> CommitRequest:  # replaces Usage's: `usage_unknown` needs no usage
+        if self.usage_unknown:
+            usage_fields = (
+                self.provider,
+                self.model,
+                self.input_tokens,
+                self.output_tokens,
+                self.cached_input_tokens,
+                self.tier,
+                self.seconds,
+                self.estimated_cost_usd,
+                self.cost_usd,
+            )
+            if any(v is not None for v in usage_fields):
+                raise ValueError("usage_unknown charges the whole hold: send no usage with it")
+            return self
+        if self.resource is None:
+            raise ValueError("resource is required (or usage_unknown: true)")
+        _check_usage(self)
+        return self
+
+    def usage(self) -> Usage:
+        """The actual usage (not for `usage_unknown`)."""
+        return Usage.model_validate(self.model_dump(exclude={"usage_unknown"}, exclude_none=True))
 
 
 class RecordRequest(Usage):
@@ -273,6 +353,7 @@ class TenantCreate(Model):
     plan: (
         Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")] | None
     ) = None
+    settings: TenantSettings | None = None
 
 
 class Tenant(Model):
@@ -280,6 +361,7 @@ class Tenant(Model):
     name: str
     plan: str | None = None
     created_at: datetime
+    settings: TenantSettings | None = None
 
 
 class PauseRequest(Model):
@@ -368,8 +450,10 @@ class Alert(Model):
     """A threshold crossing, an anomaly or a breach forecast, as recorded (exactly once)."""
 
     alert_id: str
-    alert_type: Literal["threshold", "anomaly", "forecast"]
-    event: Literal["QuotaThresholdCrossed", "CostAnomalyDetected", "QuotaBreachForecast"]
+    alert_type: Literal["threshold", "anomaly", "forecast", "overrun"]
+    event: Literal[
+        "QuotaThresholdCrossed", "CostAnomalyDetected", "QuotaBreachForecast", "SpendOverrun"
+    ]
     severity: Literal["info", "warning", "critical"]
     tenant_id: str | None = None
     title: str

@@ -44,6 +44,20 @@ class Mode(StrEnum):
     SOFT = "soft"
 
 
+class OnOverrun(StrEnum):
+    """What a commit above its hold does (a tenant setting)."""
+
+    RECORD = "record"
+    REJECT = "reject"
+
+
+class OnExpiry(StrEnum):
+    """What a hold that expires without a commit becomes (a tenant setting)."""
+
+    CHARGE = "charge"
+    RELEASE = "release"
+
+
 def validate_tenant_id(tenant_id: str) -> str:
     if not TENANT_ID.match(tenant_id):
         raise InvalidRequest(
@@ -125,6 +139,8 @@ class Policy:
     paused: bool = False
     paused_users: frozenset[str] = field(default_factory=frozenset)
     quotas: tuple[QuotaDefinition, ...] = ()
+    overrun: OnOverrun = OnOverrun.RECORD
+    on_expiry: OnExpiry = OnExpiry.CHARGE
 
     def applicable(self, resource: Resource, user_id: str | None) -> list[QuotaDefinition]:
         """Every quota that a spend of `resource` by `user_id` counts against."""

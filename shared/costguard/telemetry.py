@@ -58,6 +58,7 @@ STAGE_BY_ERROR = {
     "TenantExists": Stage.VALIDATION,
     "UnknownPrice": Stage.PRICING,
     "QuotaExceeded": Stage.QUOTA,
+    "OverrunRejected": Stage.QUOTA,
     "Paused": Stage.QUOTA,
     "LedgerUnavailable": Stage.LEDGER_WRITE,
     "LedgerBusy": Stage.LEDGER_WRITE,

@@ -53,7 +53,7 @@ def create_tenant(
 ) -> Response[Tenant]:
     tenant_id = body.tenant_id or f"t-{secrets.token_hex(6)}"
     try:
-        created = ledger.create_tenant(tenant_id, body.name, body.plan)
+        created = ledger.create_tenant(tenant_id, body.name, body.plan, body.settings)
     except TenantExists:
         # A retried create (same Idempotency-Key and body) answers as the first one did.
         existing = ledger.tenant(tenant_id) if idempotency_key and body.tenant_id else None
@@ -64,7 +64,7 @@ def create_tenant(
     # again, which heals a first attempt that failed after the tenant was written (seeding is
     # idempotent). When the bus refuses the event, the defaults are seeded right here.
     announce_tenant(events, created, onboarding, unpublished=_report_unpublished)
-    return respond(201, Tenant(**created))
+    return respond(201, Tenant(**created, settings=ledger.tenant_settings(tenant_id)))
 
 
 def _report_unpublished(exc: PublishFailed) -> None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from costguard.errors import InvalidRequest
-from costguard.models import QuotaList, QuotaPut, QuotaState
+from costguard.models import QuotaList, QuotaPut, QuotaState, TenantSettings
 from costguard.quotas import Mode, QuotaDefinition, QuotaId, Scope
 
 from functions.api.access import Access, route
@@ -48,7 +48,34 @@ def _states(states: list[QuotaState]) -> Response[QuotaList]:
     summary="Every quota of the tenant with live figures",
 )
 def list_tenant(tenant_id: str, ledger: LedgerDep) -> Response[QuotaList]:
-    return _states(ledger.quotas(tenant_id))
+    states = ledger.quotas(tenant_id)
+    return respond(200, QuotaList(quotas=states, settings=ledger.tenant_settings(tenant_id)))
+
+
+@route(
+    router,
+    "GET",
+    "/v1/tenants/<tenant_id>/settings",
+    Access.TENANT,
+    tags=["quotas"],
+    summary="How the tenant's holds settle: overruns and expired holds",
+)
+def get_settings(tenant_id: str, ledger: LedgerDep) -> Response[TenantSettings]:
+    return respond(200, ledger.tenant_settings(tenant_id))
+
+
+@route(
+    router,
+    "PUT",
+    "/v1/tenants/<tenant_id>/settings",
+    Access.ADMIN,
+    tags=["quotas"],
+    summary="Set how the tenant's holds settle (overrun: record|reject, on_expiry: charge|release)",
+)
+def put_settings(
+    tenant_id: str, body: TenantSettings, ledger: LedgerDep
+) -> Response[TenantSettings]:
+    return respond(200, ledger.put_tenant_settings(tenant_id, body))
 
 
 @route(

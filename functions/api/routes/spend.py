@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from costguard.models import (
     CheckResult,
+    CommitRequest,
     CostRecord,
     RecordRequest,
     Release,
@@ -55,11 +56,12 @@ def reserve(
 def commit(
     tenant_id: str,
     reservation_id: str,
-    body: Usage,
+    body: CommitRequest,
     ledger: LedgerDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[CostRecord]:
-    return respond(200, ledger.commit(tenant_id, reservation_id, body))
+    usage = None if body.usage_unknown else body.usage()
+    return respond(200, ledger.commit(tenant_id, reservation_id, usage))
 
 
 @route(

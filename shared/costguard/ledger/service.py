@@ -25,6 +25,7 @@ from costguard.errors import (
     InvalidRequest,
     LedgerCorrupted,
     LedgerUnavailable,
+    OverrunRejected,
     Paused,
     QuotaExceeded,
     QuotaFigures,
@@ -33,6 +34,7 @@ from costguard.errors import (
     ReservationNotHeld,
     TenantExists,
 )
+from costguard.holds import Hold, worst_case
 from costguard.ledger.dynamo import Cancelled, LedgerTable
 from costguard.ledger.plan import (
     PLATFORM_PK,
@@ -60,13 +62,23 @@ from costguard.ledger.schema import (
     TTL_ATTRIBUTE,
 )
 from costguard.ledger.writes import ItemWrite, TransactionBuilder
-from costguard.models import CheckResult, CostRecord, QuotaState, Reservation, Usage
+from costguard.models import (
+    CheckResult,
+    CostRecord,
+    HoldBasis,
+    QuotaState,
+    Reservation,
+    TenantSettings,
+    Usage,
+)
 from costguard.money import ZERO
 from costguard.periods import period_end, seconds_until_reset
 from costguard.pricing import ModelPrice, Price, PriceBook, TierPrice, load_catalog
 from costguard.quotas import (
     DEFAULT_THRESHOLDS,
     Mode,
+    OnExpiry,
+    OnOverrun,
     Policy,
     QuotaDefinition,
     QuotaId,
@@ -82,6 +94,8 @@ OPEN_PREFIX = "open~"
 """Reservations granted unguarded while the ledger was unreachable (fail_mode=open)."""
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 POLICY_ATTEMPTS = 4
+UNKNOWN_USAGE = "usage_unknown"
+"""The commit hash of a `usage_unknown` commit (its retries are the same commit)."""
 
 
 def utc_now() -> datetime:
@@ -228,6 +242,15 @@ class Ledger:
             telemetry.set_attributes(span, {"cost_usd": cost})
             return cost, price
 
+    def _hold(self, usage: Usage, at: datetime) -> Hold:
+        """The worst-case hold of a reservation (a `pricing` span)."""
+        with telemetry.span(
+            "pricing", resource=usage.resource, model=usage.model, tier=usage.tier
+        ) as span:
+            hold = worst_case(usage, self.price_book(), at)
+            telemetry.set_attributes(span, {"cost_usd": hold.amount, "hold_basis": hold.basis})
+            return hold
+
     def put_price(self, price: Price) -> None:
         """Add a price from its effective date on; earlier prices stay for history."""
         if isinstance(price, ModelPrice):
@@ -285,6 +308,8 @@ class Ledger:
                 paused=bool(item.get("paused", False)),
                 paused_users=frozenset(item.get("paused_users", set())),
                 quotas=quotas,
+                overrun=OnOverrun(item.get("overrun", OnOverrun.RECORD)),
+                on_expiry=OnExpiry(item.get("on_expiry", OnExpiry.CHARGE)),
             )
         # InvalidRequest: a stored quota id that does not parse is the ledger's fault, not
         # the caller's (it was a 422); AttributeError: `quotas` that is not a map (a 500).
@@ -523,8 +548,13 @@ class Ledger:
                 raise
             now = self.now()
             ttl = ttl_seconds or self.settings.reservation_ttl_seconds
+            # The worst case rides in the id, so that a commit of unknown usage can charge it
+            # once the ledger is back (when even the prices cannot be read, it is unknown).
+            amount = ""
+            with contextlib.suppress(LedgerUnavailable):
+                amount = f"~{usage.resource}~{self._hold(usage, now).amount}"
             return Reservation(
-                reservation_id=f"{OPEN_PREFIX}{ULID.from_datetime(now)}",
+                reservation_id=f"{OPEN_PREFIX}{ULID.from_datetime(now)}{amount}",
                 tenant_id=tenant_id,
                 user_id=usage.user_id,
                 resource=usage.resource,
@@ -550,7 +580,8 @@ class Ledger:
                 f"ttl_seconds must be between 1 and {self.settings.max_reservation_ttl_seconds}",
                 field="ttl_seconds",
             )
-        amount, price = self._price(usage, now)
+        hold = self._hold(usage, now)
+        amount, price = hold.amount, hold.price
         resource = Resource(usage.resource)
         expires_at = now + timedelta(seconds=ttl)
         ulid = ULID.from_datetime(now)
@@ -586,7 +617,8 @@ class Ledger:
                 "expires_at": iso(expires_at),
                 HOLDS_PK: holds_pk(tenant_id),
                 HOLDS_SK: f"{iso(expires_at)}#{ulid}",
-                **self._usage_fields(usage, price),
+                "hold": hold.describe(),
+                **self._usage_fields(hold.usage, price),
                 **usage.attribution(),
             }
             tx.put((records_pk(tenant_id), str(ulid)), record, "attribute_not_exists(pk)")
@@ -625,6 +657,7 @@ class Ledger:
                 reserved_usd=amount,
                 created_at=now,
                 expires_at=expires_at,
+                hold=HoldBasis.model_validate(hold.describe()),
                 quotas=states,
             )
         raise LedgerBusy()
@@ -649,6 +682,7 @@ class Ledger:
             reserved_usd=ref.estimate_usd,
             created_at=parse_iso(item["created_at"]),
             expires_at=parse_iso(item["expires_at"]),
+            hold=HoldBasis.model_validate(item["hold"]) if item.get("hold") else None,
             quotas=states,
         )
 
@@ -677,46 +711,99 @@ class Ledger:
         return {k: v for k, v in fields.items() if v is not None}
 
     # ------------------------------------------------------------------ commit
-    def commit(self, tenant_id: str, reservation_id: str, usage: Usage) -> CostRecord:
+    def commit(self, tenant_id: str, reservation_id: str, usage: Usage | None) -> CostRecord:
         """Record the actual cost and free the hold, atomically and at most once.
 
-        A retry of the same commit returns the first record; an actual above the estimate is
-        recorded (the money is spent) and flagged as an overrun.
+        `usage=None` means the caller cannot tell what the call used (a stream cut before its
+        usage, a provider error after the request was sent): the whole hold is charged, since
+        the hold is the worst case. A retry of the same commit returns the first record. An
+        actual above the hold is recorded in full (the money is spent) with `overrun_usd`,
+        unless the tenant's `overrun` setting is `reject`: then the hold is charged and
+        OverrunRejected raised.
         """
         with telemetry.span(
             "ledger.commit",
             tenant_id=tenant_id,
             reservation_id=reservation_id.split("~", 1)[0],
-            resource=usage.resource,
+            resource=usage.resource if usage else None,
+            usage_unknown=usage is None,
         ) as span:
             record = self._commit(tenant_id, reservation_id, usage)
             telemetry.set_attributes(span, {"cost_usd": record.cost_usd, "outcome": "committed"})
             telemetry.count("Commits")
             telemetry.usd("SpendUsd", record.cost_usd)
-            if record.estimated_usd:
+            if record.overrun_usd:
+                telemetry.usd("OverrunUsd", record.overrun_usd)
+            if record.estimated_usd and usage is not None:
                 error = (record.cost_usd - record.estimated_usd) / record.estimated_usd * 100
                 telemetry.count("EstimateErrorPct", float(error), telemetry.MetricUnit.Percent)
             return record
 
-    def _commit(self, tenant_id: str, reservation_id: str, usage: Usage) -> CostRecord:
+    def _commit_open(self, tenant_id: str, reservation_id: str, usage: Usage | None) -> CostRecord:
+        """A reservation granted while the ledger was unreachable (fail open): record what
+        was spent, unenforced and once (the id is the idempotency key); unknown usage is
+        charged at the worst case its id carries."""
+        if usage is None:
+            parts = reservation_id.split("~")
+            if len(parts) != 4 or parts[2] not in ("llm", "sandbox"):
+                raise InvalidRequest(
+                    "this reservation was granted while the ledger was unreachable and its "
+                    "worst case is unknown: record the usage you can estimate",
+                    field="usage_unknown",
+                )
+            try:
+                usage = Usage.model_validate({"resource": parts[2], "cost_usd": parts[3]})
+            except ValueError as exc:
+                raise ReservationNotFound("unknown reservation") from exc
+        return self.record_usage(tenant_id, usage, enforce=False, idempotency_key=reservation_id)
+
+    def _commit(self, tenant_id: str, reservation_id: str, usage: Usage | None) -> CostRecord:
         validate_tenant_id(tenant_id)
         if reservation_id.startswith(OPEN_PREFIX):
-            # Granted while the ledger was unreachable (fail open): record what was spent,
-            # unenforced and once (the id is the idempotency key).
-            return self.record_usage(
-                tenant_id, usage, enforce=False, idempotency_key=reservation_id
-            )
+            return self._commit_open(tenant_id, reservation_id, usage)
         ref = ReservationRef.parse(reservation_id)
-        if usage.resource != ref.resource.value:
-            raise InvalidRequest(
-                f"this reservation is for resource {ref.resource.value!r}", field="resource"
-            )
-        if usage.user_id is not None and usage.user_id != ref.user_id:
-            raise InvalidRequest("user_id differs from the reservation's", field="user_id")
         now = self.now()
-        cost, price = self._price(usage, ref.created_at)
-        digest = request_hash(usage)
         estimate = ref.estimate_usd
+        if usage is None:
+            # The usage comes from the reservation itself: what it held is what is charged.
+            digest = UNKNOWN_USAGE
+            held = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+            if held is None or held.get("plan") != ref.plan or held.get("status") != "held":
+                return self._commit_refused(tenant_id, ref, held, digest, now)
+            rolled = _usage_of(held)
+            cost, price = estimate, None
+            fields: dict[str, Any] = {"usage_unknown": True, "settled_by": "usage_unknown"}
+        else:
+            if usage.resource != ref.resource.value:
+                raise InvalidRequest(
+                    f"this reservation is for resource {ref.resource.value!r}", field="resource"
+                )
+            if usage.user_id is not None and usage.user_id != ref.user_id:
+                raise InvalidRequest("user_id differs from the reservation's", field="user_id")
+            digest = request_hash(usage)
+            rolled = usage
+            cost, price = self._price(usage, ref.created_at)
+            fields = {
+                **self._usage_fields(usage, price),
+                **usage.attribution(),
+                "settled_by": "commit",
+            }
+            if cost > estimate:
+                _, tenant = self.policies(tenant_id, fresh=True)
+                if tenant.overrun is OnOverrun.REJECT:
+                    fields |= {"settled_by": "overrun_rejected", "actual_usd": cost}
+                    cost = estimate
+                else:
+                    fields |= {"overrun": True, "overrun_usd": cost - estimate}
+        fields = {
+            "status": "committed",
+            "cost_usd": cost,
+            "commit_hash": digest,
+            "recorded_at": iso(now),
+            "overrun": False,
+            "overrun_usd": ZERO,
+            **fields,
+        }
         tx = TransactionBuilder()
         for slot in ref.slots(tenant_id):
             w = tx.update(slot.key)
@@ -724,16 +811,7 @@ class Ledger:
             w.add(slot.prefix + "spent", cost)
             w.add(slot.prefix + "avail", estimate - cost)
             _stamp(w)
-        self._roll_up(tx, tenant_id, ref.created_at, usage, cost, price, ref.user_id)
-        fields = {
-            "status": "committed",
-            "cost_usd": cost,
-            "commit_hash": digest,
-            "recorded_at": iso(now),
-            "overrun": cost > estimate,
-            **self._usage_fields(usage, price),
-            **usage.attribution(),
-        }
+        self._roll_up(tx, tenant_id, ref.created_at, rolled, cost, price, ref.user_id)
         rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
         rec.sets.extend(f"{rec.name(k)} = {rec.value(v)}" for k, v in fields.items())
         rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
@@ -750,14 +828,20 @@ class Ledger:
             "pk": records_pk(tenant_id),
             "sk": str(ref.ulid),
             "tenant_id": tenant_id,
-            "resource": usage.resource,
+            "resource": ref.resource.value,
             "estimate_usd": estimate,
             "created_at": iso(ref.created_at),
             "user_id": ref.user_id,
             "plan": ref.plan,
             **fields,
         }
-        return self.cost_record(item)
+        if usage is None:
+            assert held is not None
+            item = {**held, **item}  # the reservation's model, tokens and attribution
+        record = self.cost_record(item)
+        if record.settled_by == "overrun_rejected":
+            raise OverrunRejected(record)
+        return record
 
     def _commit_refused(
         self,
@@ -771,8 +855,13 @@ class Ledger:
             raise ReservationNotFound("unknown reservation")
         status = old.get("status")
         if status == "committed":
+            if old.get("settled_by") == "expiry":
+                raise ReservationNotHeld(ref.reservation_id, "expired")
             if old.get("commit_hash") == digest:
-                return self.cost_record(old)
+                record = self.cost_record(old)
+                if record.settled_by == "overrun_rejected":
+                    raise OverrunRejected(record)
+                return record
             raise ReservationNotHeld(ref.reservation_id, "committed with a different body")
         if status == "held":
             self._expire(tenant_id, ref, now)
@@ -809,6 +898,45 @@ class Ledger:
             return dict(cancelled.failed()).get(len(tx.writes) - 1) or {}
         return None
 
+    def _charge_expired(self, tenant_id: str, ref: ReservationRef, now: datetime) -> bool:
+        """Settle an expired hold by charging it in full (`on_expiry: charge`): the app may
+        have spent it and never said so. True if this call settled it."""
+        held = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+        if held is None or held.get("status") != "held" or held.get("plan") != ref.plan:
+            return False
+        estimate = ref.estimate_usd
+        tx = TransactionBuilder()
+        for slot in ref.slots(tenant_id):
+            w = tx.update(slot.key)
+            w.add(slot.prefix + "held", -estimate)
+            w.add(slot.prefix + "spent", estimate)
+            _stamp(w)
+        self._roll_up(tx, tenant_id, ref.created_at, _usage_of(held), estimate, None, ref.user_id)
+        rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
+        for k, v in (
+            ("status", "committed"),
+            ("cost_usd", estimate),
+            ("commit_hash", "expiry"),
+            ("settled_by", "expiry"),
+            ("usage_unknown", True),
+            ("overrun", False),
+            ("overrun_usd", ZERO),
+            ("recorded_at", iso(now)),
+        ):
+            rec.sets.append(f"{rec.name(k)} = {rec.value(v)}")
+        rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
+        rec.condition(
+            f"{rec.name('status')} = {rec.value('held')} AND "
+            f"{rec.name('plan')} = {rec.value(ref.plan)} AND "
+            f"{rec.name('expires_at')} <= {rec.value(iso(now))}"
+        )
+        try:
+            self.table.transact(tx.writes)
+        except Cancelled:
+            return False
+        telemetry.usd("ExpiredChargedUsd", estimate)
+        return True
+
     def release(self, tenant_id: str, reservation_id: str) -> ReleaseResult:
         """Return a hold that will not be used. Releasing twice is harmless."""
         with telemetry.span(
@@ -833,9 +961,16 @@ class Ledger:
             raise ReservationNotFound("unknown reservation")
         if old.get("status") in ("released", "expired"):
             return ReleaseResult(reservation_id, str(old["status"]), ZERO)
+        if old.get("settled_by") == "expiry":
+            return ReleaseResult(reservation_id, "expired", ZERO)  # expired and charged
         raise ReservationNotHeld(reservation_id, str(old.get("status")))
 
     def _expire(self, tenant_id: str, ref: ReservationRef, now: datetime) -> bool:
+        """Settle an expired hold as the tenant's `on_expiry` setting says (read fresh: a
+        sweeper's cache would otherwise never see a change)."""
+        _, tenant = self.policies(tenant_id, fresh=True)
+        if tenant.on_expiry is OnExpiry.CHARGE:
+            return self._charge_expired(tenant_id, ref, now)
         return self._return_hold(tenant_id, ref, "expired", now, only_if_expired=True) is None
 
     def expire_due(self, tenant_id: str | None = None, limit: int = 200) -> int:
@@ -1025,6 +1160,10 @@ class Ledger:
                 cost_usd=item["cost_usd"],
                 estimated_usd=item.get("estimate_usd"),
                 overrun=bool(item.get("overrun", False)),
+                overrun_usd=item.get("overrun_usd", ZERO),
+                usage_unknown=bool(item.get("usage_unknown", False)),
+                settled_by=item.get("settled_by"),
+                actual_usd=item.get("actual_usd"),
                 provider=item.get("provider"),
                 model=item.get("model"),
                 tier=item.get("tier"),
@@ -1049,7 +1188,7 @@ class Ledger:
         telemetry.count("QuotaChecks")
         validate_tenant_id(tenant_id)
         now = self.now()
-        amount, _ = self._price(usage, now)
+        amount = self._hold(usage, now).amount
         resource = Resource(usage.resource)
         platform, tenant = self.policies(tenant_id, fresh=True)
         paused = tenant.paused or bool(usage.user_id and usage.user_id in tenant.paused_users)
@@ -1158,7 +1297,13 @@ class Ledger:
         return found, str(start["sk"]["S"]) if start else None
 
     # ------------------------------------------------------------------ administration
-    def create_tenant(self, tenant_id: str, name: str, plan: str | None = None) -> dict[str, Any]:
+    def create_tenant(
+        self,
+        tenant_id: str,
+        name: str,
+        plan: str | None = None,
+        settings: TenantSettings | None = None,
+    ) -> dict[str, Any]:
         validate_tenant_id(tenant_id)
         now = self.now()
         tx = TransactionBuilder()
@@ -1167,6 +1312,9 @@ class Ledger:
         w = tx.update((tenant_pk(tenant_id), POLICY_SK))
         w.sets.append(f"{w.name('version')} = if_not_exists({w.name('version')}, {w.value(1)})")
         w.sets.append(f"{w.name('quotas')} = if_not_exists({w.name('quotas')}, {w.value({})})")
+        if settings is not None:
+            w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
+            w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
         try:
             self.table.transact(tx.writes)
         except Cancelled:
@@ -1180,6 +1328,26 @@ class Ledger:
         if item is None:
             return None
         return {k: item[k] for k in ("tenant_id", "name", "plan", "created_at") if k in item}
+
+    def tenant_settings(self, tenant_id: str) -> TenantSettings:
+        """How the tenant's holds settle at their edges (defaults when never set)."""
+        validate_tenant_id(tenant_id)
+        _, tenant = self.policies(tenant_id, fresh=True)
+        return TenantSettings(overrun=tenant.overrun.value, on_expiry=tenant.on_expiry.value)
+
+    def put_tenant_settings(self, tenant_id: str, settings: TenantSettings) -> TenantSettings:
+        """Replace the tenant's settlement settings; the policy version moves, so every
+        cached copy is re-read by the next reserve that meets it."""
+        validate_tenant_id(tenant_id)
+        w = ItemWrite(key=(tenant_pk(tenant_id), POLICY_SK))
+        version, quotas = w.name("version"), w.name("quotas")
+        w.sets.append(f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}")
+        w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
+        w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
+        w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
+        self.table.update(w)
+        self.forget_policy(tenant_pk(tenant_id))
+        return settings
 
     def set_paused(self, tenant_id: str, paused: bool, user_id: str | None = None) -> None:
         """Pause or unpause a tenant or one of its users; takes effect on the next reserve."""
@@ -1406,6 +1574,17 @@ class Ledger:
                         problems.append(f"{key} {p}avail {counter.get(p + 'avail')} != {computed}")
         _ = users
         return problems
+
+
+def _usage_of(held: dict[str, Any]) -> Usage:
+    """What a reservation's record says it was for: enough to roll its charge up by model
+    or tier (built without validation: it was validated when it was reserved)."""
+    return Usage.model_construct(
+        resource="sandbox" if held.get("resource") == "sandbox" else "llm",
+        provider=held.get("provider"),
+        model=held.get("model"),
+        tier=held.get("tier"),
+    )
 
 
 def _stamp(write: ItemWrite) -> None:

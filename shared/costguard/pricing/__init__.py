@@ -25,6 +25,8 @@ class ModelPrice:
     cached_input_per_million_usd: Decimal
     effective_from: datetime
     source: str = ""
+    max_output_tokens: int | None = None
+    """The most output tokens one call can produce: the cap of a worst-case hold."""
 
     def describe(self) -> dict[str, str]:
         return {
@@ -70,6 +72,7 @@ def model_price_from(entry: dict[str, Any]) -> ModelPrice:
         ),
         effective_from=parse_time(entry["effective_from"]),
         source=entry.get("source", ""),
+        max_output_tokens=entry.get("max_output_tokens"),
     )
 
 
@@ -135,6 +138,17 @@ class PriceBook:
             raise UnknownPrice("model", f"{provider}/{model}" if provider else model)
         assert isinstance(price, ModelPrice)
         return price
+
+    def max_output_tokens(self, price: ModelPrice) -> int | None:
+        """The output cap of a model: its price's, else the newest one its history states
+        (an operator's price override need not repeat it)."""
+        if price.max_output_tokens is not None:
+            return price.max_output_tokens
+        history = self._models.get((price.provider, price.model), [])
+        return next(
+            (p.max_output_tokens for p in reversed(history) if p.max_output_tokens is not None),
+            None,
+        )
 
     def tier_price(self, tier: str, at: datetime) -> TierPrice:
         price = self._in_force(self._tiers.get(tier, []), at)

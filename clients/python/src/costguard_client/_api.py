@@ -330,7 +330,7 @@ def summary(tenant_id: str) -> Call[Summary]:
     return Call("GET", f"{_tenant(tenant_id)}/summary", model(Summary))
 
 
-AlertType = Literal["threshold", "anomaly", "forecast"]
+AlertType = Literal["threshold", "anomaly", "forecast", "overrun"]
 
 
 def alerts(

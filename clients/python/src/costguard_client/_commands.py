@@ -412,7 +412,7 @@ def usage(
 @cli.command("alerts")
 @click.argument("args", nargs=-1, metavar="[TENANT]")
 @click.option("--platform", is_flag=True, help="Alerts of platform quotas (no TENANT).")
-@click.option("--type", "type_", type=click.Choice(["threshold", "anomaly", "forecast"]))
+@click.option("--type", "type_", type=click.Choice(["threshold", "anomaly", "forecast", "overrun"]))
 @click.option("--limit", type=click.IntRange(1, 200), help="At most this many (newest first).")
 @click.option("--cursor", help="next_cursor of the previous page.")
 @json_option

@@ -275,8 +275,10 @@ class Alert(Body):
     """A threshold crossing, an anomaly or a breach forecast, as recorded (exactly once)."""
 
     alert_id: str
-    alert_type: Literal["threshold", "anomaly", "forecast"]
-    event: Literal["QuotaThresholdCrossed", "CostAnomalyDetected", "QuotaBreachForecast"]
+    alert_type: Literal["threshold", "anomaly", "forecast", "overrun"]
+    event: Literal[
+        "QuotaThresholdCrossed", "CostAnomalyDetected", "QuotaBreachForecast", "SpendOverrun"
+    ]
     severity: Literal["info", "warning", "critical"]
     tenant_id: str | None = None
     title: str
