@@ -44,7 +44,9 @@ def one_token_at_30_cents_per_million(ledger: Ledger) -> Usage:
             ledger.now().replace(day=1),
         )
     )
-    return Usage(resource="llm", provider="mistral", model="codestral-2508", input_tokens=1)
+    return Usage(
+        resource="llm", provider="mistral", model="codestral-2508", input_tokens=1, output_tokens=0
+    )
 
 
 def quota_state(ledger: Ledger, tenant: str | None, quota_id: str):  # type: ignore[no-untyped-def]

@@ -235,7 +235,7 @@ def test_pricing_routes(api: Api, key: str) -> None:
     r = api.call(
         "POST",
         f"/v1/tenants/{T}/quota-checks",
-        {"resource": "llm", "model": "gpt-4o", "input_tokens": 1_000_000},
+        {"resource": "llm", "model": "gpt-4o", "input_tokens": 1_000_000, "output_tokens": 0},
         key=key,
     )
     assert r.json["requested_usd"] == "5.000000"

@@ -17,7 +17,7 @@ from costguard.errors import (
     UnknownPrice,
 )
 from costguard.ledger import Ledger, LedgerTable
-from costguard.models import Usage
+from costguard.models import TenantSettings, Usage
 from costguard.quotas import Mode, QuotaId
 from costguard.settings import Enforcement, Settings
 
@@ -205,6 +205,7 @@ def test_commit_checks_resource_and_user(acme: Ledger) -> None:
 def test_an_expired_hold_is_returned_lazily_by_the_reserve_it_would_block(
     acme: Ledger, clock
 ) -> None:  # type: ignore[no-untyped-def]
+    acme.put_tenant_settings(T, TenantSettings(on_expiry="release"))
     acme.reserve(T, estimate("9"), ttl_seconds=60)
     clock.advance(seconds=61)
 
