@@ -115,6 +115,7 @@ def register(app: APIGatewayHttpResolver) -> None:
             "Reservation not held",
             f"the reservation is {exc.status}",
             reservation_status=exc.status,
+            **({"charged_usd": format_usd(exc.charged_usd)} if exc.charged_usd is not None else {}),
         )
 
     @handles(OverrunRejected)

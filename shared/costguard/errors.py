@@ -88,10 +88,14 @@ class ReservationNotHeld(CostguardError):
 
     code = "reservation_not_held"
 
-    def __init__(self, reservation_id: str, status: str) -> None:
+    def __init__(
+        self, reservation_id: str, status: str, charged_usd: Decimal | None = None
+    ) -> None:
         super().__init__(f"reservation is {status}")
         self.reservation_id = reservation_id
         self.status = status
+        self.charged_usd = charged_usd
+        """An expired hold that was charged in full (`on_expiry: charge`): what was charged."""
 
 
 class IdempotencyMismatch(CostguardError):

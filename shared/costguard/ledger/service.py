@@ -856,7 +856,7 @@ class Ledger:
         status = old.get("status")
         if status == "committed":
             if old.get("settled_by") == "expiry":
-                raise ReservationNotHeld(ref.reservation_id, "expired")
+                raise ReservationNotHeld(ref.reservation_id, "expired", old.get("cost_usd"))
             if old.get("commit_hash") == digest:
                 record = self.cost_record(old)
                 if record.settled_by == "overrun_rejected":
@@ -865,14 +865,19 @@ class Ledger:
             raise ReservationNotHeld(ref.reservation_id, "committed with a different body")
         if status == "held":
             self._expire(tenant_id, ref, now)
-            raise ReservationNotHeld(ref.reservation_id, "expired")
+            settled = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+            charged = (settled or {}).get("cost_usd") if (settled or {}).get("settled_by") else None
+            raise ReservationNotHeld(ref.reservation_id, "expired", charged)
         raise ReservationNotHeld(ref.reservation_id, str(status))
 
     # ------------------------------------------------------------------ release and expiry
     def _return_hold(
         self, tenant_id: str, ref: ReservationRef, status: str, now: datetime, only_if_expired: bool
     ) -> dict[str, Any] | None:
-        """Give the hold back; None on success, else the record's current item (or {})."""
+        """Give the hold back; None on success, else the record's current item (or {}).
+
+        A release (`only_if_expired=False`) needs the hold alive: an expired hold is settled
+        by the tenant's `on_expiry` setting, never by a late release (as a late commit)."""
         tx = TransactionBuilder()
         for slot in ref.slots(tenant_id):
             w = tx.update(slot.key)
@@ -892,6 +897,8 @@ class Ledger:
         )
         if only_if_expired:
             rec.condition(f"{rec.name('expires_at')} <= {rec.value(iso(now))}")
+        else:
+            rec.condition(f"{rec.name('expires_at')} > {rec.value(iso(now))}")
         try:
             self.table.transact(tx.writes)
         except Cancelled as cancelled:
@@ -954,11 +961,15 @@ class Ledger:
         if reservation_id.startswith(OPEN_PREFIX):
             return ReleaseResult(reservation_id, "released", ZERO)  # it never held anything
         ref = ReservationRef.parse(reservation_id)
-        old = self._return_hold(tenant_id, ref, "released", self.now(), only_if_expired=False)
+        now = self.now()
+        old = self._return_hold(tenant_id, ref, "released", now, only_if_expired=False)
         if old is None:
             return ReleaseResult(reservation_id, "released", ref.estimate_usd)
         if not old or old.get("plan") != ref.plan:
             raise ReservationNotFound("unknown reservation")
+        if old.get("status") == "held":  # expired, not yet swept: settled as expiry says
+            self._expire(tenant_id, ref, now)
+            return ReleaseResult(reservation_id, "expired", ZERO)
         if old.get("status") in ("released", "expired"):
             return ReleaseResult(reservation_id, str(old["status"]), ZERO)
         if old.get("settled_by") == "expiry":
