@@ -60,6 +60,8 @@ class AlertType(StrEnum):
     THRESHOLD = "threshold"
     ANOMALY = "anomaly"
     FORECAST = "forecast"
+    RECOMMENDATION = "recommendation"
+    """The weekly digest of a tenant's recommendations (costguard.recommendations)."""
 
     @property
     def event(self) -> str:
@@ -68,6 +70,7 @@ class AlertType(StrEnum):
             "threshold": "QuotaThresholdCrossed",
             "anomaly": "CostAnomalyDetected",
             "forecast": "QuotaBreachForecast",
+            "recommendation": "RecommendationsDigest",
         }[self.value]
 
 

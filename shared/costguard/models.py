@@ -368,8 +368,13 @@ class Alert(Model):
     """A threshold crossing, an anomaly or a breach forecast, as recorded (exactly once)."""
 
     alert_id: str
-    alert_type: Literal["threshold", "anomaly", "forecast"]
-    event: Literal["QuotaThresholdCrossed", "CostAnomalyDetected", "QuotaBreachForecast"]
+    alert_type: Literal["threshold", "anomaly", "forecast", "recommendation"]
+    event: Literal[
+        "QuotaThresholdCrossed",
+        "CostAnomalyDetected",
+        "QuotaBreachForecast",
+        "RecommendationsDigest",
+    ]
     severity: Literal["info", "warning", "critical"]
     tenant_id: str | None = None
     title: str

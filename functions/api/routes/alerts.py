@@ -21,7 +21,9 @@ Cursor = Annotated[
     str | None,
     Query(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="`next_cursor` of the previous page"),
 ]
-Type = Annotated[Literal["threshold", "anomaly", "forecast"] | None, Query(alias="type")]
+Type = Annotated[
+    Literal["threshold", "anomaly", "forecast", "recommendation"] | None, Query(alias="type")
+]
 
 
 def _page(
