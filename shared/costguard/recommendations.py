@@ -655,7 +655,8 @@ def digest_draft(advice: RecommendationList, now: datetime) -> AlertDraft | None
         dedup_key=f"digest#{week}",
         tenant_id=advice.tenant_id,
         title=(
-            f"{advice.tenant_id}: {len(advice.recommendations)} recommendations, "
+            f"{advice.tenant_id}: {len(advice.recommendations)} "
+            f"recommendation{'' if len(advice.recommendations) == 1 else 's'}, "
             f"${format_usd(advice.monthly_savings_usd)}/month to save ({week})"
         ),
         message=f"{lines}{f'; and {more} more' if more > 0 else ''}.",
