@@ -76,7 +76,8 @@ def overview(
             today_usd += amount if day == today else ZERO
             for attribute, value in item.items():
                 if attribute.startswith(("usd#m#", "usd#t#")):
-                    kind = "tier " if attribute.startswith("usd#t#") else ""
+                    # named as GET …/usage?group_by=model names them
+                    kind = "sandbox:" if attribute.startswith("usd#t#") else ""
                     per_model[kind + attribute[6:]] += Decimal(value)
         spends.append(
             TenantSpend(tenant_id=tenant, spent_usd=spent, calls=calls, today_usd=today_usd)

@@ -89,7 +89,7 @@ def test_the_overview_adds_up_the_tenants_days_models_and_quotas(api: Api, clock
     assert len(body["daily"]) == 7
     assert body["by_model"] == [
         {"key": "openai/gpt-4o", "cost_usd": "3.000000"},
-        {"key": "tier gpu", "cost_usd": "2.000000"},
+        {"key": "sandbox:gpu", "cost_usd": "2.000000"},
         {"key": "-/-", "cost_usd": "1.000000"},
     ]
     [near] = body["quotas_near_limit"]

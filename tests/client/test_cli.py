@@ -290,9 +290,7 @@ def test_recommendations_show_the_saving_per_month_and_the_action(
     [rec] = advice["recommendations"]
     assert (rec["recommendation_id"], rec["confidence"]) == ("sandbox_time:gpu", "low")
     out = ok(run("recommendations", tenant.tenant_id, "--days", "7"))
-    assert (
-        out.splitlines()[0] == f"{tenant.tenant_id}: $129.60/month to save, 3 records over 1 days"
-    )
+    assert out.splitlines()[0] == f"{tenant.tenant_id}: $129.60/month to save, 3 records over 1 day"
     assert "sandbox_time  low" in out and "- sandbox_time:gpu: Set an idle timeout" in out
     refused = run("recommendations", tenant.tenant_id, "--days", "3")
     assert refused.exit_code == 2  # click refuses it before any call

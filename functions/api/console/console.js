@@ -42,6 +42,7 @@
   const pct = (ratio) => `${(Number(ratio) * 100).toFixed(1)} %`;
   const when = (iso) => (iso ? iso.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, "Z") : "-");
   const isoDay = (d) => d.toISOString().slice(0, 10);
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
   class ApiError extends Error {
     constructor(status, body, headers) {
@@ -123,7 +124,8 @@
     if (old) old.destroy();
     holder.replaceChildren();
     const xs = days.map((d) => Date.parse(`${d.day}T00:00:00Z`) / 1000);
-    const ys = days.map((d) => Number(d.cost_usd));
+    // a day without spend draws no bar (a zero-height bar would still draw its outline)
+    const ys = days.map((d) => (Number(d.cost_usd) > 0 ? Number(d.cost_usd) : null));
     const total = days.reduce((sum, d) => sum + Number(d.cost_usd), 0);
     holder.setAttribute("aria-label", `${label}: ${days.length} days, ${usd(total.toFixed(6))} in all`);
     if (typeof uPlot === "undefined") {
@@ -304,11 +306,11 @@
   function recommendations(advice) {
     const box = $("tenant-recommendations");
     if (!advice.recommendations.length) {
-      box.replaceChildren(el("p", { class: "empty", text: `Nothing to change: ${advice.records_examined} records over ${advice.days_observed} days examined.` }));
+      box.replaceChildren(el("p", { class: "empty", text: `Nothing to change: ${plural(advice.records_examined, "record")} over ${plural(advice.days_observed, "day")} examined.` }));
       return;
     }
     box.replaceChildren(
-      el("p", {}, `${usd(advice.monthly_savings_usd)} a month to save, from ${advice.records_examined} records over ${advice.days_observed} days.`),
+      el("p", {}, `${usd(advice.monthly_savings_usd)} a month to save, from ${plural(advice.records_examined, "record")} over ${plural(advice.days_observed, "day")}.`),
       ...advice.recommendations.map((r) =>
         el(
           "div",
@@ -454,6 +456,18 @@
   }
 
   async function refresh() {
+    // data-state says when the views are filled in (tests and screen readers wait for it)
+    document.body.dataset.state = "loading";
+    document.body.setAttribute("aria-busy", "true");
+    try {
+      await load();
+    } finally {
+      document.body.dataset.state = "ready";
+      document.body.removeAttribute("aria-busy");
+    }
+  }
+
+  async function load() {
     showProblem(null);
     $("who").textContent = session.role === "admin" ? "Signed in as the operator (admin key)" : `Signed in as tenant ${session.tenant}`;
     try {

@@ -465,7 +465,8 @@ def recommendation_table(advice: RecommendationList) -> str:
     ]
     head = (
         f"{advice.tenant_id}: ${plain_usd(advice.monthly_savings_usd)}/month to save, "
-        f"{advice.records_examined} records over {advice.days_observed} days"
+        f"{advice.records_examined} records over {advice.days_observed} "
+        f"day{'' if advice.days_observed == 1 else 's'}"
     )
     body = table(["KIND", "CONFIDENCE", "USD/MONTH", "TITLE"], rows, right=[2])
     actions = "\n".join(f"- {r.recommendation_id}: {r.action}" for r in advice.recommendations)
