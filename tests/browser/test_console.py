@@ -200,7 +200,7 @@ def test_readable_at_1280_and_390_pixels_wide(browser: Any, server: Server) -> N
     from tests.e2e.conftest import ADMIN
 
     tenant, key = new_tenant(server, "20")
-    server.call("PUT", f"/v1/tenants/{tenant}/quotas/tenant:sandbox:week", {"limit_usd": "5"})
+    server.call("PUT", f"/v1/tenants/{tenant}/quotas/tenant:sandbox:week", {"limit_usd": "3"})
     for body in (
         {
             "resource": "llm",
@@ -219,7 +219,9 @@ def test_readable_at_1280_and_390_pixels_wide(browser: Any, server: Server) -> N
         {"resource": "sandbox", "tier": "gpu", "seconds": "3600", "user_id": "u-ada"},
     ):
         assert server.call("POST", f"/v1/tenants/{tenant}/usage", body, key=key)[0] == 201
-    server.call("POST", "/local/schedules/stream", key=None)
+    # the weekly digest (run now) and the forecast, delivered by the stream
+    for schedule in ("recommendations", "forecast", "stream"):
+        assert server.call("POST", f"/local/schedules/{schedule}", key=None)[0] == 200
     for width, height in ((1280, 900), (390, 844)):
         for who, secret, name in ((tenant, key, "tenant"), ("", ADMIN, "admin")):
             t = open_tab(browser, width, height)
@@ -232,6 +234,9 @@ def test_readable_at_1280_and_390_pixels_wide(browser: Any, server: Server) -> N
                 assert overflow <= 0, (width, name, overflow)
                 size = t.page.evaluate("() => parseFloat(getComputedStyle(document.body).fontSize)")
                 assert size >= 14
+                if name == "tenant":  # the digest is listed with the other alerts
+                    digest = t.page.locator("#tenant-alerts li[data-alert-type=recommendation]")
+                    assert "recommendation, $" in digest.first.inner_text()
                 t.shot(f"console-{name}-{width}.png")
                 assert t.js_errors == []
             finally:
