@@ -41,7 +41,7 @@ from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 from costguard.anomalies import RunReport, TimeLeft, for_each_tenant, rotated
 from costguard.errors import CostguardError
 from costguard.ledger import Ledger
-from costguard.ledger.plan import principal_pk
+from costguard.ledger.plan import principal_pk, tenant_pk
 from costguard.models import Model, UsdOut
 from costguard.money import MICRO, MILLION, ZERO, format_usd
 from costguard.periods import Period, period_key, period_start
@@ -188,8 +188,16 @@ def read_window(ledger: Ledger, tenant_id: str, rules: RecommendationRules) -> W
             truncated = True
             break
     days = rules.window_days
-    earlier, _ = ledger.settled_records(
-        tenant_id, first - timedelta(days=365), first, limit=1, max_pages=1
+    # Any day item before the window (spend or a day counter) means the tenant is older than
+    # it: one key-only page of one item, whatever the tenant's history.
+    earlier, _ = ledger.table.query(
+        "pk = :p AND sk BETWEEN :a AND :b",
+        {
+            ":p": tenant_pk(tenant_id),
+            ":a": f"DAY#{first - timedelta(days=366):%Y-%m-%d}",
+            ":b": f"DAY#{first - timedelta(days=1):%Y-%m-%d}",
+        },
+        limit=1,
     )
     if records and not earlier:
         # a tenant younger than the window: scale its savings by the days it has existed

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from costguard.alerts import AlertBook, AlertType
+from costguard.alerts import AlertBook, AlertType, message_attributes, public_alert
 from costguard.ledger import Ledger
 from costguard.models import Usage
 from costguard.recommendations import (
@@ -23,6 +23,7 @@ from costguard.recommendations import (
     recommend,
     run_digests,
 )
+from costguard.slack import message
 
 from tests.conftest import Clock
 from tests.helpers import set_quota
@@ -277,6 +278,10 @@ def test_the_weekly_digest_is_recorded_once_per_tenant_and_iso_week(
     assert digest["severity"] == "info"
     assert digest["period_key"] == "WEEK#2026-W49"
     assert digest["details"]["top_1"] == "sandbox_time:gpu"
+    # and it goes out like every alert: SNS attributes to filter on, a Slack message
+    assert message_attributes(digest)["alert_type"] == "recommendation"
+    slack = message(public_alert(digest, for_subscribers=True))
+    assert slack["blocks"][0]["text"]["text"] == digest["title"]
     assert book.recent("tidy", alert_type=AlertType.RECOMMENDATION)[0] == []
     # And the next ISO week gets its own digest
     clock.at = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
@@ -284,3 +289,19 @@ def test_the_weekly_digest_is_recorded_once_per_tenant_and_iso_week(
     assert run_digests(ledger, book, RecommendationRules()).recorded == 1
     weeks = [a["period_key"] for a in book.recent("sandy", alert_type=AlertType.RECOMMENDATION)[0]]
     assert weeks == ["WEEK#2026-W50", "WEEK#2026-W49"]
+
+
+def test_a_tenant_older_than_the_window_is_scaled_by_the_window_not_its_first_record(
+    ledger: Ledger, clock: Clock
+) -> None:
+    # Given spend on Oct 15 (before the 30-day window) and two hour-long gpu sessions inside it
+    record(ledger, clock, "old", at(date(2026, 10, 15)), resource="llm", cost_usd="1")
+    for day in (date(2026, 11, 25), date(2026, 11, 28)):
+        record(ledger, clock, "old", at(day), resource="sandbox", tier="gpu", seconds="3600")
+    # When the recommendations are computed
+    clock.at = NOW
+    answer = recommend(ledger, "old")
+    # Then 30 days are observed, not 6: 2 × 1,800 s × $0.0008 = $2.88 a month, not $14.40
+    assert (answer.days_observed, answer.records_examined) == (30, 2)
+    [rec] = answer.recommendations
+    assert rec.monthly_savings_usd == Decimal("2.880000")
