@@ -276,6 +276,7 @@ def serve(argv: list[str] | None = None) -> int:
     print(
         f"costguard is serving on {url}\n"
         f"  API docs:   {url}/v1/docs\n"
+        f"  console:    {url}/console\n"
         f"  health:     {url}/v1/health\n"
         f"  admin key:  {admin_key}\n"
         f"  store:      {store}\n"
