@@ -56,3 +56,22 @@ def test_the_digest_function_has_an_errors_alarm(synth: Synth) -> None:
         for a in synth.resources("AWS::CloudWatch::Alarm").values()
     )
     assert "costguard recommendations function: errors" in described
+
+
+def test_the_api_asset_ships_the_console_and_its_chart_library(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from infra import packaging
+
+    asset = packaging.stage_function("api", tmp_path / "build", None)
+    console = asset / "functions" / "api" / "console"
+    shipped = sorted(p.name for p in console.iterdir())
+    assert shipped == [
+        "console.css",
+        "console.js",
+        "index.html",
+        "uPlot.LICENSE.txt",
+        "uPlot.iife.min.js",
+        "uPlot.min.css",
+    ]
+    # and the digest function's asset has its handler
+    digest = packaging.stage_function("recommendations", tmp_path / "build", None)
+    assert (digest / "functions" / "recommendations" / "handler.py").is_file()
