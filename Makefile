@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: install test lint format unit bench bench-load run run-ddblocal demo synth clean
+.PHONY: install browser test lint format unit bench bench-load run run-ddblocal demo synth clean
 
 install: .venv/.installed node_modules/.installed
 
@@ -30,9 +30,21 @@ format: install
 	$(RUN) ruff format shared functions local infra tests bench clients/python
 	$(RUN) ruff check --fix shared functions local infra tests bench clients/python
 
-## every test: unit (moto), integration (DynamoDB Local), property-based; then lint
-test: install
-	$(RUN) pytest
+## the console's browser tests drive the machine's Chromium (Debian packages; never a
+## browser downloaded by Playwright): installed here when missing (CI runs as root with apt)
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing chromium and chromium-driver (Debian packages) for the console's browser tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+
+## every test: unit (moto), integration (DynamoDB Local), property-based, the console in
+## headless Chromium; then lint
+test: install browser
+	COSTGUARD_CHROMIUM=$(CHROMIUM) $(RUN) pytest
 	$(MAKE) --no-print-directory lint
 
 unit: install

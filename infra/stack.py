@@ -11,6 +11,7 @@ from infra.alerts import Alerts
 from infra.api import Api
 from infra.bus import EventBus
 from infra.config import Config
+from infra.digests import RecommendationDigests
 from infra.ledger import LedgerStorage
 from infra.observability import Observability
 from infra.onboarding import Onboarding
@@ -42,12 +43,20 @@ class CostguardStack(Stack):
         for publisher in (self.alerts.handler, self.sweeper.handler):  # QuotaThresholdCrossed…
             self.bus.grant_put_events_to(publisher)
         self.schedules = Schedules(self, "Schedules", config=config, ledger=self.ledger)
+        self.digests = RecommendationDigests(
+            self,
+            "Digests",
+            config=config,
+            ledger=self.ledger,
+            dead_letters=self.schedules.dead_letters,
+        )
         functions = [
             self.api.handler,
             self.sweeper.handler,
             self.alerts.handler,
             self.onboarding.handler,
             *self.schedules.handlers,
+            self.digests.handler,
         ]
         if self.alerts.slack is not None:
             functions.append(self.alerts.slack)

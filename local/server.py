@@ -183,8 +183,13 @@ def build(settings: Settings, endpoint: str | None) -> tuple[Runner, Callable[[]
     )
     from functions.anomaly import handler as anomaly
     from functions.forecast import handler as forecast
+    from functions.recommendations import handler as digests
 
-    for name, module, default in (("anomaly", anomaly, "3600"), ("forecast", forecast, "21600")):
+    for name, module, default in (
+        ("anomaly", anomaly, "3600"),
+        ("forecast", forecast, "21600"),
+        ("recommendations", digests, "604800"),  # the weekly digest
+    ):
         context = lambda_context(name)
         context.get_remaining_time_in_millis = lambda: 300_000  # as a 5-minute Lambda
         runner.schedules[name] = Schedule(
@@ -271,6 +276,7 @@ def serve(argv: list[str] | None = None) -> int:
     print(
         f"costguard is serving on {url}\n"
         f"  API docs:   {url}/v1/docs\n"
+        f"  console:    {url}/console\n"
         f"  health:     {url}/v1/health\n"
         f"  admin key:  {admin_key}\n"
         f"  store:      {store}\n"

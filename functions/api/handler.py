@@ -18,12 +18,14 @@ from functions.api.access import RULES, Access, authorize, bearer
 from functions.api.deps import get_keys
 from functions.api.problems import problem
 from functions.api.routes import admin, alerts, forecast, health, quotas, spend, usage
+from functions.api.routes import console as console_routes
+from functions.api.routes import recommendations as insights
 
 logger = Logger(service="costguard-api")
 metrics = Metrics(namespace=telemetry.NAMESPACE, service="api")
 telemetry.configure_tracing()
 app = APIGatewayHttpResolver(enable_validation=True)
-for module in (health, spend, quotas, usage, alerts, forecast, admin):
+for module in (health, spend, quotas, usage, alerts, forecast, admin, insights, console_routes):
     app.include_router(module.router)
 errors.register(app)
 

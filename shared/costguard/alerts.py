@@ -61,6 +61,8 @@ class AlertType(StrEnum):
     ANOMALY = "anomaly"
     FORECAST = "forecast"
     OVERRUN = "overrun"
+    RECOMMENDATION = "recommendation"
+    """The weekly digest of a tenant's recommendations (costguard.recommendations)."""
 
     @property
     def event(self) -> str:
@@ -70,6 +72,7 @@ class AlertType(StrEnum):
             "anomaly": "CostAnomalyDetected",
             "forecast": "QuotaBreachForecast",
             "overrun": "SpendOverrun",
+            "recommendation": "RecommendationsDigest",
         }[self.value]
 
 

@@ -450,9 +450,13 @@ class Alert(Model):
     """A threshold crossing, an anomaly or a breach forecast, as recorded (exactly once)."""
 
     alert_id: str
-    alert_type: Literal["threshold", "anomaly", "forecast", "overrun"]
+    alert_type: Literal["threshold", "anomaly", "forecast", "recommendation", "overrun"]
     event: Literal[
-        "QuotaThresholdCrossed", "CostAnomalyDetected", "QuotaBreachForecast", "SpendOverrun"
+        "QuotaThresholdCrossed",
+        "CostAnomalyDetected",
+        "QuotaBreachForecast",
+        "RecommendationsDigest",
+        "SpendOverrun",
     ]
     severity: Literal["info", "warning", "critical"]
     tenant_id: str | None = None

@@ -1,10 +1,18 @@
-"""UTC calendar periods: day, ISO week (Monday), month. Counters are keyed by period."""
+"""Calendar periods: day, ISO week (Monday), month. Counters are keyed by period.
+
+Every function takes the instant in any zone and computes in `tz` (default UTC): the period's
+boundaries are local midnights (a day is 23 or 25 hours long across a DST change), returned
+as UTC instants; keys name the local date. The ledger still calls these with UTC (see
+docs/decisions.md D-23-e for what is left to wire the tenant's zone through).
+"""
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Period(StrEnum):
@@ -21,37 +29,67 @@ class Period(StrEnum):
         return {"d": cls.DAY, "w": cls.WEEK, "m": cls.MONTH}[letter]
 
 
+@cache
+def zone(name: str) -> tzinfo:
+    """An IANA time zone by name (`UTC`, `America/Los_Angeles`); ValueError if unknown."""
+    if name == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
 def _utc(at: datetime) -> datetime:
     if at.tzinfo is None:
-        raise ValueError("naive datetime: costguard works in UTC only")
+        raise ValueError("naive datetime: costguard works with aware datetimes only")
     return at.astimezone(UTC)
 
 
-def period_start(period: Period, at: datetime) -> datetime:
-    at = _utc(at)
-    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+def _local(at: datetime, tz: tzinfo | None) -> datetime:
+    return _utc(at).astimezone(tz or UTC)
+
+
+def _midnight(year: int, month: int, day: int, tz: tzinfo | None) -> datetime:
+    """The first instant of a local date, as UTC (a midnight skipped by DST maps to the
+    first instant that exists: the pre-transition offset of `fold=0`)."""
+    return datetime(year, month, day, tzinfo=tz or UTC).astimezone(UTC)
+
+
+def _first_day(period: Period, at: datetime, tz: tzinfo | None) -> datetime:
+    """The local date (a naive midnight) the period of `at` starts on."""
+    local = _local(at, tz).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     if period is Period.DAY:
-        return day
+        return local
     if period is Period.WEEK:
-        return day - timedelta(days=day.weekday())
-    return day.replace(day=1)
+        return local - timedelta(days=local.weekday())
+    return local.replace(day=1)
 
 
-def period_end(period: Period, at: datetime) -> datetime:
-    """The first instant of the next period."""
-    start = period_start(period, at)
+def period_start(period: Period, at: datetime, tz: tzinfo | None = None) -> datetime:
+    """The first instant (UTC) of the period of `at`, its calendar taken in `tz`."""
+    first = _first_day(period, at, tz)
+    return _midnight(first.year, first.month, first.day, tz)
+
+
+def period_end(period: Period, at: datetime, tz: tzinfo | None = None) -> datetime:
+    """The first instant (UTC) of the next period."""
+    first = _first_day(period, at, tz)
     if period is Period.DAY:
-        return start + timedelta(days=1)
-    if period is Period.WEEK:
-        return start + timedelta(days=7)
-    if start.month == 12:
-        return start.replace(year=start.year + 1, month=1)
-    return start.replace(month=start.month + 1)
+        nxt = first + timedelta(days=1)
+    elif period is Period.WEEK:
+        nxt = first + timedelta(days=7)
+    elif first.month == 12:
+        nxt = first.replace(year=first.year + 1, month=1)
+    else:
+        nxt = first.replace(month=first.month + 1)
+    return _midnight(nxt.year, nxt.month, nxt.day, tz)
 
 
-def period_key(period: Period, at: datetime) -> str:
-    """`DAY#2026-11-25`, `WEEK#2026-W48`, `MONTH#2026-11` — the counter's sort key."""
-    at = _utc(at)
+def period_key(period: Period, at: datetime, tz: tzinfo | None = None) -> str:
+    """`DAY#2026-11-25`, `WEEK#2026-W48`, `MONTH#2026-11` — the counter's sort key (the local
+    date in `tz`)."""
+    at = _local(at, tz)
     if period is Period.DAY:
         return f"DAY#{at:%Y-%m-%d}"
     if period is Period.WEEK:
@@ -60,20 +98,22 @@ def period_key(period: Period, at: datetime) -> str:
     return f"MONTH#{at:%Y-%m}"
 
 
-def seconds_until_reset(period: Period, at: datetime) -> int:
+def seconds_until_reset(period: Period, at: datetime, tz: tzinfo | None = None) -> int:
     """Whole seconds until the period resets, at least 1 (the `Retry-After` value)."""
-    remaining = (period_end(period, at) - _utc(at)).total_seconds()
+    remaining = (period_end(period, at, tz) - _utc(at)).total_seconds()
     return max(1, math.ceil(remaining))
 
 
-def parse_period_key(key: str) -> tuple[Period, datetime]:
-    """`MONTH#2026-11` → (month, its first instant). ValueError for anything else."""
+def parse_period_key(key: str, tz: tzinfo | None = None) -> tuple[Period, datetime]:
+    """`MONTH#2026-11` → (month, its first instant, UTC). ValueError for anything else."""
     kind, _, text = key.partition("#")
     if kind == "DAY":
-        return Period.DAY, datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-    if kind == "WEEK":
+        period, first = Period.DAY, datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    elif kind == "WEEK":
         year, _, week = text.partition("-W")
-        return Period.WEEK, datetime.fromisocalendar(int(year), int(week), 1).replace(tzinfo=UTC)
-    if kind == "MONTH":
-        return Period.MONTH, datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC)
-    raise ValueError(f"not a period key: {key!r}")
+        period, first = Period.WEEK, datetime.fromisocalendar(int(year), int(week), 1)
+    elif kind == "MONTH":
+        period, first = Period.MONTH, datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC)
+    else:
+        raise ValueError(f"not a period key: {key!r}")
+    return period, _midnight(first.year, first.month, first.day, tz)

@@ -50,6 +50,8 @@ def b_routes(rid: str) -> list[tuple[str, str, Any]]:
         ("GET", f"{t}/summary", None),
         ("GET", f"{t}/alerts", None),
         ("GET", f"{t}/forecast", None),
+        ("GET", f"{t}/recommendations", None),
+        ("GET", "/v1/platform/overview", None),
         ("GET", "/v1/platform/alerts", None),
         ("PUT", f"{t}/quotas/tenant:llm:day", QUOTA),
         ("DELETE", f"{t}/quotas/tenant:llm:month", None),

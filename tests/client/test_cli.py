@@ -271,3 +271,26 @@ def test_money_is_shown_exactly() -> None:
         "0.00",
         "100.00",
     ]
+
+
+def test_recommendations_show_the_saving_per_month_and_the_action(
+    run: Run, admin: CostGuard, tenant: TenantKey
+) -> None:
+    # Given three gpu sandbox sessions of an hour today ($0.0008 a second, 1,800 s past the
+    # timeout each): 3 × 1,800 × 0.0008 = $4.32 in the one day observed, × 30 a month
+    from costguard_client.models import RecordRequest
+
+    for _ in range(3):
+        body = RecordRequest(resource="sandbox", tier="gpu", seconds=Decimal(3600))
+        admin.record_usage(tenant.tenant_id, body)
+    # When the operator asks for the tenant's recommendations
+    advice = as_json(run("recommendations", tenant.tenant_id, "--json"))
+    # Then the saving per month, as a decimal string, and the table with the action
+    assert advice["monthly_savings_usd"] == "129.600000"
+    [rec] = advice["recommendations"]
+    assert (rec["recommendation_id"], rec["confidence"]) == ("sandbox_time:gpu", "low")
+    out = ok(run("recommendations", tenant.tenant_id, "--days", "7"))
+    assert out.splitlines()[0] == f"{tenant.tenant_id}: $129.60/month to save, 3 records over 1 day"
+    assert "sandbox_time  low" in out and "- sandbox_time:gpu: Set an idle timeout" in out
+    refused = run("recommendations", tenant.tenant_id, "--days", "3")
+    assert refused.exit_code == 2  # click refuses it before any call

@@ -38,6 +38,7 @@ ROUTES = {
     ("get", "/v1/health"): (None, "Health"),
     ("get", "/v1/tenants/{tenant_id}/alerts"): (None, "AlertPage"),
     ("get", "/v1/platform/alerts"): (None, "AlertPage"),
+    ("get", "/v1/tenants/{tenant_id}/recommendations"): (None, "RecommendationList"),
 }
 """Every route the client calls with a typed body: (request model, response model)."""
 

@@ -496,6 +496,8 @@ def test_every_acknowledged_nag_finding_is_known_and_says_why(synth: Synth) -> N
         "costguard/Api/Handler/Function AwsSolutions-L1",
         "costguard/Api/Handler/Role AwsSolutions-IAM5[Resource::*]",
         "costguard/Api/HttpApi AwsSolutions-APIG4",
+        "costguard/Digests/Recommendations/Function AwsSolutions-L1",
+        "costguard/Digests/Recommendations/Role AwsSolutions-IAM5[Resource::*]",
         "costguard/Onboarding/Handler/Function AwsSolutions-L1",
         "costguard/Onboarding/Handler/Role AwsSolutions-IAM5[Resource::*]",
         "costguard/Schedules/Anomaly/Function AwsSolutions-L1",

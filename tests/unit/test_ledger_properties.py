@@ -25,7 +25,7 @@ from costguard.ledger import Ledger, LedgerTable
 from costguard.ledger.dynamo import deserialize
 from costguard.ledger.plan import records_pk, slot_for
 from costguard.ledger.schema import HOLDS_PK, create_table
-from costguard.models import Usage
+from costguard.models import TenantSettings, Usage
 from costguard.periods import Period, period_end, period_key
 from costguard.quotas import Mode, QuotaDefinition, Resource, Scope
 from costguard.settings import Settings
@@ -141,7 +141,9 @@ class LedgerMachine(RuleBasedStateMachine):
             s = Settings(table_name=TABLE)
             self.clock = Clock(START)
             self.ledger = Ledger(LedgerTable(client, TABLE, s), s, clock=self.clock)
-            self.ledger.create_tenant(T, "Acme")
+            # expiry returns holds here (`on_expiry: release`); charging them is
+            # test_settlement_properties.py's model
+            self.ledger.create_tenant(T, "Acme", settings=TenantSettings(on_expiry="release"))
             self.quotas: dict[str, QuotaDefinition] = {}
             for text, (limit, mode, grace) in QUOTAS.items():
                 q = quota(text, limit, mode, grace)

@@ -21,7 +21,10 @@ Cursor = Annotated[
     str | None,
     Query(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="`next_cursor` of the previous page"),
 ]
-Type = Annotated[Literal["threshold", "anomaly", "forecast", "overrun"] | None, Query(alias="type")]
+Type = Annotated[
+    Literal["threshold", "anomaly", "forecast", "recommendation", "overrun"] | None,
+    Query(alias="type"),
+]
 
 
 def _page(

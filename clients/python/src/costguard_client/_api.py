@@ -24,6 +24,7 @@ from costguard_client.models import (
     QuotaList,
     QuotaPut,
     QuotaState,
+    RecommendationList,
     RecordPage,
     RecordRequest,
     Release,
@@ -330,7 +331,7 @@ def summary(tenant_id: str) -> Call[Summary]:
     return Call("GET", f"{_tenant(tenant_id)}/summary", model(Summary))
 
 
-AlertType = Literal["threshold", "anomaly", "forecast", "overrun"]
+AlertType = Literal["threshold", "anomaly", "forecast", "recommendation", "overrun"]
 
 
 def alerts(
@@ -348,6 +349,16 @@ def alerts(
 
 def forecast(tenant_id: str, params: Mapping[str, str] | None = None) -> Call[dict[str, Any]]:
     return Call("GET", f"{_tenant(tenant_id)}/forecast", document, params=params)
+
+
+def recommendations(tenant_id: str, days: int | None = None) -> Call[RecommendationList]:
+    """What the tenant could change to spend less, over the last `days` (7–90, default 30)."""
+    return Call(
+        "GET",
+        f"{_tenant(tenant_id)}/recommendations",
+        model(RecommendationList),
+        params=_params(days=days),
+    )
 
 
 # ---------------------------------------------------------------------------- pricing, service

@@ -13,11 +13,18 @@ from typing import Any, Literal, TypeVar, cast
 import click
 from pydantic import BaseModel
 
+from costguard_client import _api
 from costguard_client._api import AlertType
 from costguard_client._version import __version__
 from costguard_client.client import CostGuard
 from costguard_client.errors import CostGuardError
-from costguard_client.models import AlertPage, GroupBy, QuotaList, UsageReport
+from costguard_client.models import (
+    AlertPage,
+    GroupBy,
+    QuotaList,
+    RecommendationList,
+    UsageReport,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 GROUPS = ("model", "user", "conversation", "task", "operation", "resource", "day")
@@ -412,7 +419,11 @@ def usage(
 @cli.command("alerts")
 @click.argument("args", nargs=-1, metavar="[TENANT]")
 @click.option("--platform", is_flag=True, help="Alerts of platform quotas (no TENANT).")
-@click.option("--type", "type_", type=click.Choice(["threshold", "anomaly", "forecast", "overrun"]))
+@click.option(
+    "--type",
+    "type_",
+    type=click.Choice(["threshold", "anomaly", "forecast", "recommendation", "overrun"]),
+)
 @click.option("--limit", type=click.IntRange(1, 200), help="At most this many (newest first).")
 @click.option("--cursor", help="next_cursor of the previous page.")
 @json_option
@@ -447,6 +458,37 @@ def forecast(state: State, tenant: str) -> None:
     """The latest forecast per quota: projected spend, breach date, risk."""
     body = state.guard().forecast(tenant)
     emit(state, body, lambda: generic(body))
+
+
+def recommendation_table(advice: RecommendationList) -> str:
+    rows = [
+        [r.kind, r.confidence, plain_usd(r.monthly_savings_usd), r.title]
+        for r in advice.recommendations
+    ]
+    head = (
+        f"{advice.tenant_id}: ${plain_usd(advice.monthly_savings_usd)}/month to save, "
+        f"{advice.records_examined} records over {advice.days_observed} "
+        f"day{'' if advice.days_observed == 1 else 's'}"
+    )
+    body = table(["KIND", "CONFIDENCE", "USD/MONTH", "TITLE"], rows, right=[2])
+    actions = "\n".join(f"- {r.recommendation_id}: {r.action}" for r in advice.recommendations)
+    return "\n".join(part for part in (head, body, actions) if part)
+
+
+def plain_usd(amount: Decimal) -> str:
+    return f"{amount.quantize(Decimal('0.01'))}"
+
+
+@cli.command("recommendations")
+@click.argument("tenant")
+@click.option("--days", type=click.IntRange(7, 90), help="The window read (default 30 days).")
+@json_option
+@pass_state
+@api_call
+def recommendations(state: State, tenant: str, days: int | None) -> None:
+    """What TENANT could change to spend less: savings per month, evidence, confidence."""
+    advice = state.guard()._run(_api.recommendations(tenant, days))
+    emit(state, advice, lambda: recommendation_table(advice))
 
 
 # ---------------------------------------------------------------------------- keys

@@ -275,9 +275,13 @@ class Alert(Body):
     """A threshold crossing, an anomaly or a breach forecast, as recorded (exactly once)."""
 
     alert_id: str
-    alert_type: Literal["threshold", "anomaly", "forecast", "overrun"]
+    alert_type: Literal["threshold", "anomaly", "forecast", "recommendation", "overrun"]
     event: Literal[
-        "QuotaThresholdCrossed", "CostAnomalyDetected", "QuotaBreachForecast", "SpendOverrun"
+        "QuotaThresholdCrossed",
+        "CostAnomalyDetected",
+        "QuotaBreachForecast",
+        "RecommendationsDigest",
+        "SpendOverrun",
     ]
     severity: Literal["info", "warning", "critical"]
     tenant_id: str | None = None
@@ -302,6 +306,34 @@ class Alert(Body):
 class AlertPage(Body):
     alerts: list[Alert]
     next_cursor: str | None = None
+
+
+class Recommendation(Body):
+    """One piece of advice: what it saves per month, why (evidence), how sure (confidence)."""
+
+    recommendation_id: str
+    kind: Literal[
+        "model_right_sizing", "prompt_caching", "output_caps", "sandbox_time", "quota_limits"
+    ]
+    title: str
+    action: str
+    monthly_savings_usd: Usd
+    confidence: Literal["low", "medium", "high"]
+    period_from: datetime
+    period_to: datetime
+    evidence: dict[str, str]
+
+
+class RecommendationList(Body):
+    tenant_id: str
+    generated_at: datetime
+    period_from: datetime
+    period_to: datetime
+    days_observed: int
+    records_examined: int
+    truncated: bool
+    monthly_savings_usd: Usd
+    recommendations: list[Recommendation]
 
 
 REQUEST_MODELS: tuple[type[Request], ...] = (
@@ -336,5 +368,7 @@ RESPONSE_MODELS: tuple[type[Body], ...] = (
     Summary,
     Alert,
     AlertPage,
+    Recommendation,
+    RecommendationList,
 )
 """Read from the server: checked against its OpenAPI components in serialization mode."""

@@ -1,0 +1,41 @@
+"""Every Monday (EventBridge schedule): each tenant with spend in the last 7 days gets the
+week's digest of its recommendations, recorded once per tenant and ISO week as an alert (the
+stream delivers it to SNS, Slack, e-mail and EventBridge). See costguard.recommendations."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from costguard import telemetry
+from costguard.ledger import Ledger, ledger_from_settings
+from costguard.recommendations import RecommendationRules, run_digests
+
+from functions.scheduled import run_scheduled
+
+logger = Logger(service="costguard-recommendations")
+telemetry.configure_tracing()
+metrics = Metrics(namespace="costguard", service="recommendations")
+
+
+@cache
+def ledger() -> Ledger:
+    return ledger_from_settings()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext, run: Ledger | None = None) -> Any:
+    return run_scheduled(
+        "recommendations",
+        run_digests,
+        RecommendationRules(),
+        run or ledger(),
+        event,
+        context,
+        logger,
+        metrics,
+        "DigestsRecorded",
+    )
