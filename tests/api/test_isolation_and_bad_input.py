@@ -45,6 +45,8 @@ def b_routes(rid: str) -> list[tuple[str, str, Any]]:
         ("POST", f"{t}/usage", {"resource": "llm", "cost_usd": "1"}),
         ("POST", f"{t}/quota-checks", EST),
         ("GET", f"{t}/quotas", None),
+        ("GET", f"{t}/settings", None),
+        ("PUT", f"{t}/settings", {"overrun": "reject"}),
         ("GET", f"{t}/usage", None),
         ("GET", f"{t}/usage/records", None),
         ("GET", f"{t}/summary", None),
@@ -67,6 +69,7 @@ def b_routes(rid: str) -> list[tuple[str, str, Any]]:
         # tenant A's own routes with an admin-only verb
         ("PUT", f"/v1/tenants/{A}/quotas/tenant:llm:month", QUOTA),
         ("POST", f"/v1/tenants/{A}/pause", None),
+        ("PUT", f"/v1/tenants/{A}/settings", {"on_expiry": "release"}),
         ("POST", f"/v1/tenants/{A}/api-keys", None),
     ]
 

@@ -377,10 +377,14 @@ class LedgerMachine(RuleBasedStateMachine):
             assert r.status == "committed" and refused.status == "committed"
             event("release: refused, committed")
             return
-        if r.status == "held":
+        if r.status == "held" and r.expires > self.clock.at:
             assert (result.status, result.released_usd) == ("released", r.estimate)
             self.settle_hold(r, "released")
             event("release: released")
+        elif r.status == "held":  # too late to release: settled as expiry says (release here)
+            assert (result.status, result.released_usd) == ("expired", 0)
+            self.settle_hold(r, "expired")
+            event("release: expired")
         else:
             assert (result.status, result.released_usd) == (r.status, 0), r.status
             event(f"release: already {r.status}")
@@ -556,6 +560,7 @@ def test_a_hold_is_due_at_its_exact_expiry(ledger: Ledger, clock: Clock) -> None
     """Found by the machine: at now == expires_at commit already calls a reservation expired,
     but expire_due() compared gsi1sk '<expires_at>#<ulid>' < iso(now) and skipped it, so the
     sweeper left the hold counted and a reserve was refused because of it."""
+    ledger.create_tenant(T, "Acme", settings=TenantSettings(on_expiry="release"))
     set_quota(ledger, T, "tenant:llm:month", "10")
     ledger.reserve(T, estimate("9"), ttl_seconds=60)
     clock.advance(seconds=60)
