@@ -35,7 +35,9 @@ def test_regenerating_from_the_pinned_map_is_byte_identical_to_the_committed_cat
     assert build() == CATALOG.read_text("utf-8")
 
 
-def test_every_entry_has_provenance_an_effective_date_and_a_max_output(data: dict[str, Any]) -> None:
+def test_every_entry_has_provenance_an_effective_date_and_a_max_output(
+    data: dict[str, Any],
+) -> None:
     pin = f"{data['generated_from']['package']}=={data['generated_from']['version']}:"
     assert data["generated_from"]["version"] == config()["version"]
     for entry in data["models"]:
@@ -97,7 +99,10 @@ def test_an_unchanged_price_keeps_its_date_and_a_changed_one_adds_history() -> N
     ]
     book = PriceBook(catalog=Catalog(changed))
     assert book.model_price(None, "gpt-4o", AT).input_per_million_usd == parse("2.5")
-    assert book.model_price(None, "gpt-4o", datetime(2026, 12, 16, tzinfo=UTC)).input_per_million_usd == 2
+    assert (
+        book.model_price(None, "gpt-4o", datetime(2026, 12, 16, tzinfo=UTC)).input_per_million_usd
+        == 2
+    )
 
 
 def test_the_lazy_index_reads_the_same_prices_as_a_full_parse() -> None:

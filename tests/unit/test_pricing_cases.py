@@ -23,7 +23,9 @@ ANTHROPIC = "https://platform.claude.com/docs/en/about-claude/pricing"
 GOOGLE = "https://ai.google.dev/gemini-api/docs/pricing"
 BEDROCK = "https://aws.amazon.com/bedrock/pricing/ (regional endpoints +10 % over global)"
 QWEN = "https://www.alibabacloud.com/help/en/model-studio/models (qwen-plus tiers by prompt size)"
-PERPLEXITY = "Perplexity API pricing, $5 per 1,000 requests (LiteLLM key perplexity/pplx-70b-online)"
+PERPLEXITY = (
+    "Perplexity API pricing, $5 per 1,000 requests (LiteLLM key perplexity/pplx-70b-online)"
+)
 E2B = "https://e2b.dev/pricing ($0.000014/vCPU-s, $0.0000045/GiB-s)"
 MODAL = "https://modal.com/pricing (GPU per second)"
 
@@ -217,9 +219,7 @@ def test_the_record_shows_each_component_of_a_long_context_call(book: PriceBook)
 
 def test_a_tier_the_model_lacks(book: PriceBook) -> None:
     # Given gpt-4o, which lists batch and priority but no flex rates
-    flex = Usage(
-        resource="llm", model="gpt-4o", input_tokens=1_000_000, service_tier="flex"
-    )
+    flex = Usage(resource="llm", model="gpt-4o", input_tokens=1_000_000, service_tier="flex")
     # When flex is asked for, it is priced at standard (never below what could be billed)
     cost, price = book.cost(flex, AT)
     assert cost == Decimal("2.5")
