@@ -17,14 +17,27 @@ TIERS = {"standard": "", "batch": "_batches", "flex": "_flex", "priority": "_pri
 """Service tier → the suffix LiteLLM gives its rate keys."""
 
 COMPONENTS = {
-    "input": "input_cost_per_token",
-    "output": "output_cost_per_token",
-    "cached_input": "cache_read_input_token_cost",
-    "cache_write": "cache_creation_input_token_cost",
-    "cache_write_1h": "cache_creation_input_token_cost_above_1hr",
-    "reasoning": "output_cost_per_reasoning_token",
+    "input": ("input_cost_per_token",),
+    "output": ("output_cost_per_token",),
+    "cached_input": ("cache_read_input_token_cost",),
+    "cache_write": ("cache_creation_input_token_cost",),
+    # the long-retention write: Anthropic's 1-hour cache, OpenAI's 12-hour one
+    "cache_write_1h": (
+        "cache_creation_input_token_cost_above_1hr",
+        "cache_creation_input_token_cost_above_12hr",
+    ),
+    "reasoning": ("output_cost_per_reasoning_token",),
 }
-"""costguard's rate name → LiteLLM's per-token key (before threshold and tier suffixes)."""
+"""costguard's rate name → LiteLLM's per-token keys, first present wins (before threshold and
+tier suffixes)."""
+
+
+def _pick(entry: dict[str, Any], keys: tuple[str, ...], suffix: str) -> str | None:
+    for key in keys:
+        value = entry.get(key + suffix)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return per_million(value)
+    return None
 
 MODES = frozenset({"chat", "responses", "completion"})
 ABOVE = re.compile(r"_above_(\d+)k_tokens")
@@ -66,17 +79,15 @@ def per_million(value: Any) -> str:
 
 def _rates(entry: dict[str, Any], suffix: str) -> dict[str, Any]:
     base = {
-        name: per_million(entry[key + suffix])
-        for name, key in COMPONENTS.items()
-        if isinstance(entry.get(key + suffix), int | float)
+        name: rate for name, keys in COMPONENTS.items() if (rate := _pick(entry, keys, suffix))
     }
     thresholds = sorted({int(m.group(1)) for k in entry for m in [ABOVE.search(k)] if m})
     above: dict[str, dict[str, str]] = {}
     for n in thresholds:
         band = {
-            name: per_million(entry[f"{key}_above_{n}k_tokens{suffix}"])
-            for name, key in COMPONENTS.items()
-            if isinstance(entry.get(f"{key}_above_{n}k_tokens{suffix}"), int | float)
+            name: rate
+            for name, keys in COMPONENTS.items()
+            if (rate := _pick(entry, keys, f"_above_{n}k_tokens{suffix}"))
         }
         if "input" in band or "output" in band:
             above[str(n * 1000)] = band
@@ -90,11 +101,7 @@ def _tiered(entry: dict[str, Any]) -> dict[str, Any]:
     base: dict[str, Any] = {}
     above: dict[str, dict[str, str]] = {}
     for r in ranges:
-        rates = {
-            name: per_million(r[key])
-            for name, key in COMPONENTS.items()
-            if isinstance(r.get(key), int | float)
-        }
+        rates = {name: rate for name, keys in COMPONENTS.items() if (rate := _pick(r, keys, ""))}
         start = int(r["range"][0])
         if start == 0:
             base = rates

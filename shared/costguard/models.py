@@ -78,7 +78,8 @@ class Usage(Model):
     cache_write_1h_input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = (
         None
     )
-    """The part of `input_tokens` written to a cache that lives 1 hour (Anthropic: 2×)."""
+    """The part of `input_tokens` written with long retention: Anthropic's 1-hour cache (2×
+    input), OpenAI's 12-hour one."""
     reasoning_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
     """The part of `output_tokens` spent reasoning (billed as output unless priced apart)."""
     service_tier: Literal["standard", "batch", "flex", "priority"] = "standard"

@@ -126,7 +126,12 @@ def actual(
             "input_tokens": tokens.input_tokens,
             "output_tokens": tokens.output_tokens,
             "cached_input_tokens": tokens.cached_input_tokens,
+            "cache_write_input_tokens": tokens.cache_write_input_tokens or None,
+            "cache_write_1h_input_tokens": tokens.cache_write_1h_input_tokens or None,
+            "reasoning_tokens": tokens.reasoning_tokens or None,
         }
+        if tokens.service_tier is not None:
+            counts["service_tier"] = tokens.service_tier
         reported_model = tokens.model
     for name, value in (
         ("input_tokens", input_tokens),
@@ -146,7 +151,8 @@ def actual(
     }
     if reserved.resource == "llm":
         chosen = model or reserved.model or reported_model
-        body |= counts | {
+        # the reservation's service tier unless the provider's answer says which it ran at
+        body |= {"service_tier": reserved.service_tier} | counts | {
             "model": chosen,
             "provider": reserved.provider if chosen == reserved.model else None,
         }
@@ -351,8 +357,16 @@ def forecast(tenant_id: str, params: Mapping[str, str] | None = None) -> Call[di
 
 
 # ---------------------------------------------------------------------------- pricing, service
-def pricing() -> Call[PriceList]:
-    return Call("GET", "/v1/pricing", model(PriceList))
+def pricing(
+    provider: str | None = None, limit: int | None = None, cursor: str | None = None
+) -> Call[PriceList]:
+    """One page of price schedules (the first with no cursor); `next_cursor` gives the next."""
+    return Call(
+        "GET",
+        "/v1/pricing",
+        model(PriceList),
+        params=_params(provider=provider, limit=limit, cursor=cursor),
+    )
 
 
 def put_price(provider: str, model_name: str, body: PricePut) -> Call[ModelPriceOut]:
