@@ -39,6 +39,7 @@ def _pick(entry: dict[str, Any], keys: tuple[str, ...], suffix: str) -> str | No
             return per_million(value)
     return None
 
+
 MODES = frozenset({"chat", "responses", "completion"})
 ABOVE = re.compile(r"_above_(\d+)k_tokens")
 PROVIDER = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -78,9 +79,7 @@ def per_million(value: Any) -> str:
 
 
 def _rates(entry: dict[str, Any], suffix: str) -> dict[str, Any]:
-    base = {
-        name: rate for name, keys in COMPONENTS.items() if (rate := _pick(entry, keys, suffix))
-    }
+    base = {name: rate for name, keys in COMPONENTS.items() if (rate := _pick(entry, keys, suffix))}
     thresholds = sorted({int(m.group(1)) for k in entry for m in [ABOVE.search(k)] if m})
     above: dict[str, dict[str, str]] = {}
     for n in thresholds:

@@ -38,7 +38,7 @@ def _rates_out(rates: Rates) -> dict[str, object]:
 
 def _bands(schedule: Schedule) -> list[LongContextOut]:
     return [
-        LongContextOut(above_input_tokens=b.above_input_tokens, **_rates_out(b.rates))  # type: ignore[arg-type]
+        LongContextOut(above_input_tokens=b.above_input_tokens, **_rates_out(b.rates))
         for b in schedule.bands
     ]
 
@@ -48,7 +48,7 @@ def model_price_out(p: ModelPrice) -> ModelPriceOut:
     standard = p.schedules["standard"]
     base = standard.base
     others = {
-        tier: ServiceTierOut(long_context=_bands(s), **_rates_out(s.base))  # type: ignore[arg-type]
+        tier: ServiceTierOut(long_context=_bands(s), **_rates_out(s.base))
         for tier, s in p.schedules.items()
         if tier != "standard"
     }

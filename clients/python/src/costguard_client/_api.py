@@ -152,10 +152,14 @@ def actual(
     if reserved.resource == "llm":
         chosen = model or reserved.model or reported_model
         # the reservation's service tier unless the provider's answer says which it ran at
-        body |= {"service_tier": reserved.service_tier} | counts | {
-            "model": chosen,
-            "provider": reserved.provider if chosen == reserved.model else None,
-        }
+        body |= (
+            {"service_tier": reserved.service_tier}
+            | counts
+            | {
+                "model": chosen,
+                "provider": reserved.provider if chosen == reserved.model else None,
+            }
+        )
     else:
         body |= {
             "tier": reserved.tier,
