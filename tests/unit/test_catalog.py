@@ -178,6 +178,8 @@ def test_an_operator_price_wins_over_the_catalog_while_in_force() -> None:
     assert book.model_price(None, "gpt-4o", AT) == operator
     # and a snapshot the operator did not price keeps its own catalog price
     assert book.model_price(None, "gpt-4o-2024-08-06", AT).input_per_million_usd == parse("2.5")
+    # the operator's price did not state a maximum output: the catalog's still applies
+    assert book.max_output_tokens(book.model_price(None, "gpt-4o", AT)) == 16_384
 
 
 def parse(text: str) -> Any:

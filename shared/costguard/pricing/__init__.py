@@ -673,6 +673,17 @@ class PriceBook:
         assert isinstance(price, ModelPrice)
         return price
 
+    def max_output_tokens(self, price: ModelPrice) -> int | None:
+        """The output cap of a model: its price's, else the newest one its history states
+        (an operator's price need not repeat the catalog's)."""
+        if price.max_output_tokens is not None:
+            return price.max_output_tokens
+        explicit, catalog = self._history((price.provider, price.model))
+        newest_first = sorted([*catalog, *explicit], key=lambda p: p.effective_from, reverse=True)
+        return next(
+            (p.max_output_tokens for p in newest_first if p.max_output_tokens is not None), None
+        )
+
     def tier_price(self, tier: str, at: datetime) -> TierPrice:
         catalog = self._catalog.tiers.get(tier, []) if self._catalog else []
         price = self._in_force(self._tiers.get(tier, []), at) or self._in_force(catalog, at)
