@@ -188,3 +188,27 @@ def test_a_commit_with_the_vendor_object_records_what_the_provider_bills(
     counts = token_usage(sdk_object)
     assert record.cache_write_1h_input_tokens == (counts.cache_write_1h_input_tokens or None)
     assert record.service_tier == (counts.service_tier or "standard")
+
+
+def test_openai_cache_writes_split_short_and_twelve_hour_retention() -> None:
+    # Given a Responses API usage whose 10,000 input tokens include 2,000 cache reads and
+    # 3,000 cache writes, 1,000 of them with 12-hour retention
+    usage = ResponseUsage.model_validate(
+        {
+            "input_tokens": 10_000,
+            "input_tokens_details": {
+                "cached_tokens": 2_000,
+                "cache_write_tokens": 3_000,
+                "cache_write_tokens_details": {"ttl_30m_tokens": 2_000, "ttl_12h_tokens": 1_000},
+            },
+            "output_tokens": 100,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 10_100,
+        }
+    )
+
+    counts = token_usage(usage)
+
+    # Then the short writes and the long-retention writes are apart, all inside input_tokens
+    assert (counts.input_tokens, counts.cached_input_tokens) == (10_000, 2_000)
+    assert (counts.cache_write_input_tokens, counts.cache_write_1h_input_tokens) == (2_000, 1_000)
