@@ -103,6 +103,10 @@ CASES: list[tuple[str, str | None, str, dict[str, Any], str, str, str]] = [
     ("gpt-5-flex", None, "gpt-5",
      {"input_tokens": 1_000_000, "output_tokens": 1_000_000, "service_tier": "flex"},
      "5.625", "openai/gpt-5", OPENAI),  # 0.625 + 5
+    ("gpt-56-cache-writes", None, "gpt-5.6",
+     {"input_tokens": 100_000, "cached_input_tokens": 10_000, "cache_write_input_tokens": 20_000,
+      "cache_write_1h_input_tokens": 50_000, "output_tokens": 1_000},
+     "0.704", "openai/gpt-5.6", OPENAI),  # 20k×4 + 10k×0.4 + 20k×5 (short writes) + 50k×10 (12-hour writes) + 1k×20
     # --- reasoning tokens are output tokens (counted once)
     ("gpt-5-reasoning", None, "gpt-5",
      {"input_tokens": 1_000, "output_tokens": 10_000, "reasoning_tokens": 8_000},

@@ -280,6 +280,20 @@ def parse_time(text: str) -> datetime:
 
 def _schedule(given: Mapping[str, Any], claude: bool, standard: Schedule | None) -> Schedule:
     base = Rates.filled(given, claude, standard.base if standard else None)
+    if standard is not None and standard.base.input:
+        # A tier that leaves out a cache-write rate: never below the standard one scaled by
+        # the tier's discount (OpenAI lists 12-hour writes at standard and flex, not batch).
+        factor = base.input / standard.base.input
+        scaled = standard.base.scaled(factor)
+        base = replace(
+            base,
+            cache_write=base.cache_write
+            if given.get("cache_write") is not None
+            else max(base.cache_write, scaled.cache_write),
+            cache_write_1h=base.cache_write_1h
+            if given.get("cache_write_1h") is not None
+            else max(base.cache_write_1h, scaled.cache_write_1h),
+        )
     bands = tuple(
         Band(int(threshold), Rates.filled(rates, claude, base))
         for threshold, rates in sorted(given.get("above", {}).items(), key=lambda kv: int(kv[0]))
