@@ -307,3 +307,32 @@ def test_a_bad_operator_price_is_a_422_that_changes_nothing(
     assert (answer.status, answer.headers["content-type"]) == (422, "application/problem+json")
     cost = check(api, key, {"model": "gpt-4o", "input_tokens": 1_000_000})
     assert cost.json["requested_usd"] == "2.500000"
+
+
+@pytest.mark.parametrize(
+    ("path", "priced_as"),
+    [
+        ("/v1/pricing/openai/gpt-4o-2024-08-06", ("openai", "gpt-4o-2024-08-06")),
+        ("/v1/pricing/anthropic/claude-3-5-sonnet-latest", ("anthropic", "claude-3-5-sonnet-20241022")),
+        ("/v1/pricing/gemini/gemini-2.5-pro", ("google", "gemini-2.5-pro")),
+        ("/v1/pricing/bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+         ("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0")),
+        ("/v1/pricing/azure/claude-sonnet-4-5", ("anthropic", "claude-sonnet-4-5")),
+    ],
+)  # fmt: skip
+def test_a_name_says_which_schedule_prices_it(
+    api: Api, key: str, path: str, priced_as: tuple[str, str]
+) -> None:
+    answer = api.call("GET", path, key=key)
+
+    assert answer.status == 200, answer.text
+    assert (answer.json["provider"], answer.json["model"]) == priced_as
+    assert answer.json["max_output_tokens"] is not None
+
+
+def test_an_unknown_name_is_a_422_with_the_nearest_and_needs_a_key(api: Api, key: str) -> None:
+    unknown = api.call("GET", "/v1/pricing/openai/gpt-4o-mnii", key=key)
+
+    assert (unknown.status, unknown.headers["content-type"]) == (422, "application/problem+json")
+    assert "openai/gpt-4o-mini" in unknown.json["nearest"]
+    assert api.call("GET", "/v1/pricing/openai/gpt-4o", key=None).status == 401

@@ -205,6 +205,23 @@ def list_prices(
 
 @route(
     router,
+    "GET",
+    "/v1/pricing/<provider>/<model>",
+    Access.ANY,
+    tags=["pricing"],
+    summary="The schedule a model name is priced with now (dated, prefixed, platform names resolved)",
+)
+def get_price(
+    provider: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")],
+    model: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")],
+    ledger: LedgerDep,
+) -> Response[ModelPriceOut]:
+    price = ledger.price_book().model_price(provider, model, ledger.now())
+    return respond(200, model_price_out(price))
+
+
+@route(
+    router,
     "PUT",
     "/v1/pricing/<provider>/<model>",
     Access.ADMIN,

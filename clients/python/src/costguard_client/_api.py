@@ -373,6 +373,15 @@ def pricing(
     )
 
 
+def price(provider: str, model_name: str) -> Call[ModelPriceOut]:
+    """The schedule a model name is priced with now; its provider and model say which."""
+    return Call(
+        "GET",
+        f"/v1/pricing/{segment(provider)}/{segment(model_name)}",
+        model(ModelPriceOut),
+    )
+
+
 def put_price(provider: str, model_name: str, body: PricePut) -> Call[ModelPriceOut]:
     return Call(
         "PUT",
