@@ -546,6 +546,7 @@ class PriceBook:
         for provider, model in keys:
             self._by_model.setdefault(model, set()).add(provider)
         self._providers = {provider for provider, _ in keys}
+        self._resolved: dict[tuple[str | None, str], tuple[str, str]] = {}
 
     def _history(self, key: tuple[str, str]) -> tuple[list[ModelPrice], list[ModelPrice]]:
         catalog = self._catalog.history(key) if self._catalog else []
@@ -554,6 +555,7 @@ class PriceBook:
     def models(self, provider: str | None = None) -> list[ModelPrice]:
         """Every model price (history included), sorted by provider, model and date."""
         keys = set(self._models) | (set(self._catalog.raw) if self._catalog else set())
+        provider = PROVIDER_ALIASES.get(provider, provider) if provider else None
         out: list[ModelPrice] = []
         for key in sorted(k for k in keys if provider is None or k[0] == provider):
             explicit, catalog = self._history(key)
@@ -619,6 +621,16 @@ class PriceBook:
         A platform that resells a maker's model it does not list is priced as the maker's own
         schedule (`priced_as` says so). Raises UnknownPrice with the nearest known names.
         """
+        asked = (provider, model)
+        known = self._resolved.get(asked)
+        if known is not None:
+            return known
+        found = self._resolve(provider, model)
+        if len(self._resolved) < 4096:  # names people send are few; a flood is not cached
+            self._resolved[asked] = found
+        return found
+
+    def _resolve(self, provider: str | None, model: str) -> tuple[str, str]:
         if provider is not None:
             provider = PROVIDER_ALIASES.get(provider, provider)
         head, sep, rest = model.partition("/")
