@@ -546,7 +546,7 @@ class PriceBook:
         for provider, model in keys:
             self._by_model.setdefault(model, set()).add(provider)
         self._providers = {provider for provider, _ in keys}
-        self._resolved: dict[tuple[str | None, str], tuple[str, str]] = {}
+        self._resolved: dict[tuple[str | None, str], tuple[str, str] | UnknownPrice] = {}
 
     def _history(self, key: tuple[str, str]) -> tuple[list[ModelPrice], list[ModelPrice]]:
         catalog = self._catalog.history(key) if self._catalog else []
@@ -623,12 +623,17 @@ class PriceBook:
         """
         asked = (provider, model)
         known = self._resolved.get(asked)
-        if known is not None:
-            return known
-        found = self._resolve(provider, model)
-        if len(self._resolved) < 4096:  # names people send are few; a flood is not cached
-            self._resolved[asked] = found
-        return found
+        if known is None:
+            try:
+                known = self._resolve(provider, model)
+            except UnknownPrice as unknown:
+                # an unknown name's nearest-names search is the costly part: kept too
+                known = unknown
+            if len(self._resolved) < 4096:  # names people send are few; a flood is not kept
+                self._resolved[asked] = known
+        if isinstance(known, UnknownPrice):
+            raise UnknownPrice(known.kind, known.name, known.nearest)
+        return known
 
     def _resolve(self, provider: str | None, model: str) -> tuple[str, str]:
         if provider is not None:
