@@ -383,6 +383,7 @@ class Catalog:
             history.sort(key=lambda p: p.effective_from)
         self.generated_from: Mapping[str, Any] = data.get("generated_from", {})
         self._built: dict[tuple[str, str], list[ModelPrice]] = {}
+        self._names: tuple[dict[str, frozenset[str]], frozenset[str]] | None = None
 
     @classmethod
     def from_text(cls, text: str) -> Catalog:
@@ -404,6 +405,18 @@ class Catalog:
                 return cls(json.loads(text))
             raw.setdefault((line[14:end], line[start : line.index('"', start)]), []).append(line)
         return catalog
+
+    def names(self) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+        """model → the providers listing it, and every provider (computed once)."""
+        if self._names is None:
+            by_model: dict[str, set[str]] = {}
+            for provider, model in self.raw:
+                by_model.setdefault(model, set()).add(provider)
+            self._names = (
+                {m: frozenset(ps) for m, ps in by_model.items()},
+                frozenset(p for p, _ in self.raw),
+            )
+        return self._names
 
     def history(self, key: tuple[str, str]) -> list[ModelPrice]:
         built = self._built.get(key)
@@ -541,11 +554,13 @@ class PriceBook:
             tiers.sort(key=lambda x: x.effective_from)
         self._catalog = catalog
         self._fallback = fallback
-        keys = set(self._models) | (set(catalog.raw) if catalog else set())
-        self._by_model: dict[str, set[str]] = {}
-        for provider, model in keys:
-            self._by_model.setdefault(model, set()).add(provider)
-        self._providers = {provider for provider, _ in keys}
+        # The catalog's name index is built once per process; a book (rebuilt every minute
+        # with the stored prices) copies it and adds the few operator names.
+        by_model, providers = catalog.names() if catalog else ({}, frozenset())
+        self._by_model: dict[str, frozenset[str]] = dict(by_model)
+        for provider, model in self._models:
+            self._by_model[model] = self._by_model.get(model, frozenset()) | {provider}
+        self._providers = providers | {provider for provider, _ in self._models}
         self._resolved: dict[tuple[str | None, str], tuple[str, str] | UnknownPrice] = {}
 
     def _history(self, key: tuple[str, str]) -> tuple[list[ModelPrice], list[ModelPrice]]:
