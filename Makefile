@@ -5,9 +5,9 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: install browser test lint format unit bench bench-load run run-ddblocal demo synth clean
+.PHONY: install browser test lint format unit bench bench-load run run-ddblocal demo synth clean prices prices-map
 
-install: .venv/.installed node_modules/.installed
+install: .venv/.installed node_modules/.installed prices-map
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -21,14 +21,23 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+## the pinned LiteLLM price map (prices/config.json), fetched once into .cache/prices/: only the
+## wheel is downloaded and only its JSON is read (LiteLLM is never installed nor imported)
+prices-map: .venv/.installed $(UV)
+	$(RUN) python -m prices fetch
+
+## regenerate shared/costguard/pricing/catalog.json from the pinned map + prices/overrides.json
+prices: install
+	$(RUN) python -m prices
+
 lint: install
-	$(RUN) ruff format --check shared functions local infra tests bench clients/python
-	$(RUN) ruff check shared functions local infra tests bench clients/python
+	$(RUN) ruff format --check shared functions local infra tests bench clients/python prices
+	$(RUN) ruff check shared functions local infra tests bench clients/python prices
 	$(RUN) mypy
 
 format: install
-	$(RUN) ruff format shared functions local infra tests bench clients/python
-	$(RUN) ruff check --fix shared functions local infra tests bench clients/python
+	$(RUN) ruff format shared functions local infra tests bench clients/python prices
+	$(RUN) ruff check --fix shared functions local infra tests bench clients/python prices
 
 ## the console's browser tests drive the machine's Chromium (Debian packages; never a
 ## browser downloaded by Playwright): installed here when missing (CI runs as root with apt)

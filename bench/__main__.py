@@ -9,7 +9,8 @@ Writes bench/results/ledger.json and bench/results/ledger.md and prints the summ
 `python -m bench load [--duration 60 …]`: the API under load over loopback HTTP instead
 (bench/load.py; several minutes). `python -m bench shards`: the hot-quota sharding design
 simulated (bench/shards.py; seconds). `python -m bench telemetry`: tracing and metrics on vs
-off on a warm reserve through the API handler (bench/telemetry.py).
+off on a warm reserve through the API handler (bench/telemetry.py). `python -m bench pricing`:
+the generated price catalog at cold start against the hand-kept one (bench/pricing.py).
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def main() -> None:
         from bench.telemetry import main as telemetry
 
         telemetry(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["pricing"]:
+        from bench.pricing import main as pricing
+
+        pricing(sys.argv[2:])
         return
     if sys.argv[1:2] == ["shards"]:
         from bench.shards import main as shards

@@ -91,6 +91,7 @@ def register(app: APIGatewayHttpResolver) -> None:
             "Unknown price",
             str(exc),
             invalid_params=[{"name": name, "reason": str(exc)}],
+            nearest=exc.nearest,
         )
 
     @handles(QuotaExceeded)

@@ -29,10 +29,12 @@ class UnknownPrice(CostguardError):
 
     code = "unknown_price"
 
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"no price for {kind} {name!r}")
+    def __init__(self, kind: str, name: str, nearest: list[str] | None = None) -> None:
+        hint = f"; nearest known: {', '.join(nearest)}" if nearest else ""
+        super().__init__(f"no price for {kind} {name!r}{hint}")
         self.kind = kind
         self.name = name
+        self.nearest = list(nearest or [])
 
 
 @dataclass(frozen=True)

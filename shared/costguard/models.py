@@ -72,6 +72,17 @@ class Usage(Model):
     input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
     output_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
     cached_input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
+    """The part of `input_tokens` read from a prompt cache."""
+    cache_write_input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
+    """The part of `input_tokens` written to a cache that lives 5 minutes (Anthropic: 1.25×)."""
+    cache_write_1h_input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = (
+        None
+    )
+    """The part of `input_tokens` written with long retention: Anthropic's 1-hour cache (2×
+    input), OpenAI's 12-hour one."""
+    reasoning_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
+    """The part of `output_tokens` spent reasoning (billed as output unless priced apart)."""
+    service_tier: Literal["standard", "batch", "flex", "priority"] = "standard"
     tier: (
         Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9-]*$")] | None
     ) = None
@@ -151,8 +162,19 @@ def _check_usage(self: Usage) -> None:
             raise ValueError("tier and seconds belong to resource 'sandbox'")
         if not explicit and self.model is None:
             raise ValueError("an llm usage needs 'model' (with token counts) or an explicit cost")
-        if (self.cached_input_tokens or 0) > (self.input_tokens or 0):
-            raise ValueError("cached_input_tokens cannot exceed input_tokens")
+        parts = (
+            (self.cached_input_tokens or 0)
+            + (self.cache_write_input_tokens or 0)
+            + (self.cache_write_1h_input_tokens or 0)
+        )
+        if parts > (self.input_tokens or 0):
+            raise ValueError(
+                "cached_input_tokens + cache_write_input_tokens + "
+                "cache_write_1h_input_tokens cannot exceed input_tokens (which counts "
+                "every prompt token)"
+            )
+        if (self.reasoning_tokens or 0) > (self.output_tokens or 0):
+            raise ValueError("reasoning_tokens cannot exceed output_tokens")
     else:
         if any(
             v is not None
@@ -162,9 +184,14 @@ def _check_usage(self: Usage) -> None:
                 self.input_tokens,
                 self.output_tokens,
                 self.cached_input_tokens,
+                self.cache_write_input_tokens,
+                self.cache_write_1h_input_tokens,
+                self.reasoning_tokens,
             )
         ):
             raise ValueError("model, provider and token counts belong to resource 'llm'")
+        if self.service_tier != "standard":
+            raise ValueError("service_tier belongs to resource 'llm'")
         if not explicit and (self.tier is None or self.seconds is None):
             raise ValueError("a sandbox usage needs 'tier' and 'seconds' or an explicit cost")
 
@@ -259,8 +286,13 @@ class CostRecord(Model):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
+    cache_write_1h_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    service_tier: str | None = None
     seconds: Decimal | None = None
     price: dict[str, str] | None = None
+    """The rates used (tier, long-context band, `priced_as`) and each cost component."""
     user_id: str | None = None
     conversation_id: str | None = None
     task_id: str | None = None
@@ -303,12 +335,15 @@ class CommitRequest(Usage):
                 self.input_tokens,
                 self.output_tokens,
                 self.cached_input_tokens,
+                self.cache_write_input_tokens,
+                self.cache_write_1h_input_tokens,
+                self.reasoning_tokens,
                 self.tier,
                 self.seconds,
                 self.estimated_cost_usd,
                 self.cost_usd,
             )
-            if any(v is not None for v in usage_fields):
+            if any(v is not None for v in usage_fields) or self.service_tier != "standard":
                 raise ValueError("usage_unknown charges the whole hold: send no usage with it")
             return self
         if self.resource is None:
@@ -394,34 +429,88 @@ class IssuedApiKey(Model):
     tenant_id: str
 
 
-class PricePut(Model):
-    """A new price for a model (per million tokens), in force from `effective_from`."""
+RatePut = Annotated[
+    Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=100_000, decimal_places=6)
+]
+"""A rate an operator sets, USD per million tokens."""
+
+
+class LongContextPut(Model):
+    """Rates for every token of a request whose prompt exceeds `above_input_tokens`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    input_per_million_usd: Annotated[
-        Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=100_000, decimal_places=6)
-    ]
-    output_per_million_usd: Annotated[
-        Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=100_000, decimal_places=6)
-    ]
-    cached_input_per_million_usd: (
+    above_input_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS, strict=True)]
+    input_per_million_usd: RatePut
+    output_per_million_usd: RatePut
+    cached_input_per_million_usd: RatePut | None = None
+    cache_write_per_million_usd: RatePut | None = None
+    cache_write_1h_per_million_usd: RatePut | None = None
+
+
+class PricePut(Model):
+    """A new price for a model (per million tokens), in force from `effective_from`.
+
+    Rates left out are filled as the catalog fills them: no cached discount, cache writes at
+    1.25× (5 minutes) and 2× (1 hour) the input rate for Claude models, at the input rate
+    otherwise. An operator's price wins over the shipped catalog's while it is in force.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_million_usd: RatePut
+    output_per_million_usd: RatePut
+    cached_input_per_million_usd: RatePut | None = None
+    cache_write_per_million_usd: RatePut | None = None
+    cache_write_1h_per_million_usd: RatePut | None = None
+    request_usd: (
         Annotated[
-            Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=100_000, decimal_places=6)
+            Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=1_000, decimal_places=6)
         ]
         | None
     ) = None
+    max_output_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS, strict=True)] | None = None
+    long_context: Annotated[list[LongContextPut], Field(max_length=8)] | None = None
     effective_from: datetime
 
 
+class RatesOut(Model):
+    input_per_million_usd: UsdOut
+    output_per_million_usd: UsdOut
+    cached_input_per_million_usd: UsdOut
+    cache_write_per_million_usd: UsdOut
+    cache_write_1h_per_million_usd: UsdOut
+    reasoning_per_million_usd: UsdOut
+
+
+class LongContextOut(RatesOut):
+    above_input_tokens: int
+
+
+class ServiceTierOut(RatesOut):
+    long_context: list[LongContextOut]
+
+
 class ModelPriceOut(Model):
+    """A model's price schedule: the standard tier's rates at the top level, its long-context
+    bands, and the other service tiers it is sold at."""
+
     provider: str
     model: str
     input_per_million_usd: UsdOut
     output_per_million_usd: UsdOut
     cached_input_per_million_usd: UsdOut
+    cache_write_per_million_usd: UsdOut | None = None
+    cache_write_1h_per_million_usd: UsdOut | None = None
+    reasoning_per_million_usd: UsdOut | None = None
+    request_usd: UsdOut | None = None
+    long_context: list[LongContextOut] | None = None
+    service_tiers: dict[str, ServiceTierOut] | None = None
+    max_output_tokens: int | None = None
+    max_input_tokens: int | None = None
     effective_from: datetime
     source: str
+    override: str | None = None
 
 
 class TierPriceOut(Model):
@@ -434,6 +523,7 @@ class TierPriceOut(Model):
 class PriceList(Model):
     models: list[ModelPriceOut]
     sandbox_tiers: list[TierPriceOut]
+    next_cursor: str | None = None
 
 
 class Health(Model):

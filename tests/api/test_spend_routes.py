@@ -216,10 +216,11 @@ def test_admin_routes_and_their_refusals(api: Api, key: str) -> None:
 
 def test_pricing_routes(api: Api, key: str) -> None:
     prices = api.call("GET", "/v1/pricing", key=key).json
-    assert len(prices["models"]) >= 27 and {t["tier"] for t in prices["sandbox_tiers"]} == {
-        "standard",
-        "gpu",
-        "high-memory",
+    # the catalog is generated now (thousands of models): a first page of 200 and a cursor;
+    # the sandbox tiers are the original three plus the CPU and GPU tiers added with it
+    assert len(prices["models"]) == 200 and prices["next_cursor"]
+    assert {"standard", "gpu", "high-memory", "cpu-8", "gpu-h100"} <= {
+        t["tier"] for t in prices["sandbox_tiers"]
     }
     assert api.call("GET", "/v1/pricing", key=None).status == 401
     new = api.call(

@@ -37,19 +37,33 @@ def as_object(value: Any) -> Any:
 CASES = [
     (
         "openai_chat_completion",
-        TokenUsage(1117, 46, 1024, "openai", "gpt-4o-2024-08-06"),
+        TokenUsage(1117, 46, 1024, "openai", "gpt-4o-2024-08-06", service_tier="standard"),
     ),
     ("openai_chat_completion_no_details", TokenUsage(13, 7, 0, "openai", "gpt-4o-mini")),
     # output_tokens already includes the 1,024 reasoning tokens: not added twice.
-    ("openai_response", TokenUsage(2006, 1300, 1920, "openai", "o4-mini-2025-04-16")),
-    # 21 fresh + 188 written to the cache + 1,800 read from it; only the reads are "cached".
+    (
+        "openai_response",
+        TokenUsage(2006, 1300, 1920, "openai", "o4-mini-2025-04-16", reasoning_tokens=1024),
+    ),
+    # 21 fresh + 188 written to the 5-minute cache + 1,800 read from it.
     (
         "anthropic_message",
-        TokenUsage(2009, 393, 1800, "anthropic", "claude-sonnet-4-5-20250929"),
+        TokenUsage(
+            2009,
+            393,
+            1800,
+            "anthropic",
+            "claude-sonnet-4-5-20250929",
+            cache_write_input_tokens=188,
+            service_tier="standard",
+        ),
     ),
     ("anthropic_message_no_cache", TokenUsage(12, 6, 0, "anthropic", "claude-sonnet-4-5")),
     # promptTokenCount includes the cached content; thinking tokens are billed as output.
-    ("gemini_rest_response", TokenUsage(2100, 830, 2048, "google", "gemini-2.5-flash")),
+    (
+        "gemini_rest_response",
+        TokenUsage(2100, 830, 2048, "google", "gemini-2.5-flash", reasoning_tokens=480),
+    ),
 ]
 
 

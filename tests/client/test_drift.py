@@ -35,6 +35,7 @@ ROUTES = {
     ("get", "/v1/tenants/{tenant_id}/summary"): (None, "Summary"),
     ("get", "/v1/pricing"): (None, "PriceList"),
     ("put", "/v1/pricing/{provider}/{model}"): ("PricePut", "ModelPriceOut"),
+    ("get", "/v1/pricing/{provider}/{model}"): (None, "ModelPriceOut"),
     ("get", "/v1/health"): (None, "Health"),
     ("get", "/v1/tenants/{tenant_id}/alerts"): (None, "AlertPage"),
     ("get", "/v1/platform/alerts"): (None, "AlertPage"),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from bisect import bisect_right
 from typing import Annotated
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from costguard.errors import TenantExists
 from costguard.ledger import Ledger
 from costguard.ledger.service import iso
@@ -25,7 +26,13 @@ from costguard.models import (
 )
 from costguard.notify import PublishFailed
 from costguard.onboarding import announce_tenant
-from costguard.pricing import ModelPrice
+from costguard.pricing.views import (
+    model_price_out,
+    operator_price,
+    price_key,
+    pricing_cursor,
+    pricing_cursor_key,
+)
 
 from functions.api.access import Access, route
 from functions.api.deps import EventsDep, IdempotencyKey, KeysDep, LedgerDep, OnboardingDep
@@ -161,35 +168,56 @@ def revoke_key(
     "/v1/pricing",
     Access.ANY,
     tags=["pricing"],
-    summary="Every price with its effective date",
+    summary="Price schedules with their effective dates, paginated with `cursor`",
 )
-def list_prices(ledger: LedgerDep) -> Response[PriceList]:
-    models, tiers = [], []
-    for p in ledger.price_book().prices():
-        if isinstance(p, ModelPrice):
-            models.append(
-                ModelPriceOut(
-                    provider=p.provider,
-                    model=p.model,
-                    input_per_million_usd=p.input_per_million_usd,
-                    output_per_million_usd=p.output_per_million_usd,
-                    cached_input_per_million_usd=p.cached_input_per_million_usd,
-                    effective_from=p.effective_from,
-                    source=p.source,
-                )
+def list_prices(
+    ledger: LedgerDep,
+    provider: Annotated[
+        str | None, Query(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="one provider")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,400}$")] = None,
+) -> Response[PriceList]:
+    book = ledger.price_book()
+    models = book.models(provider)
+    start = 0
+    if cursor is not None:
+        after = pricing_cursor_key(cursor)
+        start = bisect_right([price_key(p) for p in models], after)
+    page = models[start : start + limit]
+    more = start + limit < len(models)
+    tiers = book.tiers() if cursor is None and provider is None else []
+    body = PriceList(
+        models=[model_price_out(p) for p in page],
+        sandbox_tiers=[
+            TierPriceOut(
+                tier=t.tier,
+                per_second_usd=t.per_second_usd,
+                effective_from=t.effective_from,
+                source=t.source,
             )
-        else:
-            tiers.append(
-                TierPriceOut(
-                    tier=p.tier,
-                    per_second_usd=p.per_second_usd,
-                    effective_from=p.effective_from,
-                    source=p.source,
-                )
-            )
-    models.sort(key=lambda m: (m.provider, m.model, m.effective_from))
-    tiers.sort(key=lambda t: (t.tier, t.effective_from))
-    return respond(200, PriceList(models=models, sandbox_tiers=tiers))
+            for t in tiers
+        ],
+        next_cursor=pricing_cursor(price_key(page[-1])) if more and page else None,
+    )
+    return respond(200, body)
+
+
+@route(
+    router,
+    "GET",
+    "/v1/pricing/<provider>/<model>",
+    Access.ANY,
+    tags=["pricing"],
+    summary="The schedule a model name is priced with now (dated, prefixed, platform names resolved)",
+)
+def get_price(
+    provider: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")],
+    model: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")],
+    ledger: LedgerDep,
+) -> Response[ModelPriceOut]:
+    price = ledger.price_book().model_price(provider, model, ledger.now())
+    return respond(200, model_price_out(price))
 
 
 @route(
@@ -198,7 +226,7 @@ def list_prices(ledger: LedgerDep) -> Response[PriceList]:
     "/v1/pricing/<provider>/<model>",
     Access.ADMIN,
     tags=["pricing"],
-    summary="A new model price from its effective date on (history is kept)",
+    summary="A new model price from its effective date on (history is kept; it wins over the catalog's)",
 )
 def put_price(
     provider: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")],
@@ -210,26 +238,6 @@ def put_price(
 
     if body.effective_from.tzinfo is None:
         raise InvalidRequest("effective_from needs a time zone (use Z)", field="effective_from")
-    cached = body.cached_input_per_million_usd
-    price = ModelPrice(
-        provider,
-        model,
-        body.input_per_million_usd,
-        body.output_per_million_usd,
-        cached if cached is not None else body.input_per_million_usd,
-        body.effective_from,
-        "operator",
-    )
+    price = operator_price(provider, model, body)
     ledger.put_price(price)
-    return respond(
-        200,
-        ModelPriceOut(
-            provider=provider,
-            model=model,
-            input_per_million_usd=price.input_per_million_usd,
-            output_per_million_usd=price.output_per_million_usd,
-            cached_input_per_million_usd=price.cached_input_per_million_usd,
-            effective_from=price.effective_from,
-            source="operator",
-        ),
-    )
+    return respond(200, model_price_out(price))

@@ -73,7 +73,8 @@ from costguard.models import (
 )
 from costguard.money import ZERO
 from costguard.periods import period_end, seconds_until_reset
-from costguard.pricing import ModelPrice, Price, PriceBook, TierPrice, load_catalog
+from costguard.pricing import ModelPrice, Price, PriceBook, TierPrice, shipped_catalog
+from costguard.pricing.stored import stored_model_item, stored_model_price
 from costguard.quotas import (
     DEFAULT_THRESHOLDS,
     Mode,
@@ -193,12 +194,10 @@ class Ledger:
                     s.fallback_input_per_million_usd,
                     datetime.min.replace(tzinfo=UTC),
                 )
-            merged: dict[tuple[str, str, datetime], Price] = {}
-            for p in (*load_catalog(), *self._stored_prices()):
-                name = p.model if isinstance(p, ModelPrice) else p.tier
-                kind = f"m:{p.provider}" if isinstance(p, ModelPrice) else "t"
-                merged[(kind, name, p.effective_from)] = p
-            self._price_book = PriceBook(merged.values(), fallback=fallback)
+            # The shipped catalog is parsed once per process; stored (operator) prices win.
+            self._price_book = PriceBook(
+                self._stored_prices(), fallback=fallback, catalog=shipped_catalog()
+            )
             self._prices_loaded_at = now
         return self._price_book
 
@@ -207,25 +206,14 @@ class Ledger:
         out: list[Price] = []
         for item in items:
             try:
-                start = datetime.fromisoformat(item["effective_from"].replace("Z", "+00:00"))
                 if item["sk"].startswith("m#"):
-                    out.append(
-                        ModelPrice(
-                            item["provider"],
-                            item["model"],
-                            Decimal(item["input_per_million_usd"]),
-                            Decimal(item["output_per_million_usd"]),
-                            Decimal(item["cached_input_per_million_usd"]),
-                            start,
-                            item.get("source", ""),
-                        )
-                    )
+                    out.append(stored_model_price(item))
                 else:
                     out.append(
                         TierPrice(
                             item["tier"],
                             Decimal(item["per_second_usd"]),
-                            start,
+                            datetime.fromisoformat(item["effective_from"].replace("Z", "+00:00")),
                             item.get("source", ""),
                         )
                     )
@@ -255,13 +243,7 @@ class Ledger:
         """Add a price from its effective date on; earlier prices stay for history."""
         if isinstance(price, ModelPrice):
             sk = f"m#{price.provider}#{price.model}#{iso(price.effective_from)}"
-            item: dict[str, Any] = {
-                "provider": price.provider,
-                "model": price.model,
-                "input_per_million_usd": price.input_per_million_usd,
-                "output_per_million_usd": price.output_per_million_usd,
-                "cached_input_per_million_usd": price.cached_input_per_million_usd,
-            }
+            item: dict[str, Any] = stored_model_item(price)
         else:
             sk = f"t#{price.tier}#{iso(price.effective_from)}"
             item = {"tier": price.tier, "per_second_usd": price.per_second_usd}
@@ -705,6 +687,10 @@ class Ledger:
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cached_input_tokens": usage.cached_input_tokens,
+            "cache_write_input_tokens": usage.cache_write_input_tokens,
+            "cache_write_1h_input_tokens": usage.cache_write_1h_input_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "service_tier": usage.service_tier if usage.resource == "llm" else None,
             "seconds": usage.seconds,
             "price": price.describe() if price is not None else None,
         }
@@ -1181,6 +1167,10 @@ class Ledger:
                 input_tokens=_int(item.get("input_tokens")),
                 output_tokens=_int(item.get("output_tokens")),
                 cached_input_tokens=_int(item.get("cached_input_tokens")),
+                cache_write_input_tokens=_int(item.get("cache_write_input_tokens")),
+                cache_write_1h_input_tokens=_int(item.get("cache_write_1h_input_tokens")),
+                reasoning_tokens=_int(item.get("reasoning_tokens")),
+                service_tier=item.get("service_tier"),
                 seconds=item.get("seconds"),
                 price=item.get("price"),
                 user_id=item.get("user_id"),

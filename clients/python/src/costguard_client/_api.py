@@ -127,7 +127,12 @@ def actual(
             "input_tokens": tokens.input_tokens,
             "output_tokens": tokens.output_tokens,
             "cached_input_tokens": tokens.cached_input_tokens,
+            "cache_write_input_tokens": tokens.cache_write_input_tokens or None,
+            "cache_write_1h_input_tokens": tokens.cache_write_1h_input_tokens or None,
+            "reasoning_tokens": tokens.reasoning_tokens or None,
         }
+        if tokens.service_tier is not None:
+            counts["service_tier"] = tokens.service_tier
         reported_model = tokens.model
     for name, value in (
         ("input_tokens", input_tokens),
@@ -147,10 +152,15 @@ def actual(
     }
     if reserved.resource == "llm":
         chosen = model or reserved.model or reported_model
-        body |= counts | {
-            "model": chosen,
-            "provider": reserved.provider if chosen == reserved.model else None,
-        }
+        # the reservation's service tier unless the provider's answer says which it ran at
+        body |= (
+            {"service_tier": reserved.service_tier}
+            | counts
+            | {
+                "model": chosen,
+                "provider": reserved.provider if chosen == reserved.model else None,
+            }
+        )
     else:
         body |= {
             "tier": reserved.tier,
@@ -362,8 +372,25 @@ def recommendations(tenant_id: str, days: int | None = None) -> Call[Recommendat
 
 
 # ---------------------------------------------------------------------------- pricing, service
-def pricing() -> Call[PriceList]:
-    return Call("GET", "/v1/pricing", model(PriceList))
+def pricing(
+    provider: str | None = None, limit: int | None = None, cursor: str | None = None
+) -> Call[PriceList]:
+    """One page of price schedules (the first with no cursor); `next_cursor` gives the next."""
+    return Call(
+        "GET",
+        "/v1/pricing",
+        model(PriceList),
+        params=_params(provider=provider, limit=limit, cursor=cursor),
+    )
+
+
+def price(provider: str, model_name: str) -> Call[ModelPriceOut]:
+    """The schedule a model name is priced with now; its provider and model say which."""
+    return Call(
+        "GET",
+        f"/v1/pricing/{segment(provider)}/{segment(model_name)}",
+        model(ModelPriceOut),
+    )
 
 
 def put_price(provider: str, model_name: str, body: PricePut) -> Call[ModelPriceOut]:

@@ -66,6 +66,10 @@ class Usage(Request):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
+    cache_write_1h_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    service_tier: Literal["standard", "batch", "flex", "priority"] = "standard"
     tier: str | None = None
     seconds: Usd | None = None
     estimated_cost_usd: Usd | None = None
@@ -102,10 +106,24 @@ class PauseRequest(Request):
     user_id: str | None = None
 
 
+class LongContextPut(Request):
+    above_input_tokens: int
+    input_per_million_usd: Usd
+    output_per_million_usd: Usd
+    cached_input_per_million_usd: Usd | None = None
+    cache_write_per_million_usd: Usd | None = None
+    cache_write_1h_per_million_usd: Usd | None = None
+
+
 class PricePut(Request):
     input_per_million_usd: Usd
     output_per_million_usd: Usd
     cached_input_per_million_usd: Usd | None = None
+    cache_write_per_million_usd: Usd | None = None
+    cache_write_1h_per_million_usd: Usd | None = None
+    request_usd: Usd | None = None
+    max_output_tokens: int | None = None
+    long_context: list[LongContextPut] | None = None
     effective_from: datetime
 
 
@@ -160,6 +178,10 @@ class CostRecord(Body):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
+    cache_write_1h_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    service_tier: str | None = None
     seconds: Usd | None = None
     price: dict[str, str] | None = None
     user_id: str | None = None
@@ -205,14 +227,40 @@ class IssuedApiKey(Body):
     tenant_id: str
 
 
+class RatesOut(Body):
+    input_per_million_usd: Usd
+    output_per_million_usd: Usd
+    cached_input_per_million_usd: Usd
+    cache_write_per_million_usd: Usd
+    cache_write_1h_per_million_usd: Usd
+    reasoning_per_million_usd: Usd
+
+
+class LongContextOut(RatesOut):
+    above_input_tokens: int
+
+
+class ServiceTierOut(RatesOut):
+    long_context: list[LongContextOut]
+
+
 class ModelPriceOut(Body):
     provider: str
     model: str
     input_per_million_usd: Usd
     output_per_million_usd: Usd
     cached_input_per_million_usd: Usd
+    cache_write_per_million_usd: Usd | None = None
+    cache_write_1h_per_million_usd: Usd | None = None
+    reasoning_per_million_usd: Usd | None = None
+    request_usd: Usd | None = None
+    long_context: list[LongContextOut] | None = None
+    service_tiers: dict[str, ServiceTierOut] | None = None
+    max_output_tokens: int | None = None
+    max_input_tokens: int | None = None
     effective_from: datetime
     source: str
+    override: str | None = None
 
 
 class TierPriceOut(Body):
@@ -225,6 +273,7 @@ class TierPriceOut(Body):
 class PriceList(Body):
     models: list[ModelPriceOut]
     sandbox_tiers: list[TierPriceOut]
+    next_cursor: str | None = None
 
 
 class Health(Body):
@@ -344,6 +393,7 @@ REQUEST_MODELS: tuple[type[Request], ...] = (
     TenantCreate,
     PauseRequest,
     PricePut,
+    LongContextPut,
 )
 """Sent to the server: checked against its OpenAPI components in validation mode."""
 
@@ -358,6 +408,8 @@ RESPONSE_MODELS: tuple[type[Body], ...] = (
     PauseState,
     IssuedApiKey,
     ModelPriceOut,
+    LongContextOut,
+    ServiceTierOut,
     TierPriceOut,
     PriceList,
     Health,

@@ -1,0 +1,1 @@
+"""`make prices`: the shipped price catalog, generated from a pinned LiteLLM price map."""
