@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from costguard.auth import Principal
+from costguard.errors import Forbidden, Unauthenticated
 
 
 class Access(StrEnum):
@@ -24,14 +25,6 @@ class Access(StrEnum):
 
 
 RULES: dict[tuple[str, str], Access] = {}
-
-
-class Unauthenticated(Exception):
-    pass
-
-
-class Forbidden(Exception):
-    pass
 
 
 def route(

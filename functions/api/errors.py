@@ -1,4 +1,8 @@
-"""Every exception the API can meet, mapped to one problem+json response, in one place."""
+"""Every exception the API can meet, mapped to one problem+json response, in one place.
+
+Status, type and title come from the error catalog (costguard.errors); the handlers here add
+only what a problem carries beyond them (fields, headers, a fixed detail).
+"""
 
 from __future__ import annotations
 
@@ -10,23 +14,27 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from costguard import telemetry
-from costguard.auth import KeyNotFound
 from costguard.errors import (
+    INTERNAL,
+    MALFORMED_JSON,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    VALIDATION,
+    CostguardError,
     IdempotencyMismatch,
     InvalidRequest,
     LedgerCorrupted,
     LedgerUnavailable,
     Paused,
     QuotaExceeded,
-    QuotaNotFound,
-    ReservationNotFound,
     ReservationNotHeld,
-    TenantExists,
+    Stage,
+    Unauthenticated,
     UnknownPrice,
 )
 
-from functions.api.access import RULES, Forbidden, Unauthenticated
-from functions.api.problems import problem, quota_exceeded
+from functions.api.access import RULES
+from functions.api.problems import quota_exceeded, refuse
 
 logger = Logger(service="costguard-api")
 
@@ -49,7 +57,10 @@ def register(app: APIGatewayHttpResolver) -> None:
 
         def decorator(shape: Any) -> Any:
             def attributed(exc: Exception) -> Response[Any]:
-                stage = telemetry.stage_of(exc)
+                stage = telemetry.stage_of(
+                    exc,
+                    Stage.VALIDATION if isinstance(exc, RequestValidationError) else Stage.UNKNOWN,
+                )
                 telemetry.failed(stage, exc)
                 logger.info(
                     "request refused", extra={"stage": stage.value, "error": type(exc).__name__}
@@ -65,31 +76,28 @@ def register(app: APIGatewayHttpResolver) -> None:
     def _invalid(exc: RequestValidationError) -> Response[Any]:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON")
+            return refuse(MALFORMED_JSON, "the body is not valid JSON")
         params = [
             {"name": _field(tuple(e.get("loc", ()))), "reason": str(e.get("msg", e.get("type")))}
             for e in errors
         ]
         names = ", ".join(p["name"] for p in params)
-        return problem(
-            422, "validation", "Invalid request", f"invalid: {names}", invalid_params=params
-        )
+        return refuse(VALIDATION, f"invalid: {names}", invalid_params=params)
+
+    @handles(CostguardError)
+    def _domain(exc: CostguardError) -> Response[Any]:
+        """Any domain error: its catalog entry, its message as the detail."""
+        return refuse(exc.problem, str(exc) or exc.problem.title)
 
     @handles(InvalidRequest)
     def _domain_invalid(exc: InvalidRequest) -> Response[Any]:
         params = [{"name": exc.field or "body", "reason": exc.detail}]
-        return problem(422, "validation", "Invalid request", exc.detail, invalid_params=params)
+        return refuse(exc.problem, exc.detail, invalid_params=params)
 
     @handles(UnknownPrice)
     def _unknown_price(exc: UnknownPrice) -> Response[Any]:
         name = "model" if exc.kind == "model" else "tier"
-        return problem(
-            422,
-            "unknown-price",
-            "Unknown price",
-            str(exc),
-            invalid_params=[{"name": name, "reason": str(exc)}],
-        )
+        return refuse(exc.problem, str(exc), invalid_params=[{"name": name, "reason": str(exc)}])
 
     @handles(QuotaExceeded)
     def _quota(exc: QuotaExceeded) -> Response[Any]:
@@ -97,58 +105,29 @@ def register(app: APIGatewayHttpResolver) -> None:
 
     @handles(Paused)
     def _paused(exc: Paused) -> Response[Any]:
-        return problem(
-            423, "paused", "Paused", str(exc), tenant_id=exc.tenant_id, user_id=exc.user_id
-        )
-
-    @handles([ReservationNotFound, QuotaNotFound, KeyNotFound])
-    def _not_found(exc: Exception) -> Response[Any]:
-        return problem(404, "not-found", "Not found", str(exc) or "not found")
+        return refuse(exc.problem, str(exc), tenant_id=exc.tenant_id, user_id=exc.user_id)
 
     @handles(ReservationNotHeld)
     def _not_held(exc: ReservationNotHeld) -> Response[Any]:
-        return problem(
-            409,
-            "reservation-not-held",
-            "Reservation not held",
-            f"the reservation is {exc.status}",
-            reservation_status=exc.status,
+        return refuse(
+            exc.problem, f"the reservation is {exc.status}", reservation_status=exc.status
         )
-
-    @handles(TenantExists)
-    def _exists(exc: TenantExists) -> Response[Any]:
-        return problem(409, "tenant-exists", "Tenant exists", str(exc))
 
     @handles(IdempotencyMismatch)
     def _mismatch(exc: IdempotencyMismatch) -> Response[Any]:
-        return problem(
-            422,
-            "idempotency-key-reused",
-            "Idempotency-Key reused",
-            "this Idempotency-Key was used with a different request",
-        )
+        return refuse(exc.problem, "this Idempotency-Key was used with a different request")
 
     @handles(Unauthenticated)
     def _unauthenticated(exc: Unauthenticated) -> Response[Any]:
-        return problem(
-            401,
-            "unauthenticated",
-            "Unauthenticated",
-            str(exc),
-            headers={"WWW-Authenticate": 'Bearer realm="costguard"'},
+        return refuse(
+            exc.problem, str(exc), headers={"WWW-Authenticate": 'Bearer realm="costguard"'}
         )
-
-    @handles(Forbidden)
-    def _forbidden(exc: Forbidden) -> Response[Any]:
-        return problem(403, "forbidden", "Forbidden", str(exc))
 
     @handles(LedgerUnavailable)
     def _unavailable(exc: LedgerUnavailable) -> Response[Any]:
         logger.warning("ledger unavailable", extra={"reason": str(exc)})
-        return problem(
-            503,
-            "ledger-unavailable",
-            "Ledger unavailable",
+        return refuse(
+            exc.problem,
             "the ledger could not be reached; nothing was recorded",
             headers={"Retry-After": str(exc.retry_after_seconds)},
             retry_after_seconds=exc.retry_after_seconds,
@@ -160,29 +139,26 @@ def register(app: APIGatewayHttpResolver) -> None:
         # logged at error with the item, for the operator (reconcile() lists it too).
         tenant_id = (app.context.get("_route_args") or {}).get("tenant_id")
         logger.error("ledger item malformed", extra={"reason": str(exc), "tenant_id": tenant_id})
-        return problem(
-            500,
-            "ledger-corrupted",
-            "Ledger corrupted",
+        return refuse(
+            exc.problem,
             "an item this request needs is malformed in the ledger; nothing was changed",
         )
 
     @app.not_found
     def _no_route(_: NotFoundError) -> Response[Any]:
-        telemetry.failed(telemetry.Stage.VALIDATION)
         path = app.current_event.path
         methods = _allowed_methods(path)
         if methods:
-            return problem(
-                405,
-                "method-not-allowed",
-                "Method not allowed",
+            telemetry.failed(METHOD_NOT_ALLOWED.stage)
+            return refuse(
+                METHOD_NOT_ALLOWED,
                 f"{app.current_event.http_method} is not allowed here",
                 headers={"Allow": ", ".join(methods)},
             )
-        return problem(404, "not-found", "Not found", "no such route")
+        telemetry.failed(NOT_FOUND.stage)
+        return refuse(NOT_FOUND, "no such route")
 
     @handles(Exception)
     def _unexpected(exc: Exception) -> Response[Any]:
         logger.exception("unhandled error")
-        return problem(500, "internal", "Internal error", "an unexpected error occurred")
+        return refuse(INTERNAL, "an unexpected error occurred")

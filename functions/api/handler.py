@@ -11,12 +11,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from costguard import telemetry
+from costguard.errors import BODY_TOO_LARGE, MALFORMED_JSON
 from costguard.settings import get_settings
 
 from functions.api import errors
 from functions.api.access import RULES, Access, authorize, bearer
 from functions.api.deps import get_keys
-from functions.api.problems import problem
+from functions.api.problems import refuse
 from functions.api.routes import admin, alerts, forecast, health, quotas, spend, usage
 
 logger = Logger(service="costguard-api")
@@ -91,20 +92,14 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     body = event.get("body") or ""
     limit = get_settings().max_body_bytes
     if len(body) > limit:
-        return _refuse(
-            problem(
-                413, "body-too-large", "Body too large", f"the body may be at most {limit} bytes"
-            )
-        )
+        return _refuse(refuse(BODY_TOO_LARGE, f"the body may be at most {limit} bytes"))
     if event.get("isBase64Encoded") and body:
         # API Gateway base64-encodes a body it does not take for text; every body this API
         # reads is UTF-8 JSON, so decode it here, once, and refuse bytes that are not text.
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            return _refuse(
-                problem(400, "malformed-json", "Malformed JSON", "the body is not UTF-8 JSON")
-            )
+            return _refuse(refuse(MALFORMED_JSON, "the body is not UTF-8 JSON"))
         event = {**event, "body": body, "isBase64Encoded": False}
     headers = event.get("headers") or {}
     if body and "json" not in headers.get("content-type", ""):
