@@ -120,7 +120,9 @@ def register(app: APIGatewayHttpResolver) -> None:
     @handles(Unauthenticated)
     def _unauthenticated(exc: Unauthenticated) -> Response[Any]:
         return refuse(
-            exc.problem, str(exc), headers={"WWW-Authenticate": 'Bearer realm="costguard"'}
+            exc.problem,
+            str(exc) or exc.problem.title,
+            headers={"WWW-Authenticate": 'Bearer realm="costguard"'},
         )
 
     @handles(LedgerUnavailable)
