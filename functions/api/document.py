@@ -11,7 +11,7 @@ from typing import Any
 
 from costguard.errors import catalog
 
-from functions.api.access import RULES, Access
+from functions.api.access import RULES, Access, path_pattern
 from functions.api.problems import BASE
 
 PROBLEM = "application/problem+json"
@@ -131,7 +131,8 @@ def _problem_response(status: int) -> dict[str, Any]:
 
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:
-    """Add the problem responses, the public routes' empty security and bodiless 204s."""
+    """Add the path parameters' patterns, the problem responses, the public routes' empty
+    security and bodiless 204s."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = _PROBLEM_SCHEMA
     schemas["QuotaExceeded"] = _QUOTA_EXCEEDED_SCHEMA
@@ -139,6 +140,10 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
         operation = document.get("paths", {}).get(_openapi_path(rule), {}).get(method.lower())
         if operation is None:
             continue  # include_in_schema=False
+        for parameter in operation.get("parameters", []):
+            pattern = path_pattern(rule, parameter["name"]) if parameter["in"] == "path" else None
+            if pattern is not None:
+                parameter.setdefault("schema", {})["pattern"] = pattern
         responses = operation.setdefault("responses", {})
         if access is Access.PUBLIC:
             operation["security"] = []

@@ -6,7 +6,6 @@ only what a problem carries beyond them (fields, headers, a fixed detail).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -44,10 +43,10 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _allowed_methods(path: str) -> list[str]:
-    return sorted(
-        method for method, rule in RULES if re.fullmatch(re.sub(r"<\w+>", r"[^/]+", rule), path)
-    )
+def _allowed_methods(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    """The methods of the routes this path is one of, matched as the resolver matches them (a
+    parameter outside the characters it takes is no route at all: 404, not 405)."""
+    return sorted(method for method, rule in RULES if app._compile_regex(rule).match(path))
 
 
 def register(app: APIGatewayHttpResolver) -> None:
@@ -149,7 +148,7 @@ def register(app: APIGatewayHttpResolver) -> None:
     @app.not_found
     def _no_route(_: NotFoundError) -> Response[Any]:
         path = app.current_event.path
-        methods = _allowed_methods(path)
+        methods = _allowed_methods(app, path)
         if methods:
             telemetry.failed(METHOD_NOT_ALLOWED.stage)
             return refuse(

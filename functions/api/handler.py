@@ -9,13 +9,16 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from costguard import telemetry
-from costguard.errors import BODY_TOO_LARGE, MALFORMED_JSON
+from costguard.errors import BODY_TOO_LARGE, MALFORMED_JSON, InvalidRequest
 from costguard.settings import get_settings
 
 from functions.api import errors
-from functions.api.access import RULES, Access, authorize, bearer
+from functions.api.access import RULES, Access, authorize, bearer, check_path
 from functions.api.deps import get_keys
 from functions.api.problems import refuse
 from functions.api.routes import admin, alerts, forecast, health, quotas, spend, usage
@@ -30,7 +33,10 @@ errors.register(app)
 
 
 def guard(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Any:
-    """Every route passes here: who is calling, and may they call this route for this tenant."""
+    """Every route passes here: who is calling, may they call this route for this tenant, and
+    are the path's parameters of the shape the route declares."""
+    if "principal" in resolver.context:
+        return next_middleware(resolver)  # guarded already, ahead of the request validation
     route = resolver.context["_route"]
     rule = RULES.get((route.method, route.path))
     if rule is None and route.rule.pattern == NOT_FOUND_PATTERN:
@@ -48,10 +54,38 @@ def guard(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
         authorize(rule, principal, tenant_id)
         telemetry.annotate(role=principal.role if principal else None)
     resolver.append_context(principal=principal)
+    check_path(route.path, resolver.context.get("_route_args", {}))
     return next_middleware(resolver)
 
 
+def an_object_or_nothing(resolver: APIGatewayHttpResolver) -> None:
+    """Every body this API takes is a JSON object. Powertools would read `[{...}]` as the object
+    it holds (a list for a field that is not one gives its first item) and ignores the body of
+    a route that reads none: an array or a scalar is refused here, for every route alike."""
+    try:
+        body = resolver.current_event.json_body  # parsed once: validation reads the same
+    except ValueError:
+        return  # not JSON at all: validation answers 400 malformed-json
+    if body is not None and not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object", field="body")
+
+
+class GuardedValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools validates a request (path, query, headers, body) before any middleware runs:
+    a request without a key and with an invalid body would be a 422 before its 401, a tenant key
+    would learn an admin route's schema from its 422s. The guard goes first, then validation."""
+
+    def handler(self, app: Any, next_middleware: NextMiddleware) -> Any:
+        def validate(resolver: Any) -> Any:
+            an_object_or_nothing(resolver)
+            return super(GuardedValidation, self).handler(resolver, next_middleware)
+
+        return guard(app, validate)
+
+
 NOT_FOUND_PATTERN = app._compile_regex(r".*").pattern
+app._request_validation_middleware = GuardedValidation()
+# Also a middleware of its own (a no-op once guarded): a route without validation is guarded too.
 app.use(middlewares=[guard])
 
 
