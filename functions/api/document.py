@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from costguard.errors import catalog
+from costguard.settings import get_settings
 
 from functions.api.access import RULES, Access, path_pattern
 from functions.api.problems import BASE
@@ -130,10 +131,19 @@ def _problem_response(status: int) -> dict[str, Any]:
     return response
 
 
+def _deployment_limits(schemas: dict[str, Any]) -> None:
+    """Limits this deployment sets (settings), which the models cannot know."""
+    ttl = schemas.get("ReserveRequest", {}).get("properties", {}).get("ttl_seconds", {})
+    for branch in ttl.get("anyOf", [ttl]):
+        if branch.get("type") == "integer":
+            branch["maximum"] = get_settings().max_reservation_ttl_seconds
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Add the path parameters' patterns, the problem responses, the public routes' empty
     security and bodiless 204s."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    _deployment_limits(schemas)
     schemas["Problem"] = _PROBLEM_SCHEMA
     schemas["QuotaExceeded"] = _QUOTA_EXCEEDED_SCHEMA
     for (method, rule), access in RULES.items():
