@@ -6,7 +6,8 @@ only what a problem carries beyond them (fields, headers, a fixed detail).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -49,12 +50,15 @@ def _allowed_methods(app: APIGatewayHttpResolver, path: str) -> list[str]:
     return sorted(method for method, rule in RULES if app._compile_regex(rule).match(path))
 
 
+Shape = TypeVar("Shape", bound=Callable[[Any], Response[Any]])
+
+
 def register(app: APIGatewayHttpResolver) -> None:
-    def handles(types: type[Exception] | list[type[Exception]]) -> Any:
+    def handles(types: type[Exception] | list[type[Exception]]) -> Callable[[Shape], Shape]:
         """Register a handler that also attributes the failure to its stage (logs, metric,
         the request's span) before shaping the problem."""
 
-        def decorator(shape: Any) -> Any:
+        def decorator(shape: Shape) -> Shape:
             def attributed(exc: Exception) -> Response[Any]:
                 stage = telemetry.stage_of(
                     exc,
@@ -64,7 +68,7 @@ def register(app: APIGatewayHttpResolver) -> None:
                 logger.info(
                     "request refused", extra={"stage": stage.value, "error": type(exc).__name__}
                 )
-                return shape(exc)  # type: ignore[no-any-return]
+                return shape(exc)
 
             app.exception_handler(types)(attributed)
             return shape

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -80,11 +80,11 @@ class GuardedValidation(OpenAPIRequestValidationMiddleware):
             an_object_or_nothing(resolver)
             return super(GuardedValidation, self).handler(resolver, next_middleware)
 
-        return guard(app, validate)
+        return guard(app, cast(NextMiddleware, validate))
 
 
 NOT_FOUND_PATTERN = app._compile_regex(r".*").pattern
-app._request_validation_middleware = GuardedValidation()
+app._request_validation_middleware = GuardedValidation()  # type: ignore[no-untyped-call]
 # Also a middleware of its own (a no-op once guarded): a route without validation is guarded too.
 app.use(middlewares=[guard])
 

@@ -35,6 +35,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.failures import Failure
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from functions.api.handler import app
 from functions.api.routes.health import openapi_document
 from local.server import Runner, build
 
@@ -122,7 +123,6 @@ def _fresh_runner() -> tuple[Runner, Any]:
 
 @pytest.fixture(scope="module", autouse=True)
 def runner() -> Iterator[Runner]:
-    from functions.api.handler import app
 
     runner, close = _fresh_runner()
     try:
@@ -144,7 +144,7 @@ def _app(environ: dict[str, Any], start_response: Any) -> Any:
 
 # The document the runner serves at GET /v1/openapi.json, loaded at collection time (the
 # runner and its store exist only while this module's tests run).
-DOCUMENT = json.loads(openapi_document())
+DOCUMENT = json.loads(openapi_document(app))
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 schema.app = _app
 
