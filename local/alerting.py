@@ -72,7 +72,7 @@ class ConsoleTopic:
         if not self.slack:
             return
         from functions.slack import handler as slack
-        from local.server import lambda_context
+        from local.events import lambda_context
 
         try:
             slack.handler(sns_event(subject, message, attributes), lambda_context("slack"))
@@ -86,7 +86,7 @@ def wire(
 ) -> tuple[Poller, Outbox, ConsoleTopic]:
     """The stream poller (alerts handler) and the sweeper's outbox, on the runner's store."""
     from functions.alerts import handler as alerts_handler
-    from local.server import lambda_context
+    from local.events import lambda_context
 
     topic = ConsoleTopic(slack=settings.slack_webhook_url is not None)
     book = AlertBook(ledger.table, ledger.now)

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
+
+
+def lambda_context(name: str) -> Any:
+    """The context Lambda hands a function (what the handlers and Powertools read of it)."""
+    return SimpleNamespace(
+        function_name=name,
+        memory_limit_in_mb=512,
+        aws_request_id=secrets.token_hex(8),
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}",
+    )
+
 
 TEXT_TYPES = ("json", "text", "xml", "javascript", "x-www-form-urlencoded", "event-stream")
 

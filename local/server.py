@@ -10,7 +10,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from costguard.auth import ApiKeys
@@ -21,21 +20,12 @@ from werkzeug.wrappers import Request, Response
 
 from local import alerting
 from local.bus import LocalBus
-from local.events import to_event, to_response
+from local.events import lambda_context, to_event, to_response
 from local.store import open_store
 from local.streams import Poller
 
 DEFAULT_PORT = 8080
 DEFAULT_HOST = "127.0.0.1"
-
-
-def lambda_context(name: str) -> Any:
-    return SimpleNamespace(
-        function_name=name,
-        memory_limit_in_mb=512,
-        aws_request_id=secrets.token_hex(8),
-        invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}",
-    )
 
 
 @dataclass

@@ -77,7 +77,7 @@ def handler(
             "stream.batch", context=telemetry.lambda_parent()
         ) as span:
             span.set_attribute("costguard.records", len(records))
-            result: dict[str, Any] = process_partial_response(
+            result = process_partial_response(
                 event=event,
                 record_handler=lambda record: record_handler(record, watch),
                 processor=processor,
@@ -90,4 +90,4 @@ def handler(
         metrics.add_metric(
             "StreamRecordsFailed", MetricUnit.Count, len(result["batchItemFailures"])
         )
-    return result
+    return dict(result)

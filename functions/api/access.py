@@ -6,12 +6,15 @@ left open by forgetting its access rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from costguard.auth import Principal
+from costguard.errors import Forbidden, InvalidRequest, Unauthenticated
+from costguard.quotas import TENANT_ID, Scope, quota_id_pattern
 
 
 class Access(StrEnum):
@@ -25,13 +28,27 @@ class Access(StrEnum):
 
 RULES: dict[tuple[str, str], Access] = {}
 
+_TENANT_QUOTA_ID = quota_id_pattern(Scope.TENANT, Scope.USER)
+_PLATFORM_QUOTA_ID = quota_id_pattern(Scope.PLATFORM)
 
-class Unauthenticated(Exception):
-    pass
+
+def path_pattern(rule: str, name: str) -> str | None:
+    """The pattern a path parameter of `rule` must match, for the parameters every route shares
+    (a route-specific one is declared on the route with `Path(pattern=...)`). The document
+    declares it (document.py), the access guard enforces it (`check_path`)."""
+    if name == "tenant_id":
+        return TENANT_ID.pattern
+    if name == "quota_id":
+        return _PLATFORM_QUOTA_ID if rule.startswith("/v1/platform/") else _TENANT_QUOTA_ID
+    return None
 
 
-class Forbidden(Exception):
-    pass
+def check_path(rule: str, arguments: dict[str, str]) -> None:
+    """Refuse (422) a path parameter outside its pattern, before anything reads it."""
+    for name, value in arguments.items():
+        pattern = path_pattern(rule, name)
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise InvalidRequest(f"{name} must match {pattern}", field=name)
 
 
 def route(

@@ -58,6 +58,8 @@ def get_onboarding(ledger: Annotated[Ledger, Depends(get_ledger)]) -> Onboarding
 
 
 TENANT = "/v1/tenants/<tenant_id>"
+CURSOR = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
+"""A page cursor is the id (a ULID: 26 Crockford base32 digits, the first at most 7) it follows."""
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 KeysDep = Annotated[ApiKeys, Depends(get_keys)]
 EventsDep = Annotated[EventSink, Depends(get_events)]

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from costguard import telemetry
+from costguard.errors import BODY_TOO_LARGE, MALFORMED_JSON, InvalidRequest
 from costguard.settings import get_settings
 
 from functions.api import errors
-from functions.api.access import RULES, Access, authorize, bearer
+from functions.api.access import RULES, Access, authorize, bearer, check_path
 from functions.api.deps import get_keys
-from functions.api.problems import problem
+from functions.api.problems import refuse
 from functions.api.routes import admin, alerts, forecast, health, quotas, spend, usage
 from functions.api.routes import console as console_routes
 from functions.api.routes import recommendations as insights
@@ -31,7 +35,10 @@ errors.register(app)
 
 
 def guard(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Any:
-    """Every route passes here: who is calling, and may they call this route for this tenant."""
+    """Every route passes here: who is calling, may they call this route for this tenant, and
+    are the path's parameters of the shape the route declares."""
+    if "principal" in resolver.context:
+        return next_middleware(resolver)  # guarded already, ahead of the request validation
     route = resolver.context["_route"]
     rule = RULES.get((route.method, route.path))
     if rule is None and route.rule.pattern == NOT_FOUND_PATTERN:
@@ -49,10 +56,38 @@ def guard(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
         authorize(rule, principal, tenant_id)
         telemetry.annotate(role=principal.role if principal else None)
     resolver.append_context(principal=principal)
+    check_path(route.path, resolver.context.get("_route_args", {}))
     return next_middleware(resolver)
 
 
+def an_object_or_nothing(resolver: APIGatewayHttpResolver) -> None:
+    """Every body this API takes is a JSON object. Powertools would read `[{...}]` as the object
+    it holds (a list for a field that is not one gives its first item) and ignores the body of
+    a route that reads none: an array or a scalar is refused here, for every route alike."""
+    try:
+        body = resolver.current_event.json_body  # parsed once: validation reads the same
+    except ValueError:
+        return  # not JSON at all: validation answers 400 malformed-json
+    if body is not None and not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object", field="body")
+
+
+class GuardedValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools validates a request (path, query, headers, body) before any middleware runs:
+    a request without a key and with an invalid body would be a 422 before its 401, a tenant key
+    would learn an admin route's schema from its 422s. The guard goes first, then validation."""
+
+    def handler(self, app: Any, next_middleware: NextMiddleware) -> Any:
+        def validate(resolver: Any) -> Any:
+            an_object_or_nothing(resolver)
+            return super(GuardedValidation, self).handler(resolver, next_middleware)
+
+        return guard(app, cast(NextMiddleware, validate))
+
+
 NOT_FOUND_PATTERN = app._compile_regex(r".*").pattern
+app._request_validation_middleware = GuardedValidation()  # type: ignore[no-untyped-call]
+# Also a middleware of its own (a no-op once guarded): a route without validation is guarded too.
 app.use(middlewares=[guard])
 
 
@@ -93,20 +128,14 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     body = event.get("body") or ""
     limit = get_settings().max_body_bytes
     if len(body) > limit:
-        return _refuse(
-            problem(
-                413, "body-too-large", "Body too large", f"the body may be at most {limit} bytes"
-            )
-        )
+        return _refuse(refuse(BODY_TOO_LARGE, f"the body may be at most {limit} bytes"))
     if event.get("isBase64Encoded") and body:
         # API Gateway base64-encodes a body it does not take for text; every body this API
         # reads is UTF-8 JSON, so decode it here, once, and refuse bytes that are not text.
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            return _refuse(
-                problem(400, "malformed-json", "Malformed JSON", "the body is not UTF-8 JSON")
-            )
+            return _refuse(refuse(MALFORMED_JSON, "the body is not UTF-8 JSON"))
         event = {**event, "body": body, "isBase64Encoded": False}
     headers = event.get("headers") or {}
     if body and "json" not in headers.get("content-type", ""):

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from costguard.errors import Problem as CatalogProblem
 from costguard.errors import QuotaExceeded
 from costguard.money import format_usd
 
@@ -32,12 +33,20 @@ def problem(
     )
 
 
+def refuse(
+    entry: CatalogProblem, detail: str, headers: dict[str, str] | None = None, **extensions: Any
+) -> Response[Any]:
+    """A refusal of a kind the error catalog (costguard.errors) describes."""
+    return problem(entry.status, entry.type, entry.title, detail, headers, **extensions)
+
+
 def quota_exceeded(exc: QuotaExceeded, accept: str) -> Response[Any]:
     b = exc.binding
+    entry = QuotaExceeded.problem
     body = {
-        "type": BASE + "quota-exceeded",
-        "title": "Quota exceeded",
-        "status": 429,
+        "type": BASE + entry.type,
+        "title": entry.title,
+        "status": entry.status,
         "detail": f"{b.quota_id} allows {format_usd(b.remaining_usd)} more this {b.period}; "
         f"{format_usd(exc.requested_usd)} was requested",
         "quota_id": b.quota_id,

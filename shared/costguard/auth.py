@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from costguard.errors import CostguardError
+from costguard.errors import NOT_FOUND, CostguardError
 from costguard.ledger.dynamo import LedgerTable
 from costguard.ledger.writes import ItemWrite
 from costguard.quotas import validate_tenant_id
@@ -25,6 +25,7 @@ KEY_SK = "APIKEY"
 
 class KeyNotFound(CostguardError):
     code = "key_not_found"
+    problem = NOT_FOUND
 
 
 @dataclass(frozen=True)

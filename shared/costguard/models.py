@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
     field_serializer,
     model_validator,
 )
@@ -36,14 +37,68 @@ _PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 def _decimal_string(value: Any) -> Decimal:
     if isinstance(value, Decimal):
         return value
-    if isinstance(value, float | bool):
+    if isinstance(value, float | int):
+        # JSON numbers are binary floats to most clients; and 5 and 5.0 are the same JSON
+        # Schema integer, so accepting one would make the document lie about the other.
         raise ValueError('must be a decimal string such as "0.05", not a JSON number')
     if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
         # Decimal() alone also reads "1e2", " 1", "1_000" and non-ASCII digits ("١" is 1)
         raise ValueError('must be a plain decimal string such as "0.05"')
-    if isinstance(value, int | str):
+    if isinstance(value, str):
         return parse_usd(value)
     raise ValueError("must be a decimal string")
+
+
+def _below(limit: int) -> str:
+    """A regular expression of the integers 1 … limit − 1, written without leading zeros."""
+    if limit <= 1:
+        return "(?!)"
+    top = str(limit - 1)
+    shorter = [f"[1-9][0-9]{{{n - 1}}}" if n > 1 else "[1-9]" for n in range(1, len(top))]
+    same = []
+    for i, digit in enumerate(top):
+        low = 1 if i == 0 else 0
+        if int(digit) > low:
+            rest = len(top) - i - 1
+            tail = f"[0-9]{{{rest}}}" if rest else ""
+            same.append(f"{top[:i]}[{low}-{int(digit) - 1}]{tail}")
+    return "|".join([*shorter, *same, top])
+
+
+def decimal_schema(maximum: Decimal | int, places: int) -> dict[str, Any]:
+    """The JSON Schema of what `_decimal_string` with `ge=0, le=maximum, decimal_places=places`
+    accepts, exactly: a plain decimal string (leading zeros, "5." and ".5" included, trailing
+    zeros not counted as places, "-0" being zero) within the bounds. The
+    OpenAPI document carries it, so what it calls valid the API takes, and nothing more."""
+    top = int(maximum)
+    fraction = f"[0-9]{{0,{places}}}0*"
+    pattern = "|".join(
+        [
+            f"0*(?:{_below(top)}|0)(?:\\.{fraction})?",
+            f"\\.(?:[0-9]{{1,{places}}}0*|0+)" if places else "\\.0+",
+            f"0*{top}(?:\\.0*)?",
+            "-(?:0+(?:\\.0*)?|\\.0+)",
+        ]
+    )
+    return {"type": "string", "pattern": f"^(?:{pattern})$"}
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON integer: 5, or 5.0 (JSON Schema's integer too), never "5", true or 5.5."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+def _timestamp_text(value: Any) -> Any:
+    """An ISO-8601 string: pydantic alone reads the JSON number 0 as Unix time 0."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO-8601 timestamp string")
+    return value
 
 
 UsdOut = Annotated[Decimal, PlainSerializer(format_usd, return_type=str)]
@@ -54,10 +109,50 @@ Identifier = Annotated[
 ]
 
 
+def _usage_rules(schema: dict[str, Any]) -> None:
+    """`Usage._complete`'s rules in JSON Schema, for the OpenAPI document: an llm usage has no
+    tier or seconds and names a model or a cost; a sandbox usage has no model, provider or
+    tokens and names tier and seconds or a cost. (`cached_input_tokens` ≤ `input_tokens` is
+    a comparison JSON Schema cannot state; the document says it in the description.)"""
+    null = {"type": "null"}
+
+    def given(*names: str) -> dict[str, Any]:
+        return {"required": list(names), "properties": {n: {"not": null} for n in names}}
+
+    cost = [given("cost_usd"), given("estimated_cost_usd")]
+    schema["anyOf"] = [
+        {
+            "properties": {"resource": {"const": "llm"}, "tier": null, "seconds": null},
+            "anyOf": [given("model"), *cost],
+        },
+        {
+            "properties": {
+                "resource": {"const": "sandbox"},
+                **{
+                    n: null
+                    for n in (
+                        "model",
+                        "provider",
+                        "input_tokens",
+                        "output_tokens",
+                        "cached_input_tokens",
+                    )
+                },
+            },
+            "anyOf": [given("tier", "seconds"), *cost],
+        },
+    ]
+    schema["description"] = (
+        f"{schema.get('description', '')} An llm usage names `model` (with token counts) or a "
+        "cost; a sandbox usage names `tier` and `seconds` or a cost. `cached_input_tokens` "
+        "may not exceed `input_tokens`."
+    ).strip()
+
+
 class Usage(Model):
     """An estimate (reserve, check) or actual usage (commit, record), with attribution."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_usage_rules)
 
     resource: Literal["llm", "sandbox"]
     provider: (
@@ -69,18 +164,28 @@ class Usage(Model):
         ]
         | None
     ) = None
-    input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
-    output_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
-    cached_input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
+    input_tokens: (
+        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
+    ) = None
+    output_tokens: (
+        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
+    ) = None
+    cached_input_tokens: (
+        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
+    ) = None
     """The part of `input_tokens` read from a prompt cache."""
-    cache_write_input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
+    cache_write_input_tokens: (
+        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
+    ) = None
     """The part of `input_tokens` written to a cache that lives 5 minutes (Anthropic: 1.25×)."""
-    cache_write_1h_input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = (
-        None
-    )
+    cache_write_1h_input_tokens: (
+        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
+    ) = None
     """The part of `input_tokens` written with long retention: Anthropic's 1-hour cache (2×
     input), OpenAI's 12-hour one."""
-    reasoning_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)] | None = None
+    reasoning_tokens: (
+        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
+    ) = None
     """The part of `output_tokens` spent reasoning (billed as output unless priced apart)."""
     service_tier: Literal["standard", "batch", "flex", "priority"] = "standard"
     tier: (
@@ -88,19 +193,28 @@ class Usage(Model):
     ) = None
     seconds: (
         Annotated[
-            Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=MAX_SECONDS, decimal_places=3)
+            Decimal,
+            BeforeValidator(_decimal_string),
+            Field(ge=0, le=MAX_SECONDS, decimal_places=3),
+            WithJsonSchema(decimal_schema(MAX_SECONDS, 3)),
         ]
         | None
     ) = None
     estimated_cost_usd: (
         Annotated[
-            Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=MAX_USD, decimal_places=6)
+            Decimal,
+            BeforeValidator(_decimal_string),
+            Field(ge=0, le=MAX_USD, decimal_places=6),
+            WithJsonSchema(decimal_schema(MAX_USD, 6)),
         ]
         | None
     ) = None
     cost_usd: (
         Annotated[
-            Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=MAX_USD, decimal_places=6)
+            Decimal,
+            BeforeValidator(_decimal_string),
+            Field(ge=0, le=MAX_USD, decimal_places=6),
+            WithJsonSchema(decimal_schema(MAX_USD, 6)),
         ]
         | None
     ) = None
@@ -313,7 +427,9 @@ class CheckResult(Model):
 class ReserveRequest(Usage):
     """A reservation: the estimate, its attribution, and how long the hold may live."""
 
-    ttl_seconds: Annotated[int, Field(ge=1, le=7 * 86_400, strict=True)] | None = None
+    ttl_seconds: (
+        Annotated[int, Field(ge=1, le=7 * 86_400), BeforeValidator(_whole_number)] | None
+    ) = None
 
 
 class CommitRequest(Usage):
@@ -359,24 +475,33 @@ class CommitRequest(Usage):
 class RecordRequest(Usage):
     """Usage recorded without a reservation; `enforce: false` records it even over quota."""
 
-    enforce: bool = True
+    enforce: Annotated[bool, Field(strict=True)] = True
 
 
 class QuotaPut(Model):
     model_config = ConfigDict(extra="forbid")
 
     limit_usd: Annotated[
-        Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=MAX_USD * 1000, decimal_places=6)
+        Decimal,
+        BeforeValidator(_decimal_string),
+        Field(ge=0, le=MAX_USD * 1000, decimal_places=6),
+        WithJsonSchema(decimal_schema(MAX_USD * 1000, 6)),
     ]
     mode: Literal["hard", "soft"] = "hard"
-    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=1000)]], Field(max_length=10)] = [
+    thresholds: Annotated[
+        list[Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole_number)]],
+        Field(max_length=10),
+    ] = [
         50,
         80,
         90,
         100,
     ]
     grace_pct: Annotated[
-        Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=100, decimal_places=2)
+        Decimal,
+        BeforeValidator(_decimal_string),
+        Field(ge=0, le=100, decimal_places=2),
+        WithJsonSchema(decimal_schema(100, 2)),
     ] = Decimal(0)
 
 
@@ -430,7 +555,10 @@ class IssuedApiKey(Model):
 
 
 RatePut = Annotated[
-    Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=100_000, decimal_places=6)
+    Decimal,
+    BeforeValidator(_decimal_string),
+    Field(ge=0, le=100_000, decimal_places=6),
+    WithJsonSchema(decimal_schema(100_000, 6)),
 ]
 """A rate an operator sets, USD per million tokens."""
 
@@ -440,7 +568,7 @@ class LongContextPut(Model):
 
     model_config = ConfigDict(extra="forbid")
 
-    above_input_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS, strict=True)]
+    above_input_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS), BeforeValidator(_whole_number)]
     input_per_million_usd: RatePut
     output_per_million_usd: RatePut
     cached_input_per_million_usd: RatePut | None = None
@@ -469,9 +597,11 @@ class PricePut(Model):
         ]
         | None
     ) = None
-    max_output_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS, strict=True)] | None = None
+    max_output_tokens: (
+        Annotated[int, Field(ge=1, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
+    ) = None
     long_context: Annotated[list[LongContextPut], Field(max_length=8)] | None = None
-    effective_from: datetime
+    effective_from: Annotated[datetime, BeforeValidator(_timestamp_text)]
 
 
 class RatesOut(Model):

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from costguard.errors import CostguardError
+from costguard.errors import CostguardError, Problem, Stage
 
 SOURCE = "costguard"
 """The default `source` of the events costguard puts on the bus."""
@@ -21,6 +21,7 @@ class PublishFailed(CostguardError):
     """SNS or EventBridge refused or could not be reached; the caller decides to retry."""
 
     code = "publish_failed"
+    problem = Problem(503, "publish-failed", "Publish failed", Stage.PUBLISH)
 
 
 class EventSink(Protocol):

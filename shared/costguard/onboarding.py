@@ -23,7 +23,7 @@ from typing import Annotated, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from costguard.errors import CostguardError, InvalidRequest
+from costguard.errors import CostguardError, InvalidRequest, Problem, Stage
 from costguard.ledger.service import Ledger, SeedResult
 from costguard.money import parse_usd
 from costguard.notify import EventSink, PublishFailed
@@ -46,6 +46,7 @@ class MalformedEvent(CostguardError):
     """An event onboarding cannot act on, whatever the retry: it goes to the dead-letter queue."""
 
     code = "malformed_event"
+    problem = Problem(422, "malformed-event", "Malformed event", Stage.VALIDATION)
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -54,6 +55,7 @@ class MalformedEvent(CostguardError):
 
 class UnknownPlan(MalformedEvent):
     code = "unknown_plan"
+    problem = Problem(422, "unknown-plan", "Unknown plan", Stage.VALIDATION)
 
 
 # ------------------------------------------------------------------------------------ plans

@@ -66,6 +66,16 @@ def validate_tenant_id(tenant_id: str) -> str:
     return tenant_id
 
 
+def quota_id_pattern(*scopes: Scope) -> str:
+    """The regular expression (JSON Schema dialect too) of the quota ids of these scopes that
+    `QuotaId.parse` accepts: the OpenAPI document declares it, the API enforces it."""
+    resources = "|".join(r.value for r in Resource)
+    periods = "|".join(p.value for p in Period)
+    user = USER_ID.pattern.removeprefix("^").removesuffix("$")
+    kinds = [f"user:{user}" if scope is Scope.USER else scope.value for scope in scopes]
+    return f"^(?:{'|'.join(kinds)}):(?:{resources}):(?:{periods})$"
+
+
 def validate_user_id(user_id: str) -> str:
     if not USER_ID.match(user_id):
         raise InvalidRequest(

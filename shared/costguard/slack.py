@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from costguard.errors import CostguardError
+from costguard.errors import CostguardError, Problem, Stage
 
 SEVERITY_ICON = {
     "info": ":information_source:",
@@ -30,10 +30,12 @@ SEVERITY_ICON = {
 
 class SlackUnavailable(CostguardError):
     code = "slack_unavailable"
+    problem = Problem(502, "slack-unavailable", "Slack unavailable", Stage.PUBLISH)
 
 
 class SlackRefused(CostguardError):
     code = "slack_refused"
+    problem = Problem(502, "slack-refused", "Slack refused", Stage.PUBLISH)
 
 
 def utilization_bar(utilization: str | None, width: int = 20) -> str:

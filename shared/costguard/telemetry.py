@@ -19,13 +19,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
+
+from costguard.errors import CostguardError, Stage
 
 NAMESPACE = "costguard"
 _request: ContextVar[str | None] = ContextVar("costguard_request", default=None)
@@ -34,49 +35,11 @@ metrics = Metrics(namespace=NAMESPACE)
 """Shares its metric set with the handler's Metrics (Powertools keeps one per namespace)."""
 
 
-class Stage(StrEnum):
-    """Where in a request's or an event's life a failure happened."""
-
-    AUTH = "auth"
-    VALIDATION = "validation"
-    PRICING = "pricing"
-    QUOTA = "quota"
-    LEDGER_WRITE = "ledger_write"
-    STREAM = "stream"
-    PUBLISH = "publish"
-    SCHEDULE = "schedule"
-    UNKNOWN = "unknown"
-
-
-STAGE_BY_ERROR = {
-    "InvalidRequest": Stage.VALIDATION,
-    "RequestValidationError": Stage.VALIDATION,
-    "ReservationNotFound": Stage.VALIDATION,
-    "ReservationNotHeld": Stage.VALIDATION,
-    "IdempotencyConflict": Stage.VALIDATION,
-    "QuotaNotFound": Stage.VALIDATION,
-    "TenantExists": Stage.VALIDATION,
-    "UnknownPrice": Stage.PRICING,
-    "QuotaExceeded": Stage.QUOTA,
-    "OverrunRejected": Stage.QUOTA,
-    "Paused": Stage.QUOTA,
-    "LedgerUnavailable": Stage.LEDGER_WRITE,
-    "LedgerBusy": Stage.LEDGER_WRITE,
-    "LedgerCorrupted": Stage.LEDGER_WRITE,
-    "PublishFailed": Stage.PUBLISH,
-    "SlackUnavailable": Stage.PUBLISH,
-    "SlackRefused": Stage.PUBLISH,
-    "Unauthenticated": Stage.AUTH,
-    "Forbidden": Stage.AUTH,
-}
-
-
 def stage_of(error: BaseException, default: Stage = Stage.UNKNOWN) -> Stage:
-    """The stage an error belongs to, by its class (or a base class) name."""
-    for cls in type(error).__mro__:
-        stage = STAGE_BY_ERROR.get(cls.__name__)
-        if stage is not None:
-            return stage
+    """The stage an error belongs to: a domain error's from the catalog (costguard.errors),
+    anything else `default`."""
+    if isinstance(error, CostguardError):
+        return error.problem.stage
     return default
 
 

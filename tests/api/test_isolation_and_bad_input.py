@@ -218,7 +218,7 @@ BAD: list[tuple[str, str, dict[str, Any]]] = [
     # token counts: one past the maximum, booleans, floats, negatives
     ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "input_tokens": 100_000_001}}),
     ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "output_tokens": True}}),
-    ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "output_tokens": 1e3}}),
+    ("POST", R, {"body": {"resource": "llm", "model": "gpt-4o", "output_tokens": 1e-3}}),
     (
         "POST",
         R,

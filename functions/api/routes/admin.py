@@ -159,7 +159,7 @@ def revoke_key(
     tenant_id: str, key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")], keys: KeysDep
 ) -> Response[None]:
     keys.revoke(tenant_id, key_id)
-    return Response(status_code=204, content_type=None, body="")
+    return Response(status_code=204, content_type=None, body=None)
 
 
 @route(

@@ -11,7 +11,7 @@ from costguard.alerts import AlertType, public_alert
 from costguard.models import Alert, AlertPage
 
 from functions.api.access import Access, route
-from functions.api.deps import TENANT, AlertsDep
+from functions.api.deps import CURSOR, TENANT, AlertsDep
 from functions.api.problems import respond
 
 router = Router()
@@ -19,7 +19,7 @@ router = Router()
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[
     str | None,
-    Query(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="`next_cursor` of the previous page"),
+    Query(pattern=CURSOR, description="`next_cursor` of the previous page"),
 ]
 Type = Annotated[
     Literal["threshold", "anomaly", "forecast", "recommendation", "overrun"] | None,

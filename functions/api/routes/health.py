@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from costguard.models import Health
 
@@ -25,14 +25,15 @@ def health() -> Health:
 
 
 @cache
-def openapi_document() -> str:
-    """The OpenAPI document generated from the routes and models (built once per process)."""
+def openapi_document(app: APIGatewayHttpResolver) -> str:
+    """The OpenAPI document of `app`, generated from its routes and models (built once per
+    process). The app is the caller's (`router.api_resolver` here): importing the handler from
+    its own routes was an import circle."""
     import json
 
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
     from functions.api.document import complete
-    from functions.api.handler import app
 
     generated = app.get_openapi_json_schema(
         title="costguard",
@@ -45,9 +46,16 @@ def openapi_document() -> str:
     return json.dumps(complete(json.loads(generated)), indent=2)
 
 
+def _app() -> APIGatewayHttpResolver:
+    """The resolver this router was included in (set by `include_router`)."""
+    resolver = router.api_resolver
+    assert isinstance(resolver, APIGatewayHttpResolver)
+    return resolver
+
+
 @route(router, "GET", "/v1/openapi.json", Access.PUBLIC, include_in_schema=False)
 def openapi() -> Response[Any]:
-    return Response(status_code=200, content_type="application/json", body=openapi_document())
+    return Response(status_code=200, content_type="application/json", body=openapi_document(_app()))
 
 
 @route(router, "GET", "/v1/docs", Access.PUBLIC, include_in_schema=False)
@@ -57,10 +65,10 @@ def docs() -> Response[Any]:
 
     assets = Path(handler_package.__file__).parent / "openapi" / "swagger_ui"
     body = generate_swagger_html(
-        openapi_document().replace("</", "<\\/"),
+        openapi_document(_app()).replace("</", "<\\/"),
         (assets / "swagger-ui-bundle.min.js").read_text("utf-8"),
         (assets / "swagger-ui.min.css").read_text("utf-8"),
-        None,
+        "",  # no base URL: the assets are inline
         None,
         False,
     )

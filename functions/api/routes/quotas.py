@@ -107,7 +107,7 @@ def delete_tenant(tenant_id: str, quota_id: str, ledger: LedgerDep) -> Response[
     if qid.scope is Scope.PLATFORM:
         raise InvalidRequest("a platform quota lives under /v1/platform/quotas", field="quota_id")
     ledger.delete_quota(tenant_id, qid)
-    return Response(status_code=204, content_type=None, body="")
+    return Response(status_code=204, content_type=None, body=None)
 
 
 @route(
@@ -149,4 +149,4 @@ def delete_platform(quota_id: str, ledger: LedgerDep) -> Response[None]:
     if qid.scope is not Scope.PLATFORM:
         raise InvalidRequest("only platform quotas live here", field="quota_id")
     ledger.delete_quota(None, qid)
-    return Response(status_code=204, content_type=None, body="")
+    return Response(status_code=204, content_type=None, body=None)

@@ -80,7 +80,7 @@ def release(
         200,
         Release(
             reservation_id=result.reservation_id,
-            status=result.status,  # type: ignore[arg-type]
+            status=result.status,
             released_usd=result.released_usd,
         ),
     )

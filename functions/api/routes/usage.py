@@ -23,7 +23,7 @@ from costguard.usage import (
 from pydantic import BeforeValidator
 
 from functions.api.access import Access, route
-from functions.api.deps import TENANT, LedgerDep
+from functions.api.deps import CURSOR, TENANT, LedgerDep
 from functions.api.problems import respond
 
 router = Router()
@@ -82,7 +82,7 @@ def records(
     user_id: Annotated[str | None, Query(max_length=128)] = None,
     conversation_id: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")] = None,
+    cursor: Annotated[str | None, Query(pattern=CURSOR)] = None,
 ) -> Response[RecordPage]:
     first, last = date_range(from_, to, ledger.now().date())
     items, after = ledger.settled_records(

@@ -1278,7 +1278,15 @@ class Ledger:
         if conversation_id is not None:
             filters.append("conversation_id = :cv")
             values[":cv"] = conversation_id
-        start = {"pk": {"S": records_pk(tenant_id)}, "sk": {"S": after}} if after else None
+        if after is not None and after >= high:
+            return [], None  # nothing in the range comes after it
+        # DynamoDB refuses a start key outside the key condition's range (a ValidationException,
+        # which was a 500): a cursor before the range starts the range.
+        start = (
+            {"pk": {"S": records_pk(tenant_id)}, "sk": {"S": after}}
+            if after is not None and after >= low
+            else None
+        )
         found: list[dict[str, Any]] = []
         for _ in range(max_pages):
             page, last_key = self.table.query(
