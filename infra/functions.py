@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from costguard import services
 
 from infra import packaging
 from infra.config import Config
@@ -36,6 +37,11 @@ class FunctionSpec:
     """A starting point, to be tuned by measurement (Lambda Power Tuning) once deployed."""
     timeout: Duration
     description: str
+
+    @property
+    def service(self) -> str:
+        """POWERTOOLS_SERVICE_NAME: the `service` of its metrics, and of its alarms."""
+        return services.service(self.name)
 
 
 def lambda_code(scope: Construct, name: str, config: Config) -> lambda_.Code:
@@ -97,7 +103,7 @@ class PythonFunction(Construct):
             max_event_age=max_event_age,
             dead_letter_queue=dead_letter_queue,
             environment={
-                "POWERTOOLS_SERVICE_NAME": f"costguard-{spec.name}",
+                "POWERTOOLS_SERVICE_NAME": spec.service,
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
                 "POWERTOOLS_LOGGER_SAMPLE_RATE": str(config.log_sample_rate),
                 "COSTGUARD_TABLE_NAME": table.table_name,

@@ -14,7 +14,9 @@ custom metric per tenant (cost and cardinality); tenants are in the logs and the
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,10 +30,55 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 NAMESPACE = "costguard"
+EXPORT_TIMEOUT_SECONDS = 0.5
+"""The OTLP exporter's whole budget for one batch, retries included (its deadline): the
+collector extension is on localhost, so a healthy export takes about a millisecond; with the
+collector down a connection is refused at once, and a hung one costs at most this."""
+FLUSH_TIMEOUT_SECONDS = 1.0
+"""The most an invocation waits for its spans at the end (`flush`): past it they are exported
+in the background, or dropped. The SDK's own force_flush ignores its timeout (it exported for
+the exporter's default 10 s deadline: 7-8 s per request with nothing listening on 4318)."""
 _request: ContextVar[str | None] = ContextVar("costguard_request", default=None)
 tracer = trace.get_tracer("costguard")
 metrics = Metrics(namespace=NAMESPACE)
 """Shares its metric set with the handler's Metrics (Powertools keeps one per namespace)."""
+_service: ContextVar[str | None] = ContextVar("costguard_service", default=None)
+
+
+class FunctionMetrics(Metrics):
+    """A handler's Metrics; while its `log_metrics` handler runs, `service_name()` is its
+    service (several handlers share one process under `make run` and in tests)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(namespace=NAMESPACE, service=service)
+        self.service = service
+
+    def log_metrics(self, lambda_handler: Any = None, **options: Any) -> Any:
+        if lambda_handler is None:
+            return functools.partial(self.log_metrics, **options)
+        flushing = super().log_metrics(lambda_handler, **options)
+
+        @functools.wraps(lambda_handler)
+        def handler(*args: Any, **kwargs: Any) -> Any:
+            token = _service.set(self.service)
+            try:
+                return flushing(*args, **kwargs)
+            finally:
+                _service.reset(token)
+
+        return handler
+
+
+def function_metrics(default_service: str) -> FunctionMetrics:
+    """A handler's Metrics. Its `service` dimension is the function's POWERTOOLS_SERVICE_NAME
+    (Powertools' own default; the template sets it from `costguard.services`), else (outside
+    Lambda) `default_service`, the same constant. Dimensional metrics carry the same."""
+    return FunctionMetrics(os.environ.get("POWERTOOLS_SERVICE_NAME") or default_service)
+
+
+def service_name() -> str:
+    """The service of the running handler: POWERTOOLS_SERVICE_NAME in Lambda."""
+    return os.environ.get("POWERTOOLS_SERVICE_NAME") or _service.get() or "costguard"
 
 
 class Stage(StrEnum):
@@ -95,9 +142,8 @@ def dimensional(name: str, unit: MetricUnit, value: float, **dimensions: str) ->
     """One metric on its own EMF line, with its own (low-cardinality) dimensions."""
     if _metrics_off():
         return
-    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "costguard")
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="service", value=service)
+        metric.add_dimension(name="service", value=service_name())
         for key, text in dimensions.items():
             metric.add_dimension(name=key, value=text)
 
@@ -182,8 +228,7 @@ def configure_tracing(exporter: str | None = None) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "costguard")
-    kwargs: dict[str, Any] = {"resource": Resource.create({"service.name": service})}
+    kwargs: dict[str, Any] = {"resource": Resource.create({"service.name": service_name()})}
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 
@@ -196,7 +241,12 @@ def configure_tracing(exporter: str | None = None) -> Any:
     elif choice == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        # Bounded: one deadline for the export and its retries (the SDK's default is 10 s,
+        # with backoff), so an absent or hung collector never holds a request for long.
+        exporter = OTLPSpanExporter(timeout=EXPORT_TIMEOUT_SECONDS)
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, export_timeout_millis=EXPORT_TIMEOUT_SECONDS * 1000)
+        )
     else:
         raise ValueError(f"COSTGUARD_TRACES must be none, console or otlp, not {choice!r}")
     trace.set_tracer_provider(provider)
@@ -204,10 +254,29 @@ def configure_tracing(exporter: str | None = None) -> Any:
     return provider
 
 
-def flush() -> None:
-    """End of an invocation: Lambda may freeze the process before a batch is exported."""
-    if _configured is not None:
-        _configured.force_flush(timeout_millis=2000)
+_flushing = threading.Lock()
+
+
+def flush(timeout: float = FLUSH_TIMEOUT_SECONDS) -> bool:
+    """End of an invocation: export its spans before Lambda freezes the process, waiting at
+    most `timeout` seconds. True when they went out in time. A flush still running from an
+    earlier invocation (the collector hung) is not joined by another: the request goes on."""
+    if _configured is None:
+        return True
+    if not _flushing.acquire(blocking=False):
+        return False
+    done = threading.Event()
+    provider = _configured
+
+    def run() -> None:
+        try:
+            provider.force_flush()
+        finally:
+            _flushing.release()
+            done.set()
+
+    threading.Thread(target=run, name="costguard-flush", daemon=True).start()
+    return done.wait(timeout)
 
 
 def lambda_parent(event: Mapping[str, Any] | None = None) -> Any:
@@ -228,10 +297,13 @@ __all__ = [
     "count",
     "dimensional",
     "failed",
+    "FunctionMetrics",
     "flush",
+    "function_metrics",
     "metrics",
     "request",
     "request_id",
+    "service_name",
     "set_attributes",
     "span",
     "stage_of",
