@@ -50,7 +50,8 @@ def lambda_code(scope: Construct, name: str, config: Config) -> lambda_.Code:
     if stage is None:
         raise ValueError("a function must be inside an App (its assets go to the app's outdir)")
     build = Path(stage.outdir) / ".costguard-build"
-    dependencies = packaging.build_dependencies(build) if config.bundle else None
+    target = packaging.HOST if config.asset_target == "host" else packaging.LAMBDA
+    dependencies = packaging.build_dependencies(build, target=target) if config.bundle else None
     return lambda_.Code.from_asset(str(packaging.stage_function(name, build, dependencies)))
 
 

@@ -93,6 +93,27 @@ class Observability(Construct):
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 )
             )
+        self.alarms.append(
+            cloudwatch.Metric(
+                namespace=NAMESPACE,
+                metric_name="AlertsUndeliverable",
+                dimensions_map={"service": services.SWEEPER},
+                period=FIVE_MINUTES,
+                statistic="Sum",
+            ).create_alarm(
+                self,
+                "AlertsUndeliverable",
+                alarm_description=(
+                    "costguard alerts: an alert could not be published after every redrive "
+                    "(about three hours) and was marked failed; GET the tenant's alerts for "
+                    "its last_error, fix SNS / EventBridge, then publish it by hand."
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
         self.alarms.extend(alarms)
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)

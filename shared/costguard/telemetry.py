@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
@@ -53,7 +53,20 @@ class FunctionMetrics(Metrics):
         super().__init__(namespace=NAMESPACE, service=service)
         self.service = service
 
-    def log_metrics(self, lambda_handler: Any = None, **options: Any) -> Any:
+    def log_metrics(
+        self,
+        lambda_handler: Any = None,
+        capture_cold_start_metric: bool = False,
+        raise_on_empty_metrics: bool = False,
+        default_dimensions: dict[str, str] | None = None,
+        **kwargs: dict[str, Any],
+    ) -> Callable[..., Any]:
+        options: dict[str, Any] = {
+            "capture_cold_start_metric": capture_cold_start_metric,
+            "raise_on_empty_metrics": raise_on_empty_metrics,
+            "default_dimensions": default_dimensions,
+            **kwargs,
+        }
         if lambda_handler is None:
             return functools.partial(self.log_metrics, **options)
         flushing = super().log_metrics(lambda_handler, **options)
@@ -243,9 +256,9 @@ def configure_tracing(exporter: str | None = None) -> Any:
 
         # Bounded: one deadline for the export and its retries (the SDK's default is 10 s,
         # with backoff), so an absent or hung collector never holds a request for long.
-        exporter = OTLPSpanExporter(timeout=EXPORT_TIMEOUT_SECONDS)
+        otlp = OTLPSpanExporter(timeout=EXPORT_TIMEOUT_SECONDS)
         provider.add_span_processor(
-            BatchSpanProcessor(exporter, export_timeout_millis=EXPORT_TIMEOUT_SECONDS * 1000)
+            BatchSpanProcessor(otlp, export_timeout_millis=EXPORT_TIMEOUT_SECONDS * 1000)
         )
     else:
         raise ValueError(f"COSTGUARD_TRACES must be none, console or otlp, not {choice!r}")
@@ -290,6 +303,7 @@ def lambda_parent(event: Mapping[str, Any] | None = None) -> Any:
 
 
 __all__ = [
+    "FunctionMetrics",
     "MetricUnit",
     "Stage",
     "annotate",
@@ -297,7 +311,6 @@ __all__ = [
     "count",
     "dimensional",
     "failed",
-    "FunctionMetrics",
     "flush",
     "function_metrics",
     "metrics",
