@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -268,12 +269,19 @@ def configure_tracing(exporter: str | None = None) -> Any:
 
 
 _flushing = threading.Lock()
+SLOW_FLUSH_SECONDS = 0.1
+"""A flush slower than this means the collector is struggling: for `SLOW_BACKOFF_SECONDS`
+requests do not wait for their spans (they are still exported, in the background)."""
+SLOW_BACKOFF_SECONDS = 60.0
+_slow_until = 0.0
 
 
 def flush(timeout: float = FLUSH_TIMEOUT_SECONDS) -> bool:
     """End of an invocation: export its spans before Lambda freezes the process, waiting at
-    most `timeout` seconds. True when they went out in time. A flush still running from an
-    earlier invocation (the collector hung) is not joined by another: the request goes on."""
+    most `timeout` seconds, and not at all for a minute after a slow flush (a hung collector
+    then costs one request a minute at most). True when they went out while we waited. A flush
+    still running from an earlier invocation is not joined by another: the request goes on."""
+    global _slow_until
     if _configured is None:
         return True
     if not _flushing.acquire(blocking=False):
@@ -282,14 +290,24 @@ def flush(timeout: float = FLUSH_TIMEOUT_SECONDS) -> bool:
     provider = _configured
 
     def run() -> None:
+        global _slow_until
+        started = time.monotonic()
         try:
             provider.force_flush()
         finally:
+            took = time.monotonic() - started
+            _slow_until = (
+                time.monotonic() + SLOW_BACKOFF_SECONDS if took > SLOW_FLUSH_SECONDS else 0.0
+            )
             _flushing.release()
             done.set()
 
+    waiting = 0.0 if time.monotonic() < _slow_until else timeout
     threading.Thread(target=run, name="costguard-flush", daemon=True).start()
-    return done.wait(timeout)
+    finished = done.wait(waiting)
+    if not finished and waiting:
+        _slow_until = time.monotonic() + SLOW_BACKOFF_SECONDS
+    return finished
 
 
 def lambda_parent(event: Mapping[str, Any] | None = None) -> Any:
