@@ -154,8 +154,10 @@ def start_webhook() -> tuple[ThreadingHTTPServer, str]:
 class Resolver:
     """CloudFormation intrinsics → the values of the local resources."""
 
-    def __init__(self, template: dict[str, Any]) -> None:
+    def __init__(self, template: dict[str, Any], lenient: bool = False) -> None:
         self.resources: dict[str, dict[str, Any]] = template["Resources"]
+        self.lenient = lenient
+        """Unknown references resolve to their logical id (for reading, e.g. the dashboard)."""
         self.refs: dict[str, str] = {
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT,
@@ -172,9 +174,13 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if set(value) == {"Ref"}:
+            if self.lenient:
+                return self.refs.get(value["Ref"], value["Ref"])
             return self.refs[value["Ref"]]
         if set(value) == {"Fn::GetAtt"}:
             logical, attribute = value["Fn::GetAtt"]
+            if self.lenient:
+                return self.attrs.get((logical, attribute), f"{logical}.{attribute}")
             return self.attrs[(logical, attribute)]
         if set(value) == {"Fn::Join"}:
             separator, parts = value["Fn::Join"]
@@ -186,6 +192,11 @@ class Resolver:
             separator, text = value["Fn::Split"]
             return str(self(text)).split(separator)
         return {k: self(v) for k, v in value.items()}
+
+    def leniently(self, value: Any) -> Any:
+        lenient = Resolver({"Resources": self.resources}, lenient=True)
+        lenient.refs, lenient.attrs = self.refs, self.attrs
+        return lenient(value)
 
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == kind}

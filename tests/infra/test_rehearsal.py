@@ -5,6 +5,7 @@ from the template. A missing permission, variable or import fails here, not in a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,3 +140,28 @@ def test_no_function_ran_with_the_test_environment(report: Report) -> None:
         assert not (function.asset / "moto").exists()
     runtime = {p.name for p in Path(report.rehearsal.runtime).iterdir()}
     assert "pydantic" not in runtime and "boto3" in runtime
+
+
+def dashboard_metrics(report: Report) -> list[tuple[str, dict[str, str]]]:
+    """(metric name, dimensions) of every costguard metric on the dashboard."""
+    [dashboard] = report.rehearsal.resolve.of_type("AWS::CloudWatch::Dashboard").values()
+    body = json.loads(report.rehearsal.resolve.leniently(dashboard["Properties"]["DashboardBody"]))
+    found = []
+    for widget in body["widgets"]:
+        for metric in widget.get("properties", {}).get("metrics", []):
+            core = metric[:-1] if metric and isinstance(metric[-1], dict) else metric
+            if len(core) >= 2 and core[0] == "costguard":
+                rest = core[2:]
+                found.append((str(core[1]), dict(zip(rest[0::2], rest[1::2], strict=True))))
+    return found
+
+
+def test_every_dashboard_metric_is_one_a_function_emits(report: Report) -> None:
+    services = {f.service for f in report.rehearsal.functions.values()}
+    seen = emitted(report)
+    metrics = dashboard_metrics(report)
+    assert len(metrics) >= 3, metrics
+    for name, dimensions in metrics:
+        assert dimensions.get("service") in services, (name, dimensions)
+        assert name in seen, f"the dashboard shows {name}, which no function emitted"
+        assert (dimensions["service"], frozenset(dimensions)) in seen[name], (name, seen[name])
