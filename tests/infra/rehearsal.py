@@ -760,6 +760,36 @@ def scheduled_event(rule: str) -> dict[str, Any]:
     return event
 
 
+def strand_an_alert(rehearsal: Rehearsal) -> None:
+    """Put one delivered alert back in the outbox, due, with no channel done: as if the
+    stream had given up on it (the sweeper's redrive path: Query the outbox, SNS, KMS, bus)."""
+    from costguard.alerts import OUTBOX
+    from costguard.ledger.schema import HOLDS_PK, HOLDS_SK
+
+    ddb = rehearsal.moto.client("dynamodb")
+    [table] = [
+        rehearsal.resolve.refs[t] for t in rehearsal.resolve.of_type("AWS::DynamoDB::GlobalTable")
+    ]
+    items = ddb.scan(
+        TableName=table,
+        FilterExpression="begins_with(sk, :a) AND notify = :t",
+        ExpressionAttributeValues={":a": {"S": "A#"}, ":t": {"BOOL": True}},
+    )["Items"]
+    assert items, "the rehearsal recorded no alert to strand"
+    item = items[0]
+    ddb.update_item(
+        TableName=table,
+        Key={"pk": item["pk"], "sk": item["sk"]},
+        UpdateExpression="SET delivery = :p, #hp = :o, #hs = :due REMOVE channels_sent",
+        ExpressionAttributeNames={"#hp": HOLDS_PK, "#hs": HOLDS_SK},
+        ExpressionAttributeValues={
+            ":p": {"S": "pending"},
+            ":o": {"S": OUTBOX},
+            ":due": {"S": f"2000-01-01T00:00:00.000000Z#{item['alert_id']['S']}"},
+        },
+    )
+
+
 @dataclass
 class Report:
     rehearsal: Rehearsal
@@ -816,6 +846,8 @@ def rehearse(work: Path) -> Iterator[Report]:
         statuses.append((int(answer["statusCode"]), 201))
         wiring = flow(rehearsal, observers)
 
+        # An alert the stream gave up on: the sweeper's redrive publishes it with its own grants
+        strand_an_alert(rehearsal)
         # Every schedule fires its target once, then whatever that caused flows on
         scheduled: dict[str, list[Any]] = {}
         for logical, rule in resolve.of_type("AWS::Events::Rule").items():

@@ -62,6 +62,8 @@ def test_the_wiring_carries_events_end_to_end(report: Report) -> None:
     assert report.wiring.get("topic", 0) > 0, report.wiring
     assert report.webhook, "no alert reached the Slack webhook"
     assert set(report.scheduled) == {"sweeper", "anomaly", "forecast"}
+    # the sweeper redrove the alert the rehearsal stranded (publishing with its own grants)
+    assert report.scheduled["sweeper"][0]["alerts_redelivered"] == 1, report.scheduled
     for name, answers in report.scheduled.items():
         assert answers and isinstance(answers[0], dict), (name, answers)
 
