@@ -60,16 +60,18 @@ RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "
 
 
 # --------------------------------------------------------------------------- synth
-def clean_path() -> str:
-    """PATH without uv, the virtualenv or the repo's tools: what a new shell has."""
-    keep = []
-    for entry in os.environ.get("PATH", "").split(os.pathsep):
-        if not entry or str(REPO) in entry or (Path(entry) / "uv").exists():
-            continue
-        if (Path(entry) / "activate").exists():  # any virtualenv's bin
-            continue
-        keep.append(entry)
-    return os.pathsep.join(keep)
+def clean_path(shims: Path) -> str:
+    """A new shell's PATH without uv, the virtualenv or the repo's tools: the system's
+    directories (those without a uv) and `shims`, holding links to node, npm and npx only."""
+    shims.mkdir(parents=True, exist_ok=True)
+    for tool in ("node", "npm", "npx"):
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed (Node 20+)"
+        link = shims / tool
+        if not link.exists():
+            link.symlink_to(Path(found).resolve() if tool == "node" else found)
+    system = [d for d in ("/usr/bin", "/bin") if not (Path(d) / "uv").exists()]
+    return os.pathsep.join([str(shims), *system])
 
 
 def synth(outdir: Path) -> subprocess.CompletedProcess[str]:
@@ -82,7 +84,7 @@ def synth(outdir: Path) -> subprocess.CompletedProcess[str]:
         for k, v in os.environ.items()
         if not k.startswith(("VIRTUAL_ENV", "UV", "PYTHON", "CDK_"))
     }
-    env["PATH"] = clean_path()
+    env["PATH"] = clean_path(outdir.parent / "shims")
     return subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False
     )
