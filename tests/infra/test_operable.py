@@ -134,6 +134,7 @@ def test_every_function_is_named_by_the_shared_service_constants(synth: Synth) -
         services.ONBOARDING,
         services.ANOMALY,
         services.FORECAST,
+        services.RECOMMENDATIONS,
     }
     assert names == constants  # (the Slack notifier only exists with a webhook secret)
 

@@ -23,7 +23,16 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
 def test_every_function_runs_from_its_asset(report: Report) -> None:
     ran = {i.function for i in report.rehearsal.invocations}
     names = {f.name for f in report.rehearsal.functions.values()}
-    assert names == {"api", "alerts", "slack", "sweeper", "onboarding", "anomaly", "forecast"}
+    assert names == {
+        "api",
+        "alerts",
+        "slack",
+        "sweeper",
+        "onboarding",
+        "anomaly",
+        "forecast",
+        "recommendations",
+    }
     assert ran == names
     for invocation in report.rehearsal.invocations:
         invocation.answers()  # no import error, no invocation that raised
@@ -61,7 +70,7 @@ def test_the_wiring_carries_events_end_to_end(report: Report) -> None:
     assert report.wiring.get("bus", 0) > 0, report.wiring
     assert report.wiring.get("topic", 0) > 0, report.wiring
     assert report.webhook, "no alert reached the Slack webhook"
-    assert set(report.scheduled) == {"sweeper", "anomaly", "forecast"}
+    assert set(report.scheduled) == {"sweeper", "anomaly", "forecast", "recommendations"}
     # the sweeper redrove the alert the rehearsal stranded (publishing with its own grants)
     assert report.scheduled["sweeper"][0]["alerts_redelivered"] == 1, report.scheduled
     for name, answers in report.scheduled.items():
