@@ -6,6 +6,7 @@ UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen
 
 .PHONY: install browser test lint format unit bench bench-load run run-ddblocal demo synth clean prices prices-map
+.PHONY: bootstrap deploy diff destroy smoke
 
 install: .venv/.installed node_modules/.installed prices-map
 
@@ -74,7 +75,33 @@ demo: install
 ## the CloudFormation template and Lambda assets in cdk.out/ (no AWS account, no Docker; arm64
 ## wheels from PyPI once per lock). Deploy: see docs/infrastructure.md.
 synth: install
-	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" npx --no-install cdk synth --quiet
+	$(CDK) synth --quiet
+
+## AWS: the account and region of your credentials (AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION,
+## or the profile's region); CDK_ARGS for context, e.g. CDK_ARGS="-c costguard:alarm_emails=a@b.c".
+## Step by step, from an empty account: docs/infrastructure.md.
+CDK := PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" npx --no-install cdk
+
+## once per account and region: the CDK's staging bucket and roles
+bootstrap: install
+	$(CDK) bootstrap $(CDK_ARGS)
+
+## build the assets and deploy the stack (asks before widening IAM)
+deploy: install
+	$(CDK) deploy --require-approval broadening --outputs-file cdk.out/outputs.json $(CDK_ARGS)
+
+## what a deploy would change
+diff: install
+	$(CDK) diff $(CDK_ARGS)
+
+## delete the stack (the ledger table and the alerts topic's KMS key are kept: see the docs)
+destroy: install
+	$(CDK) destroy $(CDK_ARGS)
+
+## post-deploy check: make smoke URL=<ApiUrl output> KEY=<admin key>
+smoke: install
+	@test -n "$(URL)" -a -n "$(KEY)" || { echo "usage: make smoke URL=https://… KEY=<admin key>"; exit 2; }
+	COSTGUARD_SMOKE_KEY="$(KEY)" $(RUN) python -m infra.smoke "$(URL)"
 
 bench: install
 	$(RUN) python -m bench

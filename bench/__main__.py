@@ -11,6 +11,8 @@ Writes bench/results/ledger.json and bench/results/ledger.md and prints the summ
 simulated (bench/shards.py; seconds). `python -m bench telemetry`: tracing and metrics on vs
 off on a warm reserve through the API handler (bench/telemetry.py). `python -m bench pricing`:
 the generated price catalog at cold start against the hand-kept one (bench/pricing.py).
+`python -m bench collector-down`: what tracing adds per request with the collector down
+(bench/collector_down.py).
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ def main() -> None:
         from bench.memory import main as memory
 
         memory(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["collector-down"]:
+        from bench.collector_down import main as collector_down
+
+        collector_down(sys.argv[2:])
         return
     if sys.argv[1:2] == ["telemetry"]:
         from bench.telemetry import main as telemetry

@@ -91,6 +91,13 @@ def _plans(quotas: Any, fallback: Any) -> tuple[str | None, str | None]:
     )
 
 
+def _asset_target(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("lambda", "host"):
+        raise ValueError(f"{PREFIX}asset_target must be lambda or host, not {value!r}")
+    return text
+
+
 def _layer(value: Any) -> str | None:
     text = str(value or "").strip()
     if not text or text.lower() == "none":
@@ -120,6 +127,9 @@ class Config:
     bundle: bool = True
     """Vendor the runtime dependencies into each Lambda asset (needs PyPI). False: sources only,
     for tests and quick template checks; such an asset does not run."""
+    asset_target: str = "lambda"
+    """`lambda`: wheels for arm64 Lambda. `host`: the same pinned packages for this machine, so
+    the deploy rehearsal can run the synthesized assets here (never deploy those)."""
     table_name: str | None = None
     """None: CloudFormation names the table (two stacks can live in one account)."""
     log_level: str = "INFO"
@@ -186,6 +196,7 @@ class Config:
         return cls(
             stack_name=str(value("stack_name", defaults.stack_name)),
             bundle=_flag(value("bundle", defaults.bundle)),
+            asset_target=_asset_target(value("asset_target", defaults.asset_target)),
             table_name=value("table_name", None) or None,
             log_level=log_level,
             log_retention_days=retention,

@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from costguard import services
 
 from infra import packaging
 from infra.config import Config
@@ -37,6 +38,11 @@ class FunctionSpec:
     timeout: Duration
     description: str
 
+    @property
+    def service(self) -> str:
+        """POWERTOOLS_SERVICE_NAME: the `service` of its metrics, and of its alarms."""
+        return services.service(self.name)
+
 
 def lambda_code(scope: Construct, name: str, config: Config) -> lambda_.Code:
     """The function's asset, staged under the app's output directory (see packaging.py)."""
@@ -44,7 +50,8 @@ def lambda_code(scope: Construct, name: str, config: Config) -> lambda_.Code:
     if stage is None:
         raise ValueError("a function must be inside an App (its assets go to the app's outdir)")
     build = Path(stage.outdir) / ".costguard-build"
-    dependencies = packaging.build_dependencies(build) if config.bundle else None
+    target = packaging.HOST if config.asset_target == "host" else packaging.LAMBDA
+    dependencies = packaging.build_dependencies(build, target=target) if config.bundle else None
     return lambda_.Code.from_asset(str(packaging.stage_function(name, build, dependencies)))
 
 
@@ -97,7 +104,7 @@ class PythonFunction(Construct):
             max_event_age=max_event_age,
             dead_letter_queue=dead_letter_queue,
             environment={
-                "POWERTOOLS_SERVICE_NAME": f"costguard-{spec.name}",
+                "POWERTOOLS_SERVICE_NAME": spec.service,
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
                 "POWERTOOLS_LOGGER_SAMPLE_RATE": str(config.log_sample_rate),
                 "COSTGUARD_TABLE_NAME": table.table_name,

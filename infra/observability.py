@@ -1,6 +1,8 @@
-"""Basic observability: the alerts topic, one dashboard, alarms on 5xx, errors and throttles.
+"""Operations: the alarms topic (CloudWatch may publish to it), one dashboard, the alarms.
 
-Richer metrics (429s, spend per hour, stream iterator age, DLQ depth) come with issue 10.
+Alarms on costguard's own metrics name the function's service with `costguard.services`, the
+constants its POWERTOOLS_SERVICE_NAME is set from: tests/infra/test_rehearsal.py runs every
+function and compares the dimensions it really emits with the template's alarms.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from collections.abc import Sequence
 from aws_cdk import Aws, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+from costguard import services
 
 from infra.api import Api
 from infra.config import Config
@@ -40,6 +44,7 @@ class Observability(Construct):
         self.alarms_topic = sns.Topic(
             self, "Alarms", display_name="costguard alarms", enforce_ssl=True
         )
+        allow_cloudwatch(self.alarms_topic)
         for email in config.alarm_emails:
             self.alarms_topic.add_subscription(subscriptions.EmailSubscription(email))
         notify = actions.SnsAction(self.alarms_topic)
@@ -78,7 +83,7 @@ class Observability(Construct):
             ("unknown", 1, "an error no stage claims: a bug"),
         ):
             self.alarms.append(
-                failures(stage, "api", FIVE_MINUTES).create_alarm(
+                failures(stage, services.API, FIVE_MINUTES).create_alarm(
                     self,
                     f"ApiFailures{stage.title().replace('_', '')}",
                     alarm_description=f"costguard API failures at stage {stage}: {why}",
@@ -88,6 +93,27 @@ class Observability(Construct):
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 )
             )
+        self.alarms.append(
+            cloudwatch.Metric(
+                namespace=NAMESPACE,
+                metric_name="AlertsUndeliverable",
+                dimensions_map={"service": services.SWEEPER},
+                period=FIVE_MINUTES,
+                statistic="Sum",
+            ).create_alarm(
+                self,
+                "AlertsUndeliverable",
+                alarm_description=(
+                    "costguard alerts: an alert could not be published after every redrive "
+                    "(about three hours) and was marked failed; GET the tenant's alerts for "
+                    "its last_error, fix SNS / EventBridge, then publish it by hand."
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
         self.alarms.extend(alarms)
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
@@ -160,7 +186,7 @@ class Observability(Construct):
                     cloudwatch.Metric(
                         namespace="costguard",
                         metric_name="HoldsExpired",
-                        dimensions_map={"service": "sweeper"},
+                        dimensions_map={"service": services.SWEEPER},
                         period=ONE_MINUTE,
                         statistic="Sum",
                         label="holds expired",
@@ -176,7 +202,7 @@ class Observability(Construct):
                     cloudwatch.Metric(
                         namespace=NAMESPACE,
                         metric_name="SpendUsd",
-                        dimensions_map={"service": "api"},
+                        dimensions_map={"service": services.API},
                         period=Duration.hours(1),
                         statistic="Sum",
                         label="USD / hour",
@@ -200,7 +226,7 @@ class Observability(Construct):
                     cloudwatch.Metric(
                         namespace=NAMESPACE,
                         metric_name="LedgerMs.TransactWriteItems",
-                        dimensions_map={"service": "api"},
+                        dimensions_map={"service": services.API},
                         period=ONE_MINUTE,
                         statistic=stat,
                         label=f"TransactWriteItems {stat}",
@@ -216,6 +242,30 @@ class Observability(Construct):
 
 
 NAMESPACE = "costguard"
+
+
+def allow_cloudwatch(topic: sns.Topic) -> None:
+    """Let this account's CloudWatch alarms publish to `topic`.
+
+    `enforce_ssl=True` makes CDK write a topic policy holding only its Deny; a topic policy
+    replaces SNS's default one, so without this statement CloudWatch is refused on publish and
+    no alarm reaches anyone. Scoped by aws:SourceAccount and aws:SourceArn (confused deputy).
+    """
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchAlarms",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                "ArnLike": {
+                    "aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:"
+                    f"{Aws.ACCOUNT_ID}:alarm:*"
+                },
+            },
+        )
+    )
 
 
 def failures(stage: str, service: str, period: Duration) -> cloudwatch.Metric:

@@ -16,6 +16,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from costguard import services
 from costguard.onboarding import TENANT_CREATED
 
 from infra.bus import EventBus
@@ -111,7 +112,7 @@ class Onboarding(Construct):
             cloudwatch.Metric(
                 namespace="costguard",
                 metric_name="TenantCreatedUnpublished",
-                dimensions_map={"service": "api"},
+                dimensions_map={"service": services.API},
                 period=FIVE_MINUTES,
                 statistic="Sum",
             ).create_alarm(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -35,6 +36,26 @@ PYTHON_VERSION = "3.13"
 PLATFORM = "aarch64-manylinux2014"
 """arm64 Lambda (Amazon Linux 2023, glibc 2.34): manylinux2014 wheels run there."""
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the wheels of an asset must run."""
+
+    platform: str
+    python_version: str
+
+    @property
+    def arch(self) -> str:
+        return self.platform.split("-", 1)[0]
+
+
+LAMBDA = Target(PLATFORM, PYTHON_VERSION)
+HOST = Target(
+    f"{platform.machine()}-manylinux2014", f"{sys.version_info.major}.{sys.version_info.minor}"
+)
+"""This machine: the same pinned packages, with wheels it can import. Only for the deploy
+rehearsal (tests/infra/test_rehearsal.py), which runs every asset here; never deployed."""
 
 
 def project_dependencies(pyproject: Path = REPO_ROOT / "pyproject.toml") -> tuple[str, ...]:
@@ -64,13 +85,13 @@ class Pinned:
         return " ".join([f"{self.name}=={self.version}", *(f"--hash={h}" for h in self.hashes)])
 
 
-def _wheel_fits(filename: str) -> bool:
-    """Wheels that can be the one picked for arm64 Linux (keeps the hash list short)."""
+def _wheel_fits(filename: str, arch: str = LAMBDA.arch) -> bool:
+    """Wheels that can be the one picked for `arch` Linux (keeps the hash list short)."""
     tags = filename.removesuffix(".whl").split("-")[-1]
-    return tags == "any" or ("aarch64" in tags and "musllinux" not in tags)
+    return tags == "any" or (arch in tags and "musllinux" not in tags)
 
 
-def locked_requirements(lock: Path = LOCK) -> list[Pinned]:
+def locked_requirements(lock: Path = LOCK, target: Target = LAMBDA) -> list[Pinned]:
     """RUNTIME_PACKAGES and everything they depend on, at the versions and hashes of uv.lock."""
     packages = {p["name"]: p for p in tomllib.loads(lock.read_text())["package"]}
     wanted: list[str] = []
@@ -87,15 +108,19 @@ def locked_requirements(lock: Path = LOCK) -> list[Pinned]:
     pinned = []
     for name in sorted(wanted):
         package = packages[name]
-        wheels = [w for w in package.get("wheels", []) if _wheel_fits(w["url"].rsplit("/", 1)[1])]
+        wheels = [
+            w
+            for w in package.get("wheels", [])
+            if _wheel_fits(w["url"].rsplit("/", 1)[1], target.arch)
+        ]
         if not wheels:
-            raise LookupError(f"{name} {package['version']} has no wheel for {PLATFORM}")
+            raise LookupError(f"{name} {package['version']} has no wheel for {target.platform}")
         pinned.append(Pinned(name, package["version"], tuple(sorted(w["hash"] for w in wheels))))
     return pinned
 
 
-def requirements_text(lock: Path = LOCK) -> str:
-    return "".join(p.line() + "\n" for p in locked_requirements(lock))
+def requirements_text(lock: Path = LOCK, target: Target = LAMBDA) -> str:
+    return "".join(p.line() + "\n" for p in locked_requirements(lock, target))
 
 
 def _uv() -> str:
@@ -105,13 +130,15 @@ def _uv() -> str:
     return found
 
 
-def build_dependencies(cache: Path, lock: Path = LOCK) -> Path:
-    """The runtime dependencies installed for arm64 Lambda, built once per lock change."""
-    text = requirements_text(lock)
-    key = hashlib.sha256(f"{PLATFORM} {PYTHON_VERSION}\n{text}".encode()).hexdigest()[:16]
-    target = cache / f"deps-{key}"
-    if target.is_dir():
-        return target
+def build_dependencies(cache: Path, lock: Path = LOCK, target: Target = LAMBDA) -> Path:
+    """The runtime dependencies installed for `target` (arm64 Lambda), once per lock change."""
+    text = requirements_text(lock, target)
+    key = hashlib.sha256(f"{target.platform} {target.python_version}\n{text}".encode()).hexdigest()[
+        :16
+    ]
+    built = cache / f"deps-{key}"
+    if built.is_dir():
+        return built
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix="deps-") as work:
         requirements = Path(work) / "requirements.txt"
@@ -127,9 +154,9 @@ def build_dependencies(cache: Path, lock: Path = LOCK) -> Path:
                 "--target",
                 str(into),
                 "--python-platform",
-                PLATFORM,
+                target.platform,
                 "--python-version",
-                PYTHON_VERSION,
+                target.python_version,
                 "--only-binary",
                 ":all:",
                 "--no-deps",
@@ -140,8 +167,8 @@ def build_dependencies(cache: Path, lock: Path = LOCK) -> Path:
             check=True,
         )
         _make_reproducible(into)
-        into.rename(target)  # complete or absent: never half a cache entry
-    return target
+        into.rename(built)  # complete or absent: never half a cache entry
+    return built
 
 
 def _make_reproducible(site: Path) -> None:

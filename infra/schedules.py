@@ -116,7 +116,7 @@ class Schedules(Construct):
             cloudwatch.Metric(
                 namespace="costguard",
                 metric_name="TenantsSkipped",
-                dimensions_map={"service": spec.name},
+                dimensions_map={"service": spec.service},
                 period=ONE_HOUR,
                 statistic="Sum",
             ).create_alarm(

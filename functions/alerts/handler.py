@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -18,11 +18,11 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from costguard import telemetry
+from costguard import services, telemetry
 from costguard.alerts import StreamAlerts, stream_alerts_from_settings
 
-logger = Logger(service="costguard-alerts")
-metrics = Metrics(namespace="costguard", service="alerts")
+logger = Logger(service=services.ALERTS)
+metrics = telemetry.function_metrics(services.ALERTS)
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 telemetry.configure_tracing()
 

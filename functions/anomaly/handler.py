@@ -7,18 +7,18 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from costguard import telemetry
+from costguard import services, telemetry
 from costguard.anomalies import AnomalyRules, run_anomalies
 from costguard.ledger import Ledger, ledger_from_settings
 from costguard.settings import get_settings
 
 from functions.scheduled import run_scheduled
 
-logger = Logger(service="costguard-anomaly")
+logger = Logger(service=services.ANOMALY)
 telemetry.configure_tracing()
-metrics = Metrics(namespace="costguard", service="anomaly")
+metrics = telemetry.function_metrics(services.ANOMALY)
 
 
 @cache

@@ -6,14 +6,14 @@ import base64
 import binascii
 from typing import Any, cast
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from costguard import telemetry
+from costguard import services, telemetry
 from costguard.errors import BODY_TOO_LARGE, MALFORMED_JSON, InvalidRequest
 from costguard.settings import get_settings
 
@@ -25,8 +25,8 @@ from functions.api.routes import admin, alerts, forecast, health, quotas, spend,
 from functions.api.routes import console as console_routes
 from functions.api.routes import recommendations as insights
 
-logger = Logger(service="costguard-api")
-metrics = Metrics(namespace=telemetry.NAMESPACE, service="api")
+logger = Logger(service=services.API)
+metrics = telemetry.function_metrics(services.API)
 telemetry.configure_tracing()
 app = APIGatewayHttpResolver(enable_validation=True)
 for module in (health, spend, quotas, usage, alerts, forecast, admin, insights, console_routes):
@@ -51,8 +51,12 @@ def guard(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
         logger.append_keys(tenant_id=tenant_id)
     with telemetry.span("authorize", rule=rule.value if rule else "none"):
         token = bearer(resolver.current_event.headers or {})
-        keys = resolver.dependency_overrides.get(get_keys, get_keys)()
-        principal = keys.verify(token) if token and rule is not Access.PUBLIC else None
+        principal = None
+        if token and rule is not Access.PUBLIC:
+            # Only here: a public route (health, docs) never reads the keys, so it answers
+            # even when the admin-key secret or the key store cannot be read.
+            keys = resolver.dependency_overrides.get(get_keys, get_keys)()
+            principal = keys.verify(token)
         authorize(rule, principal, tenant_id)
         telemetry.annotate(role=principal.role if principal else None)
     resolver.append_context(principal=principal)

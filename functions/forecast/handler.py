@@ -6,18 +6,18 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from costguard import telemetry
+from costguard import services, telemetry
 from costguard.forecasts import ForecastRules, run_forecasts
 from costguard.ledger import Ledger, ledger_from_settings
 from costguard.settings import get_settings
 
 from functions.scheduled import run_scheduled
 
-logger = Logger(service="costguard-forecast")
+logger = Logger(service=services.FORECAST)
 telemetry.configure_tracing()
-metrics = Metrics(namespace="costguard", service="forecast")
+metrics = telemetry.function_metrics(services.FORECAST)
 
 
 @cache

@@ -13,9 +13,10 @@ from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from costguard import services, telemetry
 from costguard.ledger import ledger_from_settings
 from costguard.onboarding import (
     DeadLetters,
@@ -28,7 +29,8 @@ from costguard.onboarding import (
 )
 from pydantic import Field, ValidationError
 
-logger = Logger(service="costguard-onboarding")
+logger = Logger(service=services.ONBOARDING)
+metrics = telemetry.function_metrics(services.ONBOARDING)
 
 
 class TenantCreatedEvent(EventBridgeModel):
@@ -47,16 +49,10 @@ def dead_letters() -> DeadLetters | None:
 
 
 def count(name: str) -> None:
-    with single_metric(
-        name=name,
-        unit=MetricUnit.Count,
-        value=1,
-        namespace="costguard",
-        default_dimensions={"service": "onboarding"},
-    ):
-        pass
+    telemetry.dimensional(name, MetricUnit.Count, 1)
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="id")
 def handler(
     event: dict[str, Any],

@@ -7,17 +7,17 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from costguard import telemetry
+from costguard import services, telemetry
 from costguard.ledger import Ledger, ledger_from_settings
 from costguard.recommendations import RecommendationRules, run_digests
 
 from functions.scheduled import run_scheduled
 
-logger = Logger(service="costguard-recommendations")
+logger = Logger(service=services.RECOMMENDATIONS)
 telemetry.configure_tracing()
-metrics = Metrics(namespace="costguard", service="recommendations")
+metrics = telemetry.function_metrics(services.RECOMMENDATIONS)
 
 
 @cache

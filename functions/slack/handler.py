@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from costguard import services, telemetry
 from costguard.settings import get_settings
 from costguard.slack import SlackWebhook, message
 
-logger = Logger(service="costguard-slack")
-metrics = Metrics(namespace="costguard", service="slack")
+logger = Logger(service=services.SLACK)
+metrics = telemetry.function_metrics(services.SLACK)
 SECRET_MAX_AGE = 300
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from costguard import services, telemetry
 from costguard.alerts import Outbox, outbox_from_settings
 from costguard.ledger import Ledger, ledger_from_settings
 
-logger = Logger(service="costguard-sweeper")
-metrics = Metrics(namespace="costguard", service="sweeper")
+logger = Logger(service=services.SWEEPER)
+metrics = telemetry.function_metrics(services.SWEEPER)
 
 
 @cache

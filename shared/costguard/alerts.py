@@ -12,7 +12,9 @@ sparse `holds` index keys `OUTBOX / <created_at>#<ulid>`. Its INSERT on the stre
 `deliver`: claim with a conditional lease, publish to each channel (SNS, EventBridge) not yet
 done, mark it sent. A failed publish leaves it pending (the stream retries it; the sweeper
 redrives what is still pending after `REDRIVE_AFTER`), so an alert is never lost while SNS or
-EventBridge is down, and each channel is marked as soon as it accepted the message.
+EventBridge is down, and each channel is marked as soon as it accepted the message. The
+sweeper's redrives back off (`redrive_delay`) and stop after `MAX_REDRIVES`: the alert is then
+marked `failed`, leaves the outbox, and counts in `AlertsUndeliverable` (alarmed).
 """
 
 from __future__ import annotations
@@ -42,6 +44,23 @@ OUTBOX = "OUTBOX"
 LEASE = timedelta(seconds=60)
 REDRIVE_AFTER = timedelta(minutes=2)
 """The sweeper redelivers alerts still pending this long after they were recorded."""
+MAX_REDRIVES = 8
+"""Redrives of one alert before it is given up (`failed`): with `redrive_delay`, about three
+hours after the stream's own bounded retries; then an alarm calls someone."""
+MAX_REDRIVE_DELAY = timedelta(hours=1)
+
+
+def redrive_delay(redrives: int) -> timedelta:
+    """How long after its `redrives`-th failed redrive an alert is tried again: 2, 4, 8, 16,
+    32 minutes, then hourly."""
+    return min(REDRIVE_AFTER * (1 << max(redrives - 1, 0)), MAX_REDRIVE_DELAY)
+
+
+def outbox_key(due: datetime, alert_id: str) -> str:
+    """The outbox index's sort key: when the sweeper may next redrive the alert."""
+    return f"{iso(due)}#{alert_id}"
+
+
 RECORD_PREFIX = "A#"
 MARKER_PREFIX = "K#"
 
@@ -370,7 +389,7 @@ class AlertBook:
                 item["delivery"] = "pending"
                 item["grouped"] = [d.threshold_pct for d in drafts if d.threshold_pct] or None
                 item[HOLDS_PK] = OUTBOX
-                item[HOLDS_SK] = f"{iso(now)}#{ids[i]}"
+                item[HOLDS_SK] = outbox_key(now + REDRIVE_AFTER, str(ids[i]))
             else:
                 item["notify"] = False
                 item["delivery"] = "grouped"
@@ -412,11 +431,13 @@ class AlertBook:
         return found, (found[-1]["alert_id"] if more and found else None)
 
     # ------------------------------------------------------------------ deliver
-    def deliver(self, pk: str, sk: str, publisher: Publisher) -> str:
+    def deliver(self, pk: str, sk: str, publisher: Publisher, redrive: bool = False) -> str:
         """Publish one pending alert on every channel not yet done; 'sent' or why not.
 
         Raises PublishFailed (after putting the alert back to pending) so that the caller's
-        retry — the stream's, or the sweeper's next run — tries again.
+        retry — the stream's, or the sweeper's next run — tries again. A `redrive` (the
+        sweeper's) that fails is due again after `redrive_delay`; the `MAX_REDRIVES`-th marks
+        the alert `failed` instead and returns 'failed' (nothing retries it any more).
         """
         now = self.clock()
         until = iso(now + LEASE)
@@ -427,6 +448,8 @@ class AlertBook:
             f"{lease} = {claim.value(until)}",
         ]
         claim.add("attempts", 1)
+        if redrive:
+            claim.add("redrives", 1)
         claim.condition(
             f"{delivery} = {claim.value('pending')} OR "
             f"({delivery} = {claim.value('sending')} AND {lease} < {claim.value(iso(now))})"
@@ -450,11 +473,21 @@ class AlertBook:
             except PublishFailed as exc:
                 telemetry.failed(telemetry.Stage.PUBLISH, exc)
                 telemetry.count("AlertPublishFailures")
+                redrives = int(item.get("redrives", 0)) if redrive else 0
+                if redrives >= MAX_REDRIVES:
+                    self._give_up(pk, sk, until, exc)
+                    return "failed"
                 back = ItemWrite(key=(pk, sk))
                 back.sets += [
                     f"{back.name('delivery')} = {back.value('pending')}",
                     f"{back.name('last_error')} = {back.value(str(exc)[:500])}",
                 ]
+                if redrives:
+                    due = self.clock() + redrive_delay(redrives)
+                    back.sets.append(
+                        f"{back.name(HOLDS_SK)} = "
+                        f"{back.value(outbox_key(due, str(item.get('alert_id'))))}"
+                    )
                 back.removes.append(back.name("lease_until"))
                 back.condition(f"{back.name('lease_until')} = {back.value(until)}")
                 self._quietly(back)
@@ -472,6 +505,24 @@ class AlertBook:
         self._quietly(sent)
         return "sent"
 
+    def _give_up(self, pk: str, sk: str, until: str, error: Exception) -> None:
+        """The last redrive failed: `failed`, out of the outbox, counted (AlertsUndeliverable,
+        alarmed); the record stays readable with its last error."""
+        give_up = ItemWrite(key=(pk, sk))
+        give_up.sets += [
+            f"{give_up.name('delivery')} = {give_up.value('failed')}",
+            f"{give_up.name('failed_at')} = {give_up.value(iso(self.clock()))}",
+            f"{give_up.name('last_error')} = {give_up.value(str(error)[:500])}",
+        ]
+        give_up.removes += [
+            give_up.name(HOLDS_PK),
+            give_up.name(HOLDS_SK),
+            give_up.name("lease_until"),
+        ]
+        give_up.condition(f"{give_up.name('lease_until')} = {give_up.value(until)}")
+        self._quietly(give_up)
+        telemetry.count("AlertsUndeliverable")
+
     def _quietly(self, write: ItemWrite) -> None:
         """A bookkeeping write whose condition may fail because another process took over."""
         try:
@@ -481,8 +532,9 @@ class AlertBook:
                 raise
 
     def pending(self, limit: int = 100) -> list[tuple[str, str]]:
-        """Keys of notifying alerts still undelivered `REDRIVE_AFTER` after being recorded."""
-        bound = iso(self.clock() - REDRIVE_AFTER)
+        """Keys of notifying alerts due for a redrive: still undelivered `REDRIVE_AFTER` after
+        being recorded, or `redrive_delay` after their last failed redrive."""
+        bound = iso(self.clock()) + "$"  # keys are `<iso>#<ulid>`, "#" < "$": due by now
         items, _ = self.table.query(
             f"{HOLDS_PK} = :o AND {HOLDS_SK} < :bound",
             {":o": OUTBOX, ":bound": bound},
@@ -492,13 +544,16 @@ class AlertBook:
         return [(i["pk"], i["sk"]) for i in items]
 
     def redrive(self, publisher: Publisher, limit: int = 100) -> tuple[int, int]:
-        """(sent, failed) for the alerts `pending` finds."""
+        """(sent, failed) for the alerts `pending` finds; failed includes those given up."""
         sent = failed = 0
         for pk, sk in self.pending(limit):
             try:
-                sent += self.deliver(pk, sk, publisher) == "sent"
+                outcome = self.deliver(pk, sk, publisher, redrive=True)
             except PublishFailed:
                 failed += 1
+            else:
+                sent += outcome == "sent"
+                failed += outcome == "failed"
         return sent, failed
 
 
@@ -517,9 +572,19 @@ def message_attributes(item: Mapping[str, Any]) -> dict[str, str]:
 
 
 INTERNAL = frozenset(
-    {"pk", "sk", HOLDS_PK, HOLDS_SK, "lease_until", "channels_sent", "dedup_key", "attempts"}
+    {
+        "pk",
+        "sk",
+        HOLDS_PK,
+        HOLDS_SK,
+        "lease_until",
+        "channels_sent",
+        "dedup_key",
+        "attempts",
+        "redrives",
+    }
 )
-DELIVERY = frozenset({"delivery", "delivered_at", "last_error"})
+DELIVERY = frozenset({"delivery", "delivered_at", "last_error", "failed_at"})
 
 
 def public_alert(item: Mapping[str, Any], for_subscribers: bool = False) -> dict[str, Any]:

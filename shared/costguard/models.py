@@ -697,7 +697,7 @@ class Alert(Model):
     notified_in: str | None = Field(
         default=None, description="the alert that notified for this one (a jump across several)"
     )
-    delivery: Literal["pending", "sending", "sent", "grouped"]
+    delivery: Literal["pending", "sending", "sent", "grouped", "failed"]
     delivered_at: datetime | None = None
     details: dict[str, str] | None = None
 

@@ -14,8 +14,11 @@ custom metric per tenant (cost and cardinality); tenants are in the logs and the
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
@@ -29,10 +32,68 @@ from opentelemetry.trace import Span, Status, StatusCode
 from costguard.errors import CostguardError, Stage
 
 NAMESPACE = "costguard"
+EXPORT_TIMEOUT_SECONDS = 0.5
+"""The OTLP exporter's whole budget for one batch, retries included (its deadline): the
+collector extension is on localhost, so a healthy export takes about a millisecond; with the
+collector down a connection is refused at once, and a hung one costs at most this."""
+FLUSH_TIMEOUT_SECONDS = 1.0
+"""The most an invocation waits for its spans at the end (`flush`): past it they are exported
+in the background, or dropped. The SDK's own force_flush ignores its timeout (it exported for
+the exporter's default 10 s deadline: 7-8 s per request with nothing listening on 4318)."""
 _request: ContextVar[str | None] = ContextVar("costguard_request", default=None)
 tracer = trace.get_tracer("costguard")
 metrics = Metrics(namespace=NAMESPACE)
 """Shares its metric set with the handler's Metrics (Powertools keeps one per namespace)."""
+_service: ContextVar[str | None] = ContextVar("costguard_service", default=None)
+
+
+class FunctionMetrics(Metrics):
+    """A handler's Metrics; while its `log_metrics` handler runs, `service_name()` is its
+    service (several handlers share one process under `make run` and in tests)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(namespace=NAMESPACE, service=service)
+        self.service = service
+
+    def log_metrics(
+        self,
+        lambda_handler: Any = None,
+        capture_cold_start_metric: bool = False,
+        raise_on_empty_metrics: bool = False,
+        default_dimensions: dict[str, str] | None = None,
+        **kwargs: dict[str, Any],
+    ) -> Callable[..., Any]:
+        options: dict[str, Any] = {
+            "capture_cold_start_metric": capture_cold_start_metric,
+            "raise_on_empty_metrics": raise_on_empty_metrics,
+            "default_dimensions": default_dimensions,
+            **kwargs,
+        }
+        if lambda_handler is None:
+            return functools.partial(self.log_metrics, **options)
+        flushing = super().log_metrics(lambda_handler, **options)
+
+        @functools.wraps(lambda_handler)
+        def handler(*args: Any, **kwargs: Any) -> Any:
+            token = _service.set(self.service)
+            try:
+                return flushing(*args, **kwargs)
+            finally:
+                _service.reset(token)
+
+        return handler
+
+
+def function_metrics(default_service: str) -> FunctionMetrics:
+    """A handler's Metrics. Its `service` dimension is the function's POWERTOOLS_SERVICE_NAME
+    (Powertools' own default; the template sets it from `costguard.services`), else (outside
+    Lambda) `default_service`, the same constant. Dimensional metrics carry the same."""
+    return FunctionMetrics(os.environ.get("POWERTOOLS_SERVICE_NAME") or default_service)
+
+
+def service_name() -> str:
+    """The service of the running handler: POWERTOOLS_SERVICE_NAME in Lambda."""
+    return os.environ.get("POWERTOOLS_SERVICE_NAME") or _service.get() or "costguard"
 
 
 def stage_of(error: BaseException, default: Stage = Stage.UNKNOWN) -> Stage:
@@ -58,9 +119,8 @@ def dimensional(name: str, unit: MetricUnit, value: float, **dimensions: str) ->
     """One metric on its own EMF line, with its own (low-cardinality) dimensions."""
     if _metrics_off():
         return
-    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "costguard")
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="service", value=service)
+        metric.add_dimension(name="service", value=service_name())
         for key, text in dimensions.items():
             metric.add_dimension(name=key, value=text)
 
@@ -145,8 +205,7 @@ def configure_tracing(exporter: str | None = None) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "costguard")
-    kwargs: dict[str, Any] = {"resource": Resource.create({"service.name": service})}
+    kwargs: dict[str, Any] = {"resource": Resource.create({"service.name": service_name()})}
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 
@@ -159,7 +218,12 @@ def configure_tracing(exporter: str | None = None) -> Any:
     elif choice == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        # Bounded: one deadline for the export and its retries (the SDK's default is 10 s,
+        # with backoff), so an absent or hung collector never holds a request for long.
+        otlp = OTLPSpanExporter(timeout=EXPORT_TIMEOUT_SECONDS)
+        provider.add_span_processor(
+            BatchSpanProcessor(otlp, export_timeout_millis=EXPORT_TIMEOUT_SECONDS * 1000)
+        )
     else:
         raise ValueError(f"COSTGUARD_TRACES must be none, console or otlp, not {choice!r}")
     trace.set_tracer_provider(provider)
@@ -167,10 +231,46 @@ def configure_tracing(exporter: str | None = None) -> Any:
     return provider
 
 
-def flush() -> None:
-    """End of an invocation: Lambda may freeze the process before a batch is exported."""
-    if _configured is not None:
-        _configured.force_flush(timeout_millis=2000)
+_flushing = threading.Lock()
+SLOW_FLUSH_SECONDS = 0.1
+"""A flush slower than this means the collector is struggling: for `SLOW_BACKOFF_SECONDS`
+requests do not wait for their spans (they are still exported, in the background)."""
+SLOW_BACKOFF_SECONDS = 60.0
+_slow_until = 0.0
+
+
+def flush(timeout: float = FLUSH_TIMEOUT_SECONDS) -> bool:
+    """End of an invocation: export its spans before Lambda freezes the process, waiting at
+    most `timeout` seconds, and not at all for a minute after a slow flush (a hung collector
+    then costs one request a minute at most). True when they went out while we waited. A flush
+    still running from an earlier invocation is not joined by another: the request goes on."""
+    global _slow_until
+    if _configured is None:
+        return True
+    if not _flushing.acquire(blocking=False):
+        return False
+    done = threading.Event()
+    provider = _configured
+
+    def run() -> None:
+        global _slow_until
+        started = time.monotonic()
+        try:
+            provider.force_flush()
+        finally:
+            took = time.monotonic() - started
+            _slow_until = (
+                time.monotonic() + SLOW_BACKOFF_SECONDS if took > SLOW_FLUSH_SECONDS else 0.0
+            )
+            _flushing.release()
+            done.set()
+
+    waiting = 0.0 if time.monotonic() < _slow_until else timeout
+    threading.Thread(target=run, name="costguard-flush", daemon=True).start()
+    finished = done.wait(waiting)
+    if not finished and waiting:
+        _slow_until = time.monotonic() + SLOW_BACKOFF_SECONDS
+    return finished
 
 
 def lambda_parent(event: Mapping[str, Any] | None = None) -> Any:
@@ -184,6 +284,7 @@ def lambda_parent(event: Mapping[str, Any] | None = None) -> Any:
 
 
 __all__ = [
+    "FunctionMetrics",
     "MetricUnit",
     "Stage",
     "annotate",
@@ -192,9 +293,11 @@ __all__ = [
     "dimensional",
     "failed",
     "flush",
+    "function_metrics",
     "metrics",
     "request",
     "request_id",
+    "service_name",
     "set_attributes",
     "span",
     "stage_of",

@@ -243,7 +243,7 @@ def test_a_commit_emits_commits_and_spend_in_the_invocation_document(
     [doc] = [d for d in emf(capsys.readouterr().out) if "Commits" in d]
     [metric_def] = doc["_aws"]["CloudWatchMetrics"]
     assert metric_def["Dimensions"] == [["service"]]
-    assert doc["service"] == "api"
+    assert doc["service"] == "costguard-api"
     units = {m["Name"]: m.get("Unit") for m in metric_def["Metrics"]}
     assert units["Commits"] == "Count"
     assert units["SpendUsd"] == "None"

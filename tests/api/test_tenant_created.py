@@ -106,7 +106,7 @@ def test_when_the_bus_refuses_the_event_the_api_seeds_the_defaults_and_says_so(
         json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
     ]
     [metric] = [m for m in metrics if "TenantCreatedUnpublished" in m]
-    assert (metric["TenantCreatedUnpublished"], metric["service"]) == ([1.0], "api")
+    assert (metric["TenantCreatedUnpublished"], metric["service"]) == ([1.0], "costguard-api")
     assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "costguard"
     assert api.ledger.reconcile("acme") == []
 

@@ -151,7 +151,9 @@ def test_the_dlq_depth_and_an_unpublished_event_raise_alarms_to_the_alarms_topic
         a for a in alarms if a["Properties"]["MetricName"] == "TenantCreatedUnpublished"
     ]
     assert unpublished["Properties"]["Namespace"] == "costguard"
-    assert unpublished["Properties"]["Dimensions"] == [{"Name": "service", "Value": "api"}]
+    assert unpublished["Properties"]["Dimensions"] == [
+        {"Name": "service", "Value": "costguard-api"}
+    ]
     topic = ref(synth.logical_id(synth.stack.observability.alarms_topic))
     for alarm in (depth, unpublished):
         props = alarm["Properties"]

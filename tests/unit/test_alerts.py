@@ -377,3 +377,48 @@ def test_the_sample_stream_event_in_events_records_the_jump(pipeline: Pipeline) 
 
     assert sorted(a["threshold_pct"] for a in pipeline.alerts()) == [50, 80, 90]
     assert len(pipeline.sns.received()) == 1
+
+
+def test_an_alert_that_never_publishes_is_redriven_with_backoff_then_given_up(  # type: ignore[no-untyped-def]
+    pipeline: Pipeline, clock
+) -> None:
+    """Issue 20: a permanently failing publish was redriven every minute forever. Now each
+    failed redrive waits longer (2, 4, 8… minutes, at most an hour), the MAX_REDRIVES-th marks
+    the alert failed, takes it out of the outbox and counts AlertsUndeliverable."""
+    from costguard.alerts import MAX_REDRIVES, redrive_delay
+
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
+    spend(pipeline.ledger, "8")
+    pipeline.run(pipeline.take())
+    pipeline.events.down = True  # for good
+    pipeline.run(pipeline.take())  # the stream's attempt fails
+
+    waits = []
+    clock.advance(minutes=2)
+    for redrive in range(1, MAX_REDRIVES + 1):
+        # every minute the sweeper runs; only a due alert is tried
+        minutes = 0
+        while not pipeline.book.pending():
+            clock.advance(minutes=1)
+            minutes += 1
+            assert minutes <= 61, "a redrive never came due"
+        waits.append(minutes)
+        assert pipeline.book.redrive(pipeline.watch.publisher) == (0, 1)
+        (leader,) = [a for a in pipeline.alerts() if a["notify"]]
+        assert leader["delivery"] == ("failed" if redrive == MAX_REDRIVES else "pending")
+        assert pipeline.book.redrive(pipeline.watch.publisher) == (0, 0)  # not due again yet
+    assert waits[1:] == [
+        int(redrive_delay(n).total_seconds() // 60) for n in range(1, MAX_REDRIVES)
+    ]
+    assert waits[1:] == sorted(waits[1:]) and max(waits) == 60
+
+    # Given up: out of the outbox for good, readable with its last error, counted
+    clock.advance(hours=24)
+    assert pipeline.book.pending() == []
+    assert pipeline.book.redrive(pipeline.watch.publisher) == (0, 0)
+    (leader,) = [a for a in pipeline.alerts() if a["notify"]]
+    assert "EndpointConnectionError" in leader["last_error"] and leader["failed_at"]
+    assert len(pipeline.sns.received()) == 1  # SNS had taken it; never sent twice
+    from costguard import telemetry
+
+    assert "AlertsUndeliverable" in telemetry.metrics.metric_set  # the sweeper's, alarmed

@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from costguard import telemetry
 from costguard.errors import TenantExists
 from costguard.ledger import Ledger
 from costguard.ledger.service import iso
@@ -76,19 +77,10 @@ def create_tenant(
 
 def _report_unpublished(exc: PublishFailed) -> None:
     """Not silent: an error log and the TenantCreatedUnpublished metric (alarmed in infra)."""
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
     logger.error(
         "TenantCreated not published; seeding the defaults here", extra={"reason": str(exc)}
     )
-    with single_metric(
-        name="TenantCreatedUnpublished",
-        unit=MetricUnit.Count,
-        value=1,
-        namespace="costguard",
-        default_dimensions={"service": "api"},
-    ):
-        pass
+    telemetry.dimensional("TenantCreatedUnpublished", telemetry.MetricUnit.Count, 1)
 
 
 def _pause(
