@@ -9,7 +9,9 @@ Writes bench/results/ledger.json and bench/results/ledger.md and prints the summ
 `python -m bench load [--duration 60 …]`: the API under load over loopback HTTP instead
 (bench/load.py; several minutes). `python -m bench shards`: the hot-quota sharding design
 simulated (bench/shards.py; seconds). `python -m bench telemetry`: tracing and metrics on vs
-off on a warm reserve through the API handler (bench/telemetry.py).
+off on a warm reserve through the API handler (bench/telemetry.py). `python -m bench soak`:
+`make run` on its default store for 10,000 guarded calls, 1 and 4 callers, and throughput at
+1/2/4 workers (bench/soak.py; about ten minutes).
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def main() -> None:
         from bench.load import main as load
 
         load(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["soak"]:
+        from bench.soak import main as soak
+
+        soak(sys.argv[2:])
         return
     if sys.argv[1:2] == ["memory"]:
         from bench.memory import main as memory

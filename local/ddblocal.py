@@ -114,10 +114,9 @@ def wait_ready(emulator: DynamoDBLocal, timeout: float = 60.0) -> DynamoDBLocal:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if emulator.process.poll() is not None:
-            where = f" (data folder {emulator.data_dir}: in use by another run?)"
             raise Unavailable(
-                f"DynamoDB Local exited with {emulator.process.returncode}"
-                f"{where if emulator.data_dir else ''}"
+                f"DynamoDB Local exited with {emulator.process.returncode} at start "
+                f"(is port {port} free? COSTGUARD_DDB_PORT chooses another)"
             )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):

@@ -300,8 +300,9 @@ def launch_store() -> Store:
     if kind not in ("ddblocal", "memory"):
         raise RunnerError(f"COSTGUARD_STORE={kind!r}: use ddblocal (the default) or memory")
     try:
+        port = ddb_port()
         if kind == "memory":
-            emulator, _ = ddblocal.launch(None)
+            emulator, _ = ddblocal.launch(None, port)
             return Store(emulator.endpoint, "DynamoDB Local, in memory (gone at exit)", emulator)
         folder = data_dir().resolve()
         folder.mkdir(parents=True, exist_ok=True)
@@ -314,7 +315,7 @@ def launch_store() -> Store:
                 f"the data folder {folder} is in use by another `make run`: stop that one, "
                 "or set COSTGUARD_DATA_DIR to another folder"
             ) from None
-        emulator, _ = ddblocal.launch(folder)
+        emulator, _ = ddblocal.launch(folder, port)
     except ddblocal.Unavailable as exc:
         raise RunnerError(f"{exc}", code=1) from None
     return Store(
@@ -323,6 +324,16 @@ def launch_store() -> Store:
         emulator,
         lock,
     )
+
+
+def ddb_port() -> int | None:
+    """`COSTGUARD_DDB_PORT`: DynamoDB Local on a fixed port (for `sam local`); a free one if unset."""
+    raw = os.environ.get("COSTGUARD_DDB_PORT", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise RunnerError(f"COSTGUARD_DDB_PORT={raw!r}: a port number")
+    return int(raw)
 
 
 def worker_count() -> int:
