@@ -146,6 +146,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
+STORE = {"store": "ddblocal"}
+"""`--store`: ddblocal (the default of `make run`) or memory (`COSTGUARD_STORE=memory`)."""
+
+
 @contextmanager
 def runner(workers: int | None = None) -> Iterator[Runner]:
     port = _free_port()
@@ -161,6 +165,7 @@ def runner(workers: int | None = None) -> Iterator[Runner]:
         "COSTGUARD_DATA_DIR": str(data_dir),
         "PYTHONPATH": str(ROOT),
         "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "COSTGUARD_STORE": STORE["store"],
     }
     if workers is not None:
         env["COSTGUARD_WORKERS"] = str(workers)
@@ -370,8 +375,12 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"{meta['finished_at']} · `{meta['command']}` · Python {meta['python']} · "
         f"{meta['cpus']} CPUs, load average at start {meta['load_average_at_start']} "
-        "(a machine shared with other work) · store: DynamoDB Local, persistent (the default "
-        "of `make run`), a fresh data folder per run.",
+        "(a machine shared with other work) · store: "
+        + (
+            "DynamoDB Local, persistent (the default of `make run`), a fresh data folder per run."
+            if meta.get("store", "ddblocal") == "ddblocal"
+            else "`COSTGUARD_STORE=memory` (DynamoDB Local in memory)."
+        ),
         "",
         "A guarded call = reserve (`Prefer: return=minimal`) + commit, over loopback HTTP.",
         "",
@@ -406,6 +415,10 @@ def render(results: dict[str, Any]) -> str:
             + ", ".join(f"{k} {v}" for k, v in run["memory_mb"][-1].items() if k != "calls")
             for run in results["soak"]
         ),
+    ]
+    if not results["throughput"]:
+        return "\n".join([*lines, ""])
+    lines += [
         "",
         f"## Throughput by worker count ({results['throughput'][0]['callers']} callers, "
         f"{results['throughput'][0]['seconds']} s each)",
@@ -432,16 +445,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--callers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--workers", default="1,2,4", help="throughput runs; '' for none")
+    parser.add_argument(
+        "--store",
+        choices=["ddblocal", "memory"],
+        default="ddblocal",
+        help="memory: `COSTGUARD_STORE=memory`, one caller only; results in soak-memory.*",
+    )
     args = parser.parse_args(argv)
+    STORE["store"] = args.store
     started = time.perf_counter()
     load = os.getloadavg()
     soaks = []
-    for callers in (1, args.callers):
+    for callers in (1, args.callers) if args.store == "ddblocal" else (1,):
         soaks.append(run_soak(args.calls, callers))
         print(json.dumps(soaks[-1] | {"memory_mb": soaks[-1]["memory_mb"][-1]}), flush=True)
     throughput = []
-    for workers in (int(w) for w in args.workers.split(",")):
+    for workers in (int(w) for w in args.workers.split(",") if w and args.store == "ddblocal"):
         throughput.append(run_throughput(workers, args.callers, args.seconds))
         print(json.dumps(throughput[-1]), flush=True)
     results = {
@@ -453,12 +473,14 @@ def main(argv: list[str] | None = None) -> None:
             "seconds": round(time.perf_counter() - started, 1),
             "command": "python -m bench soak " + " ".join(argv or sys.argv[2:]),
             "load_average_at_start": [round(x, 1) for x in load],
+            "store": args.store,
         },
         "soak": soaks,
         "throughput": throughput,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "soak.json").write_text(json.dumps(results, indent=2) + "\n")
+    name = "soak" if args.store == "ddblocal" else "soak-memory"
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = render(results)
-    (RESULTS / "soak.md").write_text(markdown)
+    (RESULTS / f"{name}.md").write_text(markdown)
     print(markdown)
