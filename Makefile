@@ -5,8 +5,8 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: install browser test lint format unit bench bench-load run run-ddblocal demo synth clean prices prices-map
-.PHONY: bootstrap deploy diff destroy smoke
+.PHONY: install browser test lint format unit bench bench-load bench-soak run demo synth clean prices prices-map
+.PHONY: bootstrap deploy diff destroy smoke sam-env sam-validate sam-invoke sam-api
 
 install: .venv/.installed node_modules/.installed prices-map
 
@@ -61,12 +61,10 @@ unit: install
 	$(RUN) pytest tests/unit
 
 ## the whole product on http://127.0.0.1:8080 (COSTGUARD_PORT, COSTGUARD_HOST, COSTGUARD_ADMIN_KEY)
+## on DynamoDB Local, persistent in COSTGUARD_DATA_DIR (default .data/; wipe: stop, rm -rf .data),
+## with COSTGUARD_WORKERS API processes (default: the CPU count)
 run: install
 	$(RUN) python -m local
-
-## the same, on DynamoDB Local (started and stopped for you) instead of the embedded store
-run-ddblocal: install
-	$(RUN) python -m local --ddblocal
 
 ## realistic traffic against a running `make run` (COSTGUARD_ADMIN_KEY = the key it printed)
 demo: install
@@ -103,6 +101,21 @@ smoke: install
 	@test -n "$(URL)" -a -n "$(KEY)" || { echo "usage: make smoke URL=https://… KEY=<admin key>"; exit 2; }
 	COSTGUARD_SMOKE_KEY="$(KEY)" $(RUN) python -m infra.smoke "$(URL)"
 
+## SAM over the synthesized template (`make synth` first; docs/local-sam.md): the env-vars file,
+## `sam validate --lint`, `sam local invoke` (FN=api EVENT=events/api/health.json) and
+## `sam local start-api` against `COSTGUARD_DDB_PORT=8000 make run`'s store (need Docker or Finch)
+sam-env: install
+	$(RUN) python -m local.sam env
+
+sam-validate: install
+	$(RUN) python -m local.sam validate
+
+sam-invoke: install
+	$(RUN) python -m local.sam invoke $(FN) $(EVENT)
+
+sam-api: install
+	$(RUN) python -m local.sam start-api
+
 bench: install
 	$(RUN) python -m bench
 
@@ -110,6 +123,11 @@ bench: install
 ## minutes; DURATION seconds of sustained load, default 60); results in bench/results/load.*
 bench-load: install
 	$(RUN) python -m bench load --duration $(or $(DURATION),60)
+
+## `make run` on its default store: 10,000 guarded calls with 1 and 4 callers, then throughput
+## with 1/2/4 workers (about ten minutes); results in bench/results/soak.*
+bench-soak: install
+	$(RUN) python -m bench soak
 
 clean:
 	rm -rf .venv $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

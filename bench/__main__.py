@@ -13,6 +13,9 @@ off on a warm reserve through the API handler (bench/telemetry.py). `python -m b
 the generated price catalog at cold start against the hand-kept one (bench/pricing.py).
 `python -m bench collector-down`: what tracing adds per request with the collector down
 (bench/collector_down.py).
+`python -m bench soak`:
+`make run` on its default store for 10,000 guarded calls, 1 and 4 callers, and throughput at
+1/2/4 workers (bench/soak.py; about ten minutes).
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ def main() -> None:
         from bench.load import main as load
 
         load(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["soak"]:
+        from bench.soak import main as soak
+
+        soak(sys.argv[2:])
         return
     if sys.argv[1:2] == ["memory"]:
         from bench.memory import main as memory

@@ -1,6 +1,7 @@
-"""`python -m bench load`: the API under load over loopback HTTP, on both local stores.
+"""`python -m bench load`: the API under load over loopback HTTP.
 
-For each store (the embedded moto store of `make run`, and DynamoDB Local) a runner process
+For each store (`--stores`: DynamoDB Local started here, or the runner's own in memory; the
+embedded moto store of earlier runs is gone from `make run`, issue 19) a runner process
 (`python -m local`) is started on a free 127.0.0.1 port and driven by threads with urllib3:
 
 1. latency, one caller: reserve + commit pairs spread over many tenants and users, each pair
@@ -94,6 +95,8 @@ def runner(endpoint: str | None) -> Iterator[Server]:
     }
     if endpoint:
         env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    else:  # the runner's own DynamoDB Local, in memory: never the developer's data folder
+        env["COSTGUARD_STORE"] = "memory"
     process = subprocess.Popen(
         [sys.executable, "-m", "local"],
         cwd=ROOT,
@@ -592,7 +595,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench load", description=__doc__)
     parser.add_argument("--duration", type=float, default=60.0, help="sustained run, seconds")
     parser.add_argument("--window", type=float, default=10.0, help="sustained window, seconds")
-    parser.add_argument("--stores", default="embedded,ddblocal")
+    parser.add_argument(
+        "--stores",
+        default="ddblocal",
+        help="ddblocal (an emulator started here), memory (the runner's own, in memory)",
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--pairs", type=int, default=150)
     parser.add_argument("--burst", type=int, default=100)
@@ -605,8 +612,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     stores = []
     for name in args.stores.split(","):
-        if name == "embedded":
-            stores.append(run_store("embedded (moto)", None, args))
+        if name == "memory":
+            stores.append(run_store("DynamoDB Local (the runner's own, in memory)", None, args))
         elif name == "ddblocal":
             from local import ddblocal
 

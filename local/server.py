@@ -1,16 +1,24 @@
-"""`make run`: the whole product on one machine, through the same handlers as in AWS."""
+"""`make run`: the whole product on one machine, through the same handlers as in AWS.
+
+The front end (this process) is API Gateway, EventBridge (bus and schedules) and the stream's
+event source mapping; the API handler runs in a pool of worker processes (local.workers), like
+warm Lambda containers; the store is DynamoDB Local, persistent in a data folder (local.ddblocal).
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from costguard.auth import ApiKeys
 from costguard.ledger import Ledger, LedgerTable
@@ -18,14 +26,18 @@ from costguard.settings import Settings
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from local import alerting
+from local import alerting, ddblocal
 from local.bus import LocalBus
 from local.events import lambda_context, to_event, to_response
 from local.store import open_store
 from local.streams import Poller
+from local.workers import Pool, default_count
 
 DEFAULT_PORT = 8080
 DEFAULT_HOST = "127.0.0.1"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / ".data"
+"""Where `make run` keeps DynamoDB Local's file unless `COSTGUARD_DATA_DIR` says otherwise
+(git-ignored)."""
 
 
 @dataclass
@@ -37,19 +49,36 @@ class Schedule:
     run: Callable[[], Any]
 
 
+def floor_update(client: Any, table_name: str) -> None:
+    """One bare conditional UpdateItem, without any costguard code: the floor `python -m bench
+    load` compares a guarded call with."""
+    client.update_item(
+        TableName=table_name,
+        Key={"pk": {"S": "LOCAL#FLOOR"}, "sk": {"S": "MONTH#0000-00"}},
+        UpdateExpression="SET #a = if_not_exists(#a, :l) - :v, #l = if_not_exists(#l, :l) "
+        "ADD #h :v",
+        ConditionExpression="attribute_not_exists(#a) OR #a >= :v",
+        ExpressionAttributeNames={"#a": "q_llm_avail", "#l": "q_llm_limit", "#h": "q_llm_held"},
+        ExpressionAttributeValues={":l": {"N": "1000000000000"}, ":v": {"N": "0.01"}},
+    )
+
+
 @dataclass
 class Runner:
     ledger: Ledger
-    keys: ApiKeys
+    keys: ApiKeys | None
     schedules: dict[str, Schedule] = field(default_factory=dict)
     bus: LocalBus | None = None
     """The deployment's event bus (TenantCreated → onboarding); `GET /local/events` lists it."""
     stream: Poller | None = None
     """The ledger's stream → the alerts handler (a thread; `POST /local/schedules/stream`)."""
     stopping: threading.Event = field(default_factory=threading.Event)
+    pool: Pool | None = None
+    """The API handler processes (`make run`); None: the handler runs in this process."""
     invocation: threading.Lock = field(default_factory=threading.Lock)
-    """One handler invocation at a time, as in one warm Lambda container: the resolver keeps
-    per-request state on a module-level object, which Lambda never shares between requests."""
+    """In process, one handler invocation at a time, as in one warm Lambda container: the
+    resolver keeps per-request state on a module-level object, which Lambda never shares
+    between requests."""
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
@@ -58,35 +87,27 @@ class Runner:
         elif request.path == "/local/events" and self.bus is not None:
             response = self._events(request, self.bus)
         elif request.path == "/local/floor" and request.method == "POST":
-            response = self._floor()
+            response = to_response(self.invoke("floor", None))
         else:
-            from functions.api.handler import lambda_handler
-
-            event = to_event(request)
-            with self.invocation:
-                result = lambda_handler(event, lambda_context("api"))
-            response = to_response(result)
+            response = to_response(self.invoke("api", to_event(request)))
         return response(environ, start_response)
 
-    def _floor(self) -> Response:
-        """One bare conditional UpdateItem on this runner's store, serialized like an API call
-        but without any costguard code: the floor `python -m bench load` compares with."""
-        table = self.ledger.table
+    def invoke(self, kind: str, payload: Any) -> dict[str, Any]:
+        """An API invocation ("api", with its event) or the floor ("floor"), on a worker of the
+        pool or in this process; events the handler put go onto this runner's bus."""
+        if self.pool is not None:
+            result, emitted = self.pool.invoke(kind, payload)
+            for detail_type, detail in emitted:
+                if self.bus is not None:
+                    self.bus.put(detail_type, detail)
+            return result
         with self.invocation:
-            table.client.update_item(
-                TableName=table.name,
-                Key={"pk": {"S": "LOCAL#FLOOR"}, "sk": {"S": "MONTH#0000-00"}},
-                UpdateExpression="SET #a = if_not_exists(#a, :l) - :v, #l = if_not_exists(#l, :l) "
-                "ADD #h :v",
-                ConditionExpression="attribute_not_exists(#a) OR #a >= :v",
-                ExpressionAttributeNames={
-                    "#a": "q_llm_avail",
-                    "#l": "q_llm_limit",
-                    "#h": "q_llm_held",
-                },
-                ExpressionAttributeValues={":l": {"N": "1000000000000"}, ":v": {"N": "0.01"}},
-            )
-        return Response(b'{"floor":"ok"}', content_type="application/json")
+            if kind == "floor":
+                floor_update(self.ledger.table.client, self.ledger.table.name)
+                return {"statusCode": 200, "body": '{"floor":"ok"}'}
+            from functions.api.handler import lambda_handler
+
+            return dict(lambda_handler(payload, lambda_context("api")))
 
     def _run_schedule(self, name: str) -> Response:
         schedule = self.schedules.get(name)
@@ -144,21 +165,32 @@ class Runner:
                 print(f"schedule {schedule.name} failed: {exc!r}", file=sys.stderr)
 
 
-def build(settings: Settings, endpoint: str | None) -> tuple[Runner, Callable[[], None]]:
-    """Wire the real handlers to the chosen store; returns the runner and its closer."""
-    from functions.api.deps import admin_fingerprints, get_events, get_keys, get_ledger
-    from functions.api.handler import app
+def build(
+    settings: Settings, endpoint: str | None, pool: Pool | None = None
+) -> tuple[Runner, Callable[[], None]]:
+    """Wire the real handlers to the chosen store; returns the runner and its closer.
+
+    With a `pool` the API runs in the pool's processes; without one, in this process (the
+    in-process tests: `tests/api`)."""
     from functions.sweeper import handler as sweeper
 
     store = open_store(settings.table_name, endpoint)
     ledger = Ledger(LedgerTable(store.client, settings.table_name, settings), settings)
-    keys = ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
-    app.dependency_overrides[get_ledger] = lambda: ledger
-    app.dependency_overrides[get_keys] = lambda: keys
+    keys = None
+    if pool is None:
+        from functions.api.deps import admin_fingerprints, get_keys, get_ledger
+        from functions.api.handler import app
+
+        keys = ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
+        app.dependency_overrides[get_ledger] = lambda: ledger
+        app.dependency_overrides[get_keys] = lambda: keys
     bus = local_bus(settings, ledger)
-    app.dependency_overrides[get_events] = lambda: bus
+    if pool is None:
+        from functions.api.deps import get_events
+
+        app.dependency_overrides[get_events] = lambda: bus
     stream, outbox, _ = alerting.wire(settings, ledger, store.changes, bus)
-    runner = Runner(ledger, keys, bus=bus, stream=stream)
+    runner = Runner(ledger, keys, bus=bus, stream=stream, pool=pool)
     runner.schedules["stream"] = Schedule("stream", 3600, stream.once)
     every = float(os.environ.get("COSTGUARD_SWEEP_SECONDS", "60"))
     runner.schedules["sweeper"] = Schedule(
@@ -191,7 +223,7 @@ def build(settings: Settings, endpoint: str | None) -> tuple[Runner, Callable[[]
         )
 
     def close_all() -> None:
-        bus.close()
+        bus.close(timeout=0.3)
         store.close()
 
     return runner, close_all
@@ -217,74 +249,211 @@ def local_bus(settings: Settings, ledger: Ledger) -> LocalBus:
     return bus
 
 
+class Stopped(Exception):
+    """SIGTERM/SIGINT arrived while the runner was still starting."""
+
+
+@dataclass
+class Store:
+    """Where `make run` keeps its data, and the emulator it started for it (if any)."""
+
+    endpoint: str
+    description: str
+    emulator: ddblocal.DynamoDBLocal | None = None
+    lock: IO[str] | None = None
+
+    def close(self) -> None:
+        if self.emulator is not None:
+            self.emulator.stop(timeout=1.0)
+        if self.lock is not None:
+            self.lock.close()
+
+
+class RunnerError(Exception):
+    """A reason `make run` cannot start, said in one line, with the exit code."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("COSTGUARD_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+
+
+def launch_store() -> Store:
+    """The store `COSTGUARD_STORE` names, its emulator launched (not yet ready).
+
+    - `ddblocal` (default): DynamoDB Local, persistent in `COSTGUARD_DATA_DIR`;
+    - `memory`: DynamoDB Local in memory, for throwaway runs (gone when the runner stops);
+    - `AWS_ENDPOINT_URL_DYNAMODB` set: that endpoint (nothing started).
+    """
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if endpoint:
+        return Store(endpoint, f"{endpoint} (AWS_ENDPOINT_URL_DYNAMODB)")
+    kind = os.environ.get("COSTGUARD_STORE", "ddblocal").strip().lower()
+    if kind not in ("ddblocal", "memory"):
+        raise RunnerError(f"COSTGUARD_STORE={kind!r}: use ddblocal (the default) or memory")
+    try:
+        port = ddb_port()
+        if kind == "memory":
+            emulator, _ = ddblocal.launch(None, port)
+            return Store(emulator.endpoint, "DynamoDB Local, in memory (gone at exit)", emulator)
+        folder = data_dir().resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = (folder / "runner.lock").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise RunnerError(
+                f"the data folder {folder} is in use by another `make run`: stop that one, "
+                "or set COSTGUARD_DATA_DIR to another folder"
+            ) from None
+        emulator, _ = ddblocal.launch(folder, port)
+    except ddblocal.Unavailable as exc:
+        raise RunnerError(f"{exc}", code=1) from None
+    return Store(
+        emulator.endpoint,
+        f"DynamoDB Local, persistent in {folder} (wipe: stop the runner, delete the folder)",
+        emulator,
+        lock,
+    )
+
+
+def ddb_port() -> int | None:
+    """`COSTGUARD_DDB_PORT`: DynamoDB Local on a fixed port (for `sam local`); a free one if unset."""
+    raw = os.environ.get("COSTGUARD_DDB_PORT", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise RunnerError(f"COSTGUARD_DDB_PORT={raw!r}: a port number")
+    return int(raw)
+
+
+def worker_count() -> int:
+    raw = os.environ.get("COSTGUARD_WORKERS", "").strip()
+    if not raw:
+        return default_count()
+    if not raw.isdigit() or int(raw) < 1:
+        raise RunnerError(f"COSTGUARD_WORKERS={raw!r}: a whole number ≥ 1")
+    return int(raw)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (werkzeug then serves on it)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve(argv: list[str] | None = None) -> int:
-    args = argv if argv is not None else sys.argv[1:]
+    """`make run`: bind the port, start the store and the workers, serve until SIGTERM/Ctrl-C."""
+    del argv  # `--ddblocal` (the old opt-in) is the default now and needs no flag
     host = os.environ.get("COSTGUARD_HOST", DEFAULT_HOST)
     port = int(os.environ.get("COSTGUARD_PORT", str(DEFAULT_PORT)))
     admin_key = os.environ.get("COSTGUARD_ADMIN_KEY") or f"cg-admin-{secrets.token_urlsafe(24)}"
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-    ddblocal = None
-    if "--ddblocal" in args and not endpoint:
-        from local import ddblocal as emulator
+    front: dict[str, Callable[..., Iterable[bytes]]] = {}
 
-        ddblocal = emulator.start()
-        endpoint = ddblocal.endpoint
-    if os.environ.get("COSTGUARD_DATA_DIR"):
-        print(
-            "note: COSTGUARD_DATA_DIR is not supported yet; the embedded store lives in memory "
-            "(use --ddblocal or AWS_ENDPOINT_URL_DYNAMODB for another store)",
-            file=sys.stderr,
-        )
-    # EMF metrics are for CloudWatch; locally they would only flood the console
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    # SLACK_WEBHOOK_URL too (the name the issue gives): alerts go to that webhook as well
-    slack = os.environ.get("COSTGUARD_SLACK_WEBHOOK_URL") or os.environ.get("SLACK_WEBHOOK_URL")
-    settings = Settings(admin_key=admin_key, slack_webhook_url=slack)  # type: ignore[arg-type]
-    runner, close = build(settings, endpoint)
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return front["wsgi"](environ, start_response)
+
+    # The port first: a taken port is one line and exit 2, before anything is started.
     try:
-        server: BaseWSGIServer = make_server(host, port, runner.wsgi, threaded=True)
-    except (OSError, SystemExit) as exc:  # werkzeug reports a taken port with SystemExit
-        reason = exc.strerror if isinstance(exc, OSError) else "address already in use"
+        listener = listen(host, port)
+    except OSError as exc:
         print(
-            f"costguard: cannot listen on {host}:{port}: {reason}. "
+            f"costguard: cannot listen on {host}:{port}: {exc.strerror or exc}. "
             "Set COSTGUARD_PORT to a free port.",
             file=sys.stderr,
         )
-        close()
-        if ddblocal:
-            ddblocal.stop()
         return 2
+    server: BaseWSGIServer = make_server(host, port, app, threaded=True, fd=listener.fileno())
+    listener.close()  # werkzeug serves on its own duplicate of the descriptor
+
+    stopping = threading.Event()
+    serving = threading.Event()
 
     def stop(*_: Any) -> None:
-        runner.stopping.set()
+        if stopping.is_set():
+            return
+        stopping.set()
+        if not serving.is_set():
+            raise Stopped
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    url = f"http://{host}:{server.server_port}"
-    store = endpoint or "embedded (moto, in memory, calls serialized)"
-    print(
-        f"costguard is serving on {url}\n"
-        f"  API docs:   {url}/v1/docs\n"
-        f"  console:    {url}/console\n"
-        f"  health:     {url}/v1/health\n"
-        f"  admin key:  {admin_key}\n"
-        f"  store:      {store}\n"
-        f"  schedules:  {', '.join(sorted(runner.schedules))} "
-        f"(run now: POST {url}/local/schedules/<name>)\n"
-        f"  events:     TenantCreated → onboarding (recent: GET {url}/local/events)\n"
-        f"  alerts:     ledger stream → alerts handler → printed here"
-        f"{' and posted to Slack' if slack else ' (Slack: set COSTGUARD_SLACK_WEBHOOK_URL)'}\n"
-        "Ctrl-C stops it.",
-        flush=True,
-    )
-    runner.start_timers()
+    # EMF metrics are for CloudWatch; locally they would only flood the console (the workers
+    # inherit this environment)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    # SLACK_WEBHOOK_URL too (the name the issue gives): alerts go to that webhook as well
+    slack = os.environ.get("COSTGUARD_SLACK_WEBHOOK_URL") or os.environ.get("SLACK_WEBHOOK_URL")
+    store: Store | None = None
+    pool: Pool | None = None
+    close: Callable[[], None] = lambda: None  # noqa: E731
+    runner: Runner | None = None
     try:
-        server.serve_forever()
+        try:
+            count = worker_count()
+            store = launch_store()
+        except RunnerError as exc:
+            print(f"costguard: {exc}", file=sys.stderr)
+            return exc.code
+        settings = Settings(admin_key=admin_key, slack_webhook_url=slack)  # type: ignore[arg-type]
+        # The JVM and the workers' imports take a few seconds each: side by side.
+        pool = Pool(store.endpoint, settings.table_name, admin_key, count)
+        pool.start()
+        if store.emulator is not None:
+            try:
+                ddblocal.wait_ready(store.emulator)
+            except ddblocal.Unavailable as exc:
+                print(f"costguard: {exc}", file=sys.stderr)
+                return 1
+        runner, close = build(settings, store.endpoint, pool)
+        runner.stopping = stopping
+        pool.ready()
+        front["wsgi"] = runner.wsgi
+        serving.set()
+        if stopping.is_set():
+            raise Stopped
+        url = f"http://{host}:{server.port}"
+        print(
+            f"costguard is serving on {url}\n"
+            f"  API docs:   {url}/v1/docs\n"
+            f"  console:    {url}/console\n"
+            f"  health:     {url}/v1/health\n"
+            f"  admin key:  {admin_key}\n"
+            f"  store:      {store.description}\n"
+            f"  workers:    {count} API handler processes (COSTGUARD_WORKERS)\n"
+            f"  schedules:  {', '.join(sorted(runner.schedules))} "
+            f"(run now: POST {url}/local/schedules/<name>)\n"
+            f"  events:     TenantCreated → onboarding (recent: GET {url}/local/events)\n"
+            f"  alerts:     ledger stream → alerts handler → printed here"
+            f"{' and posted to Slack' if slack else ' (Slack: set COSTGUARD_SLACK_WEBHOOK_URL)'}\n"
+            "Ctrl-C stops it.",
+            flush=True,
+        )
+        runner.start_timers()
+        server.serve_forever(poll_interval=0.1)
+    except Stopped:
+        pass
     finally:
+        # Stop taking requests, then the workers (in-flight invocations end with them), the
+        # timers, the bus, and last the store, so nothing writes to a store that is going away.
+        stopping.set()
         server.server_close()
+        if pool is not None:
+            pool.close()
         close()
-        if ddblocal:
-            ddblocal.stop()
+        if store is not None:
+            store.close()
     print("costguard stopped.", flush=True)
     return 0

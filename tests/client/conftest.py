@@ -15,7 +15,8 @@ from tests.e2e.conftest import ADMIN, Server, start_runner, stop_runner
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
-    """One runner (embedded store) for the whole client suite; each test makes its own tenant."""
+    """One runner (the default store, its own data folder) for the whole client suite; each
+    test makes its own tenant."""
     # These tests set every quota they look at: no default quotas from TenantCreated (a
     # plan with no quotas; the seeds would add tenant:llm/sandbox/all:month to each tenant).
     runner = start_runner({"COSTGUARD_DEFAULT_QUOTAS": '{"default": {}}'})

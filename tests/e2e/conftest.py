@@ -1,12 +1,19 @@
-"""`make run` started as a real process on a free loopback port, talked to over HTTP."""
+"""`make run` started as a real process on a free loopback port, talked to over HTTP.
+
+Each runner uses the default store of `make run` — DynamoDB Local, persistent, started by the
+runner — with its own data folder (a temporary one unless the test passes
+`COSTGUARD_DATA_DIR`), so the tests exercise exactly what a developer runs and never share data.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +38,8 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     http: urllib3.PoolManager
+    data_dir: Path | None = None
+    """The temporary data folder start_runner made (removed by stop_runner)."""
 
     def call(
         self,
@@ -58,10 +67,20 @@ class Server:
         return answer.status, {k.lower(): v for k, v in answer.headers.items()}, payload
 
 
+STORE_SETTINGS = ("AWS_ENDPOINT_URL_DYNAMODB", "COSTGUARD_DATA_DIR", "COSTGUARD_STORE")
+
+
 def start_runner(extra_env: dict[str, str], args: list[str] | None = None) -> Server:
+    """`python -m local` on a free port, ready (health 200). Without a store setting in
+    `extra_env`, on the default store in a fresh temporary data folder."""
     port = _free_port()
+    data_dir = None
+    if not any(name in extra_env for name in STORE_SETTINGS):
+        data_dir = Path(tempfile.mkdtemp(prefix="costguard-e2e-"))
+        extra_env = {**extra_env, "COSTGUARD_DATA_DIR": str(data_dir)}
+    inherited = {k: v for k, v in os.environ.items() if k not in STORE_SETTINGS}
     env = {
-        **os.environ,
+        **inherited,
         "COSTGUARD_PORT": str(port),
         "COSTGUARD_ADMIN_KEY": ADMIN,
         "PYTHONPATH": str(ROOT),
@@ -75,10 +94,11 @@ def start_runner(extra_env: dict[str, str], args: list[str] | None = None) -> Se
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    server = Server(f"http://127.0.0.1:{port}", process, urllib3.PoolManager(maxsize=32))
-    deadline = time.monotonic() + 90
+    server = Server(f"http://127.0.0.1:{port}", process, urllib3.PoolManager(maxsize=32), data_dir)
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            _remove(data_dir)
             raise RuntimeError(
                 f"runner exited: {process.stdout.read().decode() if process.stdout else ''}"
             )
@@ -88,27 +108,46 @@ def start_runner(extra_env: dict[str, str], args: list[str] | None = None) -> Se
         except urllib3.exceptions.HTTPError:
             time.sleep(0.2)
     process.kill()
+    _remove(data_dir)
     raise RuntimeError("runner did not become ready")
 
 
+def _remove(data_dir: Path | None) -> None:
+    if data_dir is not None:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def stop_runner(server: Server) -> str:
+    """SIGTERM, wait for the exit; the runner's output. Removes a data folder start_runner made."""
     server.process.terminate()
-    out, _ = server.process.communicate(timeout=30)
+    try:
+        out, _ = server.process.communicate(timeout=30)
+    finally:
+        _remove(server.data_dir)
     return out.decode()
 
 
-@pytest.fixture(scope="module", params=["embedded", "ddblocal"])
-def runner(request: pytest.FixtureRequest) -> Iterator[Server]:
-    if request.param == "ddblocal":
-        endpoint = request.getfixturevalue("ddb_local")
-        server = start_runner(
-            {
-                "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-                "COSTGUARD_TABLE_NAME": f"costguard-e2e-{os.getpid()}",
-            }
-        )
-    else:
-        server = start_runner({})
+def process_tree(pid: int) -> set[int]:
+    """`pid` and every descendant still running (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return {p for p in tree if Path(f"/proc/{p}").exists()}
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[Server]:
+    server = start_runner({})
     try:
         yield server
     finally:

@@ -1,6 +1,6 @@
 """Threshold alerts through `make run`: the stream, the alerts handler, the console, Slack, the API.
 
-The runner reads its store's stream (moto drained after each call, or DynamoDB Local's
+The runner reads its store's stream (DynamoDB Local's
 Streams API) and hands it to the same alerts handler as in AWS; a Slack webhook on 127.0.0.1
 records what the notifier posts.
 """

@@ -1,11 +1,10 @@
 """`POST /v1/tenants` → TenantCreated on the local bus → the onboarding handler → quotas, over
-HTTP against `make run` (embedded store and DynamoDB Local), with plan tiers from the
+HTTP against `make run` (its default store, DynamoDB Local), with plan tiers from the
 environment as a deployment sets them."""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,14 +20,9 @@ TIERS = {
 }
 
 
-@pytest.fixture(scope="module", params=["embedded", "ddblocal"])
-def runner(request: pytest.FixtureRequest) -> Iterator[Server]:
+@pytest.fixture(scope="module")
+def runner() -> Iterator[Server]:
     env = {"COSTGUARD_DEFAULT_QUOTAS": json.dumps(TIERS), "COSTGUARD_FALLBACK_PLAN": "free"}
-    if request.param == "ddblocal":
-        env |= {
-            "AWS_ENDPOINT_URL_DYNAMODB": request.getfixturevalue("ddb_local"),
-            "COSTGUARD_TABLE_NAME": f"costguard-e2e-onboarding-{os.getpid()}",
-        }
     server = start_runner(env)
     try:
         yield server
