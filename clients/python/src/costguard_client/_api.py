@@ -129,9 +129,20 @@ def no_usage_in(obj: Any) -> bool:
     return present and _get(obj, *names) is None
 
 
-def unknown() -> CommitRequest:
-    """The body of a commit whose usage cannot be known: the server charges the whole hold."""
-    return CommitRequest(usage_unknown=True)
+def unknown(reserved: ReserveRequest | None = None) -> CommitRequest:
+    """The body of a commit whose usage cannot be known: the server charges the whole hold.
+    Only the reservation's resource and attribution go with it (no usage field may)."""
+    if reserved is None:
+        return CommitRequest(usage_unknown=True)
+    return CommitRequest(
+        usage_unknown=True,
+        resource=reserved.resource,
+        user_id=reserved.user_id,
+        conversation_id=reserved.conversation_id,
+        task_id=reserved.task_id,
+        operation=reserved.operation,
+        metadata=reserved.metadata,
+    )
 
 
 def tokens_of(usage: Any) -> dict[str, Any]:

@@ -107,7 +107,7 @@ class HoldBase:
         if _api.no_usage_in(usage) and all(v is None for v in explicit):
             # A response without usage (a stream without include_usage, a proxy that strips
             # it): the call ran, what it used is unknown, so the whole hold is charged.
-            return _api.unknown()
+            return _api.unknown(self.request)
         return _api.actual(
             self.request,
             None if _api.no_usage_in(usage) else usage,
@@ -121,7 +121,7 @@ class HoldBase:
 
     def _stream_body(self, seen: StreamUsage, completed: bool) -> CommitRequest:
         usage = seen.settlement(completed)
-        return _api.unknown() if usage is None else _api.actual(self.request, usage)
+        return _api.unknown(self.request) if usage is None else _api.actual(self.request, usage)
 
     def _exit_body(self) -> CommitRequest | None:
         """What leaving the block while `held` sends: None (release: the call surely never
@@ -130,7 +130,7 @@ class HoldBase:
             return None
         if self._stream is not None:
             return self._stream_body(self._stream, completed=False)
-        return _api.unknown()
+        return _api.unknown(self.request)
 
     def _open_stream(self) -> StreamUsage:
         self._require_held("stream through")

@@ -442,7 +442,7 @@ class AsyncHold(HoldBase):
         """The call ran but what it used cannot be known: charge the whole hold."""
         self._require_held("commit")
         self._may_have_run = True
-        return await self._send(_api.unknown())
+        return await self._send(_api.unknown(self.request))
 
     async def _send(self, body: CommitRequest) -> CostRecord:
         try:

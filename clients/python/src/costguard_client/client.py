@@ -475,7 +475,7 @@ class Hold(HoldBase):
         """The call ran but what it used cannot be known: charge the whole hold."""
         self._require_held("commit")
         self._may_have_run = True
-        return self._send(_api.unknown())
+        return self._send(_api.unknown(self.request))
 
     def _send(self, body: CommitRequest) -> CostRecord:
         try:

@@ -210,6 +210,7 @@ class CommitNotLanded(CostGuardError):
                 if k not in ("input_tokens", "output_tokens", "cached_input_tokens", "seconds")
             }
             fields["cost_usd"] = self.reserved_usd
+        fields.setdefault("resource", "llm")
         metadata = dict(fields.get("metadata") or {})
         metadata.setdefault("reservation_id", self.reservation_id)
         fields["metadata"] = metadata
