@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -215,7 +216,10 @@ def api_call(f: F) -> F:
             if state is not None and state.json:
                 click.echo(json.dumps(error.problem, indent=2))
             click.echo(f"costguard: {error}", err=True)
-            for param in error.problem.get("invalid_params") or []:
+            # A refusal made here already names its fields in its one line; the API's 422
+            # names them in `invalid_params`, one line each.
+            params = error.problem.get("invalid_params") if error.status is not None else None
+            for param in params or []:
                 if isinstance(param, dict):
                     click.echo(f"  {param.get('name')}: {param.get('reason')}", err=True)
             raise click.exceptions.Exit(1) from None
@@ -236,6 +240,8 @@ def cli(
     ctx: click.Context, url: str | None, api_key: str | None, timeout: float, as_json: bool
 ) -> None:
     """Operate costguard: tenants, settings, quotas, pauses, keys, usage, alerts, forecasts."""
+    # Retries are logged as warnings for applications; the CLI says only how it ended.
+    logging.getLogger("costguard_client").addHandler(logging.NullHandler())
     state = State(url, api_key, timeout, as_json)
     ctx.obj = state
     ctx.call_on_close(lambda: state._guard.close() if state._guard else None)

@@ -248,7 +248,11 @@ def validated(cls: type[M], fields: Mapping[str, Any]) -> M:
 
 def invalid_argument(error: ValidationError) -> InvalidArgument:
     params = [
-        {"name": ".".join(map(str, e["loc"])) or "body", "reason": e["msg"]} for e in error.errors()
+        {
+            "name": ".".join(map(str, e["loc"])) or "body",
+            "reason": e["msg"].removeprefix("Value error, "),
+        }
+        for e in error.errors()
     ]
     return local(
         InvalidArgument,
