@@ -102,6 +102,8 @@ class Retrying:
     clock: Callable[[], float]
     deadline: float | None = None
     attempt: int = 0
+    maybe_delivered: bool = False
+    """Some try may have reached the server and been applied, its answer lost."""
 
     def next(self) -> int:
         self.attempt += 1
@@ -114,6 +116,8 @@ class Retrying:
 
     def after_error(self, call: Call[Any], error: httpx.TransportError) -> float | None:
         """Seconds to wait before the next try after a transport error, or None: give up."""
+        if not isinstance(error, NEVER_SENT):
+            self.maybe_delivered = True
         if not call.may_retry_after(error):
             return None
         return self._fits(self.policy.backoff(self.attempt, self.rng))

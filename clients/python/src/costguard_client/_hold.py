@@ -51,6 +51,9 @@ class HoldBase:
         self._deadline: float | None = None
         self._may_have_run = False
         self._stream: StreamUsage | None = None
+        self._pending: CommitNotLanded | None = None
+        """A settlement that failed where it could not be raised (a stream closed early):
+        raised when the block is left, unless another exception is leaving it."""
 
     @property
     def reservation(self) -> Reservation:
@@ -156,11 +159,21 @@ class HoldBase:
         # charges the hold as unknown usage, since the call ran.
 
     def _unsettled_on_exit(self, error: CostGuardError, exc: BaseException | None) -> None:
-        """A settlement on leaving failed: never mask the block's own exception."""
+        """A settlement failed where raising would mask another exception (or cannot reach
+        the app): logged, noted on that exception, else kept to raise on leaving the block."""
         log.warning(
-            "costguard: could not settle %s on leaving its block (%s)",
+            "costguard: could not settle %s (%s)",
             self.reservation_id,
             error,
         )
         if exc is not None:
             exc.add_note(f"costguard: reservation {self.reservation_id} not settled: {error}")
+        elif isinstance(error, CommitNotLanded):
+            self._pending = error
+
+    def _raise_pending(self, exc: BaseException | None) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            if exc is None:
+                raise pending
+            exc.add_note(f"costguard: reservation {self.reservation_id} not settled: {pending}")

@@ -94,12 +94,14 @@ class AsyncCostGuard:
         if self._own_client:
             await self._http.aclose()
 
-    async def _run(self, call: Call[T], *, deadline: float | None = None) -> T:
+    async def _run(
+        self, call: Call[T], *, deadline: float | None = None, retrying: Retrying | None = None
+    ) -> T:
         key = call.key()
         content = call.content()
         headers = self._headers | call.request_headers(key)
         url = self.base_url + call.path
-        retrying = Retrying(self.retry, self._rng, self._clock, deadline)
+        retrying = retrying or Retrying(self.retry, self._rng, self._clock, deadline)
         while True:
             attempt = retrying.next()
             try:
@@ -203,10 +205,13 @@ class AsyncCostGuard:
         deadline: float | None,
         reserved_usd: Decimal | None,
     ) -> CostRecord:
+        retrying = Retrying(self.retry, self._rng, self._clock, deadline)
         try:
-            return await self._run(_api.commit(tenant_id, reservation_id, body), deadline=deadline)
+            return await self._run(_api.commit(tenant_id, reservation_id, body), retrying=retrying)
         except (CostGuardUnavailable, ReservationNotHeld) as error:
-            landed = _not_landed(error, tenant_id, reservation_id, body, reserved_usd)
+            landed = _not_landed(
+                error, tenant_id, reservation_id, body, reserved_usd, retrying.maybe_delivered
+            )
             if landed is error:
                 raise
             raise landed from error
@@ -532,6 +537,7 @@ class AsyncHold(HoldBase):
         tb: TracebackType | None,
     ) -> None:
         if self.state != "held":
+            self._raise_pending(exc)
             return
         body = self._exit_body()
         if body is None:

@@ -104,12 +104,14 @@ class CostGuard:
         if self._own_client:
             self._http.close()
 
-    def _run(self, call: Call[T], *, deadline: float | None = None) -> T:
+    def _run(
+        self, call: Call[T], *, deadline: float | None = None, retrying: Retrying | None = None
+    ) -> T:
         key = call.key()
         content = call.content()
         headers = self._headers | call.request_headers(key)
         url = self.base_url + call.path
-        retrying = Retrying(self.retry, self._rng, self._clock, deadline)
+        retrying = retrying or Retrying(self.retry, self._rng, self._clock, deadline)
         while True:
             attempt = retrying.next()
             try:
@@ -224,10 +226,13 @@ class CostGuard:
         deadline: float | None,
         reserved_usd: Decimal | None,
     ) -> CostRecord:
+        retrying = Retrying(self.retry, self._rng, self._clock, deadline)
         try:
-            return self._run(_api.commit(tenant_id, reservation_id, body), deadline=deadline)
+            return self._run(_api.commit(tenant_id, reservation_id, body), retrying=retrying)
         except (CostGuardUnavailable, ReservationNotHeld) as error:
-            landed = _not_landed(error, tenant_id, reservation_id, body, reserved_usd)
+            landed = _not_landed(
+                error, tenant_id, reservation_id, body, reserved_usd, retrying.maybe_delivered
+            )
             if landed is error:
                 raise
             raise landed from error
@@ -567,6 +572,7 @@ class Hold(HoldBase):
         tb: TracebackType | None,
     ) -> None:
         if self.state != "held":
+            self._raise_pending(exc)
             return
         body = self._exit_body()
         if body is None:
@@ -619,6 +625,7 @@ def _not_landed(
     reservation_id: str,
     body: CommitRequest,
     reserved_usd: Decimal | None,
+    maybe_landed: bool,
 ) -> CostGuardError:
     """The error a commit that failed raises: `CommitNotLanded`, unless the reservation was
     found committed already (then the spend is in the ledger: the 409 as it is)."""
@@ -638,4 +645,5 @@ def _not_landed(
         reservation_id=reservation_id,
         usage=body,
         reserved_usd=reserved_usd,
+        maybe_landed=maybe_landed,
     )

@@ -170,15 +170,18 @@ class OverrunRejected(Conflict):
 
 
 class CommitNotLanded(CostGuardError):
-    """A commit was retried until its hold expired (or the server said the hold was gone) and
-    never landed: the spend is not in the ledger through this reservation.
+    """A commit was retried until its hold expired (or the server said the hold was gone)
+    without an answer that it landed.
 
     `reservation_id` and `usage` (the body that was committed; `usage.usage_unknown` when the
     usage was unknown) say what to record: `guard.record_usage(tenant_id, error.record())`.
     `reserved_usd` is the hold, what an unknown usage is recorded as. `__cause__` is the last
-    failure. An expired hold may already have been charged by the server (tenant setting
-    `on_expiry: "charge"`, the default): check the reservation's record before recording twice
-    if that matters more than never dropping a spend.
+    failure.
+
+    `maybe_landed` is True when a try may have been applied with its answer lost (a
+    connection dropped after the request left): then look for the reservation's record
+    (`usage_records`) before recording, or it may count twice. An expired hold may also have
+    been charged by the server at its expiry (tenant setting `on_expiry: "charge"`).
     """
 
     def __init__(
@@ -190,12 +193,14 @@ class CommitNotLanded(CostGuardError):
         reservation_id: str,
         usage: CommitRequest,
         reserved_usd: Decimal | None,
+        maybe_landed: bool = False,
     ) -> None:
         super().__init__(status, problem)
         self.tenant_id = tenant_id
         self.reservation_id = reservation_id
         self.usage = usage
         self.reserved_usd = reserved_usd
+        self.maybe_landed = maybe_landed
 
     def record(self) -> RecordRequest:
         """The usage as a direct record (`record_usage`), not refusable by a quota: money
