@@ -153,6 +153,7 @@ class HoldBase:
             self.state = "unsettled"
         elif isinstance(error, OverrunRejected):
             self.state = "committed"  # the server charged the hold instead
+            self.record = error.record
         elif isinstance(error, ReservationNotHeld) and error.reservation_status == "committed":
             self.state = "committed"
         # Anything else (a 422 naming a field, a 404): still held; leaving the block then

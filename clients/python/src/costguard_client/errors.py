@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 if TYPE_CHECKING:
-    from costguard_client.models import CommitRequest, RecordRequest
+    from costguard_client.models import CommitRequest, CostRecord, RecordRequest
 
 
 E = TypeVar("E", bound="CostGuardError")
@@ -160,13 +160,24 @@ class ReservationNotHeld(Conflict):
 class OverrunRejected(Conflict):
     """A 409 on a commit above the hold when the tenant's setting is `overrun: "reject"`: the
     usage was refused and the hold, `charged_usd`, was charged instead (the reservation is
-    settled). `actual_usd` is what the refused usage cost."""
+    settled). `actual_usd` is what the refused usage cost; `record` the cost record of the
+    charge, when the server sent it."""
 
     def __init__(self, status: int | None, problem: dict[str, Any]) -> None:
         super().__init__(status, problem)
         self.reservation_id: str | None = problem.get("reservation_id")
         self.charged_usd = _usd(problem.get("charged_usd"))
         self.actual_usd = _usd(problem.get("actual_usd"))
+        self.record: CostRecord | None = None
+        if isinstance(problem.get("record"), dict):
+            from pydantic import ValidationError
+
+            from costguard_client.models import CostRecord
+
+            try:
+                self.record = CostRecord.model_validate(problem["record"])
+            except ValidationError:
+                self.record = None  # the figures above still say what happened
 
 
 class CommitNotLanded(CostGuardError):
