@@ -120,8 +120,11 @@ def test_the_cli_shows_and_sets_tenant_settings(server: Server, tenant: TenantKe
     assert changed.stdout.strip().startswith("{")
     assert '"overrun": "reject"' in changed.stdout and '"on_expiry": "release"' in changed.stdout
 
-    refused = run.invoke(cli, ["settings", "show", "t-no-such-tenant"], env=env)
-    assert refused.exit_code == 1 and refused.stderr.startswith("costguard: 404")
+    # Only an admin changes them: the tenant's own key is refused, in one line.
+    own = {**env, "COSTGUARD_API_KEY": tenant.api_key}
+    refused = run.invoke(cli, ["settings", "set", tenant.tenant_id, "--overrun", "record"], env=own)
+    assert refused.exit_code == 1 and refused.stderr.startswith("costguard: 403 ")
+    assert len(refused.stderr.splitlines()) == 1
 
 
 def test_a_commit_after_expiry_surfaces_its_usage_and_record_usage_lands_it(
