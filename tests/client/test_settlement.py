@@ -163,3 +163,46 @@ def test_record_usage_takes_the_sdks_usage_object(guard: CostGuard, tenant: Tena
         10_000,
         "u-2",
     )
+
+
+def test_after_an_expiry_that_charged_the_hold_only_the_usage_beyond_it_is_recorded(
+    guard: CostGuard, tenant: TenantKey
+) -> None:
+    # Given the default on_expiry: "charge", and a 1-second $0.045 hold that expires
+    with (
+        pytest.raises(CommitNotLanded) as failed,
+        guard.reserve(tenant.tenant_id, ttl_seconds=1, **GPT4O) as hold,
+    ):
+        time.sleep(1.5)
+        hold.commit(input_tokens=10_000, output_tokens=3_000)  # $0.055
+
+    # Then the late commit says what the expiry charged
+    error = failed.value
+    assert error.charged_usd == Decimal("0.045")
+
+    # When the app records what the error carries
+    record = guard.record_unlanded(error)
+
+    # Then only the $0.010 beyond the charge is added: $0.055 spent in all, once
+    assert record is not None and record.cost_usd == Decimal("0.01")
+    assert figures(guard, tenant.tenant_id) == (Decimal("0.055"), Decimal(0))
+
+    # And recording it again (a retried job) counts once: the key is the reservation's
+    again = guard.record_unlanded(error)
+    assert again is not None and again.record_id == record.record_id
+    assert figures(guard, tenant.tenant_id) == (Decimal("0.055"), Decimal(0))
+
+
+def test_unknown_usage_after_an_expiry_that_charged_the_hold_records_nothing_more(
+    guard: CostGuard, tenant: TenantKey
+) -> None:
+    with (
+        pytest.raises(CommitNotLanded) as failed,
+        guard.reserve(tenant.tenant_id, ttl_seconds=1, **GPT4O) as hold,
+    ):
+        hold.started()
+        time.sleep(1.5)  # leaving the block commits unknown usage, after the expiry
+
+    assert failed.value.usage.usage_unknown and failed.value.charged_usd == Decimal("0.045")
+    assert guard.record_unlanded(failed.value) is None
+    assert figures(guard, tenant.tenant_id) == (Decimal("0.045"), Decimal(0))

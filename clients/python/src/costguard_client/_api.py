@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from costguard_client._core import Call, document, model, nothing, segment, validated
 from costguard_client.adapters import TokenUsage, _get, token_usage
-from costguard_client.errors import InvalidArgument, local
+from costguard_client.errors import CommitNotLanded, InvalidArgument, local
 from costguard_client.models import (
     AlertPage,
     CheckResult,
@@ -274,6 +274,38 @@ def record_body(
     if provider is not None:
         fields["provider"] = provider
     return validated(RecordRequest, fields | extra)
+
+
+def unlanded_request(error: CommitNotLanded) -> RecordRequest | None:
+    """The record still owed for a commit that never landed; None when the expiry already
+    charged the whole hold and the usage was unknown (the hold is all it could be)."""
+    if error.charged_usd is not None and error.usage.usage_unknown:
+        return None
+    return error.record()
+
+
+def unlanded_key(error: CommitNotLanded) -> str:
+    """One Idempotency-Key per reservation: recording its unlanded spend twice counts once."""
+    return f"cg-unlanded-{error.reservation_id}"
+
+
+def priced_as(request: RecordRequest) -> Usage:
+    """The usage of a record, as a quota check prices it."""
+    return Usage.model_validate(request.model_dump(exclude_none=True, exclude={"enforce"}))
+
+
+def beyond(request: RecordRequest, cost: Decimal, charged: Decimal) -> RecordRequest | None:
+    """The part of `request` (costing `cost`) the expiry's charge did not cover, as a cost."""
+    excess = cost - charged
+    if excess <= 0:
+        return None
+    fields = request.model_dump(exclude_none=True)
+    for name in list(fields):
+        if name.endswith("_tokens") or name in ("seconds", "estimated_cost_usd", "service_tier"):
+            del fields[name]
+    metadata = dict(fields.get("metadata") or {})
+    metadata["beyond_expiry_charge_usd"] = format(charged, "f")
+    return validated(RecordRequest, fields | {"cost_usd": excess, "metadata": metadata})
 
 
 # ---------------------------------------------------------------------------- spending

@@ -28,7 +28,12 @@ from costguard_client._core import (
 )
 from costguard_client._hold import HoldBase
 from costguard_client.client import _not_landed, _observe
-from costguard_client.errors import CostGuardError, CostGuardUnavailable, ReservationNotHeld
+from costguard_client.errors import (
+    CommitNotLanded,
+    CostGuardError,
+    CostGuardUnavailable,
+    ReservationNotHeld,
+)
 from costguard_client.models import (
     AlertPage,
     CheckResult,
@@ -248,6 +253,20 @@ class AsyncCostGuard:
         )
         return await self._run(
             _api.record_usage(tenant_id, request, idempotency_key=idempotency_key)
+        )
+
+    async def record_unlanded(self, error: CommitNotLanded) -> CostRecord | None:
+        """See `CostGuard.record_unlanded`."""
+        request = _api.unlanded_request(error)
+        if request is None:
+            return None
+        if error.charged_usd is not None:
+            priced = await self.check(error.tenant_id, _api.priced_as(request))
+            request = _api.beyond(request, priced.requested_usd, error.charged_usd)
+            if request is None:
+                return None
+        return await self.record_usage(
+            error.tenant_id, request, idempotency_key=_api.unlanded_key(error)
         )
 
     async def check(self, tenant_id: str, usage: Usage) -> CheckResult:

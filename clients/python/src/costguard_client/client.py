@@ -273,6 +273,22 @@ class CostGuard:
         )
         return self._run(_api.record_usage(tenant_id, request, idempotency_key=idempotency_key))
 
+    def record_unlanded(self, error: CommitNotLanded) -> CostRecord | None:
+        """Record the spend of a commit that never landed, once: all of it (`error.record()`),
+        or, when the hold's expiry already charged `error.charged_usd`, only the cost beyond it
+        (priced by a quota check); None when there is nothing more to record. Its
+        Idempotency-Key is derived from the reservation, so calling it again counts once.
+        Look at `error.maybe_landed` first."""
+        request = _api.unlanded_request(error)
+        if request is None:
+            return None
+        if error.charged_usd is not None:
+            priced = self.check(error.tenant_id, _api.priced_as(request))
+            request = _api.beyond(request, priced.requested_usd, error.charged_usd)
+            if request is None:
+                return None
+        return self.record_usage(error.tenant_id, request, idempotency_key=_api.unlanded_key(error))
+
     def check(self, tenant_id: str, usage: Usage) -> CheckResult:
         return self._run(_api.check(tenant_id, usage))
 

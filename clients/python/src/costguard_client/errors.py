@@ -150,11 +150,12 @@ class Conflict(CostGuardError):
 
 class ReservationNotHeld(Conflict):
     """A 409 on a commit or release: the reservation is `reservation_status` (committed,
-    released or expired) already."""
+    released or expired) already; `charged_usd` is what its expiry charged, if it did."""
 
     def __init__(self, status: int | None, problem: dict[str, Any]) -> None:
         super().__init__(status, problem)
         self.reservation_status: str | None = problem.get("reservation_status")
+        self.charged_usd = _usd(problem.get("charged_usd"))
 
 
 class OverrunRejected(Conflict):
@@ -189,10 +190,13 @@ class CommitNotLanded(CostGuardError):
     `reserved_usd` is the hold, what an unknown usage is recorded as. `__cause__` is the last
     failure.
 
+    `charged_usd` is what the hold's expiry charged when the server says so (tenant setting
+    `on_expiry: "charge"`): then only the usage beyond it is still to record, which
+    `guard.record_unlanded(error)` works out (it prices the usage with a quota check).
+
     `maybe_landed` is True when a try may have been applied with its answer lost (a
     connection dropped after the request left): then look for the reservation's record
-    (`usage_records`) before recording, or it may count twice. An expired hold may also have
-    been charged by the server at its expiry (tenant setting `on_expiry: "charge"`).
+    (`usage_records`) before recording, or it may count twice.
     """
 
     def __init__(
@@ -212,10 +216,14 @@ class CommitNotLanded(CostGuardError):
         self.usage = usage
         self.reserved_usd = reserved_usd
         self.maybe_landed = maybe_landed
+        cause = problem.get("cause")
+        self.charged_usd = _usd(cause.get("charged_usd")) if isinstance(cause, dict) else None
 
     def record(self) -> RecordRequest:
         """The usage as a direct record (`record_usage`), not refusable by a quota: money
-        already spent is never dropped. Unknown usage is recorded as the hold's amount."""
+        already spent is never dropped. Unknown usage is recorded as the hold's amount. (When
+        the expiry already charged the hold, `guard.record_unlanded(error)` records only
+        what is beyond it.)"""
         from costguard_client.models import RecordRequest
 
         fields = self.usage.model_dump(exclude_none=True, exclude={"usage_unknown"})
