@@ -363,3 +363,27 @@ def test_a_reserve_that_cannot_reach_costguard_raises_before_the_block_runs() ->
 
     assert isinstance(failed.value.__cause__, httpx.ConnectError)
     assert fake.settlements == []
+
+
+def test_call_with_a_streaming_response_guards_the_stream() -> None:
+    from tests.client.vendors import EVENTS, Script, aopen_stream, open_stream
+
+    fake = FakeCostGuard()
+    guard = client(fake)
+
+    with guard.reserve("acme", **ESTIMATE) as hold:
+        chunks = list(hold.call(open_stream, Script("openai_chat", EVENTS["openai_chat"])))
+    with guard.reserve("acme", **ESTIMATE) as cut:
+        stream = cut.call(open_stream, Script("anthropic", EVENTS["anthropic"]))
+        next(iter(stream))
+
+    async def scenario() -> int:
+        async with (
+            AsyncCostGuard("http://costguard.test", "k", transport=fake.transport()) as aguard,
+            aguard.reserve("acme", **ESTIMATE) as ahold,
+        ):
+            events = await ahold.call(aopen_stream, Script("gemini", EVENTS["gemini"]))
+            return len([e async for e in events])
+
+    assert len(chunks) == 4 and asyncio.run(scenario()) == 3
+    assert fake.settlements == [("usage", 1117, 1024, 46), ("unknown",), ("usage", 2100, 2048, 830)]

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, M
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import httpx
 
@@ -491,6 +491,8 @@ class AsyncHold(HoldBase):
         self._require_held("call through")
         self.started()
         response = await fn(*args, **kwargs)
+        if hasattr(response, "__anext__"):
+            return cast(T, self._pass(self._open_stream(), response, (), {}))
         await self.commit(response)
         return response
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import httpx
 
@@ -519,10 +519,13 @@ class Hold(HoldBase):
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Make the provider call `fn(*args, **kwargs)` and commit the usage of its response
         (unknown usage when it carries none). If `fn` raises, the call may have run: leaving
-        the block commits unknown usage. Returns the response. For a stream, use `stream`."""
+        the block commits unknown usage. Returns the response; a stream (`stream=True`) comes
+        back guarded as by `stream`, its usage committed when it ends."""
         self._require_held("call through")
         self.started()
         response = fn(*args, **kwargs)
+        if hasattr(response, "__next__"):
+            return cast(T, self._pass(self._open_stream(), cast(Any, response), (), {}))
         self.commit(response)
         return response
 
