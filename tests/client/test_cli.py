@@ -294,3 +294,42 @@ def test_recommendations_show_the_saving_per_month_and_the_action(
     assert "sandbox_time  low" in out and "- sandbox_time:gpu: Set an idle timeout" in out
     refused = run("recommendations", tenant.tenant_id, "--days", "3")
     assert refused.exit_code == 2  # click refuses it before any call
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["quotas", "set", "T", "tenant:llm:month", "--limit", "abc"], "limit_usd: not a decimal"),
+        (
+            ["quotas", "set", "T", "tenant:llm:month", "--limit", "NaN"],
+            "limit_usd: must be a finite",
+        ),
+        (["quotas", "set", "T", "tenant:llm:month", "--limit", "5", "--grace-pct", "x"], "grace"),
+        (["quotas", "set", "T", "tenant:llm:month", "--limit", "5", "--thresholds", "a"], "thre"),
+        (["quotas", "set", "T", "tenant:llm:month"], "--limit"),
+        (["settings", "set", "T"], "nothing to set"),
+        (["settings", "set", "T", "--overrun", "maybe"], "--overrun"),
+        (["--timeout", "soon", "quotas", "list", "T"], "--timeout"),
+    ],
+    ids=["limit-abc", "limit-nan", "grace", "thresholds", "no-limit", "no-setting", "choice", "t"],
+)
+def test_bad_input_is_one_line_and_a_non_zero_exit_never_a_traceback(
+    run: Run, args: list[str], says: str
+) -> None:
+    result = run(*args)  # catch_exceptions=False: a traceback would fail the test here
+
+    assert result.exit_code in (1, 2)
+    assert result.stdout == ""
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    if result.exit_code == 1:  # refused by the client: exactly one line
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_an_unreachable_server_is_one_line_without_the_retry_chatter(run: Run) -> None:
+    result = run("--url", "http://127.0.0.1:9", "--timeout", "0.5", "quotas", "list", "T")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "costguard: Unreachable: ConnectError: [Errno 111] Connection refused"
+    ]

@@ -16,7 +16,7 @@ Shape = dict[str, tuple[str, bool]]
 ROUTES = {
     ("post", "/v1/tenants/{tenant_id}/reservations"): ("ReserveRequest", "Reservation"),
     ("post", "/v1/tenants/{tenant_id}/reservations/{reservation_id}/commit"): (
-        "Usage",
+        "CommitRequest",
         "CostRecord",
     ),
     ("delete", "/v1/tenants/{tenant_id}/reservations/{reservation_id}"): (None, "Release"),
@@ -40,6 +40,8 @@ ROUTES = {
     ("get", "/v1/tenants/{tenant_id}/alerts"): (None, "AlertPage"),
     ("get", "/v1/platform/alerts"): (None, "AlertPage"),
     ("get", "/v1/tenants/{tenant_id}/recommendations"): (None, "RecommendationList"),
+    ("get", "/v1/tenants/{tenant_id}/settings"): (None, "TenantSettings"),
+    ("put", "/v1/tenants/{tenant_id}/settings"): ("TenantSettings", "TenantSettings"),
 }
 """Every route the client calls with a typed body: (request model, response model)."""
 

@@ -169,13 +169,20 @@ def test_other_refusals_are_cost_guard_errors_carrying_the_problem(
     assert not isinstance(refused.value, QuotaExceeded | TenantPaused)
 
 
-def test_money_is_never_a_float() -> None:
+def test_money_is_never_a_float_and_the_refusal_is_a_cost_guard_error() -> None:
+    from costguard_client import InvalidArgument
     from pydantic import ValidationError
 
     guard = CostGuard("http://127.0.0.1:9", "unused")
-    with pytest.raises(ValidationError, match="never a float"):
+    with pytest.raises(InvalidArgument, match="never a float") as refused:
         guard.reserve("acme", estimated_cost_usd=0.1)  # type: ignore[arg-type]
     guard.close()
+
+    # One family, never pydantic's error; still a ValueError for code that caught that.
+    assert isinstance(refused.value, CostGuardError) and isinstance(refused.value, ValueError)
+    assert not isinstance(refused.value, ValidationError)
+    assert refused.value.status is None
+    assert refused.value.problem["invalid_params"][0]["name"] == "estimated_cost_usd"
 
 
 def test_a_sandbox_run_commits_its_seconds(

@@ -87,7 +87,7 @@ def test_a_refusal_is_streamed_as_the_apis_own_error_and_done_events(
     assert produced == []
 
 
-def test_a_client_that_goes_away_mid_stream_releases_the_hold(
+def test_a_client_that_goes_away_mid_stream_charges_the_whole_hold(
     guard: CostGuard, tenant: TenantKey
 ) -> None:
     stream = guarded_stream(guard, tenant.tenant_id, answer, **ESTIMATE)
@@ -96,6 +96,22 @@ def test_a_client_that_goes_away_mid_stream_releases_the_hold(
 
     stream.close()  # what a server does when the browser disconnects
 
+    # The answer was being generated: what it used is unknown, so the hold is spent.
+    assert reserved(guard, tenant.tenant_id) == (Decimal("0.045"), Decimal(0))
+    (record,) = guard.usage_records(tenant.tenant_id).records
+    assert (record.usage_unknown, record.cost_usd) == (True, Decimal("0.045"))
+
+
+def test_a_produce_that_serves_a_cached_answer_releases_first(
+    guard: CostGuard, tenant: TenantKey
+) -> None:
+    def cached(hold: Hold) -> Iterator[str]:
+        hold.release()
+        yield sse_event("token", {"text": "from the cache"})
+
+    stream = "".join(guarded_stream(guard, tenant.tenant_id, cached, **ESTIMATE))
+
+    assert frames(stream) == [("token", {"text": "from the cache"})]
     assert reserved(guard, tenant.tenant_id) == (Decimal(0), Decimal(0))
 
 

@@ -54,11 +54,8 @@ def _rates() -> tuple[Decimal, Decimal, int]:
     (entry,) = (
         m for m in json.loads(text)["models"] if (m["provider"], m["model"]) == ("openai", "gpt-4o")
     )
-    return (
-        Decimal(entry["input_per_million_usd"]),
-        Decimal(entry["output_per_million_usd"]),
-        int(entry["max_output_tokens"]),
-    )
+    standard = entry["rates"]["standard"]
+    return Decimal(standard["input"]), Decimal(standard["output"]), int(entry["max_output_tokens"])
 
 
 IN_RATE, OUT_RATE, MAX_OUT = _rates()

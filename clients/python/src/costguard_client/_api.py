@@ -7,11 +7,13 @@ from datetime import date
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
-from costguard_client._core import Call, document, model, nothing, segment
-from costguard_client.adapters import token_usage
+from costguard_client._core import Call, document, model, nothing, segment, validated
+from costguard_client.adapters import TokenUsage, _get, token_usage
+from costguard_client.errors import CommitNotLanded, InvalidArgument, local
 from costguard_client.models import (
     AlertPage,
     CheckResult,
+    CommitRequest,
     CostRecord,
     GroupBy,
     Health,
@@ -33,6 +35,7 @@ from costguard_client.models import (
     Summary,
     Tenant,
     TenantCreate,
+    TenantSettings,
     Usage,
     UsageReport,
 )
@@ -53,8 +56,16 @@ def seconds_of(value: Decimal | int | float | str) -> Decimal:
     A float is accepted here because it is a duration (`time.monotonic()` differences), not
     money; it is converted through its shortest repr, so no binary noise reaches the ledger.
     """
-    exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    return exact.quantize(MILLISECOND, rounding=ROUND_CEILING)
+    try:
+        exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        return exact.quantize(MILLISECOND, rounding=ROUND_CEILING)
+    except (ArithmeticError, TypeError, ValueError):
+        raise local(
+            InvalidArgument,
+            "Invalid argument",
+            f"seconds: not a number of seconds: {value!r}",
+            invalid_params=[{"name": "seconds", "reason": "not a number of seconds"}],
+        ) from None
 
 
 # ---------------------------------------------------------------------------- bodies
@@ -76,8 +87,12 @@ def estimate(
     metadata: Mapping[str, str] | None = None,
     ttl_seconds: int | None = None,
 ) -> ReserveRequest:
-    """The body of a reservation: an LLM call priced from its tokens, or an explicit estimate."""
-    return ReserveRequest.model_validate(
+    """The body of a reservation: an LLM call priced from its tokens, or an explicit estimate.
+
+    `max_output_tokens` is the output cap the call will send (the hold is its worst case);
+    absent, the server holds the model's maximum output from its catalog."""
+    return validated(
+        ReserveRequest,
         {
             "resource": resource,
             "model": model,
@@ -94,8 +109,61 @@ def estimate(
             "operation": operation,
             "metadata": dict(metadata) if metadata is not None else None,
             "ttl_seconds": ttl_seconds,
-        }
+        },
     )
+
+
+def no_usage_in(obj: Any) -> bool:
+    """Nothing, or a provider response that reports no usage (`usage` / `usage_metadata`
+    absent or None, e.g. a stream without `include_usage`): what the call used cannot be
+    known from it."""
+    if obj is None:
+        return True
+    if isinstance(obj, Usage | TokenUsage):
+        return False
+    names = ("usage", "usage_metadata", "usageMetadata")
+    if isinstance(obj, Mapping):
+        present = any(n in obj for n in names)
+    else:
+        present = any(hasattr(obj, n) for n in names)
+    return present and _get(obj, *names) is None
+
+
+def unknown(reserved: ReserveRequest | None = None) -> CommitRequest:
+    """The body of a commit whose usage cannot be known: the server charges the whole hold.
+    Only the reservation's resource and attribution go with it (no usage field may)."""
+    if reserved is None:
+        return CommitRequest(usage_unknown=True)
+    return CommitRequest(
+        usage_unknown=True,
+        resource=reserved.resource,
+        user_id=reserved.user_id,
+        conversation_id=reserved.conversation_id,
+        task_id=reserved.task_id,
+        operation=reserved.operation,
+        metadata=reserved.metadata,
+    )
+
+
+def tokens_of(usage: Any) -> dict[str, Any]:
+    """costguard's counts (and the model the provider named) from a provider usage object or
+    response; a shape it does not know is `InvalidArgument`."""
+    try:
+        tokens = token_usage(usage)
+    except (TypeError, ValueError) as error:
+        raise local(InvalidArgument, "Invalid argument", f"usage: {error}") from None
+    # Zero cache writes and reasoning are left out, as a v1.0 body would be.
+    counts: dict[str, Any] = {
+        "input_tokens": tokens.input_tokens,
+        "output_tokens": tokens.output_tokens,
+        "cached_input_tokens": tokens.cached_input_tokens,
+        "cache_write_input_tokens": tokens.cache_write_input_tokens or None,
+        "cache_write_1h_input_tokens": tokens.cache_write_1h_input_tokens or None,
+        "reasoning_tokens": tokens.reasoning_tokens or None,
+    }
+    if tokens.service_tier is not None:
+        counts["service_tier"] = tokens.service_tier
+    return {"counts": counts, "model": tokens.model}
 
 
 def actual(
@@ -108,7 +176,7 @@ def actual(
     seconds: Decimal | int | float | str | None = None,
     cost_usd: Money | None = None,
     model: str | None = None,
-) -> Usage:
+) -> CommitRequest:
     """The body of a commit: what was really used, priced like the reservation.
 
     `usage` is a provider's usage object or response (OpenAI, Anthropic, Google; see
@@ -117,23 +185,15 @@ def actual(
     (`gpt-4o-2024-08-06`) that the price book may not list. Attribution (user, conversation,
     task, operation, metadata) is the reservation's.
     """
-    if isinstance(usage, Usage):
+    if isinstance(usage, CommitRequest):
         return usage
+    if isinstance(usage, Usage):
+        return validated(CommitRequest, usage.model_dump(exclude_none=True))
     counts: dict[str, Any] = {}
     reported_model: str | None = None
     if usage is not None:
-        tokens = token_usage(usage)
-        counts = {
-            "input_tokens": tokens.input_tokens,
-            "output_tokens": tokens.output_tokens,
-            "cached_input_tokens": tokens.cached_input_tokens,
-            "cache_write_input_tokens": tokens.cache_write_input_tokens or None,
-            "cache_write_1h_input_tokens": tokens.cache_write_1h_input_tokens or None,
-            "reasoning_tokens": tokens.reasoning_tokens or None,
-        }
-        if tokens.service_tier is not None:
-            counts["service_tier"] = tokens.service_tier
-        reported_model = tokens.model
+        read = tokens_of(usage)
+        counts, reported_model = read["counts"], read["model"]
     for name, value in (
         ("input_tokens", input_tokens),
         ("output_tokens", output_tokens),
@@ -166,7 +226,86 @@ def actual(
             "tier": reserved.tier,
             "seconds": seconds_of(seconds) if seconds is not None else None,
         }
-    return Usage.model_validate(body)
+    return validated(CommitRequest, body)
+
+
+def record_body(
+    usage: Any,
+    *,
+    model: str | None = None,
+    provider: str | None = None,
+    user_id: str | None = None,
+    conversation_id: str | None = None,
+    task_id: str | None = None,
+    operation: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    enforce: bool | None = None,
+) -> RecordRequest:
+    """The body of a direct record: a `RecordRequest` as it is, a `Usage` (or the `usage` of a
+    `CommitNotLanded`), a mapping of the API's fields, or a provider's usage object or
+    response (priced as `model`, else the model the response names)."""
+    extra: dict[str, Any] = {
+        "user_id": user_id,
+        "conversation_id": conversation_id,
+        "task_id": task_id,
+        "operation": operation,
+        "metadata": dict(metadata) if metadata is not None else None,
+        "enforce": enforce,
+    }
+    extra = {k: v for k, v in extra.items() if v is not None}
+    if isinstance(usage, RecordRequest) and not extra and model is None and provider is None:
+        return usage
+    if isinstance(usage, CommitRequest) and usage.usage_unknown:
+        raise local(
+            InvalidArgument,
+            "Invalid argument",
+            "unknown usage has no price to record: record the hold's amount as cost_usd "
+            "(CommitNotLanded.record() does)",
+        )
+    if isinstance(usage, Usage):
+        fields = usage.model_dump(exclude_none=True, exclude={"usage_unknown"})
+    elif isinstance(usage, Mapping) and "resource" in usage:
+        fields = dict(usage)
+    else:
+        read = tokens_of(usage)
+        fields = {"resource": "llm", **read["counts"], "model": model or read["model"]}
+    if model is not None:
+        fields["model"] = model
+    if provider is not None:
+        fields["provider"] = provider
+    return validated(RecordRequest, fields | extra)
+
+
+def unlanded_request(error: CommitNotLanded) -> RecordRequest | None:
+    """The record still owed for a commit that never landed; None when the expiry already
+    charged the whole hold and the usage was unknown (the hold is all it could be)."""
+    if error.charged_usd is not None and error.usage.usage_unknown:
+        return None
+    return error.record()
+
+
+def unlanded_key(error: CommitNotLanded) -> str:
+    """One Idempotency-Key per reservation: recording its unlanded spend twice counts once."""
+    return f"cg-unlanded-{error.reservation_id}"
+
+
+def priced_as(request: RecordRequest) -> Usage:
+    """The usage of a record, as a quota check prices it."""
+    return Usage.model_validate(request.model_dump(exclude_none=True, exclude={"enforce"}))
+
+
+def beyond(request: RecordRequest, cost: Decimal, charged: Decimal) -> RecordRequest | None:
+    """The part of `request` (costing `cost`) the expiry's charge did not cover, as a cost."""
+    excess = cost - charged
+    if excess <= 0:
+        return None
+    fields = request.model_dump(exclude_none=True)
+    for name in list(fields):
+        if name.endswith("_tokens") or name in ("seconds", "estimated_cost_usd", "service_tier"):
+            del fields[name]
+    metadata = dict(fields.get("metadata") or {})
+    metadata["beyond_expiry_charge_usd"] = format(charged, "f")
+    return validated(RecordRequest, fields | {"cost_usd": excess, "metadata": metadata})
 
 
 # ---------------------------------------------------------------------------- spending
@@ -188,11 +327,16 @@ def reserve(
 
 
 def commit(tenant_id: str, reservation_id: str, usage: Usage) -> Call[CostRecord]:
+    # One Idempotency-Key for the whole retry-until-expiry: a commit whose answer was lost is
+    # counted once however many times it is sent.
+    body = usage.model_dump(mode="json", exclude_none=True)
+    if not body.get("usage_unknown", True):
+        del body["usage_unknown"]  # a known usage is the plain v1 commit body
     return Call(
         "POST",
         f"{_tenant(tenant_id)}/reservations/{segment(reservation_id)}/commit",
         model(CostRecord),
-        body=usage,
+        body=body,
     )
 
 
@@ -232,7 +376,7 @@ def _quota_body(
         fields["thresholds"] = thresholds
     if grace_pct is not None:
         fields["grace_pct"] = grace_pct
-    return QuotaPut.model_validate(fields)
+    return validated(QuotaPut, fields)
 
 
 def _quotas_path(tenant_id: str | None) -> str:
@@ -265,9 +409,37 @@ def delete_quota(tenant_id: str | None, quota_id: str) -> Call[None]:
 
 
 # ---------------------------------------------------------------------------- tenants, keys
-def create_tenant(name: str, tenant_id: str | None = None, plan: str | None = None) -> Call[Tenant]:
-    body = TenantCreate(tenant_id=tenant_id, name=name, plan=plan)
+def create_tenant(
+    name: str,
+    tenant_id: str | None = None,
+    plan: str | None = None,
+    settings: TenantSettings | None = None,
+) -> Call[Tenant]:
+    body = validated(
+        TenantCreate, {"tenant_id": tenant_id, "name": name, "plan": plan, "settings": settings}
+    )
     return Call("POST", "/v1/tenants", model(Tenant), body=body)
+
+
+def tenant_settings(tenant_id: str) -> Call[TenantSettings]:
+    return Call("GET", f"{_tenant(tenant_id)}/settings", model(TenantSettings))
+
+
+def merged_settings(
+    current: TenantSettings,
+    *,
+    overrun: Literal["record", "reject"] | None = None,
+    on_expiry: Literal["charge", "release"] | None = None,
+) -> TenantSettings:
+    """`current` with the settings given changed."""
+    changes = {
+        k: v for k, v in {"overrun": overrun, "on_expiry": on_expiry}.items() if v is not None
+    }
+    return validated(TenantSettings, current.model_dump() | changes)
+
+
+def put_tenant_settings(tenant_id: str, body: TenantSettings) -> Call[TenantSettings]:
+    return Call("PUT", f"{_tenant(tenant_id)}/settings", model(TenantSettings), body=body)
 
 
 def set_paused(tenant_id: str, paused: bool, user_id: str | None = None) -> Call[PauseState]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -215,7 +216,10 @@ def api_call(f: F) -> F:
             if state is not None and state.json:
                 click.echo(json.dumps(error.problem, indent=2))
             click.echo(f"costguard: {error}", err=True)
-            for param in error.problem.get("invalid_params") or []:
+            # A refusal made here already names its fields in its one line; the API's 422
+            # names them in `invalid_params`, one line each.
+            params = error.problem.get("invalid_params") if error.status is not None else None
+            for param in params or []:
                 if isinstance(param, dict):
                     click.echo(f"  {param.get('name')}: {param.get('reason')}", err=True)
             raise click.exceptions.Exit(1) from None
@@ -235,7 +239,9 @@ def api_call(f: F) -> F:
 def cli(
     ctx: click.Context, url: str | None, api_key: str | None, timeout: float, as_json: bool
 ) -> None:
-    """Operate costguard: tenants, quotas, pauses, keys, usage, alerts and forecasts."""
+    """Operate costguard: tenants, settings, quotas, pauses, keys, usage, alerts, forecasts."""
+    # Retries are logged as warnings for applications; the CLI says only how it ended.
+    logging.getLogger("costguard_client").addHandler(logging.NullHandler())
     state = State(url, api_key, timeout, as_json)
     ctx.obj = state
     ctx.call_on_close(lambda: state._guard.close() if state._guard else None)
@@ -258,6 +264,54 @@ def tenants_create(state: State, tenant_id: str | None, name: str, plan: str | N
     """Register a tenant."""
     tenant = state.guard().create_tenant(name, tenant_id=tenant_id, plan=plan)
     emit(state, tenant, lambda: pairs(list(tenant.model_dump().items())))
+
+
+# ---------------------------------------------------------------------------- settings
+@cli.group("settings")
+def settings_group() -> None:
+    """How a tenant's holds settle: commits above the hold, and expired holds."""
+
+
+def _settings_text(tenant: str, overrun: str, on_expiry: str) -> str:
+    return pairs([("tenant", tenant), ("overrun", overrun), ("on_expiry", on_expiry)])
+
+
+@settings_group.command("show")
+@click.argument("tenant")
+@json_option
+@pass_state
+@api_call
+def settings_show(state: State, tenant: str) -> None:
+    """The tenant's settlement settings."""
+    current = state.guard().tenant_settings(tenant)
+    emit(state, current, lambda: _settings_text(tenant, current.overrun, current.on_expiry))
+
+
+@settings_group.command("set")
+@click.argument("tenant")
+@click.option(
+    "--overrun",
+    type=click.Choice(["record", "reject"]),
+    help="A commit above its hold: record it in full, or refuse it (409) and charge the hold.",
+)
+@click.option(
+    "--on-expiry",
+    type=click.Choice(["charge", "release"]),
+    help="A hold that expires without a commit: charge it in full, or return it.",
+)
+@json_option
+@pass_state
+@api_call
+def settings_set(state: State, tenant: str, overrun: str | None, on_expiry: str | None) -> None:
+    """Change a tenant's settlement settings (the ones not given are kept)."""
+    if overrun is None and on_expiry is None:
+        raise click.UsageError("nothing to set: pass --overrun and/or --on-expiry")
+    changed = state.guard().put_tenant_settings(
+        tenant,
+        overrun=cast(Literal["record", "reject"] | None, overrun),
+        on_expiry=cast(Literal["charge", "release"] | None, on_expiry),
+    )
+    emit(state, changed, lambda: _settings_text(tenant, changed.overrun, changed.on_expiry))
 
 
 # ---------------------------------------------------------------------------- quotas

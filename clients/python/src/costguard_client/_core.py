@@ -13,10 +13,19 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from costguard_client._version import __version__
-from costguard_client.errors import CostGuardError, error_from
+from costguard_client.errors import (
+    BadResponse,
+    ConfigurationError,
+    CostGuardUnavailable,
+    InvalidArgument,
+    error_from,
+    is_throttle,
+    local,
+    retry_after,
+)
 
 log = logging.getLogger("costguard_client")
 T = TypeVar("T")
@@ -29,12 +38,16 @@ NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retries with jitter, on connection errors and 5xx only (never on 4xx).
+    """Bounded retries with jitter, on connection errors, 5xx and throttling 429s (a 429 that
+    is not a quota refusal); never on any other 4xx.
 
-    `attempts` counts the first try. A 5xx with `Retry-After` waits that long (plus jitter)
-    when it is at most `max_retry_after_seconds`; a longer wait is not ours to take, so the
-    error is raised at once. Other retries wait a random time up to an exponential cap
+    `attempts` counts the first try. An answer with `Retry-After` waits that long (plus
+    jitter) when it is at most `max_retry_after_seconds`; a longer wait is not ours to take,
+    so the error is raised at once. Other retries wait a random time up to an exponential cap
     ("full jitter"), so many clients retrying together spread out.
+
+    A commit is retried past `attempts`, until its hold expires (see `Retrying`): the spend
+    it carries must not be dropped.
     """
 
     attempts: int = 4
@@ -50,12 +63,21 @@ class RetryPolicy:
         cap = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
         return rng.uniform(0, cap)
 
-    def delay(self, attempt: int, response: httpx.Response, rng: random.Random) -> float | None:
-        """Seconds to wait before retrying after this 5xx, or None: do not retry."""
-        value = response.headers.get("retry-after", "").strip()
-        if value.isdigit():
-            seconds = float(value)
-            if seconds > self.max_retry_after_seconds:
+    def delay(
+        self,
+        attempt: int,
+        response: httpx.Response,
+        rng: random.Random,
+        max_wait: float | None = None,
+    ) -> float | None:
+        """Seconds to wait before retrying after this answer, or None: do not retry.
+
+        `max_wait` replaces `max_retry_after_seconds` (a commit waits as long as its hold
+        lasts)."""
+        seconds = retry_after(response)
+        if seconds is not None:
+            limit = self.max_retry_after_seconds if max_wait is None else max_wait
+            if seconds > limit:
                 return None
             return seconds + rng.uniform(0, self.backoff_seconds)
         return self.backoff(attempt, rng)
@@ -64,8 +86,58 @@ class RetryPolicy:
 NO_RETRIES = RetryPolicy(attempts=1)
 
 
-def retryable_status(status: int) -> bool:
-    return status >= 500 and status not in (501, 505)
+def retryable(response: httpx.Response) -> bool:
+    """A 5xx worth another try (not 501/505, which will not change), or a throttle."""
+    status = response.status_code
+    return (status >= 500 and status not in (501, 505)) or is_throttle(response)
+
+
+@dataclass
+class Retrying:
+    """The retry budget of one logical call: `policy.attempts` tries, or, with a `deadline`
+    (a `clock()` reading: a commit's hold expiry), as many as fit before it."""
+
+    policy: RetryPolicy
+    rng: random.Random
+    clock: Callable[[], float]
+    deadline: float | None = None
+    attempt: int = 0
+    maybe_delivered: bool = False
+    """Some try may have reached the server and been applied, its answer lost."""
+
+    def next(self) -> int:
+        self.attempt += 1
+        return self.attempt
+
+    def _fits(self, wait: float) -> float | None:
+        if self.deadline is None:
+            return wait if self.attempt < self.policy.attempts else None
+        return wait if self.clock() + wait < self.deadline else None
+
+    def after_error(self, call: Call[Any], error: httpx.TransportError) -> float | None:
+        """Seconds to wait before the next try after a transport error, or None: give up."""
+        if not isinstance(error, NEVER_SENT):
+            self.maybe_delivered = True
+        if not call.may_retry_after(error):
+            return None
+        return self._fits(self.policy.backoff(self.attempt, self.rng))
+
+    def after_answer(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before the next try after this answer, or None: it is final."""
+        if not retryable(response):
+            return None
+        if self.deadline is None:
+            wait = self.policy.delay(self.attempt, response, self.rng)
+        else:
+            left = max(0.0, self.deadline - self.clock())
+            wait = self.policy.delay(self.attempt, response, self.rng, max_wait=left)
+        return None if wait is None else self._fits(wait)
+
+
+def unreachable(error: httpx.TransportError) -> CostGuardUnavailable:
+    return CostGuardUnavailable(
+        None, {"title": "Unreachable", "detail": f"{type(error).__name__}: {error}"}
+    )
 
 
 def new_idempotency_key() -> str:
@@ -104,7 +176,10 @@ class Call(Generic[T]):
             return None
         if isinstance(self.body, BaseModel):
             return self.body.model_dump_json(exclude_none=True).encode()
-        return json.dumps(self.body, separators=(",", ":")).encode()
+        try:
+            return json.dumps(self.body, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as error:
+            raise local(InvalidArgument, "Invalid argument", f"not a JSON body: {error}") from None
 
     def key(self) -> str | None:
         if self.method not in MUTATING:
@@ -120,10 +195,33 @@ def ensure_ok(response: httpx.Response) -> None:
         raise error_from(response)
 
 
+def bad_response(response: httpx.Response, detail: str) -> BadResponse:
+    return BadResponse(
+        response.status_code,
+        {
+            "type": "about:blank",
+            "title": "Unexpected response",
+            "status": response.status_code,
+            "detail": detail,
+            "body": response.text[:500],
+        },
+    )
+
+
+def _errors(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()[:5]
+    )
+
+
 def model(cls: type[M]) -> Callable[[httpx.Response], M]:
     def parse(response: httpx.Response) -> M:
         ensure_ok(response)
-        return cls.model_validate_json(response.content)
+        try:
+            return cls.model_validate_json(response.content)
+        except ValidationError as error:
+            # A proxy's HTML page, a float where money goes: never pydantic's error.
+            raise bad_response(response, f"not a {cls.__name__}: {_errors(error)}") from None
 
     return parse
 
@@ -134,12 +232,38 @@ def nothing(response: httpx.Response) -> None:
 
 def document(response: httpx.Response) -> dict[str, Any]:
     ensure_ok(response)
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        raise bad_response(response, "the body is not JSON") from None
     if not isinstance(body, dict):
-        raise CostGuardError(
-            response.status_code, {"title": "Unexpected body", "detail": "not an object"}
-        )
+        raise bad_response(response, "the body is not a JSON object")
     return body
+
+
+def validated(cls: type[M], fields: Mapping[str, Any]) -> M:
+    """A request body built from the caller's arguments; a refusal is `InvalidArgument`
+    naming each field (never pydantic's `ValidationError`)."""
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as error:
+        raise invalid_argument(error) from None
+
+
+def invalid_argument(error: ValidationError) -> InvalidArgument:
+    params = [
+        {
+            "name": ".".join(map(str, e["loc"])) or "body",
+            "reason": e["msg"].removeprefix("Value error, "),
+        }
+        for e in error.errors()
+    ]
+    return local(
+        InvalidArgument,
+        "Invalid argument",
+        "; ".join(f"{p['name']}: {p['reason']}" for p in params),
+        invalid_params=params,
+    )
 
 
 def settings(base_url: str | None, api_key: str | None) -> tuple[str, str]:
@@ -147,9 +271,17 @@ def settings(base_url: str | None, api_key: str | None) -> tuple[str, str]:
     url = base_url or os.environ.get("COSTGUARD_URL")
     key = api_key or os.environ.get("COSTGUARD_API_KEY")
     if not url:
-        raise ValueError("costguard needs a base URL: pass base_url or set COSTGUARD_URL")
+        raise local(
+            ConfigurationError,
+            "No base URL",
+            "costguard needs a base URL: pass base_url or set COSTGUARD_URL",
+        )
     if not key:
-        raise ValueError("costguard needs an API key: pass api_key or set COSTGUARD_API_KEY")
+        raise local(
+            ConfigurationError,
+            "No API key",
+            "costguard needs an API key: pass api_key or set COSTGUARD_API_KEY",
+        )
     return url.rstrip("/"), key
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
-from datetime import date
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import httpx
 
@@ -16,17 +16,25 @@ from costguard_client import _api
 from costguard_client._api import AlertType, Money
 from costguard_client._core import (
     Call,
+    Retrying,
     RetryPolicy,
     default_headers,
     log,
     log_retry,
-    retryable_status,
     settings,
+    unreachable,
 )
-from costguard_client.errors import CostGuardError, CostGuardUnavailable
+from costguard_client._hold import HoldBase, HoldState
+from costguard_client.errors import (
+    CommitNotLanded,
+    CostGuardError,
+    CostGuardUnavailable,
+    ReservationNotHeld,
+)
 from costguard_client.models import (
     AlertPage,
     CheckResult,
+    CommitRequest,
     CostRecord,
     GroupBy,
     Health,
@@ -44,12 +52,14 @@ from costguard_client.models import (
     ReserveRequest,
     Summary,
     Tenant,
+    TenantSettings,
     Usage,
     UsageReport,
 )
 
 T = TypeVar("T")
-HoldState = Literal["new", "held", "committed", "released", "abandoned"]
+P = ParamSpec("P")
+__all__ = ["CostGuard", "Hold", "HoldState"]
 
 
 class CostGuard:
@@ -57,8 +67,10 @@ class CostGuard:
 
     `base_url` and `api_key` default to `COSTGUARD_URL` and `COSTGUARD_API_KEY`. Every
     mutating call carries an Idempotency-Key made once per call and reused by its retries;
-    retries follow `retry` (connection errors and 5xx, bounded, jittered; never a 4xx).
-    `transport` or `http_client` replace the HTTP layer (proxies, tests).
+    retries follow `retry` (connection errors, 5xx and throttling 429s, bounded, jittered;
+    never another 4xx), and a commit is retried until its hold expires. `timeout` is per
+    request (connect, read, write, pool). `transport` or `http_client` replace the HTTP
+    layer (proxies, tests); `sleep` and `clock` (monotonic seconds) are the waits' own.
     """
 
     def __init__(
@@ -71,6 +83,7 @@ class CostGuard:
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url, api_key = settings(base_url, api_key)
         self.retry = retry or RetryPolicy()
@@ -78,6 +91,7 @@ class CostGuard:
         self._http = http_client or httpx.Client(timeout=timeout, transport=transport)
         self._headers = default_headers(api_key)
         self._sleep = sleep
+        self._clock = clock
         self._rng = random.Random()  # noqa: S311 - retry jitter, not a secret
 
     def __enter__(self) -> CostGuard:
@@ -90,34 +104,33 @@ class CostGuard:
         if self._own_client:
             self._http.close()
 
-    def _run(self, call: Call[T]) -> T:
+    def _run(
+        self, call: Call[T], *, deadline: float | None = None, retrying: Retrying | None = None
+    ) -> T:
         key = call.key()
         content = call.content()
         headers = self._headers | call.request_headers(key)
         url = self.base_url + call.path
-        for attempt in range(1, self.retry.attempts + 1):
-            last = attempt == self.retry.attempts
+        retrying = retrying or Retrying(self.retry, self._rng, self._clock, deadline)
+        while True:
+            attempt = retrying.next()
             try:
                 response = self._http.request(
                     call.method, url, content=content, params=call.params, headers=headers
                 )
             except httpx.TransportError as exc:
-                if last or not call.may_retry_after(exc):
-                    raise CostGuardUnavailable(
-                        None, {"title": "Unreachable", "detail": f"{type(exc).__name__}: {exc}"}
-                    ) from exc
-                wait = self.retry.backoff(attempt, self._rng)
+                wait = retrying.after_error(call, exc)
+                if wait is None:
+                    raise unreachable(exc) from exc
                 log_retry(call, attempt, type(exc).__name__, wait)
                 self._sleep(wait)
                 continue
-            if not last and retryable_status(response.status_code):
-                delay = self.retry.delay(attempt, response, self._rng)
-                if delay is not None:
-                    log_retry(call, attempt, f"HTTP {response.status_code}", delay)
-                    self._sleep(delay)
-                    continue
+            wait = retrying.after_answer(response)
+            if wait is not None:
+                log_retry(call, attempt, f"HTTP {response.status_code}", wait)
+                self._sleep(wait)
+                continue
             return call.parse(response)
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     # ------------------------------------------------------------------------ spending
     def reserve(
@@ -179,18 +192,102 @@ class CostGuard:
             _api.reserve(tenant_id, body, minimal=minimal, idempotency_key=idempotency_key)
         )
 
-    def commit(self, tenant_id: str, reservation_id: str, usage: Usage) -> CostRecord:
-        return self._run(_api.commit(tenant_id, reservation_id, usage))
+    def commit(
+        self,
+        tenant_id: str,
+        reservation_id: str,
+        usage: Usage | Any = None,
+        *,
+        expires_at: datetime | None = None,
+        reserved_usd: Decimal | None = None,
+    ) -> CostRecord:
+        """Commit a reservation: a `Usage`/`CommitRequest`, a provider usage object or response
+        (priced as the model it names), or None for unknown usage (the whole hold is charged).
+
+        Retried under one Idempotency-Key until it lands, or until `expires_at` passes (the
+        policy's attempts without it); then `CommitNotLanded` carries the usage to record.
+        `guard.reserve(...)` holds do all this for you."""
+        if usage is None or _api.no_usage_in(usage):
+            body = _api.unknown()
+        elif isinstance(usage, Usage):
+            body = _api.actual(ReserveRequest(resource=usage.resource or "llm"), usage)
+        else:
+            body = _api.actual(ReserveRequest(resource="llm"), usage)
+        deadline = None
+        if expires_at is not None:
+            deadline = self._clock() + (expires_at - datetime.now(UTC)).total_seconds()
+        return self._commit(tenant_id, reservation_id, body, deadline, reserved_usd)
+
+    def _commit(
+        self,
+        tenant_id: str,
+        reservation_id: str,
+        body: CommitRequest,
+        deadline: float | None,
+        reserved_usd: Decimal | None,
+    ) -> CostRecord:
+        retrying = Retrying(self.retry, self._rng, self._clock, deadline)
+        try:
+            return self._run(_api.commit(tenant_id, reservation_id, body), retrying=retrying)
+        except (CostGuardUnavailable, ReservationNotHeld) as error:
+            landed = _not_landed(
+                error, tenant_id, reservation_id, body, reserved_usd, retrying.maybe_delivered
+            )
+            if landed is error:
+                raise
+            raise landed from error
 
     def release(self, tenant_id: str, reservation_id: str) -> Release:
         return self._run(_api.release(tenant_id, reservation_id))
 
     def record_usage(
-        self, tenant_id: str, body: RecordRequest, *, idempotency_key: str | None = None
+        self,
+        tenant_id: str,
+        body: RecordRequest | Usage | Mapping[str, Any] | Any,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        user_id: str | None = None,
+        conversation_id: str | None = None,
+        task_id: str | None = None,
+        operation: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        enforce: bool | None = None,
+        idempotency_key: str | None = None,
     ) -> CostRecord:
-        """Usage that had no reservation; pass your own `idempotency_key` to dedupe upstream
-        retries too (one is made per call otherwise)."""
-        return self._run(_api.record_usage(tenant_id, body, idempotency_key=idempotency_key))
+        """Usage that had no reservation: a `RecordRequest`, a `Usage`, a mapping of the API's
+        fields, or the same provider usage objects and responses `commit` takes (priced as
+        `model`, else the model the response names). `CommitNotLanded.record()` gives the
+        body of a commit that never landed. Pass your own `idempotency_key` to dedupe
+        upstream retries too (one is made per call otherwise)."""
+        request = _api.record_body(
+            body,
+            model=model,
+            provider=provider,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            task_id=task_id,
+            operation=operation,
+            metadata=metadata,
+            enforce=enforce,
+        )
+        return self._run(_api.record_usage(tenant_id, request, idempotency_key=idempotency_key))
+
+    def record_unlanded(self, error: CommitNotLanded) -> CostRecord | None:
+        """Record the spend of a commit that never landed, once: all of it (`error.record()`),
+        or, when the hold's expiry already charged `error.charged_usd`, only the cost beyond it
+        (priced by a quota check); None when there is nothing more to record. Its
+        Idempotency-Key is derived from the reservation, so calling it again counts once.
+        Look at `error.maybe_landed` first."""
+        request = _api.unlanded_request(error)
+        if request is None:
+            return None
+        if error.charged_usd is not None:
+            priced = self.check(error.tenant_id, _api.priced_as(request))
+            request = _api.beyond(request, priced.requested_usd, error.charged_usd)
+            if request is None:
+                return None
+        return self.record_usage(error.tenant_id, request, idempotency_key=_api.unlanded_key(error))
 
     def check(self, tenant_id: str, usage: Usage) -> CheckResult:
         return self._run(_api.check(tenant_id, usage))
@@ -235,9 +332,31 @@ class CostGuard:
 
     # ------------------------------------------------------------------------ tenants, keys
     def create_tenant(
-        self, name: str, *, tenant_id: str | None = None, plan: str | None = None
+        self,
+        name: str,
+        *,
+        tenant_id: str | None = None,
+        plan: str | None = None,
+        settings: TenantSettings | None = None,
     ) -> Tenant:
-        return self._run(_api.create_tenant(name, tenant_id, plan))
+        return self._run(_api.create_tenant(name, tenant_id, plan, settings))
+
+    def tenant_settings(self, tenant_id: str) -> TenantSettings:
+        """How the tenant's holds settle: `overrun` (record | reject), `on_expiry`
+        (charge | release)."""
+        return self._run(_api.tenant_settings(tenant_id))
+
+    def put_tenant_settings(
+        self,
+        tenant_id: str,
+        *,
+        overrun: Literal["record", "reject"] | None = None,
+        on_expiry: Literal["charge", "release"] | None = None,
+    ) -> TenantSettings:
+        """Change the settings given; the others keep their current value (read first)."""
+        current = self.tenant_settings(tenant_id)
+        body = _api.merged_settings(current, overrun=overrun, on_expiry=on_expiry)
+        return self._run(_api.put_tenant_settings(tenant_id, body))
 
     def pause(self, tenant_id: str, *, user_id: str | None = None) -> PauseState:
         return self._run(_api.set_paused(tenant_id, True, user_id))
@@ -318,46 +437,28 @@ class CostGuard:
         return self._run(_api.openapi())
 
 
-class Hold:
-    """A reservation inside a `with` block: commit what was spent, or it is released.
+class Hold(HoldBase):
+    """A reservation inside a `with` block. What may have run is committed: see the README.
 
-    States: `new` (before the block), `held`, then `committed` or `released`; `abandoned`
-    when the release on leaving failed (the hold then comes back at its expiry).
+    Inside the block, `hold.commit(usage=...)` records what was spent; `hold.call(fn, ...)`
+    and `hold.stream(...)` make the provider call and commit its usage for you. Leaving the
+    block while still held: if the call may have started (`hold.started()`, `call`, `stream`),
+    the hold is committed as unknown usage (the whole hold is charged) unless a stream had
+    already reported its final usage; otherwise (the call surely never started) it is released.
     """
 
     def __init__(
         self, guard: CostGuard, tenant_id: str, body: ReserveRequest, *, minimal: bool = False
     ) -> None:
+        super().__init__(tenant_id, body, minimal=minimal, clock=guard._clock)
         self.guard = guard
-        self.tenant_id = tenant_id
-        self.request = body
-        self.minimal = minimal
-        self.state: HoldState = "new"
-        self._reservation: Reservation | None = None
-        self.record: CostRecord | None = None
-        """The cost record, once committed."""
-
-    @property
-    def reservation(self) -> Reservation:
-        if self._reservation is None:
-            raise RuntimeError("the hold is made when its `with` block is entered")
-        return self._reservation
-
-    @property
-    def reservation_id(self) -> str:
-        return self.reservation.reservation_id
-
-    @property
-    def reserved_usd(self) -> Decimal:
-        return self.reservation.reserved_usd
 
     def __enter__(self) -> Hold:
         if self.state != "new":
             raise RuntimeError("a hold is entered once")
-        self._reservation = self.guard.create_reservation(
-            self.tenant_id, self.request, minimal=self.minimal
+        self._entered(
+            self.guard.create_reservation(self.tenant_id, self.request, minimal=self.minimal)
         )
-        self.state = "held"
         return self
 
     def commit(
@@ -374,12 +475,13 @@ class Hold:
         """Record what was really spent and free the hold.
 
         `usage` is the provider's usage object or whole response (OpenAI, Anthropic, Google),
-        or give the counts (`seconds` for a sandbox, or `cost_usd`).
+        or give the counts (`seconds` for a sandbox, or `cost_usd`). Nothing at all, or a
+        response that carries no usage, commits unknown usage: the whole hold is charged.
+        Retried until it lands or the hold expires; then `CommitNotLanded`.
         """
-        if self.state != "held":
-            raise RuntimeError(f"cannot commit a hold that is {self.state}")
-        body = _api.actual(
-            self.request,
+        self._require_held("commit")
+        self._may_have_run = True
+        body = self._commit_body(
             usage,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -388,17 +490,99 @@ class Hold:
             cost_usd=cost_usd,
             model=model,
         )
-        self.record = self.guard.commit(self.tenant_id, self.reservation_id, body)
-        self.state = "committed"
-        return self.record
+        return self._send(body)
+
+    def commit_unknown(self) -> CostRecord:
+        """The call ran but what it used cannot be known: charge the whole hold."""
+        self._require_held("commit")
+        self._may_have_run = True
+        return self._send(_api.unknown(self.request))
+
+    def _send(self, body: CommitRequest) -> CostRecord:
+        try:
+            record = self.guard._commit(
+                self.tenant_id, self.reservation_id, body, self._deadline, self.reserved_usd
+            )
+        except CostGuardError as error:
+            self._failed(error)
+            raise
+        return self._committed(record)
 
     def release(self) -> Release | None:
-        """Give the hold back now (leaving the block does it for you)."""
+        """Give the hold back now: only when the call surely never ran (a cached answer)."""
         if self.state != "held":
             return None
         result = self.guard.release(self.tenant_id, self.reservation_id)
         self.state = "released"
         return result
+
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Make the provider call `fn(*args, **kwargs)` and commit the usage of its response
+        (unknown usage when it carries none). If `fn` raises, the call may have run: leaving
+        the block commits unknown usage. Returns the response; a stream (`stream=True`) comes
+        back guarded as by `stream`, its usage committed when it ends."""
+        self._require_held("call through")
+        self.started()
+        response = fn(*args, **kwargs)
+        if hasattr(response, "__next__"):
+            return cast(T, self._pass(self._open_stream(), cast(Any, response), (), {}))
+        self.commit(response)
+        return response
+
+    def stream(
+        self, events: Iterable[T] | Callable[P, Iterable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Iterator[T]:
+        """Pass a provider's stream through, committing the usage it reports when it ends.
+
+        `events` is the stream (OpenAI chat completions with `stream_options={"include_usage":
+        True}`, OpenAI Responses events, Anthropic message events, Gemini chunks), or the
+        function that opens it with its arguments (then an error while opening it counts
+        as a started call too). Consumed to the end: its usage is committed (unknown usage if
+        it reported none). Closed early, abandoned, or failed upstream before its final usage:
+        unknown usage (the whole hold). Iterate it inside the block.
+        """
+        seen = self._open_stream()
+        if not callable(events):
+            self.started()  # the stream exists: its request was sent
+        return self._pass(seen, events, args, kwargs)
+
+    def _pass(
+        self,
+        seen: Any,
+        events: Iterable[T] | Callable[..., Iterable[T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Iterator[T]:
+        upstream: Any = None
+        try:
+            if callable(events):
+                self.started()
+                upstream = events(*args, **kwargs)
+            else:
+                upstream = events
+            for event in upstream:
+                _observe(seen, event)
+                yield event
+        except GeneratorExit:
+            _close(upstream)
+            self._settle_stream(seen, completed=False, exc=None, quiet=True)
+            raise
+        except BaseException as exc:
+            self._settle_stream(seen, completed=False, exc=exc, quiet=True)
+            raise
+        self._settle_stream(seen, completed=True, exc=None, quiet=False)
+
+    def _settle_stream(
+        self, seen: Any, *, completed: bool, exc: BaseException | None, quiet: bool
+    ) -> None:
+        if self.state != "held":
+            return
+        try:
+            self._send(self._stream_body(seen, completed))
+        except CostGuardError as error:
+            if not quiet:
+                raise
+            self._unsettled_on_exit(error, exc)
 
     def __exit__(
         self,
@@ -407,15 +591,78 @@ class Hold:
         tb: TracebackType | None,
     ) -> None:
         if self.state != "held":
+            self._raise_pending(exc)
             return
+        body = self._exit_body()
+        if body is None:
+            self._release_quietly()
+            return
+        try:
+            self._send(body)
+        except CostGuardError as error:
+            if exc is None:
+                raise
+            self._unsettled_on_exit(error, exc)
+
+    def _release_quietly(self) -> None:
         try:
             self.release()
         except CostGuardError as error:
             # Never mask the block's own exception, nor fail a block whose work is done: a
-            # hold that cannot be released now comes back by itself when it expires.
+            # hold that cannot be released now is settled by the server when it expires.
             self.state = "abandoned"
             log.warning(
-                "costguard: could not release %s (%s); it is returned at expiry",
+                "costguard: could not release %s (%s); it is settled at expiry",
                 self.reservation_id,
                 error,
             )
+
+
+def _observe(seen: Any, event: Any) -> None:
+    """Read an event's usage; an event the adapters cannot read never breaks the stream (its
+    usage is then unknown, and the whole hold is charged)."""
+    try:
+        seen.observe(event)
+    except (TypeError, ValueError) as error:
+        log.warning("costguard: unreadable usage in a stream event (%s)", error)
+        seen.unreadable()
+
+
+def _close(upstream: Any) -> None:
+    """Close the provider's stream when the consumer stops early: it stops generating."""
+    close = getattr(upstream, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception as error:  # closing is best effort
+            log.debug("costguard: closing the upstream stream failed (%s)", error)
+
+
+def _not_landed(
+    error: CostGuardError,
+    tenant_id: str,
+    reservation_id: str,
+    body: CommitRequest,
+    reserved_usd: Decimal | None,
+    maybe_landed: bool,
+) -> CostGuardError:
+    """The error a commit that failed raises: `CommitNotLanded`, unless the reservation was
+    found committed already (then the spend is in the ledger: the 409 as it is)."""
+    if isinstance(error, ReservationNotHeld) and error.reservation_status == "committed":
+        return error
+    return CommitNotLanded(
+        error.status,
+        {
+            "type": "about:blank",
+            "title": "Commit not landed",
+            "detail": f"reservation {reservation_id} was not committed ({error}); "
+            "record the usage with record_usage(tenant_id, error.record())",
+            "reservation_id": reservation_id,
+            "cause": error.problem,
+        },
+        tenant_id=tenant_id,
+        reservation_id=reservation_id,
+        usage=body,
+        reserved_usd=reserved_usd,
+        maybe_landed=maybe_landed,
+    )

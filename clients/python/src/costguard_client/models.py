@@ -85,6 +85,14 @@ class ReserveRequest(Usage):
     ttl_seconds: int | None = None
 
 
+class CommitRequest(Usage):
+    """A commit: the actual usage, or `usage_unknown=True` (no usage fields) to charge the
+    whole hold when what the call used cannot be known."""
+
+    resource: Literal["llm", "sandbox"] | None = None  # type: ignore[assignment]
+    usage_unknown: bool = False
+
+
 class RecordRequest(Usage):
     enforce: bool = True
 
@@ -96,10 +104,23 @@ class QuotaPut(Request):
     grace_pct: Usd = Decimal(0)
 
 
+class TenantSettings(Body):
+    """How a tenant's holds settle at their edges.
+
+    `overrun`: a commit above its hold is recorded in full (`record`) or refused with a 409
+    and the hold charged instead (`reject`). `on_expiry`: a hold that expires without a
+    commit is charged in full (`charge`) or returned (`release`).
+    """
+
+    overrun: Literal["record", "reject"] = "record"
+    on_expiry: Literal["charge", "release"] = "charge"
+
+
 class TenantCreate(Request):
     tenant_id: str | None = None
     name: str
     plan: str | None = None
+    settings: TenantSettings | None = None
 
 
 class PauseRequest(Request):
@@ -149,6 +170,20 @@ class QuotaState(Body):
 
 class QuotaList(Body):
     quotas: list[QuotaState]
+    settings: TenantSettings | None = None
+    """The tenant's settlement settings (absent for platform quotas)."""
+
+
+class HoldBasis(Body):
+    """How a reservation's hold was derived: the worst case of the call."""
+
+    basis: Literal["tokens", "estimated_cost", "sandbox_seconds"]
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    """The output cap the hold was priced with."""
+    output_cap_from: Literal["request", "catalog"] | None = None
+    seconds: Usd | None = None
+    priced_as: str | None = None
 
 
 class Reservation(Body):
@@ -160,6 +195,7 @@ class Reservation(Body):
     created_at: datetime
     expires_at: datetime
     guarded: bool = True
+    hold: HoldBasis | None = None
     quotas: list[QuotaState] | None = None
 
 
@@ -172,6 +208,13 @@ class CostRecord(Body):
     cost_usd: Usd
     estimated_usd: Usd | None = None
     overrun: bool = False
+    overrun_usd: Usd = Decimal(0)
+    """What the commit spent beyond its hold (recorded and counted in full)."""
+    usage_unknown: bool = False
+    """The caller could not tell what the call used: the whole hold was charged."""
+    settled_by: Literal["commit", "usage_unknown", "expiry", "overrun_rejected"] | None = None
+    actual_usd: Usd | None = None
+    """An overrun-rejected commit: what the caller reported (the hold was charged instead)."""
     provider: str | None = None
     model: str | None = None
     tier: str | None = None
@@ -212,6 +255,7 @@ class Tenant(Body):
     name: str
     plan: str | None = None
     created_at: datetime
+    settings: TenantSettings | None = None
 
 
 class PauseState(Body):
@@ -385,26 +429,30 @@ class RecommendationList(Body):
     recommendations: list[Recommendation]
 
 
-REQUEST_MODELS: tuple[type[Request], ...] = (
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     Usage,
     ReserveRequest,
+    CommitRequest,
     RecordRequest,
     QuotaPut,
     TenantCreate,
     PauseRequest,
     PricePut,
     LongContextPut,
+    TenantSettings,
 )
 """Sent to the server: checked against its OpenAPI components in validation mode."""
 
 RESPONSE_MODELS: tuple[type[Body], ...] = (
     QuotaState,
     QuotaList,
+    HoldBasis,
     Reservation,
     CostRecord,
     CheckResult,
     Release,
     Tenant,
+    TenantSettings,
     PauseState,
     IssuedApiKey,
     ModelPriceOut,

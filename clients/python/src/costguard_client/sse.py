@@ -44,10 +44,12 @@ def guarded_stream(
 ) -> Iterator[str]:
     """Reserve, then yield what `produce(hold)` yields; a refusal becomes `event: error`.
 
-    `produce` streams the answer (SSE frames, e.g. via `sse_event`) and calls
-    `hold.commit(...)` when the provider reports usage. If the client goes away (the
-    generator is closed) or `produce` fails, the hold is released. `estimate` is passed to
-    `guard.reserve`.
+    `produce` is the guarded call: it streams the answer (SSE frames, e.g. via `sse_event`),
+    best through `hold.stream(provider_stream)`, which commits the usage the provider reports.
+    The call counts as started when `produce` starts, so if the client goes away (the
+    generator is closed) or `produce` fails before the usage was known, the whole hold is
+    charged (unknown usage); a `produce` that serves a cached answer calls `hold.release()`
+    first. `estimate` is passed to `guard.reserve`.
     """
     with ExitStack() as stack:
         try:
@@ -55,6 +57,7 @@ def guarded_stream(
         except (QuotaExceeded, TenantPaused) as refused:
             yield from refusal_events(refused)
             return
+        hold.started()
         yield from produce(hold)
 
 
@@ -72,5 +75,6 @@ async def aguarded_stream(
             for frame in refusal_events(refused):
                 yield frame
             return
+        hold.started()
         async for frame in produce(hold):
             yield frame
