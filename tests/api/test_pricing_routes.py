@@ -21,7 +21,10 @@ def key(api: Api) -> str:
 
 
 def check(api: Api, key: str, body: dict[str, Any]) -> Any:
-    return api.call("POST", f"/v1/tenants/{T}/quota-checks", {"resource": "llm", **body}, key=key)
+    """A quota check priced as stated: `output_tokens` is the output cap (0 unless given;
+    absent, the worst case would add the model's maximum output from the catalog)."""
+    usage = {"resource": "llm", "output_tokens": 0, **body}
+    return api.call("POST", f"/v1/tenants/{T}/quota-checks", usage, key=key)
 
 
 def test_the_catalog_pages_through_every_model_once(api: Api, key: str) -> None:
