@@ -1,6 +1,6 @@
 """`python -m bench load`: the API under load over loopback HTTP.
 
-For each store (`--stores`: DynamoDB Local started here, or the runner's own in memory; the
+For each store (`--stores`: DynamoDB Local started here, or the runner's own on disk; the
 embedded moto store of earlier runs is gone from `make run`, issue 19) a runner process
 (`python -m local`) is started on a free 127.0.0.1 port and driven by threads with urllib3:
 
@@ -27,10 +27,12 @@ import json
 import os
 import platform
 import random
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -93,10 +95,12 @@ def runner(endpoint: str | None) -> Iterator[Server]:
         "POWERTOOLS_METRICS_DISABLED": "true",
         "COSTGUARD_TABLE_NAME": f"costguard-load-{os.getpid()}",
     }
+    scratch = None
     if endpoint:
         env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
-    else:  # the runner's own DynamoDB Local, in memory: never the developer's data folder
-        env["COSTGUARD_STORE"] = "memory"
+    else:  # the runner's own DynamoDB Local, in a temporary folder: never the developer's
+        scratch = tempfile.mkdtemp(prefix="costguard-load-")
+        env["COSTGUARD_DATA_DIR"] = scratch
     process = subprocess.Popen(
         [sys.executable, "-m", "local"],
         cwd=ROOT,
@@ -127,6 +131,8 @@ def runner(endpoint: str | None) -> Iterator[Server]:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- the workload
@@ -598,7 +604,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--stores",
         default="ddblocal",
-        help="ddblocal (an emulator started here), memory (the runner's own, in memory)",
+        help="ddblocal (an emulator in memory, started here), runner (the runner's own, on disk)",
     )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--pairs", type=int, default=150)
@@ -612,8 +618,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     stores = []
     for name in args.stores.split(","):
-        if name == "memory":
-            stores.append(run_store("DynamoDB Local (the runner's own, in memory)", None, args))
+        if name == "runner":
+            stores.append(run_store("DynamoDB Local (make run's own, on disk)", None, args))
         elif name == "ddblocal":
             from local import ddblocal
 

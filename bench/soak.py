@@ -146,10 +146,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-STORE = {"store": "ddblocal"}
-"""`--store`: ddblocal (the default of `make run`) or memory (`COSTGUARD_STORE=memory`)."""
-
-
 @contextmanager
 def runner(workers: int | None = None) -> Iterator[Runner]:
     port = _free_port()
@@ -157,7 +153,7 @@ def runner(workers: int | None = None) -> Iterator[Runner]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "COSTGUARD_STORE", "COSTGUARD_WORKERS")
+        if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "COSTGUARD_WORKERS")
     }
     env |= {
         "COSTGUARD_PORT": str(port),
@@ -165,7 +161,6 @@ def runner(workers: int | None = None) -> Iterator[Runner]:
         "COSTGUARD_DATA_DIR": str(data_dir),
         "PYTHONPATH": str(ROOT),
         "POWERTOOLS_LOG_LEVEL": "ERROR",
-        "COSTGUARD_STORE": STORE["store"],
     }
     if workers is not None:
         env["COSTGUARD_WORKERS"] = str(workers)
@@ -379,7 +374,8 @@ def render(results: dict[str, Any]) -> str:
         + (
             "DynamoDB Local, persistent (the default of `make run`), a fresh data folder per run."
             if meta.get("store", "ddblocal") == "ddblocal"
-            else "`COSTGUARD_STORE=memory` (DynamoDB Local in memory)."
+            else "`COSTGUARD_STORE=memory` (DynamoDB Local in memory; the option was removed "
+            "after this run, docs/decisions.md D-19-a)."
         ),
         "",
         "A guarded call = reserve (`Prefer: return=minimal`) + commit, over loopback HTTP.",
@@ -446,22 +442,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--callers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", default="1,2,4", help="throughput runs; '' for none")
-    parser.add_argument(
-        "--store",
-        choices=["ddblocal", "memory"],
-        default="ddblocal",
-        help="memory: `COSTGUARD_STORE=memory`, one caller only; results in soak-memory.*",
-    )
     args = parser.parse_args(argv)
-    STORE["store"] = args.store
     started = time.perf_counter()
     load = os.getloadavg()
     soaks = []
-    for callers in (1, args.callers) if args.store == "ddblocal" else (1,):
+    for callers in (1, args.callers):
         soaks.append(run_soak(args.calls, callers))
         print(json.dumps(soaks[-1] | {"memory_mb": soaks[-1]["memory_mb"][-1]}), flush=True)
     throughput = []
-    for workers in (int(w) for w in args.workers.split(",") if w and args.store == "ddblocal"):
+    for workers in (int(w) for w in args.workers.split(",") if w):
         throughput.append(run_throughput(workers, args.callers, args.seconds))
         print(json.dumps(throughput[-1]), flush=True)
     results = {
@@ -473,13 +462,13 @@ def main(argv: list[str] | None = None) -> None:
             "seconds": round(time.perf_counter() - started, 1),
             "command": "python -m bench soak " + " ".join(argv or sys.argv[2:]),
             "load_average_at_start": [round(x, 1) for x in load],
-            "store": args.store,
+            "store": "ddblocal",
         },
         "soak": soaks,
         "throughput": throughput,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "soak" if args.store == "ddblocal" else "soak-memory"
+    name = "soak"
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = render(results)
     (RESULTS / f"{name}.md").write_text(markdown)

@@ -3,7 +3,7 @@
 The emulator ships inside the npm package ``amplify-dynamodb-simulator`` (pinned in
 ``package.json``, installed by ``make``) and runs on the machine's Java 17. With a data folder
 it keeps one SQLite file there (``-sharedDb -dbPath``): every table survives a restart. Without
-one it runs ``-inMemory`` (tests, throwaway runs).
+one it runs ``-inMemory`` (the test suite's shared emulator, tests/conftest.py).
 """
 
 from __future__ import annotations

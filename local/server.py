@@ -282,36 +282,31 @@ def data_dir() -> Path:
 
 
 def launch_store() -> Store:
-    """The store `COSTGUARD_STORE` names, its emulator launched (not yet ready).
+    """DynamoDB Local, persistent in `COSTGUARD_DATA_DIR`, its JVM launched (not yet ready); or,
+    with `AWS_ENDPOINT_URL_DYNAMODB` set, that endpoint (nothing started).
 
-    - `ddblocal` (default): DynamoDB Local, persistent in `COSTGUARD_DATA_DIR`;
-    - `memory`: DynamoDB Local in memory, for throwaway runs (gone when the runner stops);
-    - `AWS_ENDPOINT_URL_DYNAMODB` set: that endpoint (nothing started).
+    There is no in-memory store: moto grew without bound, and DynamoDB Local in memory was not
+    flat either (bench/results/soak-memory.md); a throwaway run takes a temporary data folder.
     """
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
     if endpoint:
         return Store(endpoint, f"{endpoint} (AWS_ENDPOINT_URL_DYNAMODB)")
-    kind = os.environ.get("COSTGUARD_STORE", "ddblocal").strip().lower()
-    if kind not in ("ddblocal", "memory"):
-        raise RunnerError(f"COSTGUARD_STORE={kind!r}: use ddblocal (the default) or memory")
+    port = ddb_port()
+    folder = data_dir().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = (folder / "runner.lock").open("w")
     try:
-        port = ddb_port()
-        if kind == "memory":
-            emulator, _ = ddblocal.launch(None, port)
-            return Store(emulator.endpoint, "DynamoDB Local, in memory (gone at exit)", emulator)
-        folder = data_dir().resolve()
-        folder.mkdir(parents=True, exist_ok=True)
-        lock = (folder / "runner.lock").open("w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            raise RunnerError(
-                f"the data folder {folder} is in use by another `make run`: stop that one, "
-                "or set COSTGUARD_DATA_DIR to another folder"
-            ) from None
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise RunnerError(
+            f"the data folder {folder} is in use by another `make run`: stop that one, "
+            "or set COSTGUARD_DATA_DIR to another folder"
+        ) from None
+    try:
         emulator, _ = ddblocal.launch(folder, port)
     except ddblocal.Unavailable as exc:
+        lock.close()
         raise RunnerError(f"{exc}", code=1) from None
     return Store(
         emulator.endpoint,

@@ -67,7 +67,7 @@ class Server:
         return answer.status, {k.lower(): v for k, v in answer.headers.items()}, payload
 
 
-STORE_SETTINGS = ("AWS_ENDPOINT_URL_DYNAMODB", "COSTGUARD_DATA_DIR", "COSTGUARD_STORE")
+STORE_SETTINGS = ("AWS_ENDPOINT_URL_DYNAMODB", "COSTGUARD_DATA_DIR")
 
 
 def start_runner(extra_env: dict[str, str], args: list[str] | None = None) -> Server:

@@ -158,19 +158,19 @@ def test_without_java_the_runner_says_so_in_one_line_and_does_not_fall_back(
     assert done.stdout == ""  # nothing served, no other store
 
 
-def test_an_unknown_store_or_worker_count_is_refused(tmp_path: Path) -> None:
+def test_a_bad_worker_count_or_store_port_is_refused(tmp_path: Path) -> None:
     env = {**_inherited(), "COSTGUARD_PORT": "0", "COSTGUARD_DATA_DIR": str(tmp_path)}
 
-    store = _run_briefly({**env, "COSTGUARD_STORE": "moto"})
     workers = _run_briefly({**env, "COSTGUARD_WORKERS": "0"})
+    port = _run_briefly({**env, "COSTGUARD_DDB_PORT": "eighty"})
 
-    assert (store.returncode, store.stderr.strip()) == (
-        2,
-        "costguard: COSTGUARD_STORE='moto': use ddblocal (the default) or memory",
-    )
     assert (workers.returncode, workers.stderr.strip()) == (
         2,
         "costguard: COSTGUARD_WORKERS='0': a whole number ≥ 1",
+    )
+    assert (port.returncode, port.stderr.strip()) == (
+        2,
+        "costguard: COSTGUARD_DDB_PORT='eighty': a port number",
     )
 
 
@@ -275,17 +275,6 @@ def test_sigterm_under_load_ends_every_process_within_2_s_and_loses_nothing(
         assert answered <= reserved <= answered + 4
     finally:
         stop_runner(again)
-
-
-def test_the_memory_store_starts_on_dynamodb_local_and_keeps_no_folder(tmp_path: Path) -> None:
-    server = start_runner({"COSTGUARD_STORE": "memory", "COSTGUARD_DATA_DIR": str(tmp_path)})
-    try:
-        tenant, key = _tenant(server, "1.00")
-        assert server.call("GET", f"/v1/tenants/{tenant}/quotas", key=key)[0] == 200
-    finally:
-        out = stop_runner(server)
-    assert "store:      DynamoDB Local, in memory (gone at exit)" in out
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_endpoint_given_is_used_and_nothing_is_started(ddb_local: str, tmp_path: Path) -> None:
