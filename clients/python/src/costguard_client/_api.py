@@ -129,6 +129,11 @@ def no_usage_in(obj: Any) -> bool:
     return present and _get(obj, *names) is None
 
 
+UNKNOWN_FIELDS = frozenset(
+    {"usage_unknown", "resource", "user_id", "conversation_id", "task_id", "operation", "metadata"}
+)
+
+
 def unknown(reserved: ReserveRequest | None = None) -> CommitRequest:
     """The body of a commit whose usage cannot be known: the server charges the whole hold.
     Only the reservation's resource and attribution go with it (no usage field may)."""
@@ -326,12 +331,14 @@ def reserve(
     )
 
 
-def commit(tenant_id: str, reservation_id: str, usage: Usage) -> Call[CostRecord]:
+def commit(tenant_id: str, reservation_id: str, usage: CommitRequest) -> Call[CostRecord]:
     # One Idempotency-Key for the whole retry-until-expiry: a commit whose answer was lost is
     # counted once however many times it is sent.
-    body = usage.model_dump(mode="json", exclude_none=True)
-    if not body.get("usage_unknown", True):
-        del body["usage_unknown"]  # a known usage is the plain v1 commit body
+    if usage.usage_unknown:
+        # Only what may go with it: no usage field (not even a default service tier).
+        body = usage.model_dump(mode="json", exclude_none=True, include=set(UNKNOWN_FIELDS))
+    else:
+        body = usage.model_dump(mode="json", exclude_none=True, exclude={"usage_unknown"})
     return Call(
         "POST",
         f"{_tenant(tenant_id)}/reservations/{segment(reservation_id)}/commit",

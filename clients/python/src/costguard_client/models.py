@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
 
 
 def _decimal(value: Any) -> Decimal:
@@ -40,7 +40,13 @@ def plain(value: Decimal) -> str:
     return format(value, "f")
 
 
-Usd = Annotated[Decimal, BeforeValidator(_decimal), PlainSerializer(plain, return_type=str)]
+Usd = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    PlainSerializer(plain, return_type=str),
+    # What goes out is a decimal string, and the API's document says money is a string only.
+    WithJsonSchema({"type": "string"}),
+]
 """An amount in USD (or any exact decimal the API carries as a string)."""
 
 
