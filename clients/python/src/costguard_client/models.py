@@ -397,7 +397,7 @@ class Alert(Body):
     notify: bool
     grouped: list[int] | None = None
     notified_in: str | None = None
-    delivery: Literal["pending", "sending", "sent", "grouped"]
+    delivery: Literal["pending", "sending", "sent", "grouped", "failed"]
     delivered_at: datetime | None = None
     details: dict[str, str] | None = None
 
