@@ -65,21 +65,24 @@ def _below(limit: int) -> str:
     return "|".join([*shorter, *same, top])
 
 
-def decimal_schema(maximum: Decimal | int, places: int) -> dict[str, Any]:
+def decimal_schema(maximum: Decimal | int, places: int, positive: bool = False) -> dict[str, Any]:
     """The JSON Schema of what `_decimal_string` with `ge=0, le=maximum, decimal_places=places`
     accepts, exactly: a plain decimal string (leading zeros, "5." and ".5" included, trailing
-    zeros not counted as places, "-0" being zero) within the bounds. The
+    zeros not counted as places, "-0" being zero) within the bounds; `positive`: above 0. The
     OpenAPI document carries it, so what it calls valid the API takes, and nothing more."""
     top = int(maximum)
     fraction = f"[0-9]{{0,{places}}}0*"
-    pattern = "|".join(
-        [
+    above_zero = f"0*\\.[0-9]{{0,{places - 1}}}[1-9]0*" if places else None
+    if positive:  # above 0: zero in any spelling is refused
+        forms = [f"0*(?:{_below(top)})(?:\\.{fraction})?", above_zero, f"0*{top}(?:\\.0*)?"]
+    else:
+        forms = [
             f"0*(?:{_below(top)}|0)(?:\\.{fraction})?",
             f"\\.(?:[0-9]{{1,{places}}}0*|0+)" if places else "\\.0+",
             f"0*{top}(?:\\.0*)?",
             "-(?:0+(?:\\.0*)?|\\.0+)",
         ]
-    )
+    pattern = "|".join(f for f in forms if f)
     return {"type": "string", "pattern": f"^(?:{pattern})$"}
 
 
@@ -109,18 +112,48 @@ Identifier = Annotated[
 ]
 
 
-def _usage_rules(schema: dict[str, Any]) -> None:
-    """`Usage._complete`'s rules in JSON Schema, for the OpenAPI document: an llm usage has no
-    tier or seconds and names a model or a cost; a sandbox usage has no model, provider or
-    tokens and names tier and seconds or a cost. (`cached_input_tokens` ≤ `input_tokens` is
-    a comparison JSON Schema cannot state; the document says it in the description.)"""
+_LLM_ONLY = (
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_input_tokens",
+    "cache_write_1h_input_tokens",
+    "reasoning_tokens",
+)
+
+
+def _usage_rules(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The usage's cross-field rules (`_check_usage`, `CommitRequest._complete`, and for an
+    estimate `holds.worst_case`) in JSON Schema, for the OpenAPI document: an llm usage has no
+    tier or seconds and names a model or a cost; a sandbox usage has no model, provider,
+    tokens or service tier and names tier and seconds or a cost; an estimate's cost (the first
+    of `cost_usd`, `estimated_cost_usd` given) and a sandbox estimate's seconds are above 0; a
+    commit sends a usage or `usage_unknown: true` alone. (Sums of token parts against
+    `input_tokens`/`output_tokens` are comparisons JSON Schema cannot state; said in words.)"""
     null = {"type": "null"}
+    estimate = model.__name__ in ("Usage", "ReserveRequest")  # the reserve and check bodies
 
     def given(*names: str) -> dict[str, Any]:
         return {"required": list(names), "properties": {n: {"not": null} for n in names}}
 
-    cost = [given("cost_usd"), given("estimated_cost_usd")]
-    schema["anyOf"] = [
+    def positive(name: str, maximum: Decimal, places: int) -> dict[str, Any]:
+        return {
+            "required": [name],
+            "properties": {name: decimal_schema(maximum, places, positive=True)},
+        }
+
+    if estimate:
+        cost = [
+            positive("cost_usd", MAX_USD, 6),
+            {"properties": {"cost_usd": null}, **positive("estimated_cost_usd", MAX_USD, 6)},
+        ]
+        seconds = {"allOf": [given("tier"), positive("seconds", MAX_SECONDS, 3)]}
+    else:
+        cost = [given("cost_usd"), given("estimated_cost_usd")]
+        seconds = given("tier", "seconds")
+    usage = [
         {
             "properties": {"resource": {"const": "llm"}, "tier": null, "seconds": null},
             "anyOf": [given("model"), *cost],
@@ -128,24 +161,45 @@ def _usage_rules(schema: dict[str, Any]) -> None:
         {
             "properties": {
                 "resource": {"const": "sandbox"},
-                **{
-                    n: null
-                    for n in (
-                        "model",
-                        "provider",
-                        "input_tokens",
-                        "output_tokens",
-                        "cached_input_tokens",
-                    )
-                },
+                "service_tier": {"const": "standard"},
+                **{n: null for n in _LLM_ONLY},
             },
-            "anyOf": [given("tier", "seconds"), *cost],
+            "anyOf": [seconds, *cost],
         },
     ]
+    if estimate:  # whatever the resource: an explicit cost, when given, is above 0
+        schema["allOf"] = [
+            {
+                "anyOf": [
+                    {"properties": {"cost_usd": null, "estimated_cost_usd": null}},
+                    *cost,
+                ]
+            }
+        ]
+    if "usage_unknown" in schema.get("properties", {}):
+        unknown = {
+            "required": ["usage_unknown"],
+            "properties": {
+                "usage_unknown": {"const": True},
+                "service_tier": {"const": "standard"},
+                **{
+                    n: null
+                    for n in (*_LLM_ONLY, "tier", "seconds", "estimated_cost_usd", "cost_usd")
+                },
+            },
+        }
+        known = {
+            "properties": {"usage_unknown": {"const": False}},
+            "allOf": [given("resource"), {"anyOf": usage}],
+        }
+        schema["anyOf"] = [unknown, known]
+    else:
+        schema["anyOf"] = usage
     schema["description"] = (
         f"{schema.get('description', '')} An llm usage names `model` (with token counts) or a "
-        "cost; a sandbox usage names `tier` and `seconds` or a cost. `cached_input_tokens` "
-        "may not exceed `input_tokens`."
+        "cost; a sandbox usage names `tier` and `seconds` or a cost. The cached and cache-write "
+        "parts may not add up to more than `input_tokens`, nor `reasoning_tokens` exceed "
+        "`output_tokens`."
     ).strip()
 
 

@@ -50,10 +50,17 @@ TOLERATED: dict[str, str] = {
     "idempotency-key-reused": "422: the run used that Idempotency-Key with another body",
 }
 TOLERATED_REASONS = (
-    # a 422 `validation` naming only these: comparisons between fields or with today's date
-    "cached_input_tokens cannot exceed input_tokens",
+    # a 422 `validation` naming only these: comparisons between fields or with today's date,
+    # and what the price catalog (data) says of a model
+    "cannot exceed input_tokens",
+    "reasoning_tokens cannot exceed output_tokens",
     "a range may span at most",
     "is after",
+    "the catalog has no maximum output",
+    "the worst case of this call is $0",
+    # a list whose items must differ by one field; a cursor valid only if the API issued it
+    "share a threshold",
+    "not a cursor this API returned",
 )
 
 

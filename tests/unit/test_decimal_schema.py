@@ -62,3 +62,19 @@ def test_the_bounds_themselves(maximum: Decimal, places: int) -> None:
     ):
         assert bool(re.fullmatch(pattern, text)) is accepted, text
         assert _accepts(maximum, places, text) is accepted, text
+
+
+@pytest.mark.parametrize(("maximum", "places"), BOUNDS)
+@settings(max_examples=300, deadline=None)
+@given(text=TEXT)
+@example(text="0.000001")
+@example(text=".0")
+@example(text="-0")
+@example(text="00.10")
+def test_the_positive_pattern_matches_exactly_the_accepted_strings_above_zero(
+    maximum: Decimal, places: int, text: str
+) -> None:
+    pattern = decimal_schema(maximum, places, positive=True)["pattern"]
+    above_zero = _accepts(maximum, places, text) and Decimal(text) > 0
+
+    assert bool(re.fullmatch(pattern, text)) == above_zero, text
