@@ -57,7 +57,23 @@ FIGURES = QuotaFigures(
     "2026-12-01T00:00:00Z",
     3600,
 )
+
+
+class _Record:
+    """What OverrunRejected reads of its cost record."""
+
+    reservation_id = "r-1"
+    cost_usd = Decimal("1")
+    actual_usd = Decimal("2")
+
+    def model_dump(self, **_: Any) -> dict[str, Any]:
+        return {"reservation_id": self.reservation_id}
+
+
 SAMPLES: dict[Any, Any] = {
+    Any: _Record(),
+    Decimal | None: Decimal("1"),
+    list[str] | None: ["gpt-4o"],
     str: "acme",
     str | None: "acme",
     int: 1,
