@@ -647,7 +647,10 @@ class PricePut(Model):
     cache_write_1h_per_million_usd: RatePut | None = None
     request_usd: (
         Annotated[
-            Decimal, BeforeValidator(_decimal_string), Field(ge=0, le=1_000, decimal_places=6)
+            Decimal,
+            BeforeValidator(_decimal_string),
+            Field(ge=0, le=1_000, decimal_places=6),
+            WithJsonSchema(decimal_schema(1_000, 6)),
         ]
         | None
     ) = None
