@@ -203,6 +203,10 @@ def _usage_rules(schema: dict[str, Any], model: type[BaseModel]) -> None:
     ).strip()
 
 
+TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)]
+"""A count of tokens: a whole number (5.0 is read as 5), never negative, at most 100 M."""
+
+
 class Usage(Model):
     """An estimate (reserve, check) or actual usage (commit, record), with attribution."""
 
@@ -218,28 +222,16 @@ class Usage(Model):
         ]
         | None
     ) = None
-    input_tokens: (
-        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
-    ) = None
-    output_tokens: (
-        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
-    ) = None
-    cached_input_tokens: (
-        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
-    ) = None
+    input_tokens: TokenCount | None = None
+    output_tokens: TokenCount | None = None
+    cached_input_tokens: TokenCount | None = None
     """The part of `input_tokens` read from a prompt cache."""
-    cache_write_input_tokens: (
-        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
-    ) = None
+    cache_write_input_tokens: TokenCount | None = None
     """The part of `input_tokens` written to a cache that lives 5 minutes (Anthropic: 1.25×)."""
-    cache_write_1h_input_tokens: (
-        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
-    ) = None
+    cache_write_1h_input_tokens: TokenCount | None = None
     """The part of `input_tokens` written with long retention: Anthropic's 1-hour cache (2×
     input), OpenAI's 12-hour one."""
-    reasoning_tokens: (
-        Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)] | None
-    ) = None
+    reasoning_tokens: TokenCount | None = None
     """The part of `output_tokens` spent reasoning (billed as output unless priced apart)."""
     service_tier: Literal["standard", "batch", "flex", "priority"] = "standard"
     tier: (
