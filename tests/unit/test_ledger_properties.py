@@ -20,7 +20,7 @@ from decimal import Decimal
 
 import boto3
 import pytest
-from costguard.errors import QuotaExceeded, ReservationNotHeld
+from costguard.errors import InvalidRequest, QuotaExceeded, ReservationNotHeld
 from costguard.ledger import Ledger, LedgerTable
 from costguard.ledger.dynamo import deserialize
 from costguard.ledger.plan import records_pk, slot_for
@@ -290,6 +290,11 @@ class LedgerMachine(RuleBasedStateMachine):
         quotas = self.applicable(resource, user)
         e = usd(amount)
         usage = make_usage(resource, user, estimated_cost_usd=amount)
+        if e <= 0:  # a $0 hold would admit any number of calls: refused, nothing written
+            with pytest.raises(InvalidRequest):
+                self.ledger.reserve(T, usage, ttl_seconds=ttl)
+            event("reserve: $0 refused")
+            return multiple()
         try:
             r = self.ledger.reserve(T, usage, ttl_seconds=ttl)
         except QuotaExceeded as refused:
