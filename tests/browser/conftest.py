@@ -34,7 +34,7 @@ SCREENSHOTS = os.environ.get("COSTGUARD_SCREENSHOTS")
 """A folder to write the screenshots to (`docs` to refresh the ones in the docs)."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server() -> Iterator[Server]:
     # no default quotas: each test sets the ones it looks at
     runner = start_runner({"COSTGUARD_DEFAULT_QUOTAS": '{"default": {}}'})
@@ -44,7 +44,9 @@ def server() -> Iterator[Server]:
         stop_runner(runner)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running in this
+# thread until it stops, and the client suite after this package calls asyncio.run().
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs the Debian package chromium")

@@ -30,6 +30,7 @@ TRIGGERS = {
     "sweeper": "Scheduled Event",
     "anomaly": "Scheduled Event",
     "forecast": "Scheduled Event",
+    "recommendations": "Scheduled Event",
 }
 
 
