@@ -375,7 +375,7 @@ def render(results: dict[str, Any]) -> str:
             "DynamoDB Local, persistent (the default of `make run`), a fresh data folder per run."
             if meta.get("store", "ddblocal") == "ddblocal"
             else "`COSTGUARD_STORE=memory` (DynamoDB Local in memory; the option was removed "
-            "after this run, docs/decisions.md D-19-a)."
+            "after this run, docs/decisions.md D49)."
         ),
         "",
         "A guarded call = reserve (`Prefer: return=minimal`) + commit, over loopback HTTP.",

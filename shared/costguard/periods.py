@@ -3,7 +3,7 @@
 Every function takes the instant in any zone and computes in `tz` (default UTC): the period's
 boundaries are local midnights (a day is 23 or 25 hours long across a DST change), returned
 as UTC instants; keys name the local date. The ledger still calls these with UTC (see
-docs/decisions.md D-23-e for what is left to wire the tenant's zone through).
+docs/decisions.md D37 for what is left to wire the tenant's zone through).
 """
 
 from __future__ import annotations
