@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.conftest import Api
+from tests.conftest import Clock
 
 T = "acme"
 Q = "tenant:llm:month"
@@ -181,3 +182,55 @@ def test_a_tenant_created_with_settings_has_them(api: Api) -> None:
 
     assert r.status == 201, r.text
     assert r.json["settings"] == {"overrun": "reject", "on_expiry": "charge"}
+
+
+def test_a_commit_after_expiry_is_409_with_what_the_expiry_charged(
+    api: Api, key: str, clock: Clock
+) -> None:
+    rid = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {"resource": "llm", "estimated_cost_usd": "1", "ttl_seconds": 60},
+        key=key,
+    ).json["reservation_id"]
+    clock.advance(seconds=61)
+
+    late = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations/{rid}/commit",
+        {"resource": "llm", "cost_usd": "0.5"},
+        key=key,
+    )
+    release = api.call("DELETE", f"/v1/tenants/{T}/reservations/{rid}", key=key)
+
+    assert late.status == 409, late.text
+    assert late.headers["content-type"] == "application/problem+json"
+    assert late.json["type"].endswith("/reservation-not-held")
+    assert (late.json["reservation_status"], late.json["charged_usd"]) == ("expired", "1.000000")
+    assert (release.status, release.json["status"], release.json["released_usd"]) == (
+        200,
+        "expired",
+        "0.000000",
+    )
+    assert spent_and_held(api, key) == ("1.000000", "0.000000")
+
+
+def test_usage_unknown_on_a_released_reservation_is_409_and_charges_nothing(
+    api: Api, key: str
+) -> None:
+    rid = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        {"resource": "llm", "estimated_cost_usd": "1"},
+        key=key,
+    ).json["reservation_id"]
+    assert api.call("DELETE", f"/v1/tenants/{T}/reservations/{rid}", key=key).status == 200
+
+    r = api.call(
+        "POST", f"/v1/tenants/{T}/reservations/{rid}/commit", {"usage_unknown": True}, key=key
+    )
+
+    assert r.status == 409, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert (r.json["reservation_status"], r.json["charged_usd"]) == ("released", None)
+    assert spent_and_held(api, key) == ("0.000000", "0.000000")
