@@ -791,13 +791,7 @@ class Ledger:
             **fields,
         }
         tx = TransactionBuilder()
-        for slot in ref.slots(tenant_id):
-            w = tx.update(slot.key)
-            w.add(slot.prefix + "held", -estimate)
-            w.add(slot.prefix + "spent", cost)
-            w.add(slot.prefix + "avail", estimate - cost)
-            _stamp(w)
-        self._roll_up(tx, tenant_id, ref.created_at, rolled, cost, price, ref.user_id)
+        self._settle_hold(tx, tenant_id, ref, cost, rolled, price)
         rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
         rec.sets.extend(f"{rec.name(k)} = {rec.value(v)}" for k, v in fields.items())
         rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
@@ -828,6 +822,28 @@ class Ledger:
         if record.settled_by == "overrun_rejected":
             raise OverrunRejected(record)
         return record
+
+    def _settle_hold(
+        self,
+        tx: TransactionBuilder,
+        tenant_id: str,
+        ref: ReservationRef,
+        charged: Decimal,
+        usage: Usage,
+        price: Price | None,
+    ) -> None:
+        """The counter and rollup writes of settling a hold by charging `charged`: the hold
+        leaves every counter it was on, the charge is spent there (avail moves by the
+        difference) and rolled up on the reservation's day (commit, unknown usage, expiry)."""
+        estimate = ref.estimate_usd
+        for slot in ref.slots(tenant_id):
+            w = tx.update(slot.key)
+            w.add(slot.prefix + "held", -estimate)
+            w.add(slot.prefix + "spent", charged)
+            if charged != estimate:
+                w.add(slot.prefix + "avail", estimate - charged)
+            _stamp(w)
+        self._roll_up(tx, tenant_id, ref.created_at, usage, charged, price, ref.user_id)
 
     def _commit_refused(
         self,
@@ -899,12 +915,7 @@ class Ledger:
             return False
         estimate = ref.estimate_usd
         tx = TransactionBuilder()
-        for slot in ref.slots(tenant_id):
-            w = tx.update(slot.key)
-            w.add(slot.prefix + "held", -estimate)
-            w.add(slot.prefix + "spent", estimate)
-            _stamp(w)
-        self._roll_up(tx, tenant_id, ref.created_at, _usage_of(held), estimate, None, ref.user_id)
+        self._settle_hold(tx, tenant_id, ref, estimate, _usage_of(held), None)
         rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
         for k, v in (
             ("status", "committed"),
