@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -19,6 +20,7 @@ from pydantic import (
 )
 
 from costguard.money import format_usd, parse_usd
+from costguard.periods import zone
 
 MAX_TOKENS = 100_000_000
 MAX_SECONDS = Decimal(31 * 24 * 3600)
@@ -375,6 +377,24 @@ class QuotaState(Model):
     resets_at: datetime
 
 
+def _known_zone(name: str) -> str:
+    try:
+        zone(name)
+    except ValueError:
+        raise ValueError(
+            f"must be an IANA time zone such as UTC or Europe/Berlin, not {name!r}"
+        ) from None
+    return name
+
+
+TimeZone = Annotated[
+    str,
+    Field(min_length=1, max_length=64, examples=["UTC", "America/Los_Angeles"]),
+    AfterValidator(_known_zone),
+]
+"""An IANA time zone name."""
+
+
 class TenantSettings(Model):
     """How a tenant's holds settle at their edges (see the README's guarantee).
 
@@ -389,11 +409,26 @@ class TenantSettings(Model):
 
     overrun: Literal["record", "reject"] = "record"
     on_expiry: Literal["charge", "release"] = "charge"
+    timezone: TimeZone = "UTC"
+    """The IANA zone of the tenant's days, ISO weeks and months (its and its users' quotas,
+    `Retry-After`, forecasts, anomalies; platform quotas stay UTC). A change takes effect at
+    the next local midnight of the zone in effect, never in the middle of a day."""
+
+
+class TenantSettingsState(TenantSettings):
+    """The tenant's settings, and the zone its periods are counted in right now."""
+
+    timezone_in_effect: str = "UTC"
+    """The zone of the current periods: `timezone`, or the zone it replaces until
+    `timezone_effective_at`."""
+    timezone_effective_at: datetime | None = None
+    """When a changed `timezone` takes effect (the next local midnight of the zone in effect);
+    null when it is in effect."""
 
 
 class QuotaList(Model):
     quotas: list[QuotaState]
-    settings: TenantSettings | None = None
+    settings: TenantSettingsState | None = None
     """The tenant's settlement settings (absent for platform quotas)."""
 
 
@@ -567,7 +602,7 @@ class Tenant(Model):
     name: str
     plan: str | None = None
     created_at: datetime
-    settings: TenantSettings | None = None
+    settings: TenantSettingsState | None = None
 
 
 class PauseRequest(Model):

@@ -2,8 +2,8 @@
 
 Every function takes the instant in any zone and computes in `tz` (default UTC): the period's
 boundaries are local midnights (a day is 23 or 25 hours long across a DST change), returned
-as UTC instants; keys name the local date. The ledger still calls these with UTC (see
-docs/decisions.md D37 for what is left to wire the tenant's zone through).
+as UTC instants; keys name the local date. The ledger calls these with the tenant's zone for
+tenant and user quotas and with UTC for platform quotas (docs/decisions.md D37, D64).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 
 class Period(StrEnum):
@@ -34,10 +34,18 @@ def zone(name: str) -> tzinfo:
     """An IANA time zone by name (`UTC`, `America/Los_Angeles`); ValueError if unknown."""
     if name == "UTC":
         return UTC
+    # Only the database's zone names: not a file path, not `localtime` or `posixrules`.
+    if name not in _names():
+        raise ValueError(f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+@cache
+def _names() -> frozenset[str]:
+    return frozenset(available_timezones()) - {"localtime"}
 
 
 def _utc(at: datetime) -> datetime:

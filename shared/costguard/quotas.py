@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from costguard.errors import InvalidRequest
-from costguard.periods import Period
+from costguard.periods import Period, period_end, zone
 
 DEFAULT_THRESHOLDS: tuple[int, ...] = (50, 80, 90, 100)
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
@@ -56,6 +57,18 @@ class OnExpiry(StrEnum):
 
     CHARGE = "charge"
     RELEASE = "release"
+
+
+def validate_timezone(name: str, field: str = "timezone") -> str:
+    """An IANA zone name the machine knows (`UTC`, `Europe/Berlin`), else InvalidRequest."""
+    try:
+        zone(name)
+    except ValueError:
+        raise InvalidRequest(
+            f"{field} must be an IANA time zone such as UTC or Europe/Berlin, not {name!r}",
+            field=field,
+        ) from None
+    return name
 
 
 def validate_tenant_id(tenant_id: str) -> str:
@@ -151,6 +164,33 @@ class Policy:
     quotas: tuple[QuotaDefinition, ...] = ()
     overrun: OnOverrun = OnOverrun.RECORD
     on_expiry: OnExpiry = OnExpiry.CHARGE
+    timezone: str = "UTC"
+    """The tenant's zone (its calendar: days, weeks, months) from `timezone_from` on."""
+    timezone_from: datetime | None = None
+    """When `timezone` took or takes effect; None: since always."""
+    timezone_before: str = "UTC"
+    """The zone in effect before `timezone_from`."""
+
+    def zone_at(self, at: datetime) -> str:
+        """The zone whose calendar a spend at `at` is counted in (platform quotas: UTC)."""
+        if self.timezone_from is not None and at < self.timezone_from:
+            return self.timezone_before
+        return self.timezone
+
+    def zone_change(self, new: str, now: datetime) -> tuple[str, datetime | None, str]:
+        """(timezone, timezone_from, timezone_before) after asking for `new` at `now`.
+
+        The zone in effect now keeps its current day: `new` takes effect at its next local
+        midnight (docs/decisions.md D64), so no day, week or month in progress is cut short or
+        opened twice. Asking again for the zone in effect cancels a pending change.
+        """
+        current = self.zone_at(now)
+        pending = self.timezone_from is not None and now < self.timezone_from
+        if new == current:
+            if pending:
+                return current, None, "UTC"
+            return self.timezone, self.timezone_from, self.timezone_before
+        return new, period_end(Period.DAY, now, zone(current)), current
 
     def applicable(self, resource: Resource, user_id: str | None) -> list[QuotaDefinition]:
         """Every quota that a spend of `resource` by `user_id` counts against."""

@@ -156,10 +156,13 @@ def test_overrun_reject_is_409_with_what_was_charged(api: Api, key: str) -> None
     assert spent_and_held(api, key) == ("1.000000", "0.000000")
 
 
+UTC_ZONE = {"timezone": "UTC", "timezone_in_effect": "UTC", "timezone_effective_at": None}
+
+
 def test_settings_are_read_by_the_tenant_and_set_by_the_admin_only(api: Api, key: str) -> None:
     mine = api.call("GET", f"/v1/tenants/{T}/settings", key=key)
     assert mine.status == 200
-    assert mine.json == {"overrun": "record", "on_expiry": "charge"}
+    assert mine.json == {"overrun": "record", "on_expiry": "charge", **UTC_ZONE}
 
     refused = api.call("PUT", f"/v1/tenants/{T}/settings", {"on_expiry": "release"}, key=key)
     assert refused.status == 403
@@ -170,7 +173,7 @@ def test_settings_are_read_by_the_tenant_and_set_by_the_admin_only(api: Api, key
 
     assert api.call("PUT", f"/v1/tenants/{T}/settings", {"on_expiry": "release"}).status == 200
     quotas = api.call("GET", f"/v1/tenants/{T}/quotas", key=key).json
-    assert quotas["settings"] == {"overrun": "record", "on_expiry": "release"}
+    assert quotas["settings"] == {"overrun": "record", "on_expiry": "release", **UTC_ZONE}
 
 
 def test_a_tenant_created_with_settings_has_them(api: Api) -> None:
@@ -181,7 +184,7 @@ def test_a_tenant_created_with_settings_has_them(api: Api) -> None:
     )
 
     assert r.status == 201, r.text
-    assert r.json["settings"] == {"overrun": "reject", "on_expiry": "charge"}
+    assert r.json["settings"] == {"overrun": "reject", "on_expiry": "charge", **UTC_ZONE}
 
 
 def test_a_commit_after_expiry_is_409_with_what_the_expiry_charged(

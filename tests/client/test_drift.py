@@ -40,8 +40,8 @@ ROUTES = {
     ("get", "/v1/tenants/{tenant_id}/alerts"): (None, "AlertPage"),
     ("get", "/v1/platform/alerts"): (None, "AlertPage"),
     ("get", "/v1/tenants/{tenant_id}/recommendations"): (None, "RecommendationList"),
-    ("get", "/v1/tenants/{tenant_id}/settings"): (None, "TenantSettings"),
-    ("put", "/v1/tenants/{tenant_id}/settings"): ("TenantSettings", "TenantSettings"),
+    ("get", "/v1/tenants/{tenant_id}/settings"): (None, "TenantSettingsState"),
+    ("put", "/v1/tenants/{tenant_id}/settings"): ("TenantSettings", "TenantSettingsState"),
 }
 """Every route the client calls with a typed body: (request model, response model)."""
 

@@ -6,13 +6,15 @@ cannot land surfaces its usage for `record_usage`, which takes the SDK's usage o
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
+from costguard.periods import Period, period_end
 from costguard_client import CommitNotLanded, CostGuard, OverrunRejected
 from costguard_client._commands import cli
-from costguard_client.models import TenantSettings
+from costguard_client.models import TenantSettingsState
 from openai.types import CompletionUsage
 
 from tests.client.conftest import TenantKey
@@ -91,8 +93,8 @@ def test_an_overrun_refused_by_the_tenants_setting_is_typed_and_the_hold_charged
 def test_tenant_settings_read_and_change_one_at_a_time(
     admin: CostGuard, guard: CostGuard, tenant: TenantKey
 ) -> None:
-    assert guard.tenant_settings(tenant.tenant_id) == TenantSettings(
-        overrun="record", on_expiry="charge"
+    assert guard.tenant_settings(tenant.tenant_id) == TenantSettingsState(
+        overrun="record", on_expiry="charge", timezone="UTC", timezone_in_effect="UTC"
     )
 
     changed = admin.put_tenant_settings(tenant.tenant_id, on_expiry="release")
@@ -112,6 +114,7 @@ def test_the_cli_shows_and_sets_tenant_settings(server: Server, tenant: TenantKe
         f"tenant     {tenant.tenant_id}",
         "overrun    record",
         "on_expiry  charge",
+        "timezone   UTC",
     ]
 
     args = ["settings", "set", tenant.tenant_id, "--overrun", "reject", "--on-expiry", "release"]
@@ -206,3 +209,37 @@ def test_unknown_usage_after_an_expiry_that_charged_the_hold_records_nothing_mor
     assert failed.value.usage.usage_unknown and failed.value.charged_usd == Decimal("0.045")
     assert guard.record_unlanded(failed.value) is None
     assert figures(guard, tenant.tenant_id) == (Decimal("0.045"), Decimal(0))
+
+
+def test_a_zone_set_through_the_client_and_the_cli_waits_for_the_next_midnight(
+    admin: CostGuard, server: Server, tenant: TenantKey
+) -> None:
+    # Given a UTC tenant, when the client moves it to Berlin
+    before = datetime.now(UTC)
+    changed = admin.put_tenant_settings(tenant.tenant_id, timezone="Europe/Berlin")
+    after = datetime.now(UTC)
+
+    # Then Berlin is its zone from the next UTC midnight on, and UTC until then
+    assert (changed.timezone, changed.timezone_in_effect) == ("Europe/Berlin", "UTC")
+    assert changed.timezone_effective_at in {
+        period_end(Period.DAY, before),
+        period_end(Period.DAY, after),
+    }
+    assert changed.overrun == "record"  # the other settings are kept
+
+    # And the CLI shows the pending change and sets another zone (its errors name the field)
+    env = {"COSTGUARD_URL": server.url, "COSTGUARD_API_KEY": ADMIN}
+    run = CliRunner()
+    shown = run.invoke(cli, ["settings", "show", tenant.tenant_id], env=env)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[3:5] == ["timezone               Europe/Berlin", "timezone_in_effect     UTC"]
+    assert lines[5].startswith("timezone_effective_at  ")
+    bad = run.invoke(
+        cli, ["settings", "set", tenant.tenant_id, "--timezone", "Mars/Olympus"], env=env
+    )
+    assert bad.exit_code == 1 and bad.stderr.startswith("costguard: 422 ")
+    assert "timezone" in bad.stderr
+    back = run.invoke(cli, ["settings", "set", tenant.tenant_id, "--timezone", "UTC"], env=env)
+    assert back.exit_code == 0, back.output
+    assert back.stdout.splitlines()[3:] == ["timezone   UTC"]  # the pending change is cancelled

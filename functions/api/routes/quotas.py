@@ -7,7 +7,7 @@ from decimal import Decimal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from costguard.errors import InvalidRequest
-from costguard.models import QuotaList, QuotaPut, QuotaState, TenantSettings
+from costguard.models import QuotaList, QuotaPut, QuotaState, TenantSettings, TenantSettingsState
 from costguard.quotas import Mode, QuotaDefinition, QuotaId, Scope
 
 from functions.api.access import Access, route
@@ -58,9 +58,9 @@ def list_tenant(tenant_id: str, ledger: LedgerDep) -> Response[QuotaList]:
     "/v1/tenants/<tenant_id>/settings",
     Access.TENANT,
     tags=["quotas"],
-    summary="How the tenant's holds settle: overruns and expired holds",
+    summary="The tenant's settings: overruns, expired holds, time zone",
 )
-def get_settings(tenant_id: str, ledger: LedgerDep) -> Response[TenantSettings]:
+def get_settings(tenant_id: str, ledger: LedgerDep) -> Response[TenantSettingsState]:
     return respond(200, ledger.tenant_settings(tenant_id))
 
 
@@ -70,11 +70,14 @@ def get_settings(tenant_id: str, ledger: LedgerDep) -> Response[TenantSettings]:
     "/v1/tenants/<tenant_id>/settings",
     Access.ADMIN,
     tags=["quotas"],
-    summary="Set how the tenant's holds settle (overrun: record|reject, on_expiry: charge|release)",
+    summary=(
+        "Set the tenant's settings (overrun: record|reject, on_expiry: charge|release, "
+        "timezone: an IANA zone, from the next local midnight)"
+    ),
 )
 def put_settings(
     tenant_id: str, body: TenantSettings, ledger: LedgerDep
-) -> Response[TenantSettings]:
+) -> Response[TenantSettingsState]:
     return respond(200, ledger.put_tenant_settings(tenant_id, body))
 
 

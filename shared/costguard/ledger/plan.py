@@ -15,7 +15,7 @@ from ulid import ULID
 
 from costguard.errors import ReservationNotFound
 from costguard.money import parse_usd
-from costguard.periods import Period, period_key
+from costguard.periods import Period, period_key, zone
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
 
 Key = tuple[str, str]
@@ -44,9 +44,9 @@ def principal_pk(scope: Scope, tenant_id: str, user_id: str | None) -> str:
     return f"TENANT#{tenant_id}#USER#{user_id}"
 
 
-def day_key(tenant_id: str, at: datetime) -> Key:
-    """The tenant's day item: its day counter and its day rollup."""
-    return tenant_pk(tenant_id), period_key(Period.DAY, at)
+def day_key(tenant_id: str, at: datetime, tz: str = "UTC") -> Key:
+    """The tenant's day item: its day counter and its day rollup (the local day in `tz`)."""
+    return tenant_pk(tenant_id), period_key(Period.DAY, at, zone(tz))
 
 
 USER_BUCKETS = 16
@@ -87,15 +87,40 @@ class Slot:
     period: Period
     resource: Resource
     key: Key
+    tz: str = "UTC"
+    """The zone of the period's calendar: the tenant's for its and its users' quotas."""
 
     @property
     def prefix(self) -> str:
         return field_prefix(self.resource)
 
 
-def slot_for(quota: QuotaId, tenant_id: str, at: datetime) -> Slot:
-    pk = principal_pk(quota.scope, tenant_id, quota.user_id)
-    return Slot(quota.scope, quota.period, quota.resource, (pk, period_key(quota.period, at)))
+def slot_for(quota: QuotaId, tenant_id: str, at: datetime, tz: str = "UTC") -> Slot:
+    """The counter of `quota` at `at`: platform quotas count in UTC days, weeks and months,
+    tenant and user quotas in the tenant's zone `tz`."""
+    return _slot(quota.scope, quota.period, quota.resource, tenant_id, quota.user_id, at, tz)
+
+
+def _slot(
+    scope: Scope,
+    period: Period,
+    resource: Resource,
+    tenant_id: str,
+    user_id: str | None,
+    at: datetime,
+    tz: str,
+) -> Slot:
+    tz = "UTC" if scope is Scope.PLATFORM else tz
+    pk = principal_pk(scope, tenant_id, user_id)
+    return Slot(scope, period, resource, (pk, period_key(period, at, zone(tz))), tz)
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _unb64(text: str) -> str:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
 
 
 @dataclass(frozen=True)
@@ -107,6 +132,9 @@ class ReservationRef:
     estimate_usd: Decimal
     holds: tuple[tuple[Scope, Period, Resource], ...]
     user_id: str | None
+    tz: str = "UTC"
+    """The tenant's zone when it was created: its tenant and user counters are that zone's
+    periods (a sixth `~` part, absent for UTC; commit and release need no extra read)."""
 
     @property
     def created_at(self) -> datetime:
@@ -124,12 +152,9 @@ class ReservationRef:
                 by_counter.items(), key=lambda kv: (kv[0][0].letter, kv[0][1].letter)
             )
         )
-        user = (
-            base64.urlsafe_b64encode(self.user_id.encode()).decode().rstrip("=")
-            if self.user_id
-            else ""
-        )
-        return f"{self.resource.letter}~{self.estimate_usd}~{holds}~{user}"
+        user = _b64(self.user_id) if self.user_id else ""
+        plan = f"{self.resource.letter}~{self.estimate_usd}~{holds}~{user}"
+        return plan if self.tz == "UTC" else f"{plan}~{_b64(self.tz)}"
 
     @cached_property
     def reservation_id(self) -> str:
@@ -138,12 +163,7 @@ class ReservationRef:
     def slots(self, tenant_id: str) -> list[Slot]:
         at = self.created_at
         return [
-            Slot(
-                scope,
-                period,
-                resource,
-                (principal_pk(scope, tenant_id, self.user_id), period_key(period, at)),
-            )
+            _slot(scope, period, resource, tenant_id, self.user_id, at, self.tz)
             for scope, period, resource in self.holds
         ]
 
@@ -155,6 +175,7 @@ class ReservationRef:
         estimate: Decimal,
         quotas: Iterable[QuotaDefinition],
         user_id: str | None,
+        tz: str = "UTC",
     ) -> ReservationRef:
         holds = tuple(
             sorted(
@@ -162,13 +183,17 @@ class ReservationRef:
                 key=lambda h: (h[0].letter, h[1].letter, h[2].letter),
             )
         )
-        return cls(ulid, resource, estimate, holds, user_id)
+        return cls(ulid, resource, estimate, holds, user_id, tz)
 
     @classmethod
     def parse(cls, reservation_id: str) -> ReservationRef:
         """Decode an id; anything malformed is simply an unknown reservation."""
         try:
-            ulid_text, resource, estimate, holds_text, user = reservation_id.split("~")
+            ulid_text, resource, estimate, holds_text, user, *rest = reservation_id.split("~")
+            if len(rest) > 1:
+                raise ValueError("too many parts")
+            tz = _unb64(rest[0]) if rest else "UTC"
+            zone(tz)
             ulid = ULID.from_str(ulid_text)
             holds: list[tuple[Scope, Period, Resource]] = []
             for group in filter(None, holds_text.split(".")):
@@ -176,11 +201,9 @@ class ReservationRef:
                 scope = {"p": Scope.PLATFORM, "t": Scope.TENANT, "u": Scope.USER}[head[0]]
                 period = Period.from_letter(head[1])
                 holds.extend((scope, period, Resource.from_letter(x)) for x in letters)
-            user_id = (
-                base64.urlsafe_b64decode(user + "=" * (-len(user) % 4)).decode() if user else None
-            )
+            user_id = _unb64(user) if user else None
             ref = cls(
-                ulid, Resource.from_letter(resource), parse_usd(estimate), tuple(holds), user_id
+                ulid, Resource.from_letter(resource), parse_usd(estimate), tuple(holds), user_id, tz
             )
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
             raise ReservationNotFound("unknown reservation") from exc

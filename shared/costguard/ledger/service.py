@@ -69,10 +69,11 @@ from costguard.models import (
     QuotaState,
     Reservation,
     TenantSettings,
+    TenantSettingsState,
     Usage,
 )
 from costguard.money import ZERO
-from costguard.periods import period_end, seconds_until_reset
+from costguard.periods import period_end, seconds_until_reset, zone
 from costguard.pricing import ModelPrice, Price, PriceBook, TierPrice, shipped_catalog
 from costguard.pricing.stored import stored_model_item, stored_model_price
 from costguard.quotas import (
@@ -86,6 +87,7 @@ from costguard.quotas import (
     Resource,
     Scope,
     validate_tenant_id,
+    validate_timezone,
 )
 from costguard.settings import Enforcement, FailMode, Settings
 
@@ -292,6 +294,7 @@ class Ledger:
                 quotas=quotas,
                 overrun=OnOverrun(item.get("overrun", OnOverrun.RECORD)),
                 on_expiry=OnExpiry(item.get("on_expiry", OnExpiry.CHARGE)),
+                **_zone_fields(item),
             )
         # InvalidRequest: a stored quota id that does not parse is the ledger's fault, not
         # the caller's (it was a 422); AttributeError: `quotas` that is not a map (a 500).
@@ -360,8 +363,8 @@ class Ledger:
             spent_usd=_amount(counter, p + "spent", ZERO),
             held_usd=_amount(counter, p + "held", ZERO),
             period_key=slot.key[1],
-            resets_at=iso(period_end(quota.quota_id.period, at)),
-            retry_after_seconds=seconds_until_reset(quota.quota_id.period, at),
+            resets_at=iso(period_end(quota.quota_id.period, at, zone(slot.tz))),
+            retry_after_seconds=seconds_until_reset(quota.quota_id.period, at, zone(slot.tz)),
         )
 
     @staticmethod
@@ -385,9 +388,14 @@ class Ledger:
         )
 
     def _states(
-        self, tenant_id: str, quotas: Iterable[QuotaDefinition], at: datetime, consistent: bool
+        self,
+        tenant_id: str,
+        quotas: Iterable[QuotaDefinition],
+        at: datetime,
+        consistent: bool,
+        tz: str = "UTC",
     ) -> list[QuotaState]:
-        pairs = [(q, slot_for(q.quota_id, tenant_id, at)) for q in quotas]
+        pairs = [(q, slot_for(q.quota_id, tenant_id, at, tz)) for q in quotas]
         counters = (
             self.table.batch_get([s.key for _, s in pairs], consistent=consistent) if pairs else {}
         )
@@ -429,11 +437,12 @@ class Ledger:
         cost: Decimal,
         price: Price | None,
         user_id: str | None,
+        tz: str,
     ) -> None:
         """Add a spend to the tenant's day rollup (same item as its day counter, no extra
-        write): per resource, model or tier, and user bucket; the first spend of the day also
-        lists the tenant in the `active` index (the schedules' list of tenants)."""
-        key = day_key(tenant_id, at)
+        write; the local day in `tz`): per resource, model or tier, and user bucket; the first
+        spend of the day also lists the tenant in the `active` index (the schedules' list)."""
+        key = day_key(tenant_id, at, tz)
         w = tx.update(key)
         w.add(f"usd_{usage.resource}", cost)
         w.add("usd_all", cost)
@@ -579,11 +588,12 @@ class Ledger:
                 *platform.applicable(resource, None),
                 *tenant.applicable(resource, usage.user_id),
             ]
-            pairs = [(q, slot_for(q.quota_id, tenant_id, now)) for q in quotas]
+            tz = tenant.zone_at(now)
+            pairs = [(q, slot_for(q.quota_id, tenant_id, now, tz)) for q in quotas]
             telemetry.annotate(quota_ids=[str(q.quota_id) for q in quotas], amount_usd=amount)
             if enforce:
                 self._refuse_beyond_limit(pairs, amount, now)
-            ref = ReservationRef.build(ulid, resource, amount, quotas, usage.user_id)
+            ref = ReservationRef.build(ulid, resource, amount, quotas, usage.user_id, tz)
             tx = TransactionBuilder()
             self._check_policy(tx, PLATFORM_PK, platform)
             self._check_policy(tx, tenant_pk(tenant_id), tenant)
@@ -630,7 +640,7 @@ class Ledger:
             # The hold is made: a reservation without figures beats a lost one.
             with contextlib.suppress(LedgerUnavailable):
                 if with_figures:
-                    states = self._states(tenant_id, quotas, now, consistent=False)
+                    states = self._states(tenant_id, quotas, now, consistent=False, tz=tz)
             return Reservation(
                 reservation_id=ref.reservation_id,
                 tenant_id=tenant_id,
@@ -655,7 +665,7 @@ class Ledger:
                 *platform.applicable(ref.resource, None),
                 *tenant.applicable(ref.resource, ref.user_id),
             ]
-            states = self._states(tenant_id, quotas, ref.created_at, consistent=False)
+            states = self._states(tenant_id, quotas, ref.created_at, consistent=False, tz=ref.tz)
         return Reservation(
             reservation_id=ref.reservation_id,
             tenant_id=tenant_id,
@@ -843,7 +853,7 @@ class Ledger:
             if charged != estimate:
                 w.add(slot.prefix + "avail", estimate - charged)
             _stamp(w)
-        self._roll_up(tx, tenant_id, ref.created_at, usage, charged, price, ref.user_id)
+        self._roll_up(tx, tenant_id, ref.created_at, usage, charged, price, ref.user_id, ref.tz)
 
     def _commit_refused(
         self,
@@ -1073,16 +1083,17 @@ class Ledger:
                 *platform.applicable(resource, None),
                 *tenant.applicable(resource, usage.user_id),
             ]
-            pairs = [(q, slot_for(q.quota_id, tenant_id, now)) for q in quotas]
+            tz = tenant.zone_at(now)
+            pairs = [(q, slot_for(q.quota_id, tenant_id, now, tz)) for q in quotas]
             if enforce:
                 self._refuse_beyond_limit(pairs, cost, now)
-            ref = ReservationRef.build(ulid, resource, ZERO, quotas, usage.user_id)
+            ref = ReservationRef.build(ulid, resource, ZERO, quotas, usage.user_id, tz)
             tx = TransactionBuilder()
             self._check_policy(tx, PLATFORM_PK, platform)
             self._check_policy(tx, tenant_pk(tenant_id), tenant)
             for quota, slot in pairs:
                 self._charge_new(tx, quota, slot, cost, "spent", enforce)
-            self._roll_up(tx, tenant_id, now, usage, cost, price, usage.user_id)
+            self._roll_up(tx, tenant_id, now, usage, cost, price, usage.user_id, tz)
             item = {
                 "tenant_id": tenant_id,
                 "status": "recorded",
@@ -1206,7 +1217,7 @@ class Ledger:
         paused = tenant.paused or bool(usage.user_id and usage.user_id in tenant.paused_users)
         quotas = [*platform.applicable(resource, None), *tenant.applicable(resource, usage.user_id)]
         for attempt in range(2):
-            states = self._states(tenant_id, quotas, now, consistent=True)
+            states = self._states(tenant_id, quotas, now, consistent=True, tz=tenant.zone_at(now))
             binding = None
             if self._enforcing():
                 for quota, state in zip(quotas, states, strict=True):
@@ -1233,7 +1244,7 @@ class Ledger:
             return self._states("-", platform.quotas, now, consistent=True)
         validate_tenant_id(tenant_id)
         tenant = self.policy_from_item(self.table.get((tenant_pk(tenant_id), POLICY_SK)))
-        return self._states(tenant_id, tenant.quotas, now, consistent=True)
+        return self._states(tenant_id, tenant.quotas, now, consistent=True, tz=tenant.zone_at(now))
 
     def daily_rollups(
         self, tenant_id: str, first: datetime, last: datetime
@@ -1324,23 +1335,33 @@ class Ledger:
         plan: str | None = None,
         settings: TenantSettings | None = None,
     ) -> dict[str, Any]:
+        """Register a tenant. Its `timezone` applies at once, unless the tenant had a policy
+        (quotas, settings) before it was registered: then at the next midnight of the zone
+        in effect, as any change (D64)."""
         validate_tenant_id(tenant_id)
-        now = self.now()
-        tx = TransactionBuilder()
-        item = {"tenant_id": tenant_id, "name": name, "plan": plan, "created_at": iso(now)}
-        tx.put((tenant_pk(tenant_id), TENANT_SK), item, "attribute_not_exists(pk)")
-        w = tx.update((tenant_pk(tenant_id), POLICY_SK))
-        w.sets.append(f"{w.name('version')} = if_not_exists({w.name('version')}, {w.value(1)})")
-        w.sets.append(f"{w.name('quotas')} = if_not_exists({w.name('quotas')}, {w.value({})})")
-        if settings is not None:
-            w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
-            w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
-        try:
-            self.table.transact(tx.writes)
-        except Cancelled:
-            raise TenantExists(f"tenant {tenant_id!r} exists") from None
-        self.forget_policy(tenant_pk(tenant_id))
-        return {k: v for k, v in item.items() if v is not None}
+        pk = tenant_pk(tenant_id)
+        for _ in range(POLICY_ATTEMPTS + 1):
+            now = self.now()
+            tx = TransactionBuilder()
+            item = {"tenant_id": tenant_id, "name": name, "plan": plan, "created_at": iso(now)}
+            tx.put((pk, TENANT_SK), item, "attribute_not_exists(pk)")
+            w = tx.update((pk, POLICY_SK))
+            version = w.name("version")
+            w.sets.append(f"{version} = if_not_exists({version}, {w.value(1)})")
+            w.sets.append(f"{w.name('quotas')} = if_not_exists({w.name('quotas')}, {w.value({})})")
+            if settings is not None:
+                w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
+                w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
+                self._set_zone(w, self.table.get((pk, POLICY_SK), consistent=True), settings, now)
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled as cancelled:
+                if any(i == 0 for i, _ in cancelled.failed()):
+                    raise TenantExists(f"tenant {tenant_id!r} exists") from None
+                continue  # the policy moved between the read and the write
+            self.forget_policy(pk)
+            return {k: v for k, v in item.items() if v is not None}
+        raise LedgerBusy()
 
     def tenant(self, tenant_id: str) -> dict[str, Any] | None:
         """The tenant's registration (id, name, plan, created_at), or None."""
@@ -1349,25 +1370,65 @@ class Ledger:
             return None
         return {k: item[k] for k in ("tenant_id", "name", "plan", "created_at") if k in item}
 
-    def tenant_settings(self, tenant_id: str) -> TenantSettings:
-        """How the tenant's holds settle at their edges (defaults when never set)."""
+    def tenant_settings(self, tenant_id: str) -> TenantSettingsState:
+        """The tenant's settings (defaults when never set) and the zone in effect now."""
         validate_tenant_id(tenant_id)
         _, tenant = self.policies(tenant_id, fresh=True)
-        return TenantSettings(overrun=tenant.overrun.value, on_expiry=tenant.on_expiry.value)
+        now = self.now()
+        pending = tenant.timezone_from is not None and now < tenant.timezone_from
+        return TenantSettingsState(
+            overrun=tenant.overrun.value,
+            on_expiry=tenant.on_expiry.value,
+            timezone=tenant.timezone,
+            timezone_in_effect=tenant.zone_at(now),
+            timezone_effective_at=tenant.timezone_from if pending else None,
+        )
 
-    def put_tenant_settings(self, tenant_id: str, settings: TenantSettings) -> TenantSettings:
-        """Replace the tenant's settlement settings; the policy version moves, so every
-        cached copy is re-read by the next reserve that meets it."""
+    def put_tenant_settings(self, tenant_id: str, settings: TenantSettings) -> TenantSettingsState:
+        """Replace the tenant's settings; the policy version moves, so every cached copy is
+        re-read by the next reserve that meets it. A new `timezone` takes effect at the next
+        local midnight of the zone in effect (D64)."""
         validate_tenant_id(tenant_id)
-        w = ItemWrite(key=(tenant_pk(tenant_id), POLICY_SK))
-        version, quotas = w.name("version"), w.name("quotas")
-        w.sets.append(f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}")
-        w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
-        w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
-        w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
-        self.table.update(w)
-        self.forget_policy(tenant_pk(tenant_id))
-        return settings
+        pk = tenant_pk(tenant_id)
+        for _ in range(POLICY_ATTEMPTS + 1):
+            now = self.now()
+            item = self.table.get((pk, POLICY_SK), consistent=True)
+            w = ItemWrite(key=(pk, POLICY_SK))
+            version, quotas = w.name("version"), w.name("quotas")
+            w.sets.append(f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}")
+            w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
+            w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
+            w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
+            self._set_zone(w, item, settings, now)
+            try:
+                self.table.transact([w])
+            except Cancelled:
+                continue
+            self.forget_policy(pk)
+            return self.tenant_settings(tenant_id)
+        raise LedgerBusy()
+
+    def _set_zone(
+        self, w: ItemWrite, item: dict[str, Any] | None, settings: TenantSettings, now: datetime
+    ) -> None:
+        """Write the zone change `settings` asks for onto the policy update `w`, on condition
+        that the policy is still the one read (its version, or its absence)."""
+        validate_timezone(settings.timezone)
+        if item is None:
+            w.condition("attribute_not_exists(pk)")
+            tz, since, before = settings.timezone, None, "UTC"  # nothing was ever counted
+        else:
+            if "version" in item:
+                w.condition(f"{w.name('version')} = {w.value(item['version'])}")
+            else:
+                w.condition(f"attribute_not_exists({w.name('version')})")
+            tz, since, before = self.policy_from_item(item).zone_change(settings.timezone, now)
+        w.sets.append(f"{w.name('timezone')} = {w.value(tz)}")
+        if since is None:
+            w.removes.extend([w.name("timezone_from"), w.name("timezone_before")])
+        else:
+            w.sets.append(f"{w.name('timezone_from')} = {w.value(iso(since))}")
+            w.sets.append(f"{w.name('timezone_before')} = {w.value(before)}")
 
     def set_paused(self, tenant_id: str, paused: bool, user_id: str | None = None) -> None:
         """Pause or unpause a tenant or one of its users; takes effect on the next reserve."""
@@ -1403,9 +1464,9 @@ class Ledger:
         spec = self._spec(quota)
         for _ in range(8):
             now = self.now()
-            slot = slot_for(qid, owner, now)
-            found = self.table.batch_get([(pk, POLICY_SK), slot.key], consistent=True)
-            policy_item, counter = found.get((pk, POLICY_SK)), found.get(slot.key)
+            policy_item = self.table.get((pk, POLICY_SK), consistent=True)
+            slot = slot_for(qid, owner, now, self.policy_from_item(policy_item).zone_at(now))
+            counter = self.table.get(slot.key, consistent=True)
             tx = TransactionBuilder()
             if policy_item is None:
                 tx.put(
@@ -1460,10 +1521,11 @@ class Ledger:
         pk = tenant_pk(tenant_id)
         for _ in range(8):
             now = self.now()
-            slots = {qid: slot_for(q.quota_id, tenant_id, now) for qid, q in wanted.items()}
-            keys = sorted({(pk, POLICY_SK), *(s.key for s in slots.values())})
-            found = self.table.batch_get(keys, consistent=True)
-            policy_item = found.get((pk, POLICY_SK))
+            policy_item = self.table.get((pk, POLICY_SK), consistent=True)
+            tz = self.policy_from_item(policy_item).zone_at(now)
+            slots = {qid: slot_for(q.quota_id, tenant_id, now, tz) for qid, q in wanted.items()}
+            keys = sorted({s.key for s in slots.values()})
+            found = self.table.batch_get(keys, consistent=True) if keys else {}
             existing = set((policy_item or {}).get("quotas", {}))
             kept = tuple(sorted(qid for qid in wanted if qid in existing))
             if policy_item is not None and "onboarded" in policy_item:
@@ -1605,6 +1667,18 @@ def _usage_of(held: dict[str, Any]) -> Usage:
         model=held.get("model"),
         tier=held.get("tier"),
     )
+
+
+def _zone_fields(item: dict[str, Any]) -> dict[str, Any]:
+    """The zone a policy item stores (absent: UTC since always), validated."""
+    fields: dict[str, Any] = {
+        "timezone": str(item.get("timezone", "UTC")),
+        "timezone_before": str(item.get("timezone_before", "UTC")),
+        "timezone_from": parse_iso(item["timezone_from"]) if "timezone_from" in item else None,
+    }
+    zone(fields["timezone"])
+    zone(fields["timezone_before"])
+    return fields
 
 
 def _stamp(write: ItemWrite) -> None:

@@ -36,6 +36,7 @@ from costguard_client.models import (
     Tenant,
     TenantCreate,
     TenantSettings,
+    TenantSettingsState,
     Usage,
     UsageReport,
 )
@@ -428,8 +429,8 @@ def create_tenant(
     return Call("POST", "/v1/tenants", model(Tenant), body=body)
 
 
-def tenant_settings(tenant_id: str) -> Call[TenantSettings]:
-    return Call("GET", f"{_tenant(tenant_id)}/settings", model(TenantSettings))
+def tenant_settings(tenant_id: str) -> Call[TenantSettingsState]:
+    return Call("GET", f"{_tenant(tenant_id)}/settings", model(TenantSettingsState))
 
 
 def merged_settings(
@@ -437,16 +438,17 @@ def merged_settings(
     *,
     overrun: Literal["record", "reject"] | None = None,
     on_expiry: Literal["charge", "release"] | None = None,
+    timezone: str | None = None,
 ) -> TenantSettings:
-    """`current` with the settings given changed."""
-    changes = {
-        k: v for k, v in {"overrun": overrun, "on_expiry": on_expiry}.items() if v is not None
-    }
-    return validated(TenantSettings, current.model_dump() | changes)
+    """`current` with the settings given changed (only the settable fields are sent)."""
+    given = {"overrun": overrun, "on_expiry": on_expiry, "timezone": timezone}
+    changes = {k: v for k, v in given.items() if v is not None}
+    settable = current.model_dump(include=set(TenantSettings.model_fields))
+    return validated(TenantSettings, settable | changes)
 
 
-def put_tenant_settings(tenant_id: str, body: TenantSettings) -> Call[TenantSettings]:
-    return Call("PUT", f"{_tenant(tenant_id)}/settings", model(TenantSettings), body=body)
+def put_tenant_settings(tenant_id: str, body: TenantSettings) -> Call[TenantSettingsState]:
+    return Call("PUT", f"{_tenant(tenant_id)}/settings", model(TenantSettingsState), body=body)
 
 
 def set_paused(tenant_id: str, paused: bool, user_id: str | None = None) -> Call[PauseState]:

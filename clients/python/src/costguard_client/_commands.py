@@ -24,6 +24,8 @@ from costguard_client.models import (
     GroupBy,
     QuotaList,
     RecommendationList,
+    TenantSettings,
+    TenantSettingsState,
     UsageReport,
 )
 
@@ -257,23 +259,32 @@ def tenants() -> None:
 @click.option("--id", "tenant_id", help="Lowercase letters, digits, '-' (generated if absent).")
 @click.option("--name", required=True, help="Display name.")
 @click.option("--plan", help="Plan name, e.g. pro.")
+@click.option("--timezone", help="IANA zone of its days, weeks and months (default UTC).")
 @json_option
 @pass_state
 @api_call
-def tenants_create(state: State, tenant_id: str | None, name: str, plan: str | None) -> None:
+def tenants_create(
+    state: State, tenant_id: str | None, name: str, plan: str | None, timezone: str | None
+) -> None:
     """Register a tenant."""
-    tenant = state.guard().create_tenant(name, tenant_id=tenant_id, plan=plan)
+    settings = TenantSettings(timezone=timezone) if timezone else None
+    tenant = state.guard().create_tenant(name, tenant_id=tenant_id, plan=plan, settings=settings)
     emit(state, tenant, lambda: pairs(list(tenant.model_dump().items())))
 
 
 # ---------------------------------------------------------------------------- settings
 @cli.group("settings")
 def settings_group() -> None:
-    """How a tenant's holds settle: commits above the hold, and expired holds."""
+    """A tenant's settings: commits above the hold, expired holds, its time zone."""
 
 
-def _settings_text(tenant: str, overrun: str, on_expiry: str) -> str:
-    return pairs([("tenant", tenant), ("overrun", overrun), ("on_expiry", on_expiry)])
+def _settings_text(tenant: str, s: TenantSettingsState) -> str:
+    rows = [("tenant", tenant), ("overrun", s.overrun), ("on_expiry", s.on_expiry)]
+    rows.append(("timezone", s.timezone))
+    if s.timezone_effective_at is not None:
+        rows.append(("timezone_in_effect", s.timezone_in_effect))
+        rows.append(("timezone_effective_at", s.timezone_effective_at.isoformat()))
+    return pairs(rows)
 
 
 @settings_group.command("show")
@@ -282,9 +293,9 @@ def _settings_text(tenant: str, overrun: str, on_expiry: str) -> str:
 @pass_state
 @api_call
 def settings_show(state: State, tenant: str) -> None:
-    """The tenant's settlement settings."""
+    """The tenant's settings."""
     current = state.guard().tenant_settings(tenant)
-    emit(state, current, lambda: _settings_text(tenant, current.overrun, current.on_expiry))
+    emit(state, current, lambda: _settings_text(tenant, current))
 
 
 @settings_group.command("set")
@@ -299,19 +310,26 @@ def settings_show(state: State, tenant: str) -> None:
     type=click.Choice(["charge", "release"]),
     help="A hold that expires without a commit: charge it in full, or return it.",
 )
+@click.option(
+    "--timezone",
+    help="IANA zone of the tenant's periods; takes effect at the next local midnight.",
+)
 @json_option
 @pass_state
 @api_call
-def settings_set(state: State, tenant: str, overrun: str | None, on_expiry: str | None) -> None:
-    """Change a tenant's settlement settings (the ones not given are kept)."""
-    if overrun is None and on_expiry is None:
-        raise click.UsageError("nothing to set: pass --overrun and/or --on-expiry")
+def settings_set(
+    state: State, tenant: str, overrun: str | None, on_expiry: str | None, timezone: str | None
+) -> None:
+    """Change a tenant's settings (the ones not given are kept)."""
+    if overrun is None and on_expiry is None and timezone is None:
+        raise click.UsageError("nothing to set: pass --overrun, --on-expiry and/or --timezone")
     changed = state.guard().put_tenant_settings(
         tenant,
         overrun=cast(Literal["record", "reject"] | None, overrun),
         on_expiry=cast(Literal["charge", "release"] | None, on_expiry),
+        timezone=timezone,
     )
-    emit(state, changed, lambda: _settings_text(tenant, changed.overrun, changed.on_expiry))
+    emit(state, changed, lambda: _settings_text(tenant, changed))
 
 
 # ---------------------------------------------------------------------------- quotas

@@ -56,6 +56,7 @@ from costguard_client.models import (
     Summary,
     Tenant,
     TenantSettings,
+    TenantSettingsState,
     Usage,
     UsageReport,
 )
@@ -323,7 +324,7 @@ class AsyncCostGuard:
     ) -> Tenant:
         return await self._run(_api.create_tenant(name, tenant_id, plan, settings))
 
-    async def tenant_settings(self, tenant_id: str) -> TenantSettings:
+    async def tenant_settings(self, tenant_id: str) -> TenantSettingsState:
         return await self._run(_api.tenant_settings(tenant_id))
 
     async def put_tenant_settings(
@@ -332,9 +333,12 @@ class AsyncCostGuard:
         *,
         overrun: Literal["record", "reject"] | None = None,
         on_expiry: Literal["charge", "release"] | None = None,
-    ) -> TenantSettings:
+        timezone: str | None = None,
+    ) -> TenantSettingsState:
         current = await self.tenant_settings(tenant_id)
-        body = _api.merged_settings(current, overrun=overrun, on_expiry=on_expiry)
+        body = _api.merged_settings(
+            current, overrun=overrun, on_expiry=on_expiry, timezone=timezone
+        )
         return await self._run(_api.put_tenant_settings(tenant_id, body))
 
     async def pause(self, tenant_id: str, *, user_id: str | None = None) -> PauseState:

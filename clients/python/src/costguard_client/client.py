@@ -53,6 +53,7 @@ from costguard_client.models import (
     Summary,
     Tenant,
     TenantSettings,
+    TenantSettingsState,
     Usage,
     UsageReport,
 )
@@ -341,7 +342,7 @@ class CostGuard:
     ) -> Tenant:
         return self._run(_api.create_tenant(name, tenant_id, plan, settings))
 
-    def tenant_settings(self, tenant_id: str) -> TenantSettings:
+    def tenant_settings(self, tenant_id: str) -> TenantSettingsState:
         """How the tenant's holds settle: `overrun` (record | reject), `on_expiry`
         (charge | release)."""
         return self._run(_api.tenant_settings(tenant_id))
@@ -352,10 +353,13 @@ class CostGuard:
         *,
         overrun: Literal["record", "reject"] | None = None,
         on_expiry: Literal["charge", "release"] | None = None,
-    ) -> TenantSettings:
+        timezone: str | None = None,
+    ) -> TenantSettingsState:
         """Change the settings given; the others keep their current value (read first)."""
         current = self.tenant_settings(tenant_id)
-        body = _api.merged_settings(current, overrun=overrun, on_expiry=on_expiry)
+        body = _api.merged_settings(
+            current, overrun=overrun, on_expiry=on_expiry, timezone=timezone
+        )
         return self._run(_api.put_tenant_settings(tenant_id, body))
 
     def pause(self, tenant_id: str, *, user_id: str | None = None) -> PauseState:

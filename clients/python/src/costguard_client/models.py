@@ -120,6 +120,17 @@ class TenantSettings(Body):
 
     overrun: Literal["record", "reject"] = "record"
     on_expiry: Literal["charge", "release"] = "charge"
+    timezone: str = "UTC"
+    """The IANA zone of the tenant's days, weeks and months; a change takes effect at the next
+    local midnight of the zone in effect."""
+
+
+class TenantSettingsState(TenantSettings):
+    """The settings as the server shows them, with the zone in effect right now."""
+
+    timezone_in_effect: str = "UTC"
+    timezone_effective_at: datetime | None = None
+    """When a changed `timezone` takes effect; None once it has."""
 
 
 class TenantCreate(Request):
@@ -176,7 +187,7 @@ class QuotaState(Body):
 
 class QuotaList(Body):
     quotas: list[QuotaState]
-    settings: TenantSettings | None = None
+    settings: TenantSettingsState | None = None
     """The tenant's settlement settings (absent for platform quotas)."""
 
 
@@ -261,7 +272,7 @@ class Tenant(Body):
     name: str
     plan: str | None = None
     created_at: datetime
-    settings: TenantSettings | None = None
+    settings: TenantSettingsState | None = None
 
 
 class PauseState(Body):
@@ -458,7 +469,7 @@ RESPONSE_MODELS: tuple[type[Body], ...] = (
     CheckResult,
     Release,
     Tenant,
-    TenantSettings,
+    TenantSettingsState,
     PauseState,
     IssuedApiKey,
     ModelPriceOut,
