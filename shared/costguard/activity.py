@@ -3,22 +3,41 @@
 The first spend of a tenant's day writes `gsi2pk = ACTIVE#<day>#<shard>`, `gsi2sk = <tenant>`
 on its day rollup (`Ledger._roll_up`), so the sparse, keys-only `active` index lists exactly
 the tenants with spend that day, in `ACTIVE_SHARDS` partitions. The schedules read it page
-by page; nothing scans the table or reads a cost record.
+by page; nothing scans the table or reads a cost record. The day is the tenant's local day
+(its zone), so a schedule reads the index one day wider on each side of the UTC date.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from costguard.ledger.dynamo import LedgerTable
 from costguard.ledger.plan import ACTIVE_SHARDS, active_pk
 from costguard.ledger.schema import ACTIVE_INDEX, ACTIVE_PK, ACTIVE_SK
 from costguard.money import ZERO
+from costguard.periods import zone
+
+if TYPE_CHECKING:
+    from costguard.ledger import Ledger
 
 PAGE = 1000
+
+
+def local_now(ledger: Ledger, tenant_id: str) -> datetime:
+    """Now on the tenant's wall clock (the zone in effect now): its `.date()` is the tenant's
+    today, its `tzinfo` the zone of its days."""
+    now = ledger.now()
+    _, tenant = ledger.policies(tenant_id)
+    return now.astimezone(zone(tenant.zone_at(now)))
+
+
+def around(today: date, before: int, after: int = 1) -> list[date]:
+    """The UTC dates whose `active` partitions can hold a tenant's local days `today − before`
+    … `today`: local days run from UTC−12 to UTC+14, one date either side of UTC's."""
+    return [today + timedelta(days=n) for n in range(-before - 1, after + 1)]
 
 
 def active_tenants(table: LedgerTable, days: Iterable[date], page: int = PAGE) -> list[str]:

@@ -15,7 +15,8 @@ the line, and the complete day is judged again tomorrow).
 A day under `min_usd` is never an anomaly. Fewer than `min_history_days` of history (days
 since the tenant's first spend in the window) gives no verdict, reported as such.
 Each finding is an `anomaly` alert deduplicated by tenant, day and dimension: reruns and the
-today-then-yesterday double look record it once.
+today-then-yesterday double look record it once. Days are the tenant's local days (its zone):
+today, yesterday and the baseline are read from the rollups of its own calendar.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from costguard import telemetry
-from costguard.activity import active_tenants, by_day, first_spend, series
+from costguard.activity import active_tenants, around, by_day, first_spend, local_now, series
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 from costguard.ledger import Ledger
 from costguard.money import MICRO, ZERO, format_usd
@@ -376,14 +377,17 @@ def run_anomalies(
     """One scheduled run: every tenant with spend today or yesterday, judged and alerted."""
     started = time.perf_counter()
     now = ledger.now()
-    today = now.date()
     report = RunReport()
-    tenants = rotated(active_tenants(ledger.table, (today - timedelta(days=1), today)), now)
+    tenants = rotated(active_tenants(ledger.table, around(now.date(), 1)), now)
     report.tenants = len(tenants)
-    first = today - timedelta(days=rules.baseline_days + 1)
 
     def one(tenant: str) -> tuple[TenantVerdict, int]:
-        items = ledger.daily_rollups(tenant, datetime.combine(first, dt_time.min, UTC), now)
+        local = local_now(ledger, tenant)
+        today = local.date()
+        first = today - timedelta(days=rules.baseline_days + 1)
+        items = ledger.daily_rollups(
+            tenant, datetime.combine(first, dt_time.min, local.tzinfo), local
+        )
         verdict = examine(tenant, items, today, rules)
         recorded = book.record([f.draft() for f in verdict.findings]) if verdict.findings else []
         return verdict, len(recorded)

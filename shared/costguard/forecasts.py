@@ -23,19 +23,21 @@ tenant's; its threshold alerts cover it).
 The latest forecast per quota is stored (`TENANT#t / FORECAST#<quota_id>`) and served by
 `GET /v1/tenants/{t}/forecast`. A rise of the risk above the stored one (same period) to
 medium or beyond is one `QuotaBreachForecast` alert, deduplicated per quota, period and level.
+Days, "today" and the period's end are the tenant's (its zone): a 23- or 25-hour day's rest is
+the fraction of that day's own length.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dt_time
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from costguard.activity import active_tenants, by_day, first_spend, series
+from costguard.activity import active_tenants, around, by_day, first_spend, local_now, series
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 from costguard.anomalies import RunReport, TimeLeft, for_each_tenant, pct, rotated, usd
 from costguard.ledger import Ledger
@@ -44,7 +46,7 @@ from costguard.ledger.plan import tenant_pk
 from costguard.ledger.writes import ItemWrite
 from costguard.models import QuotaState
 from costguard.money import ZERO, format_usd
-from costguard.periods import Period, parse_period_key, period_start
+from costguard.periods import Period, parse_period_key, period_end, period_start
 from costguard.settings import Settings
 from costguard.stats import fit
 
@@ -103,15 +105,18 @@ def project(
     state: QuotaState,
     now: datetime,
     rollups: dict[date, dict[str, Any]],
+    tz: tzinfo = UTC,
 ) -> Projection:
-    """Project one quota to the end of its period (see the module's docstring)."""
+    """Project one quota to the end of its period (see the module's docstring); days are
+    local days in `tz`, the tenant's zone."""
     period, _ = parse_period_key(state.period_key)
-    start = period_start(period, now)
-    end = state.resets_at.astimezone(UTC)
-    today = now.date()
+    start = period_start(period, now, tz)
+    end = state.resets_at.astimezone(tz)
+    today = now.astimezone(tz).date()
     spent, limit = state.spent_usd, state.limit_usd
-    midnight = datetime.combine(today + timedelta(days=1), dt_time.min, UTC)
-    day_left = Decimal(str((midnight - now).total_seconds() / 86400))
+    midnight, day_start = period_end(Period.DAY, now, tz), period_start(Period.DAY, now, tz)
+    length = (midnight - day_start).total_seconds()  # 82,800 or 90,000 across DST
+    day_left = Decimal(str((midnight - now).total_seconds() / length))
     rest = _days(today + timedelta(days=1), end.date())
     first = first_spend(rollups)
     history_start = max(first, today - timedelta(days=PROFILE_DAYS)) if first else today
@@ -126,7 +131,7 @@ def project(
     else:
         since = start
         if state.scope == "tenant" and first is not None:
-            since = max(start, datetime.combine(first, dt_time.min, UTC))
+            since = max(start, period_start(Period.DAY, datetime.combine(first, dt_time.max, tz)))
         floor = timedelta(hours=6) if period is Period.DAY else timedelta(days=1)
         elapsed = max(now - since, floor)
         rate = usd(spent / Decimal(str(elapsed.total_seconds() / 86400)))
@@ -247,17 +252,17 @@ def forecast_tenant(
     Returns (forecasts written, alerts recorded). The alert is recorded before the forecast
     is stored, so a run that dies in between alerts on the next run (deduplicated), never not.
     """
-    now = ledger.now()
-    today = now.date()
+    local = local_now(ledger, tenant_id)
+    now, today, tz = local.astimezone(UTC), local.date(), local.tzinfo or UTC
     states = [q for q in ledger.quotas(tenant_id) if q.spent_usd > 0]
     if not states:
         return 0, 0
-    since = datetime.combine(today - timedelta(days=PROFILE_DAYS), dt_time.min, UTC)
-    rollups = by_day(ledger.daily_rollups(tenant_id, since, now))
+    since = datetime.combine(today - timedelta(days=PROFILE_DAYS), dt_time.min, tz)
+    rollups = by_day(ledger.daily_rollups(tenant_id, since, local))
     before = {i["quota_id"]: i for i in stored_forecasts(ledger.table, tenant_id)}
     written = recorded = 0
     for state in states:
-        p = project(state, now, rollups)
+        p = project(state, now, rollups, tz)
         risk = risk_of(state, p, today, rules)
         item = forecast_item(state, p, risk, now)
         old = before.get(state.quota_id)
@@ -283,9 +288,8 @@ def run_forecasts(
     """One scheduled run over every tenant with spend in the last `active_days` days."""
     started = time.perf_counter()
     now = ledger.now()
-    today = now.date()
     report = RunReport()
-    days = [today - timedelta(days=n) for n in range(rules.active_days)]
+    days = around(now.date(), rules.active_days - 1)
     tenants = rotated(active_tenants(ledger.table, days), now)
     report.tenants = len(tenants)
     for written, recorded in for_each_tenant(
