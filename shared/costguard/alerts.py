@@ -37,8 +37,8 @@ from costguard.ledger.service import iso, utc_now
 from costguard.ledger.writes import ItemWrite, TransactionBuilder
 from costguard.money import ZERO, format_usd
 from costguard.notify import EventSink, PublishFailed, Topic
-from costguard.periods import parse_period_key, period_end
-from costguard.quotas import DEFAULT_THRESHOLDS, QuotaId, Resource, Scope
+from costguard.periods import parse_period_key, period_end, zone
+from costguard.quotas import DEFAULT_THRESHOLDS, Policy, QuotaId, Resource, Scope, stored_zone
 
 OUTBOX = "OUTBOX"
 LEASE = timedelta(seconds=60)
@@ -235,12 +235,15 @@ class AlertDraft:
     """The API request whose write crossed the threshold (correlation across the stream)."""
 
 
-def threshold_drafts(crossing: Crossing) -> list[AlertDraft]:
-    """One draft per crossed threshold, ascending (the last is the one to notify)."""
+def threshold_drafts(crossing: Crossing, tz: str = "UTC") -> list[AlertDraft]:
+    """One draft per crossed threshold, ascending (the last is the one to notify); the period
+    ends at midnight in `tz`, the tenant's zone (platform quotas: UTC)."""
     c, qid = crossing.counter, crossing.quota_id
     who = c.tenant_id or "platform"
-    period, _ = parse_period_key(c.period_key)
-    resets = period_end(period, c.period_start)
+    tz = "UTC" if qid.scope is Scope.PLATFORM else tz
+    period, start = parse_period_key(c.period_key, zone(tz))
+    resets = period_end(period, start, zone(tz))
+    local = "" if tz == "UTC" else f" ({resets.astimezone(zone(tz)):%Y-%m-%d %H:%M} {tz})"
     spent, limit = crossing.spent_usd, crossing.limit_usd
     used = crossing.utilization
     pct = "∞" if not used.is_finite() else f"{(used * 100).quantize(Decimal(1))}"
@@ -257,7 +260,7 @@ def threshold_drafts(crossing: Crossing) -> list[AlertDraft]:
                 message=(
                     f"{who} has spent ${format_usd(spent)} of its ${format_usd(limit)} "
                     f"{qid.period} {qid.resource} limit ({pct}%, {crossing.mode} quota "
-                    f"{qid}); the period resets at {resets:%Y-%m-%d %H:%M} UTC."
+                    f"{qid}); the period resets at {resets:%Y-%m-%d %H:%M} UTC{local}."
                 ),
                 quota_id=str(qid),
                 period_key=c.period_key,
@@ -652,6 +655,7 @@ class StreamAlerts:
         self.book = book
         self.publisher = publisher
         self._policies: dict[str, tuple[datetime, dict[str, tuple[str, tuple[int, ...]]]]] = {}
+        self._zones: dict[str, Policy] = {}
 
     def handle(
         self,
@@ -697,7 +701,7 @@ class StreamAlerts:
                 spent_usd=crossing.spent_usd,
                 limit_usd=crossing.limit_usd,
             ) as span:
-                drafts = threshold_drafts(crossing)
+                drafts = threshold_drafts(crossing, self.zone(crossing.counter.tenant_id))
                 request = (new or {}).get("last_request_id")
                 if request:
                     drafts = [replace(d, caused_by_request=str(request)) for d in drafts]
@@ -722,8 +726,19 @@ class StreamAlerts:
                 return rule
         return None
 
+    def zone(self, tenant_id: str | None) -> str:
+        """The zone the tenant counts its periods in now, from the policy `rules` just read."""
+        if tenant_id is None:
+            return "UTC"
+        policy = self._zones.get(f"TENANT#{tenant_id}")
+        return policy.zone_at(self.book.clock()) if policy else "UTC"
+
     def _read_policy(self, pk: str) -> dict[str, tuple[str, tuple[int, ...]]]:
         item = self.table.get((pk, "POLICY"), consistent=False) or {}
+        try:
+            self._zones[pk] = Policy(**stored_zone(item))
+        except ValueError:
+            self._zones.pop(pk, None)  # a malformed zone: the alert says UTC, nothing is lost
         rules: dict[str, tuple[str, tuple[int, ...]]] = {}
         for quota_id, spec in (item.get("quotas") or {}).items():
             thresholds = tuple(int(t) for t in spec.get("thresholds") or DEFAULT_THRESHOLDS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -422,3 +423,36 @@ def test_an_alert_that_never_publishes_is_redriven_with_backoff_then_given_up(  
     from costguard import telemetry
 
     assert "AlertsUndeliverable" in telemetry.metrics.metric_set  # the sweeper's, alarmed
+
+
+def test_a_threshold_alert_resets_at_the_tenants_local_midnight(pipeline: Pipeline, clock) -> None:  # type: ignore[no-untyped-def]
+    # Given a Los Angeles tenant with a $10 day quota, at 23:00 PST on 30 November
+    from costguard.models import TenantSettings
+
+    clock.at = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    pipeline.ledger.create_tenant(
+        "acme", "Acme", settings=TenantSettings(timezone="America/Los_Angeles")
+    )
+    set_quota(pipeline.ledger, "acme", "tenant:llm:day", "10")
+    set_quota(pipeline.ledger, None, "platform:llm:day", "10")
+    pipeline.flush()
+
+    # When it spends $6
+    spend(pipeline.ledger, "6")
+    pipeline.flush()
+
+    # Then its 50 % alert names its local day and resets at local midnight (08:00 UTC); the
+    # platform's resets at UTC midnight
+    [mine] = pipeline.alerts()
+    assert (mine["period_key"], mine["resets_at"]) == (
+        "DAY#2026-11-30",
+        "2026-12-01T08:00:00.000000Z",
+    )
+    assert (
+        "resets at 2026-12-01 08:00 UTC (2026-12-01 00:00 America/Los_Angeles)" in mine["message"]
+    )
+    [platform] = pipeline.alerts(None)
+    assert (platform["period_key"], platform["resets_at"]) == (
+        "DAY#2026-12-01",
+        "2026-12-02T00:00:00Z",
+    )

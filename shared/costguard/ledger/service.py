@@ -86,6 +86,7 @@ from costguard.quotas import (
     QuotaId,
     Resource,
     Scope,
+    stored_zone,
     validate_tenant_id,
     validate_timezone,
 )
@@ -294,7 +295,7 @@ class Ledger:
                 quotas=quotas,
                 overrun=OnOverrun(item.get("overrun", OnOverrun.RECORD)),
                 on_expiry=OnExpiry(item.get("on_expiry", OnExpiry.CHARGE)),
-                **_zone_fields(item),
+                **stored_zone(item),
             )
         # InvalidRequest: a stored quota id that does not parse is the ledger's fault, not
         # the caller's (it was a 422); AttributeError: `quotas` that is not a map (a 500).
@@ -1667,18 +1668,6 @@ def _usage_of(held: dict[str, Any]) -> Usage:
         model=held.get("model"),
         tier=held.get("tier"),
     )
-
-
-def _zone_fields(item: dict[str, Any]) -> dict[str, Any]:
-    """The zone a policy item stores (absent: UTC since always), validated."""
-    fields: dict[str, Any] = {
-        "timezone": str(item.get("timezone", "UTC")),
-        "timezone_before": str(item.get("timezone_before", "UTC")),
-        "timezone_from": parse_iso(item["timezone_from"]) if "timezone_from" in item else None,
-    }
-    zone(fields["timezone"])
-    zone(fields["timezone_before"])
-    return fields
 
 
 def _stamp(write: ItemWrite) -> None:
