@@ -454,5 +454,5 @@ def test_a_threshold_alert_resets_at_the_tenants_local_midnight(pipeline: Pipeli
     [platform] = pipeline.alerts(None)
     assert (platform["period_key"], platform["resets_at"]) == (
         "DAY#2026-12-01",
-        "2026-12-02T00:00:00Z",
+        "2026-12-02T00:00:00.000000Z",
     )
