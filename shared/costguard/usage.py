@@ -1,16 +1,21 @@
-"""Usage reads: totals and breakdowns from the day rollups, records where no rollup exists."""
+"""Usage reads: totals and breakdowns from the day rollups, records where no rollup exists.
+
+Days are the tenant's local days (its time zone): the rollups are keyed by them, and a record
+breakdown reads the records between the local midnights."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Literal
 
+from costguard.activity import local_now
 from costguard.errors import InvalidRequest
 from costguard.ledger.service import Ledger
 from costguard.models import Model, UsdOut
 from costguard.money import ZERO
+from costguard.periods import Period, period_end, period_start
 
 GroupBy = Literal["model", "user", "conversation", "task", "operation", "resource", "day"]
 ROLLUP_GROUPS = ("model", "resource", "day")
@@ -51,12 +56,16 @@ class Summary(Model):
     truncated: bool = False
 
 
-def day_start(d: date) -> datetime:
-    return datetime.combine(d, time.min, tzinfo=UTC)
+def day_start(d: date, tz: tzinfo = UTC) -> datetime:
+    """The first instant of the local day `d` in `tz` (a skipped midnight: the first that
+    exists)."""
+    return period_start(Period.DAY, datetime.combine(d, time(12), tzinfo=tz), tz)
 
 
-def day_end(d: date) -> datetime:
-    return datetime.combine(d, time.max, tzinfo=UTC)
+def day_end(d: date, tz: tzinfo = UTC) -> datetime:
+    """The last instant (microsecond) of the local day `d` in `tz`."""
+    noon = datetime.combine(d, time(12), tzinfo=tz)
+    return period_end(Period.DAY, noon, tz) - timedelta(microseconds=1)
 
 
 def date_range(first: date | None, last: date | None, today: date) -> tuple[date, date]:
@@ -67,6 +76,17 @@ def date_range(first: date | None, last: date | None, today: date) -> tuple[date
     if (last - first).days >= MAX_DAYS:
         raise InvalidRequest(f"a range may span at most {MAX_DAYS} days", field="from")
     return first, last
+
+
+def record_window(
+    ledger: Ledger, tenant_id: str, first: date | None, last: date | None
+) -> tuple[datetime, datetime]:
+    """The instants between which the records of local days `first`…`last` were created
+    (defaults as `date_range`, in the tenant's zone)."""
+    local = local_now(ledger, tenant_id)
+    tz = local.tzinfo or UTC
+    first, last = date_range(first, last, local.date())
+    return day_start(first, tz), day_end(last, tz)
 
 
 def _sorted(groups: dict[str, Decimal], top: int | None = None) -> list[UsageGroup]:
@@ -93,14 +113,14 @@ def _rollup_groups(days: list[dict[str, Any]], group_by: str) -> dict[str, Decim
 
 
 def _record_groups(
-    ledger: Ledger, tenant_id: str, first: date, last: date, field: str
+    ledger: Ledger, tenant_id: str, first: date, last: date, field: str, tz: tzinfo
 ) -> tuple[dict[str, Decimal], bool]:
     groups: defaultdict[str, Decimal] = defaultdict(Decimal)
     after: str | None = None
     seen = 0
     while True:
         page, after = ledger.settled_records(
-            tenant_id, day_start(first), day_end(last), limit=1000, after=after
+            tenant_id, day_start(first, tz), day_end(last, tz), limit=1000, after=after
         )
         for item in page:
             groups[
@@ -120,8 +140,10 @@ def _record_groups(
 def usage_report(
     ledger: Ledger, tenant_id: str, first: date | None, last: date | None, group_by: GroupBy | None
 ) -> UsageReport:
-    """Totals of a date range (UTC days, inclusive) and an optional breakdown."""
-    first, last = date_range(first, last, ledger.now().date())
+    """Totals of a date range (the tenant's local days, inclusive) and an optional breakdown."""
+    local = local_now(ledger, tenant_id)
+    tz = local.tzinfo or UTC
+    first, last = date_range(first, last, local.date())
     days = ledger.daily_rollups(tenant_id, day_start(first), day_start(last))
     total = sum((d.get("usd_all", ZERO) for d in days), ZERO)
     calls = int(sum(d.get("calls", 0) for d in days))
@@ -134,7 +156,7 @@ def usage_report(
             raise InvalidRequest(
                 f"group_by={group_by} spans at most {MAX_RECORD_DAYS} days", field="from"
             )
-        groups, truncated = _record_groups(ledger, tenant_id, first, last, group_by)
+        groups, truncated = _record_groups(ledger, tenant_id, first, last, group_by, tz)
     return UsageReport(
         tenant_id=tenant_id,
         from_date=first,
@@ -148,13 +170,14 @@ def usage_report(
 
 
 def summary(ledger: Ledger, tenant_id: str) -> Summary:
-    """Month to date, today, top models and users, and the last 30 days."""
-    today = ledger.now().date()
+    """Month to date, today, top models and users, and the last 30 days (local days)."""
+    local = local_now(ledger, tenant_id)
+    today, tz = local.date(), local.tzinfo or UTC
     first = min(today.replace(day=1), today - timedelta(days=29))
     days = ledger.daily_rollups(tenant_id, day_start(first), day_start(today))
     by_day = {d["sk"].removeprefix("DAY#"): d for d in days}
     month = [d for k, d in by_day.items() if k >= today.replace(day=1).isoformat()]
-    users, truncated = _record_groups(ledger, tenant_id, today.replace(day=1), today, "user")
+    users, truncated = _record_groups(ledger, tenant_id, today.replace(day=1), today, "user", tz)
     trend = [
         DailyCost(
             day=today - timedelta(days=n),

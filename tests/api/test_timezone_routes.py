@@ -116,3 +116,28 @@ def test_a_429_says_retry_after_the_tenants_local_midnight(
     assert r.headers["content-type"] == "application/problem+json"
     assert r.headers["retry-after"] == str(r.json["retry_after_seconds"]) == str(retry_after)
     assert r.json["quota_id"] == DAY
+
+
+def test_usage_days_are_the_tenants_local_days(api: Api, clock: Clock) -> None:
+    # Given a Kolkata tenant: $1 at 23:30 IST on 30 November, $2 at 00:30 IST on 1 December
+    clock.at = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+    create(api, "Asia/Kolkata")
+    key = api.tenant_key(T)
+    spend = f"/v1/tenants/{T}/usage"
+    for at, amount, user in (("18:00", "1", "early"), ("19:00", "2", "late")):
+        clock.at = datetime.fromisoformat(f"2026-11-30T{at}:00+00:00")
+        body = {"resource": "llm", "cost_usd": amount, "user_id": user}
+        assert api.call("POST", spend, body, key=key).status == 201
+
+    # When it asks for 1 December (still 30 November in UTC)
+    day = "from=2026-12-01&to=2026-12-01"
+    report = api.call("GET", spend, key=key, query=day).json
+    users = api.call("GET", spend, key=key, query=f"{day}&group_by=user").json
+    records = api.call("GET", f"{spend}/records", key=key, query=day).json
+    today = api.call("GET", f"/v1/tenants/{T}/summary", key=key).json
+
+    # Then it gets its own 1 December: the $2, not the $1 of the evening before
+    assert (report["total_usd"], report["calls"]) == ("2.000000", 1)
+    assert users["groups"] == [{"key": "late", "cost_usd": "2.000000"}]
+    assert [r["cost_usd"] for r in records["records"]] == ["2.000000"]
+    assert (today["today_usd"], today["month_to_date_usd"]) == ("2.000000", "2.000000")

@@ -14,9 +14,7 @@ from costguard.usage import (
     GroupBy,
     Summary,
     UsageReport,
-    date_range,
-    day_end,
-    day_start,
+    record_window,
     summary,
     usage_report,
 )
@@ -84,11 +82,11 @@ def records(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(pattern=CURSOR)] = None,
 ) -> Response[RecordPage]:
-    first, last = date_range(from_, to, ledger.now().date())
+    first, last = record_window(ledger, tenant_id, from_, to)
     items, after = ledger.settled_records(
         tenant_id,
-        day_start(first),
-        day_end(last),
+        first,
+        last,
         limit=limit,
         after=cursor,
         user_id=user_id,
