@@ -29,14 +29,14 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_CEILING, Decimal
 from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import Field
 
-from costguard.activity import active_tenants
+from costguard.activity import active_tenants, around, local_now
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 from costguard.anomalies import RunReport, TimeLeft, for_each_tenant, rotated
 from costguard.errors import CostguardError
@@ -520,12 +520,13 @@ def sandbox_time(ledger: Ledger, w: Window, rules: RecommendationRules) -> list[
     return found
 
 
-def _previous_starts(period: Period, now: datetime, count: int) -> list[datetime]:
-    """The first instants of the `count` complete periods before the current one, newest first."""
+def _previous_starts(period: Period, now: datetime, count: int, tz: tzinfo = UTC) -> list[datetime]:
+    """The first instants of the `count` complete periods before the current one, newest first
+    (periods of the calendar in `tz`)."""
     starts = []
-    at = period_start(period, now)
+    at = period_start(period, now, tz)
     for _ in range(count):
-        at = period_start(period, at - timedelta(seconds=1))
+        at = period_start(period, at - timedelta(seconds=1), tz)
         starts.append(at)
     return starts
 
@@ -537,19 +538,21 @@ MIN_PERIODS = {Period.DAY: 7, Period.WEEK: 4, Period.MONTH: 2}
 def quota_limits(
     ledger: Ledger, tenant_id: str, rules: RecommendationRules
 ) -> list[Recommendation]:
-    """Quotas that ended most recent periods at their limit, or never passed `quota_low_pct`."""
-    now = ledger.now()
+    """Quotas that ended most recent periods at their limit, or never passed `quota_low_pct`
+    (the tenant's periods, in its zone)."""
+    local = local_now(ledger, tenant_id)
+    now, tz = local.astimezone(UTC), local.tzinfo or UTC
     found = []
     for q in ledger.quotas(tenant_id):
         qid = QuotaId.parse(q.quota_id)
         period = qid.period
-        starts = _previous_starts(period, now, PAST_PERIODS[period])
+        starts = _previous_starts(period, now, PAST_PERIODS[period], tz)
         pk = principal_pk(qid.scope, tenant_id, qid.user_id)
-        counters = ledger.table.batch_get([(pk, period_key(period, s)) for s in starts])
+        counters = ledger.table.batch_get([(pk, period_key(period, s, tz)) for s in starts])
         prefix = f"q_{qid.resource.value}_"
         live: list[tuple[datetime, Decimal, Decimal]] = []
         for s in starts:
-            item = counters.get((pk, period_key(period, s)))
+            item = counters.get((pk, period_key(period, s, tz)))
             if item and item.get(prefix + "limit") is not None:
                 live.append((s, _d(item.get(prefix + "spent")), _d(item[prefix + "limit"])))
         if len(live) < MIN_PERIODS[period]:
@@ -691,7 +694,7 @@ def run_digests(
     started = time.perf_counter()
     now = ledger.now()
     today = now.date()
-    days: list[date] = [today - timedelta(days=n) for n in range(7)]
+    days: list[date] = around(today, 6)
     tenants = rotated(active_tenants(ledger.table, days), now)
     report = RunReport(tenants=len(tenants))
 
