@@ -1413,16 +1413,18 @@ class Ledger:
         self, w: ItemWrite, item: dict[str, Any] | None, settings: TenantSettings, now: datetime
     ) -> None:
         """Write the zone change `settings` asks for onto the policy update `w`, on condition
-        that the policy is still the one read (its version, or its absence)."""
+        that the policy's zone is still the one read (quota and other writes may interleave)."""
         validate_timezone(settings.timezone)
         if item is None:
             w.condition("attribute_not_exists(pk)")
             tz, since, before = settings.timezone, None, "UTC"  # nothing was ever counted
         else:
-            if "version" in item:
-                w.condition(f"{w.name('version')} = {w.value(item['version'])}")
-            else:
-                w.condition(f"attribute_not_exists({w.name('version')})")
+            for attribute in ("timezone", "timezone_from", "timezone_before"):
+                n = w.name(attribute)
+                if attribute in item:
+                    w.condition(f"{n} = {w.value(item[attribute])}")
+                else:
+                    w.condition(f"attribute_not_exists({n})")
             tz, since, before = self.policy_from_item(item).zone_change(settings.timezone, now)
         w.sets.append(f"{w.name('timezone')} = {w.value(tz)}")
         if since is None:
