@@ -13,7 +13,7 @@ from costguard.alerts import AlertBook, AlertType, overrun_draft
 from costguard.errors import InvalidRequest, OverrunRejected, QuotaExceeded, ReservationNotHeld
 from costguard.ledger import Ledger
 from costguard.ledger.plan import records_pk
-from costguard.models import TenantSettings, Usage
+from costguard.models import TenantSettings, TenantSettingsState, Usage
 from costguard.settings import FailMode, Settings
 
 from tests.conftest import Clock
@@ -274,11 +274,11 @@ def test_a_lazily_expired_hold_is_charged_too(acme: Ledger, clock: Clock) -> Non
 
 
 def test_tenant_settings_default_and_round_trip(acme: Ledger) -> None:
-    assert acme.tenant_settings(T) == TenantSettings(overrun="record", on_expiry="charge")
+    assert acme.tenant_settings(T) == TenantSettingsState(overrun="record", on_expiry="charge")
 
     acme.put_tenant_settings(T, TenantSettings(overrun="reject", on_expiry="release"))
 
-    assert acme.tenant_settings(T) == TenantSettings(overrun="reject", on_expiry="release")
+    assert acme.tenant_settings(T) == TenantSettingsState(overrun="reject", on_expiry="release")
 
 
 # ---------------------------------------------------------------- fail open
