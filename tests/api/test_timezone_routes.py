@@ -20,7 +20,10 @@ def create(api: Api, tz: object) -> tuple[int, dict[str, object]]:
     return r.status, r.json
 
 
-@pytest.mark.parametrize("tz", ["Mars/Olympus", "localtime", "../../etc/passwd", "", 7, None])
+@pytest.mark.parametrize(
+    "tz",
+    ["Mars/Olympus", "localtime", "../../etc/passwd", "America", "right/UTC", "utc", "", 7, None],
+)
 def test_creating_a_tenant_with_an_unknown_zone_is_422_naming_the_field(
     api: Api, tz: object
 ) -> None:

@@ -243,3 +243,19 @@ def test_a_zone_set_through_the_client_and_the_cli_waits_for_the_next_midnight(
     back = run.invoke(cli, ["settings", "set", tenant.tenant_id, "--timezone", "UTC"], env=env)
     assert back.exit_code == 0, back.output
     assert back.stdout.splitlines()[3:] == ["timezone   UTC"]  # the pending change is cancelled
+
+
+def test_the_cli_creates_a_tenant_in_a_zone(admin: CostGuard, server: Server) -> None:
+    env = {"COSTGUARD_URL": server.url, "COSTGUARD_API_KEY": ADMIN}
+    tenant_id = f"tz-{time.time_ns()}"
+    args = ["tenants", "create", "--id", tenant_id, "--name", "Kolkata", "--json"]
+
+    made = CliRunner().invoke(cli, [*args, "--timezone", "Asia/Kolkata"], env=env)
+
+    assert made.exit_code == 0, made.output
+    shown = admin.tenant_settings(tenant_id)
+    assert (shown.timezone, shown.timezone_in_effect, shown.timezone_effective_at) == (
+        "Asia/Kolkata",
+        "Asia/Kolkata",
+        None,
+    )
