@@ -12,7 +12,8 @@ simulated (bench/shards.py; seconds). `python -m bench telemetry`: tracing and m
 off on a warm reserve through the API handler (bench/telemetry.py). `python -m bench pricing`:
 the generated price catalog at cold start against the hand-kept one (bench/pricing.py).
 `python -m bench collector-down`: what tracing adds per request with the collector down
-(bench/collector_down.py).
+(bench/collector_down.py). `python -m bench timezones`: the zone-dependent work of reserve,
+commit and a 429 for a UTC and a Los Angeles tenant (bench/timezones.py; seconds).
 `python -m bench soak`:
 `make run` on its default store for 10,000 guarded calls, 1 and 4 callers, and throughput at
 1/2/4 workers (bench/soak.py; about ten minutes).
@@ -80,6 +81,11 @@ def main() -> None:
         from bench.pricing import main as pricing
 
         pricing(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["timezones"]:
+        from bench.timezones import main as timezones
+
+        timezones(sys.argv[2:])
         return
     if sys.argv[1:2] == ["shards"]:
         from bench.shards import main as shards
