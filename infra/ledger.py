@@ -92,7 +92,8 @@ ALERTS_ACCESS = TableAccess(
 )
 
 ONBOARDING_ACCESS = TableAccess(
-    # Ledger.seed_quotas: the policy and this period's counters (BatchGetItem), then one
+    # Ledger.seed_quotas: the policy, then this period's counters in the tenant's zone
+    # (BatchGetItem, twice), then one
     # transaction: the policy (PutItem when new, else UpdateItem), each counter (UpdateItem, or
     # ConditionCheckItem when absent). No index, no reads of records.
     table=(
@@ -104,9 +105,10 @@ ONBOARDING_ACCESS = TableAccess(
 )
 
 ANOMALY_ACCESS = TableAccess(
-    # costguard.anomalies: the day's tenants (Query of the `active` index), each tenant's day
-    # rollups (Query), its anomaly alerts (markers and records: PutItem inside a transaction).
-    table=("dynamodb:PutItem", "dynamodb:Query"),
+    # costguard.anomalies: the day's tenants (Query of the `active` index), each tenant's policy
+    # for its time zone (BatchGetItem, Ledger.policies), its day rollups (Query), its anomaly
+    # alerts (markers and records: PutItem inside a transaction).
+    table=("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query"),
     active_index=("dynamodb:Query",),
 )
 FORECAST_ACCESS = TableAccess(

@@ -14,7 +14,7 @@ ANOMALY = "functions.anomaly.handler.handler"
 FORECAST = "functions.forecast.handler.handler"
 # Written out, not imported from infra/ledger.py: widening a grant needs a test change too.
 TABLE_ACTIONS = {
-    ANOMALY: {"dynamodb:PutItem", "dynamodb:Query"},
+    ANOMALY: {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query"},
     FORECAST: {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
 }
 

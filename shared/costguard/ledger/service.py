@@ -1524,7 +1524,10 @@ class Ledger:
         pk = tenant_pk(tenant_id)
         for _ in range(8):
             now = self.now()
-            policy_item = self.table.get((pk, POLICY_SK), consistent=True)
+            # BatchGetItem, not GetItem: the onboarding function's grant (infra/ledger.py).
+            policy_item = self.table.batch_get([(pk, POLICY_SK)], consistent=True).get(
+                (pk, POLICY_SK)
+            )
             tz = self.policy_from_item(policy_item).zone_at(now)
             slots = {qid: slot_for(q.quota_id, tenant_id, now, tz) for qid, q in wanted.items()}
             keys = sorted({s.key for s in slots.values()})
