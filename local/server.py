@@ -29,7 +29,7 @@ from werkzeug.wrappers import Request, Response
 from local import alerting, ddblocal
 from local.bus import LocalBus
 from local.events import lambda_context, to_event, to_response
-from local.store import open_store
+from local.store import floor_update, open_store
 from local.streams import Poller
 from local.workers import Pool, default_count
 
@@ -47,20 +47,6 @@ class Schedule:
     name: str
     every_seconds: float
     run: Callable[[], Any]
-
-
-def floor_update(client: Any, table_name: str) -> None:
-    """One bare conditional UpdateItem, without any costguard code: the floor `python -m bench
-    load` compares a guarded call with."""
-    client.update_item(
-        TableName=table_name,
-        Key={"pk": {"S": "LOCAL#FLOOR"}, "sk": {"S": "MONTH#0000-00"}},
-        UpdateExpression="SET #a = if_not_exists(#a, :l) - :v, #l = if_not_exists(#l, :l) "
-        "ADD #h :v",
-        ConditionExpression="attribute_not_exists(#a) OR #a >= :v",
-        ExpressionAttributeNames={"#a": "q_llm_avail", "#l": "q_llm_limit", "#h": "q_llm_held"},
-        ExpressionAttributeValues={":l": {"N": "1000000000000"}, ":v": {"N": "0.01"}},
-    )
 
 
 @dataclass
@@ -402,7 +388,7 @@ def serve(argv: list[str] | None = None) -> int:
         except RunnerError as exc:
             print(f"costguard: {exc}", file=sys.stderr)
             return exc.code
-        settings = Settings(admin_key=admin_key, slack_webhook_url=slack)  # type: ignore[arg-type]
+        settings = Settings(admin_key=admin_key, slack_webhook_url=slack)
         # The JVM and the workers' imports take a few seconds each: side by side.
         pool = Pool(store.endpoint, settings.table_name, admin_key, count)
         pool.start()

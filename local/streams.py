@@ -93,7 +93,7 @@ class MotoStream:
 
     def drain(self) -> None:
         """Move what moto's shard holds into `pending` (call under the store's lock)."""
-        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.core.models import DEFAULT_ACCOUNT_ID
         from moto.dynamodb.models import dynamodb_backends
 
         region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")

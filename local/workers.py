@@ -61,10 +61,10 @@ def _serve(conn: Connection, endpoint: str, table_name: str, admin_key: str) -> 
 
     from functions.api.deps import admin_fingerprints, get_events, get_keys, get_ledger
     from functions.api.handler import app, lambda_handler
-    from local.server import floor_update, lambda_context
-    from local.store import client_for
+    from local.events import lambda_context
+    from local.store import client_for, floor_update
 
-    settings = Settings(admin_key=admin_key, table_name=table_name)  # type: ignore[arg-type]
+    settings = Settings(admin_key=admin_key, table_name=table_name)
     client = client_for(endpoint)
     ledger = Ledger(LedgerTable(client, table_name, settings), settings)
     keys = ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
