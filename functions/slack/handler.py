@@ -24,6 +24,8 @@ SECRET_MAX_AGE = 300
 
 
 def webhook() -> SlackWebhook:
+    """The composition root: the webhook from the settings, per invocation (not cached: the
+    secret's value is, for SECRET_MAX_AGE, so a rotated URL is picked up)."""
     settings = get_settings()
     if settings.slack_webhook_url is not None:
         url = settings.slack_webhook_url.get_secret_value()

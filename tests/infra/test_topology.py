@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -178,3 +179,17 @@ def test_the_pattern_matcher_can_refuse() -> None:
     assert matches(pattern, record("INSERT", "A#1"))
     assert not matches(pattern, record("MODIFY", "A#1"))
     assert not matches(pattern, record("INSERT", "B#1"))
+
+
+def test_the_functions_table_of_the_docs_is_the_topology() -> None:
+    # Given the table of docs/infrastructure.md ("| `anomaly` / `forecast` | 1024 MB, 5 / 10 min |")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "infrastructure.md").read_text()
+    documented = {}
+    for names, memory, timeouts, unit in re.findall(
+        r"^\| ((?:`\w+`(?: \(optional\))?(?: / )?)+) \| (\d+) MB, ([\d / ]+) (s|min) \|", text, re.M
+    ):
+        seconds = [int(t) * (60 if unit == "min" else 1) for t in timeouts.split(" / ")]
+        for name, timeout in zip(re.findall(r"`(\w+)`", names), seconds, strict=True):
+            documented[name] = (int(memory), timeout)
+    # Then it names every function with the memory and timeout it is deployed with
+    assert documented == {f.name: (f.memory_mb, f.timeout_seconds) for f in topology.FUNCTIONS}
