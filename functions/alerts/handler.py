@@ -81,20 +81,15 @@ def handler(
     event: dict[str, Any], context: LambdaContext, watch: StreamAlerts | None = None
 ) -> dict[str, Any]:
     records = event.get("Records") or []
-    try:
-        with telemetry.tracer.start_as_current_span(
-            "stream.batch", context=telemetry.lambda_parent()
-        ) as span:
-            span.set_attribute("costguard.records", len(records))
-            result = process_partial_response(
-                event=event,
-                record_handler=lambda record: record_handler(record, watch),
-                processor=processor,
-                context=context,
-            )
-            span.set_attribute("costguard.failed_records", len(result["batchItemFailures"]))
-    finally:
-        telemetry.flush()
+    with telemetry.invocation("stream.batch") as span:
+        span.set_attribute("costguard.records", len(records))
+        result = process_partial_response(
+            event=event,
+            record_handler=lambda record: record_handler(record, watch),
+            processor=processor,
+            context=context,
+        )
+        span.set_attribute("costguard.failed_records", len(result["batchItemFailures"]))
     if result.get("batchItemFailures"):
         metrics.add_metric(
             "StreamRecordsFailed", MetricUnit.Count, len(result["batchItemFailures"])

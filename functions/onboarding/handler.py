@@ -32,6 +32,7 @@ from pydantic import Field, ValidationError
 
 logger = Logger(service=services.ONBOARDING)
 metrics = telemetry.function_metrics(services.ONBOARDING)
+telemetry.configure_tracing()
 
 
 class TenantCreatedEvent(EventBridgeModel):
@@ -77,8 +78,9 @@ def handler(
     dead: DeadLetters | None = None,
 ) -> dict[str, Any]:
     try:
-        parsed = TenantCreatedEvent.model_validate(event)
-        done = (onboard or root().onboarding).seed(parsed.detail, event_id=parsed.id)
+        with telemetry.invocation("onboarding.event"):
+            parsed = TenantCreatedEvent.model_validate(event)
+            done = (onboard or root().onboarding).seed(parsed.detail, event_id=parsed.id)
     except ValidationError as exc:
         return refuse(event, malformed_reason(exc), dead)
     except MalformedEvent as exc:

@@ -20,6 +20,7 @@ from costguard.ledger import Ledger, ledger_from_settings
 
 logger = Logger(service=services.SWEEPER)
 metrics = telemetry.function_metrics(services.SWEEPER)
+telemetry.configure_tracing()
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,12 @@ def handler(
     sweep: Ledger | None = None,
     alerts: Outbox | None = None,
 ) -> dict[str, int]:
-    returned = (sweep or root().ledger).expire_due(limit=1000)
+    with telemetry.invocation("sweeper.run") as span:
+        returned = (sweep or root().ledger).expire_due(limit=1000)
+        sent, failed = (alerts or root().outbox).redrive()
+        span.set_attribute("costguard.holds_expired", returned)
+        span.set_attribute("costguard.alerts_redelivered", sent)
     metrics.add_metric(name="HoldsExpired", unit=MetricUnit.Count, value=returned)
-    sent, failed = (alerts or root().outbox).redrive()
     if sent or failed:
         metrics.add_metric(name="AlertsRedelivered", unit=MetricUnit.Count, value=sent)
         metrics.add_metric(name="AlertPublishFailures", unit=MetricUnit.Count, value=failed)
