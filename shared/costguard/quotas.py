@@ -196,8 +196,8 @@ class Policy:
         """(timezone, timezone_from, timezone_before) after asking for `new` at `now`.
 
         The zone in effect now keeps its current day: `new` takes effect at its next local
-        midnight (docs/decisions.md D64), so no day, week or month in progress is cut short or
-        opened twice. Asking again for the zone in effect cancels a pending change.
+        midnight (docs/decisions.md D64), so the day in progress is never cut short or
+        reopened. Asking again for the zone in effect cancels a pending change.
         """
         current = self.zone_at(now)
         pending = self.timezone_from is not None and now < self.timezone_from
