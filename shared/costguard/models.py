@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from costguard.money import format_usd, parse_usd
-from costguard.periods import zone
+from costguard.periods import ZONE_NAME, zone
 
 MAX_TOKENS = 100_000_000
 MAX_SECONDS = Decimal(31 * 24 * 3600)
@@ -389,10 +389,16 @@ def _known_zone(name: str) -> str:
 
 TimeZone = Annotated[
     str,
-    Field(min_length=1, max_length=64, examples=["UTC", "America/Los_Angeles"]),
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=ZONE_NAME.pattern,
+        examples=["UTC", "America/Los_Angeles"],
+    ),
     AfterValidator(_known_zone),
 ]
-"""An IANA time zone name."""
+"""An IANA time zone name: the document states its shape, the zone database which names are
+zones (a name of the right shape that is not one is a 422 naming the field)."""
 
 
 class TenantSettings(Model):
