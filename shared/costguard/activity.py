@@ -13,10 +13,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from costguard.ledger.dynamo import LedgerTable
-from costguard.ledger.plan import ACTIVE_SHARDS, active_pk
-from costguard.ledger.schema import ACTIVE_INDEX, ACTIVE_PK, ACTIVE_SK
 from costguard.money import ZERO
+from costguard.store.dynamo import LedgerTable
+from costguard.store.keys import ACTIVE_SHARDS, active_pk
+from costguard.store.schema import ACTIVE_INDEX, ACTIVE_PK, ACTIVE_SK
 
 PAGE = 1000
 

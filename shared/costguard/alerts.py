@@ -31,14 +31,14 @@ from botocore.exceptions import ClientError
 from ulid import ULID
 
 from costguard import telemetry
-from costguard.ledger.dynamo import Cancelled, LedgerTable
-from costguard.ledger.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK
-from costguard.ledger.service import iso, utc_now
-from costguard.ledger.writes import ItemWrite, TransactionBuilder
 from costguard.money import ZERO, format_usd
 from costguard.notify import EventSink, PublishFailed, Topic
 from costguard.periods import parse_period_key, period_end
 from costguard.quotas import DEFAULT_THRESHOLDS, QuotaId, Resource, Scope
+from costguard.store.codec import iso, utc_now
+from costguard.store.dynamo import Cancelled, LedgerTable
+from costguard.store.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK
+from costguard.store.writes import ItemWrite, TransactionBuilder
 
 OUTBOX = "OUTBOX"
 LEASE = timedelta(seconds=60)

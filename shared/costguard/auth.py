@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from costguard.errors import NOT_FOUND, CostguardError
-from costguard.ledger.dynamo import LedgerTable
-from costguard.ledger.writes import ItemWrite
 from costguard.quotas import validate_tenant_id
+from costguard.store.dynamo import LedgerTable
+from costguard.store.writes import ItemWrite
 
 KEY_PREFIX = "cg"
 KEY_SK = "APIKEY"

@@ -39,14 +39,14 @@ from costguard.activity import active_tenants, by_day, first_spend, series
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 from costguard.anomalies import RunReport, TimeLeft, for_each_tenant, pct, rotated, usd
 from costguard.ledger import Ledger
-from costguard.ledger.dynamo import LedgerTable
-from costguard.ledger.plan import tenant_pk
-from costguard.ledger.writes import ItemWrite
 from costguard.models import QuotaState
 from costguard.money import ZERO, format_usd
 from costguard.periods import Period, parse_period_key, period_start
 from costguard.settings import Settings
 from costguard.stats import fit
+from costguard.store.dynamo import LedgerTable
+from costguard.store.keys import tenant_pk
+from costguard.store.writes import ItemWrite
 
 PROFILE_DAYS = 28
 MIN_PROFILE_DAYS = 7

@@ -41,12 +41,12 @@ from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 from costguard.anomalies import RunReport, TimeLeft, for_each_tenant, rotated
 from costguard.errors import CostguardError
 from costguard.ledger import Ledger
-from costguard.ledger.plan import principal_pk, tenant_pk
 from costguard.models import Model, UsdOut
 from costguard.money import MICRO, MILLION, ZERO, format_usd
 from costguard.periods import Period, period_key, period_start
 from costguard.pricing import ModelPrice
 from costguard.quotas import QuotaId, Resource, Scope
+from costguard.store.keys import principal_pk, tenant_pk
 
 Kind = Literal[
     "model_right_sizing", "prompt_caching", "output_caps", "sandbox_time", "quota_limits"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
-from costguard.ledger import schema
+from costguard.store import schema
 
 from infra.config import REPO_ROOT
 from tests.infra.conftest import Synth
