@@ -15,7 +15,7 @@ from typing import Any
 
 from costguard.money import ZERO
 from costguard.store.dynamo import LedgerTable
-from costguard.store.keys import ACTIVE_SHARDS, active_pk
+from costguard.store.keys import ACTIVE_SHARDS, active_pk, day_of
 from costguard.store.schema import ACTIVE_INDEX, ACTIVE_PK, ACTIVE_SK
 
 PAGE = 1000
@@ -43,7 +43,7 @@ def active_tenants(table: LedgerTable, days: Iterable[date], page: int = PAGE) -
 
 def by_day(items: Iterable[dict[str, Any]]) -> dict[date, dict[str, Any]]:
     """Day rollup items keyed by their day."""
-    return {date.fromisoformat(i["sk"].removeprefix("DAY#")): i for i in items}
+    return {date.fromisoformat(day_of(i["sk"])): i for i in items}
 
 
 def series(

@@ -29,6 +29,8 @@ HOLD_PREFIX = "HOLD#"
 DAY_PREFIX = "DAY#"
 FORECAST_PREFIX = "FORECAST#"
 ALERT_RECORD_PREFIX = "A#"
+ALERT_MARKER_PREFIX = "K#"
+API_KEY_SK = "APIKEY"
 OUTBOX = "OUTBOX"
 """The `holds` index partition of alerts waiting for delivery (costguard.alerts)."""
 
@@ -104,6 +106,21 @@ def day_of(sk: str) -> str:
 
 def alerts_pk(tenant_id: str | None) -> str:
     return "PLATFORM#ALERT" if tenant_id is None else f"TENANT#{tenant_id}#ALERT"
+
+
+def alert_sk(alert_id: str) -> str:
+    return ALERT_RECORD_PREFIX + alert_id
+
+
+def alert_marker_key(tenant_id: str | None, dedup_key: str) -> Key:
+    """The item that makes an alert's recording once-only (one per dedup key)."""
+    return alerts_pk(tenant_id), ALERT_MARKER_PREFIX + dedup_key
+
+
+def outbox_sk(due: str, alert_id: str) -> str:
+    """The outbox index's sort key: when (a fixed-width time) the sweeper may next redrive
+    the alert."""
+    return f"{due}#{alert_id}"
 
 
 def is_alerts_pk(pk: str) -> bool:
