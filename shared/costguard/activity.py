@@ -1,8 +1,8 @@
 """Which tenants spent on a day, and a tenant's day rollups as a gap-free series.
 
 The first spend of a tenant's day writes `gsi2pk = ACTIVE#<day>#<shard>`, `gsi2sk = <tenant>`
-on its day rollup (`Ledger._roll_up`), so the sparse, keys-only `active` index lists exactly
-the tenants with spend that day, in `ACTIVE_SHARDS` partitions. The schedules read it page
+on its day rollup (`costguard.ledger.spend_writes.roll_up`), so the sparse, keys-only `active`
+index lists exactly the tenants with spend that day, in `ACTIVE_SHARDS` partitions. The schedules read it page
 by page; nothing scans the table or reads a cost record.
 """
 
