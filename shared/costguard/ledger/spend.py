@@ -73,11 +73,7 @@ class Spending(Expiry):
                     tenant_id, usage, ttl_seconds, with_figures, idempotency_key
                 )
             except QuotaExceeded as refused:
-                b = refused.binding
-                telemetry.set_attributes(span, {"binding_quota_id": b.quota_id})
-                telemetry.dimensional(
-                    "Denials", telemetry.MetricUnit.Count, 1, scope=b.scope, resource=b.resource
-                )
+                _count_denial(span, refused)
                 raise
             telemetry.set_attributes(
                 span,
@@ -324,11 +320,7 @@ class Spending(Expiry):
             try:
                 record = self._record_usage(tenant_id, usage, enforce, idempotency_key)
             except QuotaExceeded as refused:
-                b = refused.binding
-                telemetry.set_attributes(span, {"binding_quota_id": b.quota_id})
-                telemetry.dimensional(
-                    "Denials", telemetry.MetricUnit.Count, 1, scope=b.scope, resource=b.resource
-                )
+                _count_denial(span, refused)
                 raise
             telemetry.set_attributes(span, {"cost_usd": record.cost_usd, "outcome": "recorded"})
             telemetry.count("Records")
@@ -401,3 +393,12 @@ class Spending(Expiry):
             paused=paused,
             quotas=states,
         )
+
+
+def _count_denial(span: Any, refused: QuotaExceeded) -> None:
+    """A refused spend names its binding quota on the span and counts in `Denials`."""
+    b = refused.binding
+    telemetry.set_attributes(span, {"binding_quota_id": b.quota_id})
+    telemetry.dimensional(
+        "Denials", telemetry.MetricUnit.Count, 1, scope=b.scope, resource=b.resource
+    )
