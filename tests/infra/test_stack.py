@@ -204,7 +204,7 @@ def test_handlers_are_where_the_assets_put_them(synth: Synth) -> None:
         code = (root / (module.replace(".", "/") + ".py")).read_text()
         assert f"def {name}(" in code
         assert (root / "functions" / "__init__.py").is_file()
-        assert (root / "costguard" / "ledger" / "schema.py").is_file()
+        assert (root / "costguard" / "store" / "schema.py").is_file()
         assert (root / "costguard" / "pricing" / "catalog.json").is_file()
         assert not list(root.rglob("__pycache__"))
 
