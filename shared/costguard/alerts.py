@@ -35,7 +35,7 @@ from costguard.money import ZERO, format_usd
 from costguard.notify import EventSink, PublishFailed, Topic
 from costguard.periods import parse_period_key, period_end
 from costguard.quotas import DEFAULT_THRESHOLDS, QuotaId, Resource, Scope
-from costguard.store.codec import iso, utc_now
+from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled, LedgerTable
 from costguard.store.keys import (
     ALERT_RECORD_PREFIX,
@@ -744,12 +744,6 @@ def publisher_from_settings() -> Publisher:
     return Publisher(topic_from_settings(), None if isinstance(bus, NoSink) else bus)
 
 
-def book_from_settings(table: LedgerTable | None = None) -> AlertBook:
-    from costguard.ledger import ledger_from_settings
-
-    return AlertBook(table or ledger_from_settings().table, utc_now)
-
-
 @dataclass
 class Outbox:
     """What the sweeper redrives: the alert book and where its alerts go."""
@@ -759,12 +753,3 @@ class Outbox:
 
     def redrive(self, limit: int = 100) -> tuple[int, int]:
         return self.book.redrive(self.publisher, limit)
-
-
-def outbox_from_settings(table: LedgerTable | None = None) -> Outbox:
-    return Outbox(book_from_settings(table), publisher_from_settings())
-
-
-def stream_alerts_from_settings() -> StreamAlerts:
-    book = book_from_settings()
-    return StreamAlerts(book.table, book, publisher_from_settings())

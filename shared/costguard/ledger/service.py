@@ -15,9 +15,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from costguard.ledger import audit, records
 from costguard.ledger.admin import SeedResult, TenantAdmin
+from costguard.ledger.audit import reconcile
 from costguard.ledger.core import LedgerBusy
+from costguard.ledger.records import cost_record, daily_rollups, records, settled_records
 from costguard.ledger.settle import ReleaseResult, Settling
 from costguard.models import CostRecord
 from costguard.pricing import Price, PriceBook
@@ -38,17 +39,17 @@ class Ledger(Settling, TenantAdmin):
 
     def cost_record(self, item: dict[str, Any]) -> CostRecord:
         """A record item as the API shows it."""
-        return records.cost_record(item)
+        return cost_record(item)
 
     def daily_rollups(
         self, tenant_id: str, first: datetime, last: datetime
     ) -> list[dict[str, Any]]:
         """The tenant's day items from `first` to `last` (inclusive days)."""
-        return records.daily_rollups(self.table, tenant_id, first, last)
+        return daily_rollups(self.table, tenant_id, first, last)
 
     def records(self, tenant_id: str, first: datetime, last: datetime) -> list[dict[str, Any]]:
         """Every record (held, settled or recorded) created between `first` and `last`."""
-        return records.records(self.table, tenant_id, first, last)
+        return records(self.table, tenant_id, first, last)
 
     def settled_records(
         self,
@@ -64,7 +65,7 @@ class Ledger(Settling, TenantAdmin):
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Up to `limit` committed or recorded cost records, oldest first, after record `after`
         (see `records.settled_records`)."""
-        return records.settled_records(
+        return settled_records(
             self.table,
             tenant_id,
             first,
@@ -79,4 +80,4 @@ class Ledger(Settling, TenantAdmin):
     def reconcile(self, tenant_id: str) -> list[str]:
         """Differences between the counters and the records that should sum to them; an
         empty list means the ledger is consistent."""
-        return audit.reconcile(self.table, tenant_id)
+        return reconcile(self.table, tenant_id)
