@@ -16,6 +16,7 @@ from costguard.ledger.service import Ledger
 from costguard.models import Model, UsdOut
 from costguard.money import ZERO
 from costguard.periods import Period, period_end, period_start
+from costguard.store.keys import day_of
 
 GroupBy = Literal["model", "user", "conversation", "task", "operation", "resource", "day"]
 ROLLUP_GROUPS = ("model", "resource", "day")
@@ -98,7 +99,7 @@ def _rollup_groups(days: list[dict[str, Any]], group_by: str) -> dict[str, Decim
     groups: defaultdict[str, Decimal] = defaultdict(Decimal)
     for day in days:
         if group_by == "day":
-            groups[day["sk"].removeprefix("DAY#")] += day.get("usd_all", ZERO)
+            groups[day_of(day["sk"])] += day.get("usd_all", ZERO)
         elif group_by == "resource":
             for resource in ("llm", "sandbox"):
                 if f"usd_{resource}" in day:
@@ -175,7 +176,7 @@ def summary(ledger: Ledger, tenant_id: str) -> Summary:
     today, tz = local.date(), local.tzinfo or UTC
     first = min(today.replace(day=1), today - timedelta(days=29))
     days = ledger.daily_rollups(tenant_id, day_start(first), day_start(today))
-    by_day = {d["sk"].removeprefix("DAY#"): d for d in days}
+    by_day = {day_of(d["sk"]): d for d in days}
     month = [d for k, d in by_day.items() if k >= today.replace(day=1).isoformat()]
     users, truncated = _record_groups(ledger, tenant_id, today.replace(day=1), today, "user", tz)
     trend = [

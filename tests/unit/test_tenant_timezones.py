@@ -12,9 +12,10 @@ from decimal import Decimal
 import pytest
 from costguard.errors import InvalidRequest, QuotaExceeded, ReservationNotFound
 from costguard.ledger import Ledger
-from costguard.ledger.plan import ReservationRef, day_key
+from costguard.ledger.plan import ReservationRef
 from costguard.models import TenantSettings
 from costguard.quotas import Resource
+from costguard.store.keys import day_key
 from ulid import ULID
 
 from tests.conftest import Clock
