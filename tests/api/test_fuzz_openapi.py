@@ -120,7 +120,7 @@ def _fresh_runner() -> tuple[Runner, Any]:
 
     # its own table: the embedded stores of one process share moto's backend
     table = f"costguard-fuzz-{uuid.uuid4().hex[:8]}"
-    settings = Settings(admin_key=ADMIN, api_key_cache_seconds=0, table_name=table)  # type: ignore[arg-type]
+    settings = Settings(admin_key=ADMIN, api_key_cache_seconds=0, table_name=table)
     runner, close = build(settings, None)
     runner.ledger.create_tenant(TENANT, "Fuzz Acme", "pro")
     runner.ledger.put_quota(TENANT, quota("tenant:llm:month", "100"))

@@ -26,6 +26,7 @@ from costguard.ledger import Ledger
 
 from functions.alerts import handler as alerts_handler
 from local.streams import StreamsApi
+from tests.conftest import Clock
 from tests.helpers import actual, set_quota
 
 pytestmark = pytest.mark.ddblocal
@@ -61,8 +62,8 @@ def stream_of(ledger: Ledger, ddb_local: str) -> StreamsApi:
 
 
 def test_concurrent_handlers_on_overlapping_batches_record_and_notify_once(
-    local_ledger: Ledger, ddb_local: str, clock, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    local_ledger: Ledger, ddb_local: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "costguard")
     # Given 20 costs of $1 against a $20 quota: utilization climbs 5 % at a time to 100 %
     set_quota(local_ledger, T, "tenant:llm:month", "20")
@@ -108,8 +109,8 @@ def test_concurrent_handlers_on_overlapping_batches_record_and_notify_once(
 
 
 def test_a_batch_replayed_three_times_on_the_real_stream_notifies_once(
-    local_ledger: Ledger, ddb_local: str, clock, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    local_ledger: Ledger, ddb_local: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "costguard")
     set_quota(local_ledger, T, "tenant:llm:month", "10")
     stream = stream_of(local_ledger, ddb_local)
@@ -122,10 +123,10 @@ def test_a_batch_replayed_three_times_on_the_real_stream_notifies_once(
     )
 
     for _ in range(3):
-        alerts_handler.handler({"Records": batch}, CONTEXT, watch=watch)  # type: ignore[arg-type]
+        alerts_handler.handler({"Records": batch}, CONTEXT, watch=watch)
     inserts = stream.take()
     for _ in range(3):
-        alerts_handler.handler({"Records": inserts}, CONTEXT, watch=watch)  # type: ignore[arg-type]
+        alerts_handler.handler({"Records": inserts}, CONTEXT, watch=watch)
 
     assert [attributes["severity"] for _, attributes in recorder.messages] == ["warning"]
     assert recorder.events == ["QuotaThresholdCrossed"]

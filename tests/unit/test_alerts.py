@@ -21,6 +21,7 @@ from costguard.notify import PublishFailed, SnsTopic
 
 from functions.alerts import handler as alerts_handler
 from local.streams import MotoStream
+from tests.conftest import Clock
 from tests.helpers import actual, set_quota
 
 CONTEXT = SimpleNamespace(
@@ -88,7 +89,7 @@ class Pipeline:
         return self.stream.take()
 
     def run(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        answer = alerts_handler.handler({"Records": records}, CONTEXT, watch=self.watch)  # type: ignore[arg-type]
+        answer = alerts_handler.handler({"Records": records}, CONTEXT, watch=self.watch)
         self.answers.append(answer)
         return answer
 
@@ -105,7 +106,7 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(ledger: Ledger, clock, sns: Sns, monkeypatch) -> Pipeline:  # type: ignore[no-untyped-def]
+def pipeline(ledger: Ledger, clock: Clock, sns: Sns, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "costguard")
     stream = MotoStream(ledger.table.name)
     events = Events()
@@ -239,8 +240,8 @@ def test_a_lowered_limit_crosses_thresholds_too(pipeline: Pipeline) -> None:
 
 
 def test_each_threshold_alerts_once_per_period_even_when_utilization_dips(
-    pipeline: Pipeline, clock
-) -> None:  # type: ignore[no-untyped-def]
+    pipeline: Pipeline, clock: Clock
+) -> None:
     set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
     spend(pipeline.ledger, "6")
     pipeline.flush()
@@ -287,8 +288,8 @@ def test_platform_quota_alerts_carry_no_tenant(pipeline: Pipeline) -> None:
 
 
 def test_sns_down_keeps_the_alert_pending_and_it_is_sent_once_when_back(
-    pipeline: Pipeline, clock
-) -> None:  # type: ignore[no-untyped-def]
+    pipeline: Pipeline, clock: Clock
+) -> None:
     set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
     spend(pipeline.ledger, "8")
     pipeline.run(pipeline.take())
@@ -313,7 +314,9 @@ def test_sns_down_keeps_the_alert_pending_and_it_is_sent_once_when_back(
     assert len(pipeline.events.sent) == 1
 
 
-def test_the_sweeper_redrives_alerts_the_stream_gave_up_on(pipeline: Pipeline, clock) -> None:  # type: ignore[no-untyped-def]
+def test_the_sweeper_redrives_alerts_the_stream_gave_up_on(
+    pipeline: Pipeline, clock: Clock
+) -> None:
     set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
     spend(pipeline.ledger, "8")
     pipeline.run(pipeline.take())
@@ -332,7 +335,7 @@ def test_the_sweeper_redrives_alerts_the_stream_gave_up_on(pipeline: Pipeline, c
     assert len(pipeline.sns.received()) == 1
 
 
-def test_expired_hold_sweeps_ignore_the_outbox(pipeline: Pipeline, clock) -> None:  # type: ignore[no-untyped-def]
+def test_expired_hold_sweeps_ignore_the_outbox(pipeline: Pipeline, clock: Clock) -> None:
     set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
     spend(pipeline.ledger, "8")
     pipeline.run(pipeline.take())
@@ -379,8 +382,8 @@ def test_the_sample_stream_event_in_events_records_the_jump(pipeline: Pipeline) 
     assert len(pipeline.sns.received()) == 1
 
 
-def test_an_alert_that_never_publishes_is_redriven_with_backoff_then_given_up(  # type: ignore[no-untyped-def]
-    pipeline: Pipeline, clock
+def test_an_alert_that_never_publishes_is_redriven_with_backoff_then_given_up(
+    pipeline: Pipeline, clock: Clock
 ) -> None:
     """Issue 20: a permanently failing publish was redriven every minute forever. Now each
     failed redrive waits longer (2, 4, 8… minutes, at most an hour), the MAX_REDRIVES-th marks
