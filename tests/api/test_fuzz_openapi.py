@@ -89,8 +89,8 @@ def _path_is_as_documented(case: Any) -> bool:
     for parameter in operation.get("parameters", []):
         pattern = parameter.get("schema", {}).get("pattern")
         value = (case.path_parameters or {}).get(parameter["name"])
-        located = parameter["in"] == "path" and pattern and isinstance(value, str)
-        if located and not re.search(pattern, value):
+        located = parameter["in"] == "path" and isinstance(pattern, str)
+        if located and isinstance(value, str) and not re.search(pattern, value):
             return False
     return True
 

@@ -108,7 +108,7 @@ def test_a_tenant_key_reaches_nothing_of_another_tenant_or_of_the_admin(
 @pytest.mark.parametrize(
     "key", [None, "", "cg.0123456789abcdef.wrong", "Bearer", ADMIN_KEY + "x", "cg..", "not-a-key"]
 )
-def test_missing_or_invalid_keys_are_401(api: Api, world: dict[str, Any], key) -> None:
+def test_missing_or_invalid_keys_are_401(api: Api, world: dict[str, Any], key: str | None) -> None:
     before = snapshot(api)
     for method, path, body in b_routes(world["rid"]):
         answer = api.call(method, path, body, key=key)
@@ -301,7 +301,7 @@ BAD: list[tuple[str, str, dict[str, Any]]] = [
     ("method", "path", "kwargs"), BAD, ids=[f"{i:02d}" for i in range(len(BAD))]
 )
 def test_bad_input_is_a_4xx_problem_and_changes_nothing(
-    api: Api, world: dict[str, Any], method, path, kwargs
+    api: Api, world: dict[str, Any], method: str, path: str, kwargs: dict[str, Any]
 ) -> None:
     before = snapshot(api)
     key = (

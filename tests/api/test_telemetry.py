@@ -56,7 +56,9 @@ def tree(finished: tuple[ReadableSpan, ...], root: str) -> list[tuple[int, str]]
 
     def walk(node: ReadableSpan, depth: int) -> None:
         out.append((depth, node.name))
-        for child in sorted(by_parent.get(node.context.span_id, []), key=lambda c: c.start_time):
+        for child in sorted(
+            by_parent.get(node.context.span_id, []), key=lambda c: c.start_time or 0
+        ):
             walk(child, depth + 1)
 
     walk(top, 0)

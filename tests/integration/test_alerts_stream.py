@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from costguard.alerts import AlertBook, Publisher, StreamAlerts
 from costguard.ledger import Ledger
 
@@ -78,9 +79,9 @@ def test_concurrent_handlers_on_overlapping_batches_record_and_notify_once(
     book = AlertBook(local_ledger.table, clock)
     watch = StreamAlerts(local_ledger.table, book, Publisher(recorder, recorder))
 
-    def invoke(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    def invoke(batch: list[dict[str, Any]]) -> PartialItemFailureResponse:
         """One Lambda container: its own batch processor (the handler's is per process)."""
-        return process_partial_response(  # type: ignore[no-any-return]
+        return process_partial_response(
             event={"Records": batch},
             record_handler=lambda record: alerts_handler.record_handler(record, watch),
             processor=BatchProcessor(event_type=EventType.DynamoDBStreams),

@@ -169,7 +169,8 @@ class _Raw:
 def aws_error(url: str, status: int, code: str, message: str = "injected") -> AWSResponse:
     body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message})
     headers = {"Content-Type": "application/x-amz-json-1.0"}
-    return AWSResponse(url, status, headers, _Raw(body.encode()))
+    # The stubs ask for HTTPHeaders; AWSResponse wraps any mapping in a HeadersDict.
+    return AWSResponse(url, status, headers, _Raw(body.encode()))  # type: ignore[arg-type]
 
 
 class Faults:

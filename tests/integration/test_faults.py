@@ -48,14 +48,17 @@ def _conflict(url: str) -> AWSResponse:
             "CancellationReasons": [{"Code": "TransactionConflict", "Message": "conflict"}],
         }
     ).encode()
-    return AWSResponse(url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+    # The stubs ask for HTTPHeaders; AWSResponse wraps any mapping in a HeadersDict.
+    headers = {"Content-Type": "application/x-amz-json-1.0"}
+    return AWSResponse(url, 400, headers, _Raw(body))  # type: ignore[arg-type]
 
 
 class Injector:
     """Before-send hook on TransactWriteItems: plays a fault for the next `count` sends."""
 
     def __init__(self, client: Any, fault: str, count: int) -> None:
-        self.fault, self.count, self.sends, self.tokens = fault, count, 0, []
+        self.fault, self.count, self.sends = fault, count, 0
+        self.tokens: list[str] = []
         self._http = urllib3.PoolManager()
         client.meta.events.register("before-send.dynamodb.TransactWriteItems", self)
 

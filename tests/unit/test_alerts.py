@@ -18,6 +18,7 @@ import pytest
 from costguard.alerts import AlertBook, Publisher, StreamAlerts, crossings
 from costguard.ledger import Ledger
 from costguard.notify import PublishFailed, SnsTopic
+from costguard.quotas import QuotaId
 
 from functions.alerts import handler as alerts_handler
 from local.streams import MotoStream
@@ -54,7 +55,7 @@ class Sns:
     sqs: Any
 
     def received(self) -> list[dict[str, Any]]:
-        messages = []
+        messages: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
             if not got.get("Messages"):
@@ -89,7 +90,9 @@ class Pipeline:
         return self.stream.take()
 
     def run(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        answer = alerts_handler.handler({"Records": records}, CONTEXT, watch=self.watch)
+        answer: dict[str, Any] = alerts_handler.handler(
+            {"Records": records}, CONTEXT, watch=self.watch
+        )
         self.answers.append(answer)
         return answer
 
@@ -348,7 +351,7 @@ def test_expired_hold_sweeps_ignore_the_outbox(pipeline: Pipeline, clock: Clock)
 
 
 def test_detection_ignores_everything_but_counters_going_up() -> None:
-    def rules(tenant: str | None, quota_id: object) -> tuple[str, tuple[int, ...]]:
+    def rules(tenant_id: str | None, quota_id: QuotaId) -> tuple[str, tuple[int, ...]]:
         return "hard", (50, 100)
 
     counter = {"q_llm_limit": Decimal(10), "q_llm_spent": Decimal(6)}

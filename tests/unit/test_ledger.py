@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 from costguard.errors import (
@@ -513,7 +513,7 @@ def test_fail_open_grants_unguarded_reservations_and_records_their_commit_once(
     set_quota(ledger, T, "tenant:llm:month", "10")
     working = ledger.table.transact
 
-    def down(*_: object, **__: object) -> None:
+    def down(*_: object, **__: object) -> NoReturn:
         raise LedgerUnavailable("ledger unavailable: ConnectTimeoutError", 2)
 
     ledger.table.transact = down  # type: ignore[method-assign]
@@ -540,7 +540,7 @@ def test_fail_open_grants_unguarded_reservations_and_records_their_commit_once(
 def test_fail_closed_is_the_default(acme: Ledger) -> None:
     from costguard.errors import LedgerUnavailable
 
-    def down(*_: object, **__: object) -> None:
+    def down(*_: object, **__: object) -> NoReturn:
         raise LedgerUnavailable("ledger unavailable: ConnectTimeoutError", 2)
 
     acme.table.transact = down  # type: ignore[method-assign]
@@ -551,7 +551,7 @@ def test_fail_closed_is_the_default(acme: Ledger) -> None:
 def test_a_hold_made_is_returned_even_when_the_figures_cannot_be_read(acme: Ledger) -> None:
     from costguard.errors import LedgerUnavailable
 
-    def down(*_: object, **__: object) -> None:
+    def down(*_: object, **__: object) -> NoReturn:
         raise LedgerUnavailable("ledger unavailable: ReadTimeoutError", 2)
 
     acme.reserve(T, estimate("0.5"))  # the policies are cached now

@@ -20,8 +20,10 @@ from costguard.periods import (
 LA, BERLIN, KOLKATA = zone("America/Los_Angeles"), zone("Europe/Berlin"), zone("Asia/Kolkata")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

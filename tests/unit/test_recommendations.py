@@ -15,6 +15,7 @@ import pytest
 from costguard.alerts import AlertBook, AlertType, message_attributes, public_alert
 from costguard.ledger import Ledger
 from costguard.models import Usage
+from costguard.pricing import ModelPrice
 from costguard.recommendations import (
     Recommendation,
     RecommendationRules,
@@ -250,7 +251,9 @@ def test_a_tenant_doing_everything_right_gets_no_recommendation(
 def test_the_cheaper_sibling_must_be_in_the_catalog(
     ledger: Ledger, provider: str, model: str, cheaper: str | None
 ) -> None:
-    known = {(p.provider, p.model) for p in ledger.price_book().prices() if hasattr(p, "model")}
+    known = {
+        (p.provider, p.model) for p in ledger.price_book().prices() if isinstance(p, ModelPrice)
+    }
     assert cheaper_model(provider, model, known) == cheaper
     assert cheaper_model(provider, model, set()) is None
 

@@ -68,7 +68,8 @@ def poster(url: str, waits: list[float], attempts: int = 4) -> SlackWebhook:
 
 
 def run(event: dict[str, Any], slack: SlackWebhook) -> dict[str, Any]:
-    return slack_handler.handler(event, CONTEXT, slack=slack)
+    answer: dict[str, Any] = slack_handler.handler(event, CONTEXT, slack=slack)
+    return answer
 
 
 def test_the_alert_arrives_as_a_readable_block_kit_message(
