@@ -30,12 +30,13 @@ from costguard.ledger.schema import GLOBAL_SECONDARY_INDEXES, HOLDS_PK, HOLDS_SK
 KB = 1024
 READ_UNIT = 4 * KB
 GSI_OVERHEAD = 100
+_HOLDS_INDEX: dict[str, Any] = GLOBAL_SECONDARY_INDEXES[0]
 _INDEX_ATTRIBUTES = (
     PK,
     SK,
     HOLDS_PK,
     HOLDS_SK,
-    *GLOBAL_SECONDARY_INDEXES[0]["Projection"].get("NonKeyAttributes", []),
+    *_HOLDS_INDEX["Projection"].get("NonKeyAttributes", []),
 )
 
 Item = dict[str, Any]  # an item in DynamoDB's wire format ({"S": ...}, {"N": ...}, ...)

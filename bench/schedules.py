@@ -16,13 +16,14 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from costguard.alerts import AlertBook
-from costguard.anomalies import AnomalyRules, run_anomalies
+from costguard.anomalies import AnomalyRules, RunReport, run_anomalies
 from costguard.forecasts import ForecastRules, run_forecasts
 from costguard.ledger.plan import active_pk, active_shard
 from costguard.ledger.writes import ItemWrite
@@ -104,10 +105,11 @@ def measure(n: int = TENANTS) -> dict[str, Any]:
             "before-call.dynamodb.*", lambda model, **_: calls.update([model.name])
         )
         book = AlertBook(ledger.table, lambda: NOW)
-        for name, run in (
+        jobs: list[tuple[str, Callable[[], RunReport]]] = [
             ("anomaly", lambda: run_anomalies(ledger, book, AnomalyRules())),
             ("forecast", lambda: run_forecasts(ledger, book, ForecastRules())),
-        ):
+        ]
+        for name, run in jobs:
             calls.clear()
             cpu0, wall0 = time.process_time(), time.perf_counter()
             report = run()

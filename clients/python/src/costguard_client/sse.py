@@ -14,7 +14,13 @@ so a browser that already handles costguard's stream handles the app's the same 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+)
 from contextlib import AsyncExitStack, ExitStack
 from typing import Any
 
@@ -41,7 +47,7 @@ def guarded_stream(
     tenant_id: str,
     produce: Callable[[Hold], Iterable[str]],
     **estimate: Any,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """Reserve, then yield what `produce(hold)` yields; a refusal becomes `event: error`.
 
     `produce` is the guarded call: it streams the answer (SSE frames, e.g. via `sse_event`),
