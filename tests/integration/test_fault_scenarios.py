@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import pytest
@@ -173,6 +173,10 @@ def aws_error(url: str, status: int, code: str, message: str = "injected") -> AW
     return AWSResponse(url, status, headers, _Raw(body.encode()))  # type: ignore[arg-type]
 
 
+Fault = AWSResponse | BaseException | tuple[Literal["apply_first"], BaseException] | None
+"""What a plan answers for one call: see `Faults`."""
+
+
 class Faults:
     """A before-send hook on every DynamoDB call of one client.
 
@@ -181,7 +185,7 @@ class Faults:
     sends the request to the store before raising, so the write is applied but unanswered.
     """
 
-    def __init__(self, client: Any, plan: Callable[[str, Any], Any]) -> None:
+    def __init__(self, client: Any, plan: Callable[[str, Any], Fault]) -> None:
         self.plan = plan
         self.sends: list[str] = []
         self._http = urllib3.PoolManager()
@@ -195,14 +199,14 @@ class Faults:
         fault = self.plan(operation, request)
         if fault is None:
             return None
-        if isinstance(fault, tuple) and fault[0] == "apply_first":
+        if isinstance(fault, tuple):  # ("apply_first", the exception)
             self._http.request(
                 "POST", request.url, body=request.body, headers=dict(request.headers)
             )
             fault = fault[1]
         if isinstance(fault, BaseException):
             raise fault
-        return fault  # type: ignore[no-any-return]
+        return fault
 
 
 class LostAnswers(Faults):
@@ -213,7 +217,7 @@ class LostAnswers(Faults):
         self.armed = True
         super().__init__(client, self._plan)
 
-    def _plan(self, operation: str, request: Any) -> Any:
+    def _plan(self, operation: str, request: Any) -> Fault:
         if operation != "TransactWriteItems" or not self.armed:
             return None
         timeout = ReadTimeoutError(endpoint_url=request.url)
@@ -229,7 +233,7 @@ def test_throttling_that_lasts_is_503_and_a_passing_throttle_is_absorbed(
     api, client = stage()
     throttled = {"on": True, "once": False}
 
-    def plan(operation: str, request: Any) -> Any:
+    def plan(operation: str, request: Any) -> Fault:
         if throttled["on"] or throttled["once"]:
             throttled["once"] = False
             return aws_error(request.url, 400, code, "Rate of requests exceeds the allowed")
@@ -317,15 +321,16 @@ def test_thirty_percent_intermittent_failures_over_a_burst(
     api, client = stage()
     rng = random.Random(11)  # deterministic
 
-    def plan(operation: str, request: Any) -> Any:
+    def plan(operation: str, request: Any) -> Fault:
         roll = rng.random()
         if roll >= 0.30:
             return None
-        return [
+        played: list[Fault] = [
             aws_error(request.url, 500, "InternalServerError"),
             aws_error(request.url, 400, "ThrottlingException"),
             ReadTimeoutError(endpoint_url=request.url),
-        ][int(roll * 10)]
+        ]
+        return played[int(roll * 10)]
 
     faults = Faults(client, plan)
     spent, held, statuses = Decimal(0), Decimal(0), []

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Callable,
     Generator,
     Iterable,
@@ -72,7 +72,7 @@ async def aguarded_stream(
     tenant_id: str,
     produce: Callable[[AsyncHold], AsyncIterable[str]],
     **estimate: Any,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """`guarded_stream` for asyncio (`StreamingResponse(aguarded_stream(...))`)."""
     async with AsyncExitStack() as stack:
         try:
