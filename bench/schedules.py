@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from costguard.alerts import AlertBook
-from costguard.anomalies import AnomalyRules, RunReport, run_anomalies
+from costguard.anomalies import AnomalyRules, run_anomalies
 from costguard.forecasts import ForecastRules, run_forecasts
+from costguard.schedules import RunReport
 from costguard.store.keys import active_pk, active_shard
 from costguard.store.writes import ItemWrite
 
