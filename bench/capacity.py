@@ -30,12 +30,13 @@ from costguard.store.schema import GLOBAL_SECONDARY_INDEXES, HOLDS_PK, HOLDS_SK,
 KB = 1024
 READ_UNIT = 4 * KB
 GSI_OVERHEAD = 100
+_HOLDS_INDEX: dict[str, Any] = GLOBAL_SECONDARY_INDEXES[0]
 _INDEX_ATTRIBUTES = (
     PK,
     SK,
     HOLDS_PK,
     HOLDS_SK,
-    *GLOBAL_SECONDARY_INDEXES[0]["Projection"].get("NonKeyAttributes", []),
+    *_HOLDS_INDEX["Projection"].get("NonKeyAttributes", []),
 )
 
 Item = dict[str, Any]  # an item in DynamoDB's wire format ({"S": ...}, {"N": ...}, ...)
@@ -72,7 +73,7 @@ def _units(size: int, unit: int) -> int:
 
 
 def _in_index(item: Item | None) -> bool:
-    return bool(item) and HOLDS_PK in item and HOLDS_SK in item  # type: ignore[operator]
+    return item is not None and HOLDS_PK in item and HOLDS_SK in item
 
 
 def _index_entry(item: Item | None) -> Item:
@@ -92,8 +93,9 @@ def gsi_writes(before: Item | None, after: Item | None) -> int:
         return entry(before)
     if now and not was:
         return entry(after)
+    assert before is not None and after is not None  # in the index both times
     keys = (HOLDS_PK, HOLDS_SK)
-    if any(before[k] != after[k] for k in keys):  # type: ignore[index]
+    if any(before[k] != after[k] for k in keys):
         return entry(before) + entry(after)  # delete + put of the index entry
     return entry(after) if _index_entry(before) != _index_entry(after) else 0
 

@@ -48,11 +48,11 @@ def make_ledger(client: Any, settings: Settings | None = None) -> Ledger:
 
 
 def estimate(amount: str = "0.01", user_id: str | None = None) -> Usage:
-    return Usage(resource="llm", estimated_cost_usd=amount, user_id=user_id)  # type: ignore[arg-type]
+    return Usage(resource="llm", estimated_cost_usd=amount, user_id=user_id)
 
 
 def actual(amount: str = "0.008", user_id: str | None = None) -> Usage:
-    return Usage(resource="llm", cost_usd=amount, user_id=user_id)  # type: ignore[arg-type]
+    return Usage(resource="llm", cost_usd=amount, user_id=user_id)
 
 
 def quota(text: str, limit: str) -> QuotaDefinition:

@@ -383,7 +383,7 @@ def phase_sustained(
         lambda i: time.perf_counter() < end,
         lambda rng: pair(server, rec, rng.choice(world.tenants), rng.choice(world.users)),
     )
-    windows = []
+    windows: list[dict[str, Any]] = []
     n = max(1, round(seconds / window))
     for w in range(n):
         inside = [s for s in rec.samples if w * window <= s.at < (w + 1) * window]
@@ -429,7 +429,7 @@ def direct_floor(endpoint: str, calls: int) -> dict[str, Any]:
         "dynamodb", endpoint_url=endpoint, config=Config(parameter_validation=False)
     )
     table = f"costguard-load-{os.getpid()}"
-    params = {
+    params: dict[str, Any] = {
         "TableName": table,
         "Key": {"pk": {"S": "BENCH#DIRECT"}, "sk": {"S": "MONTH#0000-00"}},
         "UpdateExpression": "SET #a = if_not_exists(#a, :l) - :v ADD #h :v",
@@ -630,7 +630,7 @@ def main(argv: list[str] | None = None) -> None:
                 emulator.stop()
         else:
             parser.error(f"unknown store {name!r}")
-    results = {
+    results: dict[str, Any] = {
         "meta": {
             "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "python": platform.python_version(),

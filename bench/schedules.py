@@ -16,6 +16,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 from costguard.alerts import AlertBook
 from costguard.anomalies import AnomalyRules, run_anomalies
 from costguard.forecasts import ForecastRules, run_forecasts
+from costguard.schedules import RunReport
 from costguard.store.keys import active_pk, active_shard
 from costguard.store.writes import ItemWrite
 
@@ -104,10 +106,11 @@ def measure(n: int = TENANTS) -> dict[str, Any]:
             "before-call.dynamodb.*", lambda model, **_: calls.update([model.name])
         )
         book = AlertBook(ledger.table, lambda: NOW)
-        for name, run in (
+        jobs: list[tuple[str, Callable[[], RunReport]]] = [
             ("anomaly", lambda: run_anomalies(ledger, book, AnomalyRules())),
             ("forecast", lambda: run_forecasts(ledger, book, ForecastRules())),
-        ):
+        ]
+        for name, run in jobs:
             calls.clear()
             cpu0, wall0 = time.process_time(), time.perf_counter()
             report = run()

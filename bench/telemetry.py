@@ -80,7 +80,7 @@ def main(argv: list[str]) -> None:
                 os.environ["POWERTOOLS_METRICS_DISABLED"] = "true" if mode == "off" else "false"
                 with contextlib.redirect_stdout(sink):
                     started = time.perf_counter()
-                    answer = handler.lambda_handler(event, context)  # type: ignore[arg-type]
+                    answer = handler.lambda_handler(event, context)
                     elapsed = time.perf_counter() - started
                 assert answer["statusCode"] == 201, answer
                 if i >= WARMUP:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import boto3
 import pytest
@@ -16,6 +17,9 @@ from costguard.store.schema import create_table
 from moto import mock_aws
 
 from local import ddblocal, moto_fixes
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 moto_fixes.apply()
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -47,7 +51,7 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def moto_client() -> Iterator[object]:
+def moto_client() -> Iterator[DynamoDBClient]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client, "costguard-test")
@@ -55,7 +59,7 @@ def moto_client() -> Iterator[object]:
 
 
 @pytest.fixture
-def ledger(moto_client: object, settings: Settings, clock: Clock) -> Ledger:
+def ledger(moto_client: DynamoDBClient, settings: Settings, clock: Clock) -> Ledger:
     return Ledger(LedgerTable(moto_client, settings.table_name, settings), settings, clock=clock)
 
 
@@ -72,7 +76,7 @@ def ddb_local() -> Iterator[str]:
 
 
 @pytest.fixture
-def local_client(ddb_local: str) -> Iterator[object]:
+def local_client(ddb_local: str) -> Iterator[DynamoDBClient]:
     """A fresh table on DynamoDB Local for each test (deleted afterwards)."""
     from botocore.config import Config
 
@@ -92,7 +96,7 @@ def local_client(ddb_local: str) -> Iterator[object]:
 
 
 @pytest.fixture
-def local_ledger(local_client: object, clock: Clock) -> Ledger:
+def local_ledger(local_client: DynamoDBClient, clock: Clock) -> Ledger:
     name = local_client.table_name  # type: ignore[attr-defined]
     s = Settings(table_name=name)
     return Ledger(LedgerTable(local_client, name, s), s, clock=clock)

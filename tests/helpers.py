@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from costguard.ledger import Ledger
-from costguard.models import Usage
+from costguard.models import QuotaState, Usage
 from costguard.periods import Period
 from costguard.quotas import Mode, QuotaDefinition, QuotaId, Resource, Scope
 
@@ -15,19 +15,26 @@ def usd(text: str) -> Decimal:
 
 
 def estimate(amount: str, resource: str = "llm", **attribution: str) -> Usage:
-    return Usage(resource=resource, estimated_cost_usd=amount, **attribution)  # type: ignore[arg-type]
+    return Usage(resource=resource, estimated_cost_usd=amount, **attribution)
 
 
 def actual(amount: str, resource: str = "llm", **attribution: str) -> Usage:
-    return Usage(resource=resource, cost_usd=amount, **attribution)  # type: ignore[arg-type]
+    return Usage(resource=resource, cost_usd=amount, **attribution)
 
 
 def quota(text: str, limit: str, mode: Mode = Mode.HARD, grace: str = "0") -> QuotaDefinition:
     return QuotaDefinition(QuotaId.parse(text), Decimal(limit), mode, grace_pct=Decimal(grace))
 
 
-def set_quota(ledger: Ledger, tenant: str | None, text: str, limit: str, **kw: object) -> None:
-    ledger.put_quota(tenant, quota(text, limit, **kw))  # type: ignore[arg-type]
+def set_quota(
+    ledger: Ledger,
+    tenant: str | None,
+    text: str,
+    limit: str,
+    mode: Mode = Mode.HARD,
+    grace: str = "0",
+) -> None:
+    ledger.put_quota(tenant, quota(text, limit, mode, grace))
 
 
 def one_token_at_30_cents_per_million(ledger: Ledger) -> Usage:
@@ -49,7 +56,7 @@ def one_token_at_30_cents_per_million(ledger: Ledger) -> Usage:
     )
 
 
-def quota_state(ledger: Ledger, tenant: str | None, quota_id: str):  # type: ignore[no-untyped-def]
+def quota_state(ledger: Ledger, tenant: str | None, quota_id: str) -> QuotaState:
     return next(q for q in ledger.quotas(tenant) if q.quota_id == quota_id)
 
 

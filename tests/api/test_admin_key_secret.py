@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import boto3
 from costguard.auth import fingerprint
+from costguard.ledger import Ledger
 from costguard.settings import Settings
 from moto import mock_aws
 
@@ -25,7 +26,7 @@ def test_no_admin_key_configured_means_no_admin() -> None:
     assert admin_fingerprints(Settings()) == frozenset()
 
 
-def test_public_routes_answer_when_the_admin_key_secret_cannot_be_read(ledger) -> None:  # type: ignore[no-untyped-def]
+def test_public_routes_answer_when_the_admin_key_secret_cannot_be_read(ledger: Ledger) -> None:
     """Issue 20: GET /v1/health answered 500 when the secret could not be read: the guard
     fetched the keys for every route, public ones included. Public routes never read them."""
     from botocore.exceptions import ClientError

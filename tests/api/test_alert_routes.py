@@ -5,6 +5,7 @@ from __future__ import annotations
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 
 from tests.api.conftest import Api
+from tests.conftest import Clock
 
 
 def draft(tenant: str | None, n: int, kind: AlertType = AlertType.THRESHOLD) -> AlertDraft:
@@ -20,7 +21,7 @@ def draft(tenant: str | None, n: int, kind: AlertType = AlertType.THRESHOLD) -> 
     )
 
 
-def test_a_tenant_reads_its_alerts_newest_first_in_pages(api: Api, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_tenant_reads_its_alerts_newest_first_in_pages(api: Api, clock: Clock) -> None:
     book = AlertBook(api.ledger.table, clock)
     for n in range(5):
         book.record([draft("acme", n)])
@@ -41,7 +42,7 @@ def test_a_tenant_reads_its_alerts_newest_first_in_pages(api: Api, clock) -> Non
     assert second.json["next_cursor"] is None
 
 
-def test_alerts_filter_by_type_and_platform_alerts_need_admin(api: Api, clock) -> None:  # type: ignore[no-untyped-def]
+def test_alerts_filter_by_type_and_platform_alerts_need_admin(api: Api, clock: Clock) -> None:
     book = AlertBook(api.ledger.table, clock)
     book.record([draft("acme", 1)])
     book.record([draft("acme", 2, AlertType.ANOMALY)])

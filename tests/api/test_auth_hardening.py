@@ -20,7 +20,6 @@ import textwrap
 from typing import Any
 
 import pytest
-from costguard import auth
 from costguard.auth import ApiKeys, fingerprint
 
 from tests.api.conftest import ADMIN_KEY, Api
@@ -83,7 +82,7 @@ def test_a_revoked_key_is_refused_within_the_cache_time_by_every_process(
 ) -> None:
     # Given a process that verified A's key and caches it (D13: 30 s)
     now = [1000.0]
-    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("costguard.auth.time.monotonic", lambda: now[0])
     other_process = ApiKeys(api.ledger.table, frozenset(), cache_seconds=30)
     assert other_process.verify(keys[A]) is not None
 
@@ -108,7 +107,7 @@ def test_every_secret_comparison_is_constant_time(
         calls.append((a, b))
         return constant_time(a, b)
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr("costguard.auth.hmac.compare_digest", spy)
     verifier = ApiKeys(api.ledger.table, frozenset({fingerprint(ADMIN_KEY)}), cache_seconds=0)
     _, a_id, _ = keys[A].split(".")
     _, _, b_secret = keys[B].split(".")

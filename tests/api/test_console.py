@@ -9,6 +9,7 @@ from costguard.models import Usage
 
 from local import vendor_console
 from tests.api.conftest import Api
+from tests.conftest import Clock
 from tests.helpers import set_quota
 
 
@@ -57,7 +58,7 @@ def test_the_vendored_chart_library_is_the_one_in_package_json() -> None:
     assert vendor_console.version() == "1.6.32"
 
 
-def test_the_overview_adds_up_the_tenants_days_models_and_quotas(api: Api, clock) -> None:  # type: ignore[no-untyped-def]
+def test_the_overview_adds_up_the_tenants_days_models_and_quotas(api: Api, clock: Clock) -> None:
     # Given two tenants: acme spent $3 on gpt-4o on Nov 28 and $2 of gpu today, and its $5
     # daily quota is at 100 % today; globex spent $1 on Nov 29
     ledger = api.ledger
@@ -67,12 +68,12 @@ def test_the_overview_adds_up_the_tenants_days_models_and_quotas(api: Api, clock
         "acme",
         Usage(resource="llm", provider="openai", model="gpt-4o", cost_usd="3"),
         enforce=False,
-    )  # type: ignore[arg-type]
+    )
     clock.at = datetime(2026, 11, 29, 10, tzinfo=UTC)
-    record("globex", Usage(resource="llm", cost_usd="1"), enforce=False)  # type: ignore[arg-type]
+    record("globex", Usage(resource="llm", cost_usd="1"), enforce=False)
     clock.at = datetime(2026, 11, 30, 9, tzinfo=UTC)
     set_quota(ledger, "acme", "tenant:all:day", "2")
-    record("acme", Usage(resource="sandbox", tier="gpu", cost_usd="2"), enforce=False)  # type: ignore[arg-type]
+    record("acme", Usage(resource="sandbox", tier="gpu", cost_usd="2"), enforce=False)
     clock.at = datetime(2026, 11, 30, 12, tzinfo=UTC)
     # When the admin reads the 7-day overview
     answer = api.call("GET", "/v1/platform/overview", query="days=7")

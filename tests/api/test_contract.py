@@ -5,20 +5,21 @@ calling is settled before what they sent, path parameters outside their pattern 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.api.conftest import Answer, Api
 from tests.helpers import set_quota
 
 T = "acme"
 PROBLEM = "application/problem+json"
 
 
-def _problem(answer: object, status: int, kind: str) -> dict[str, object]:
-    assert answer.status == status, answer.text  # type: ignore[attr-defined]
-    assert answer.headers["content-type"] == PROBLEM  # type: ignore[attr-defined]
-    body: dict[str, object] = answer.json  # type: ignore[attr-defined]
+def _problem(answer: Answer, status: int, kind: str) -> dict[str, Any]:
+    assert answer.status == status, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = answer.json
     assert body["status"] == status
     assert str(body["type"]).endswith("/" + kind), body
     return body
@@ -74,7 +75,7 @@ def test_another_tenants_key_with_an_invalid_body_is_a_403(api: Api, tenant: str
 
 def test_an_admin_with_an_invalid_body_still_gets_the_422(api: Api, tenant: str) -> None:
     body = _problem(api.call("POST", "/v1/tenants", {"tenant_id": 5}), 422, "validation")
-    assert body["invalid_params"][0]["name"] == "tenant_id"  # type: ignore[index]
+    assert body["invalid_params"][0]["name"] == "tenant_id"
 
 
 # ------------------------------------------------------------------ path parameters
@@ -93,7 +94,7 @@ def test_a_path_parameter_outside_its_pattern_is_a_422_naming_it(
     api: Api, tenant: str, method: str, path: str, name: str
 ) -> None:
     body = _problem(api.call(method, path), 422, "validation")
-    assert body["invalid_params"][0]["name"] == name  # type: ignore[index]
+    assert body["invalid_params"][0]["name"] == name
 
 
 @pytest.mark.parametrize(
@@ -190,7 +191,7 @@ def test_a_malformed_cursor_is_a_422_naming_it(
     api: Api, tenant: str, path: str, cursor: str
 ) -> None:
     body = _problem(api.call("GET", path, query=f"cursor={cursor}"), 422, "validation")
-    assert body["invalid_params"][0]["name"] == "cursor"  # type: ignore[index]
+    assert body["invalid_params"][0]["name"] == "cursor"
 
 
 @pytest.mark.parametrize("path", [f"/v1/tenants/{T}/alerts", "/v1/platform/alerts"])

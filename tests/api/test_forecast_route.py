@@ -8,12 +8,13 @@ from costguard.alerts import AlertBook
 from costguard.forecasts import ForecastRules, run_forecasts
 
 from tests.api.conftest import Api
+from tests.conftest import Clock
 from tests.helpers import set_quota
 from tests.unit.test_anomalies import TODAY, history, spend
 from tests.unit.test_forecasts import START, growth
 
 
-def test_a_tenant_reads_its_forecasts_as_exact_decimal_strings(api: Api, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_tenant_reads_its_forecasts_as_exact_decimal_strings(api: Api, clock: Clock) -> None:
     # Given the growing tenant of tests/unit/test_forecasts.py, forecast at noon
     ledger = api.ledger
     clock.at = datetime(2026, 10, 20, tzinfo=UTC)

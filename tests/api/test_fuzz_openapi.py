@@ -91,8 +91,8 @@ def _path_is_as_documented(case: Any) -> bool:
     for parameter in operation.get("parameters", []):
         pattern = parameter.get("schema", {}).get("pattern")
         value = (case.path_parameters or {}).get(parameter["name"])
-        located = parameter["in"] == "path" and pattern and isinstance(value, str)
-        if located and not re.search(pattern, value):
+        located = parameter["in"] == "path" and isinstance(pattern, str)
+        if located and isinstance(value, str) and not re.search(pattern, value):
             return False
     return True
 
@@ -122,7 +122,7 @@ def _fresh_runner() -> tuple[Runner, Any]:
 
     # its own table: the embedded stores of one process share moto's backend
     table = f"costguard-fuzz-{uuid.uuid4().hex[:8]}"
-    settings = Settings(admin_key=ADMIN, api_key_cache_seconds=0, table_name=table)  # type: ignore[arg-type]
+    settings = Settings(admin_key=ADMIN, api_key_cache_seconds=0, table_name=table)
     runner, close = build(settings, None)
     runner.ledger.create_tenant(TENANT, "Fuzz Acme", "pro")
     runner.ledger.put_quota(TENANT, quota("tenant:llm:month", "100"))

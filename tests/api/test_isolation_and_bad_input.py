@@ -74,7 +74,9 @@ def b_routes(rid: str) -> list[tuple[str, str, Any]]:
     ]
 
 
-def test_every_route_has_an_access_rule_and_the_matrix_covers_every_guarded_one(world) -> None:  # type: ignore[no-untyped-def]
+def test_every_route_has_an_access_rule_and_the_matrix_covers_every_guarded_one(
+    world: dict[str, Any],
+) -> None:
     covered = {(m, p) for m, p, _ in b_routes("x")}
     guarded = {(m, p) for (m, p), rule in RULES.items() if rule not in (Access.PUBLIC, Access.ANY)}
     normalized = set()
@@ -87,7 +89,9 @@ def test_every_route_has_an_access_rule_and_the_matrix_covers_every_guarded_one(
     assert normalized == guarded
 
 
-def test_a_tenant_key_reaches_nothing_of_another_tenant_or_of_the_admin(api: Api, world) -> None:  # type: ignore[no-untyped-def]
+def test_a_tenant_key_reaches_nothing_of_another_tenant_or_of_the_admin(
+    api: Api, world: dict[str, Any]
+) -> None:
     before = snapshot(api)
 
     answers = [
@@ -104,7 +108,7 @@ def test_a_tenant_key_reaches_nothing_of_another_tenant_or_of_the_admin(api: Api
 @pytest.mark.parametrize(
     "key", [None, "", "cg.0123456789abcdef.wrong", "Bearer", ADMIN_KEY + "x", "cg..", "not-a-key"]
 )
-def test_missing_or_invalid_keys_are_401(api: Api, world, key) -> None:  # type: ignore[no-untyped-def]
+def test_missing_or_invalid_keys_are_401(api: Api, world: dict[str, Any], key: str | None) -> None:
     before = snapshot(api)
     for method, path, body in b_routes(world["rid"]):
         answer = api.call(method, path, body, key=key)
@@ -113,7 +117,7 @@ def test_missing_or_invalid_keys_are_401(api: Api, world, key) -> None:  # type:
     assert snapshot(api) == before
 
 
-def test_a_revoked_key_is_401(api: Api, world) -> None:  # type: ignore[no-untyped-def]
+def test_a_revoked_key_is_401(api: Api, world: dict[str, Any]) -> None:
     key_id = world["keys"][A].split(".")[1]
     assert api.call("DELETE", f"/v1/tenants/{A}/api-keys/{key_id}").status == 204
     assert api.call("GET", f"/v1/tenants/{A}/quotas", key=world["keys"][A]).status == 401
@@ -297,8 +301,8 @@ BAD: list[tuple[str, str, dict[str, Any]]] = [
     ("method", "path", "kwargs"), BAD, ids=[f"{i:02d}" for i in range(len(BAD))]
 )
 def test_bad_input_is_a_4xx_problem_and_changes_nothing(
-    api: Api, world, method, path, kwargs
-) -> None:  # type: ignore[no-untyped-def]
+    api: Api, world: dict[str, Any], method: str, path: str, kwargs: dict[str, Any]
+) -> None:
     before = snapshot(api)
     key = (
         world["keys"][A] if path.startswith(f"/v1/tenants/{A}/") and method != "PUT" else ADMIN_KEY

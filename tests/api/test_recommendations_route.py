@@ -7,20 +7,21 @@ from datetime import UTC, datetime, timedelta
 from costguard.models import Usage
 
 from tests.api.conftest import Api
+from tests.conftest import Clock
 
 
-def sandboxes(api: Api, clock, tenant: str) -> None:  # type: ignore[no-untyped-def]
+def sandboxes(api: Api, clock: Clock, tenant: str) -> None:
     """10 gpu sessions of an hour from Nov 1: 10 × 1,800 s past the timeout × $0.0008 = $14.40."""
     for n in range(10):
         clock.at = datetime(2026, 11, 1 + 3 * n, 10, tzinfo=UTC)
-        usage = Usage(resource="sandbox", tier="gpu", seconds="3600")  # type: ignore[arg-type]
+        usage = Usage(resource="sandbox", tier="gpu", seconds="3600")
         api.ledger.record_usage(tenant, usage, enforce=False)
     clock.at = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
 def test_a_tenant_reads_its_recommendations_with_savings_as_decimal_strings(
     api: Api,
-    clock,  # type: ignore[no-untyped-def]
+    clock: Clock,
 ) -> None:
     # Given a tenant whose gpu sandboxes run an hour
     sandboxes(api, clock, "sandy")
@@ -49,7 +50,7 @@ def test_a_tenant_reads_its_recommendations_with_savings_as_decimal_strings(
     assert week["monthly_savings_usd"] == "12.342857"
 
 
-def test_another_tenants_key_and_no_key_are_refused_as_problems(api: Api, clock) -> None:  # type: ignore[no-untyped-def]
+def test_another_tenants_key_and_no_key_are_refused_as_problems(api: Api, clock: Clock) -> None:
     sandboxes(api, clock, "sandy")
     other = api.tenant_key("other")
     refused = api.call("GET", "/v1/tenants/sandy/recommendations", key=other)
@@ -69,7 +70,7 @@ def test_a_window_outside_7_to_90_days_is_a_422_naming_the_field(api: Api) -> No
         assert "days" in answer.text
 
 
-def test_a_tenant_without_records_gets_an_empty_list(api: Api, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_tenant_without_records_gets_an_empty_list(api: Api, clock: Clock) -> None:
     clock.at = datetime(2026, 11, 30, 12, tzinfo=UTC) - timedelta(days=0)
     answer = api.call("GET", "/v1/tenants/quiet/recommendations")
     assert answer.status == 200, answer.text

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from functions.alerts import handler as alerts_handler
 from local.streams import MotoStream
 from tests.api.conftest import ADMIN_KEY, Api
+from tests.conftest import Clock
 
 EXPORTER = InMemorySpanExporter()
 
@@ -55,7 +56,9 @@ def tree(finished: tuple[ReadableSpan, ...], root: str) -> list[tuple[int, str]]
 
     def walk(node: ReadableSpan, depth: int) -> None:
         out.append((depth, node.name))
-        for child in sorted(by_parent.get(node.context.span_id, []), key=lambda c: c.start_time):
+        for child in sorted(
+            by_parent.get(node.context.span_id, []), key=lambda c: c.start_time or 0
+        ):
             walk(child, depth + 1)
 
     walk(top, 0)
@@ -138,8 +141,8 @@ def test_a_commit_is_ledger_commit_then_pricing_then_the_ledger_write(
 
 
 def test_a_stream_batch_is_records_then_detection_then_the_alert_record_then_publish(
-    api: Api, spans: InMemorySpanExporter, clock
-) -> None:  # type: ignore[no-untyped-def]
+    api: Api, spans: InMemorySpanExporter, clock: Clock
+) -> None:
     stream = MotoStream(api.ledger.table.name)
     api.call("PUT", "/v1/tenants/acme/quotas/tenant:llm:month", {"limit_usd": "1"})
     stream.drain()
@@ -165,9 +168,9 @@ def test_a_stream_batch_is_records_then_detection_then_the_alert_record_then_pub
         },
     )()
     spans.clear()
-    alerts_handler.handler({"Records": stream.take()}, context, watch=watch)  # type: ignore[arg-type]
+    alerts_handler.handler({"Records": stream.take()}, context, watch=watch)
     stream.drain()
-    alerts_handler.handler({"Records": stream.take()}, context, watch=watch)  # type: ignore[arg-type]
+    alerts_handler.handler({"Records": stream.take()}, context, watch=watch)
 
     finished = spans.get_finished_spans()
     batches = [s for s in finished if s.name == "stream.batch"]
@@ -353,7 +356,7 @@ def test_a_schedule_run_is_the_run_span_then_one_span_per_tenant_with_its_reads(
     )
     spans.clear()
 
-    anomaly.handler({"id": "evt-1", "detail-type": "Scheduled Event"}, context, run=api.ledger)  # type: ignore[arg-type]
+    anomaly.handler({"id": "evt-1", "detail-type": "Scheduled Event"}, context, run=api.ledger)
 
     finished = spans.get_finished_spans()
     run = tree(finished, "schedule.anomaly")
@@ -412,5 +415,5 @@ def test_the_sweeper_onboarding_and_slack_functions_each_trace_their_invocation(
             return 1
 
     sns = json.loads((events / "slack" / "sns-threshold.json").read_text())
-    assert slack.handler(sns, _context("slack"), slack=Poster()) == {"posted": 1}  # type: ignore[arg-type]
+    assert slack.handler(sns, _context("slack"), slack=Poster()) == {"posted": 1}
     assert tree(spans.get_finished_spans(), "slack.deliver") == [(0, "slack.deliver")]

@@ -5,12 +5,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pytest
 from costguard_client import CostGuard
 from costguard_client.models import QuotaList, QuotaState
 
 from tests.e2e.conftest import ADMIN, Server, start_runner, stop_runner
+
+
+class Estimate(TypedDict):
+    """What `guard.reserve(...)` is told of an LLM call before it runs."""
+
+    model: str
+    input_tokens: int
+    max_output_tokens: int
+
+
+GPT4O: Estimate = {"model": "gpt-4o", "input_tokens": 10_000, "max_output_tokens": 2_000}
+"""$2.50 / $10.00 per million: 10,000 in + 2,000 out is held as $0.045."""
 
 
 @pytest.fixture(scope="session")

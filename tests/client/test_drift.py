@@ -9,6 +9,7 @@ import pytest
 from costguard_client import CostGuard
 from costguard_client.models import REQUEST_MODELS, RESPONSE_MODELS
 from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
 
 Shape = dict[str, tuple[str, bool]]
 """field name → (type signature, required)."""
@@ -103,8 +104,8 @@ def admin(server: Any) -> Any:
         yield guard
 
 
-def _client_shape(model: type[BaseModel], mode: str) -> Shape:
-    return shape(model.model_json_schema(mode=mode))  # type: ignore[arg-type]
+def _client_shape(model: type[BaseModel], mode: JsonSchemaMode) -> Shape:
+    return shape(model.model_json_schema(mode=mode))
 
 
 @pytest.mark.parametrize("model", REQUEST_MODELS, ids=lambda m: m.__name__)

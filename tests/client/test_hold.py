@@ -16,13 +16,10 @@ from costguard_client import (
 )
 from costguard_client.models import RecordRequest
 
-from tests.client.conftest import TenantKey
+from tests.client.conftest import GPT4O, TenantKey
 from tests.client.conftest import quota as one
 from tests.client.test_adapters import load
 from tests.e2e.conftest import Server
-
-GPT4O = {"model": "gpt-4o", "input_tokens": 10_000, "max_output_tokens": 2_000}
-"""$2.50 / $10.00 per million: 10,000 in + 2,000 out is held as $0.045."""
 
 
 def figures(guard: CostGuard, tenant_id: str) -> tuple[Decimal, Decimal, Decimal]:

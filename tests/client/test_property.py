@@ -84,10 +84,10 @@ def calls() -> st.SearchStrategy[Call]:
         return Call(
             "stream",
             provider,
-            draw(st.booleans()),
-            draw(st.integers(0, n + 1)),
-            draw(st.none() | st.integers(0, n)),
-            draw(st.booleans()),
+            with_usage=draw(st.booleans()),
+            consumer_reads=draw(st.integers(0, n + 1)),
+            upstream_fails_at=draw(st.none() | st.integers(0, n)),
+            closes=draw(st.booleans()),
         )
 
     return st.one_of(simple, stream())
@@ -160,7 +160,7 @@ def play(guard: CostGuard, call: Call) -> None:
             for read_so_far, _ in enumerate(stream, start=1):
                 if read_so_far >= call.consumer_reads:
                     if call.closes:
-                        stream.close()  # type: ignore[attr-defined]
+                        stream.close()
                     break
 
 

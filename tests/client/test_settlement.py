@@ -17,12 +17,9 @@ from costguard_client._commands import cli
 from costguard_client.models import TenantSettingsState
 from openai.types import CompletionUsage
 
-from tests.client.conftest import TenantKey
+from tests.client.conftest import GPT4O, TenantKey
 from tests.client.conftest import quota as one
 from tests.e2e.conftest import ADMIN, Server
-
-GPT4O = {"model": "gpt-4o", "input_tokens": 10_000, "max_output_tokens": 2_000}
-"""$2.50 / $10.00 per million: held as $0.045."""
 
 
 def figures(guard: CostGuard, tenant_id: str) -> tuple[Decimal, Decimal]:

@@ -80,7 +80,10 @@ def test_a_refusal_is_streamed_as_the_apis_own_error_and_done_events(
     ours, theirs = frames(stream), frames(api.text)
     assert [e for e, _ in ours] == [e for e, _ in theirs] == ["error", "done"]
     assert ours[1][1] == theirs[1][1] == {"status": "quota_exceeded"}
-    strip = lambda d: {k: v for k, v in d.items() if k != "retry_after_seconds"}  # noqa: E731
+
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in d.items() if k != "retry_after_seconds"}
+
     assert strip(ours[0][1]) == strip(theirs[0][1])
     assert ours[0][1]["quota_id"] == "tenant:llm:month"
     assert ours[0][1]["remaining_usd"] == "1.000000"

@@ -9,7 +9,7 @@ ledger then holds: nothing left reserved, the hold spent when the usage is unkno
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -246,10 +246,10 @@ def test_async_a_consumer_that_stops_before_the_usage_charges_the_whole_hold(
 ) -> None:
     async def body(hold: AsyncHold) -> None:
         stream = await aopen_stream(Script(provider, EVENTS[provider]))
-        guarded: AsyncIterator[Any] = hold.stream(stream)
+        guarded = hold.stream(stream)
         await anext(guarded)
         if how == "aclose":
-            await guarded.aclose()  # type: ignore[attr-defined]
+            await guarded.aclose()
 
     assert settled(run_async(backend, provider, body)) == ("unknown",)
 

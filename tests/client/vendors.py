@@ -99,7 +99,7 @@ ANTHROPIC_USAGE = {
     "cache_read_input_tokens": 1800,
     "output_tokens": 393,
 }
-ANTHROPIC = [
+ANTHROPIC: list[dict[str, Any]] = [
     {
         "type": "message_start",
         "message": {
@@ -276,7 +276,9 @@ def open_stream(script: Script) -> Any:
         client = openai.OpenAI(
             api_key="sk-test",
             base_url="http://openai.test/v1",
-            http_client=httpx.Client(transport=_transport(script)),
+            # openai accepts a legacy httpx client at runtime (is_legacy_httpx_sync_client);
+            # its annotation names only httpx2's.
+            http_client=httpx.Client(transport=_transport(script)),  # type: ignore[arg-type]
             max_retries=0,
         )
         if p == "openai_chat":
@@ -318,7 +320,9 @@ async def aopen_stream(script: Script) -> Any:
         client = openai.AsyncOpenAI(
             api_key="sk-test",
             base_url="http://openai.test/v1",
-            http_client=httpx.AsyncClient(transport=_transport(script)),
+            # openai accepts a legacy httpx client at runtime (is_legacy_httpx_async_client);
+            # its annotation names only httpx2's.
+            http_client=httpx.AsyncClient(transport=_transport(script)),  # type: ignore[arg-type]
             max_retries=0,
         )
         if p == "openai_chat":

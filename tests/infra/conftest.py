@@ -7,6 +7,7 @@ the sources only (`costguard:bundle=false`); `make synth` vendors the real depen
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ class Synth:
     app: Any
     stack: CostguardStack
     template: Any  # aws_cdk.assertions.Template
-    json: dict[str, Any]
+    json: Mapping[str, Any]
     path: Path
     outdir: Path
 

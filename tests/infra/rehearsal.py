@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import boto3
 
@@ -103,7 +103,8 @@ class MotoServer:
     process: subprocess.Popen[bytes]
 
     def client(self, service: str) -> Any:
-        return boto3.client(
+        # boto3-stubs overload client() per literal service name; any name is taken here.
+        return boto3.client(  # type: ignore[call-overload]
             service,
             region_name=REGION,
             endpoint_url=self.url,
@@ -451,10 +452,11 @@ class Rehearsal:
 
     def invoke(self, function: Function, events: list[Any]) -> Invocation:
         """Run the asset with `events` in one process (a warm container), as Lambda would."""
+        function_name = self.resolve.refs[function.logical]
         job = {
             "handler": function.handler,
             "events": events,
-            "function_name": self.resolve.refs[function.logical],
+            "function_name": function_name,
             "function_arn": self.resolve.attrs[(function.logical, "Arn")],
             "memory_mb": function.memory_mb,
             "timeout_seconds": function.timeout_seconds,
@@ -466,10 +468,10 @@ class Rehearsal:
             # what the Lambda runtime sets
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
-            "AWS_LAMBDA_FUNCTION_NAME": job["function_name"],
+            "AWS_LAMBDA_FUNCTION_NAME": function_name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{job['function_name']}",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
             "AWS_ACCESS_KEY_ID": "rehearsal",
             "AWS_SECRET_ACCESS_KEY": "rehearsal",
@@ -633,7 +635,7 @@ def observe(rehearsal: Rehearsal) -> Observers:
 
 
 def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
-    messages = []
+    messages: list[dict[str, Any]] = []
     while True:
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
         if not got.get("Messages"):
@@ -676,10 +678,14 @@ class StreamReader:
 def matches(filters: dict[str, Any] | None, record: dict[str, Any]) -> bool:
     """Lambda's event filtering (EventBridge pattern syntax), with moto's matcher."""
     from moto.events.models import EventPattern
+    from moto.events.utils import EventMessageType
 
     if not filters:
         return True
-    return any(EventPattern.load(f["Pattern"]).matches_event(record) for f in filters["Filters"])
+    # moto's EventMessageType names an EventBridge event's fields; a stream record is matched
+    # by the same syntax (as Lambda does), so it is handed over as it is.
+    event = cast("EventMessageType", record)
+    return any(EventPattern.load(f["Pattern"]).matches_event(event) for f in filters["Filters"])
 
 
 def flow(rehearsal: Rehearsal, observers: Observers, rounds: int = 6) -> dict[str, int]:
@@ -757,7 +763,7 @@ def sns_record(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def scheduled_event(rule: str) -> dict[str, Any]:
-    event = json.loads((EVENTS / "sweeper" / "scheduled.json").read_text())
+    event: dict[str, Any] = json.loads((EVENTS / "sweeper" / "scheduled.json").read_text())
     event["resources"] = [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule}"]
     return event
 
@@ -765,7 +771,7 @@ def scheduled_event(rule: str) -> dict[str, Any]:
 def strand_an_alert(rehearsal: Rehearsal) -> None:
     """Put one delivered alert back in the outbox, due, with no channel done: as if the
     stream had given up on it (the sweeper's redrive path: Query the outbox, SNS, KMS, bus)."""
-    from costguard.alerts import OUTBOX
+    from costguard.store.keys import OUTBOX
     from costguard.store.schema import HOLDS_PK, HOLDS_SK
 
     ddb = rehearsal.moto.client("dynamodb")

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 import traceback
+from typing import Any
 
 
 def main() -> int:
@@ -20,9 +21,9 @@ def main() -> int:
     sys.path[:0] = [asset, runtime]
     with open(job_path) as f:
         job = json.load(f)
-    calls = []
-    results = []
-    out = {"calls": calls, "results": results, "error": None}
+    calls: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    out: dict[str, Any] = {"calls": calls, "results": results, "error": None}
 
     def write() -> None:
         with open(out_path, "w") as f:
@@ -31,9 +32,11 @@ def main() -> int:
     try:
         import botocore.client
 
-        send = botocore.client.BaseClient._make_api_call
+        # _make_api_call is private: the stubs do not declare it.
+        client_class: Any = botocore.client.BaseClient
+        send = client_class._make_api_call
 
-        def recorded(self, operation_name, api_params):  # type: ignore[no-untyped-def]
+        def recorded(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
             model = self.meta.service_model
             calls.append(
                 {
@@ -45,7 +48,7 @@ def main() -> int:
             )
             return send(self, operation_name, api_params)
 
-        botocore.client.BaseClient._make_api_call = recorded
+        client_class._make_api_call = recorded
         module_name, function_name = job["handler"].rsplit(".", 1)
         module = __import__(module_name, fromlist=[function_name])
         handler = getattr(module, function_name)

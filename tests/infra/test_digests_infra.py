@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.infra.conftest import Synth
 from tests.infra.test_schedules import active_index_arn, rule_of
 from tests.infra.test_stack import function, role_of, statements, table_arn
@@ -58,7 +60,7 @@ def test_the_digest_function_has_an_errors_alarm(synth: Synth) -> None:
     assert "costguard recommendations function: errors" in described
 
 
-def test_the_api_asset_ships_the_console_and_its_chart_library(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_asset_ships_the_console_and_its_chart_library(tmp_path: Path) -> None:
     from infra import packaging
 
     asset = packaging.stage_function("api", tmp_path / "build", None)

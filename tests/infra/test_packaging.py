@@ -81,7 +81,7 @@ def test_every_runtime_dependency_of_the_project_goes_into_the_assets() -> None:
     OpenTelemetry: every function would have failed its import in AWS)."""
     import tomllib
 
-    pyproject = tomllib.loads((packaging.REPO_ROOT / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     declared = {
         spec.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip().lower()
         for spec in pyproject["project"]["dependencies"]

@@ -21,11 +21,13 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from costguard.alerts import AlertBook, Publisher, StreamAlerts
 from costguard.ledger import Ledger
 
 from functions.alerts import handler as alerts_handler
 from local.streams import StreamsApi
+from tests.conftest import Clock
 from tests.helpers import actual, set_quota
 
 pytestmark = pytest.mark.ddblocal
@@ -61,8 +63,8 @@ def stream_of(ledger: Ledger, ddb_local: str) -> StreamsApi:
 
 
 def test_concurrent_handlers_on_overlapping_batches_record_and_notify_once(
-    local_ledger: Ledger, ddb_local: str, clock, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    local_ledger: Ledger, ddb_local: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "costguard")
     # Given 20 costs of $1 against a $20 quota: utilization climbs 5 % at a time to 100 %
     set_quota(local_ledger, T, "tenant:llm:month", "20")
@@ -77,9 +79,9 @@ def test_concurrent_handlers_on_overlapping_batches_record_and_notify_once(
     book = AlertBook(local_ledger.table, clock)
     watch = StreamAlerts(local_ledger.table, book, Publisher(recorder, recorder))
 
-    def invoke(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    def invoke(batch: list[dict[str, Any]]) -> PartialItemFailureResponse:
         """One Lambda container: its own batch processor (the handler's is per process)."""
-        return process_partial_response(  # type: ignore[no-any-return]
+        return process_partial_response(
             event={"Records": batch},
             record_handler=lambda record: alerts_handler.record_handler(record, watch),
             processor=BatchProcessor(event_type=EventType.DynamoDBStreams),
@@ -108,8 +110,8 @@ def test_concurrent_handlers_on_overlapping_batches_record_and_notify_once(
 
 
 def test_a_batch_replayed_three_times_on_the_real_stream_notifies_once(
-    local_ledger: Ledger, ddb_local: str, clock, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    local_ledger: Ledger, ddb_local: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "costguard")
     set_quota(local_ledger, T, "tenant:llm:month", "10")
     stream = stream_of(local_ledger, ddb_local)
@@ -122,10 +124,10 @@ def test_a_batch_replayed_three_times_on_the_real_stream_notifies_once(
     )
 
     for _ in range(3):
-        alerts_handler.handler({"Records": batch}, CONTEXT, watch=watch)  # type: ignore[arg-type]
+        alerts_handler.handler({"Records": batch}, CONTEXT, watch=watch)
     inserts = stream.take()
     for _ in range(3):
-        alerts_handler.handler({"Records": inserts}, CONTEXT, watch=watch)  # type: ignore[arg-type]
+        alerts_handler.handler({"Records": inserts}, CONTEXT, watch=watch)
 
     assert [attributes["severity"] for _, attributes in recorder.messages] == ["warning"]
     assert recorder.events == ["QuotaThresholdCrossed"]

@@ -112,7 +112,7 @@ def test_commits_and_releases_racing_with_new_reservations(local_ledger: Ledger)
         spent = sum(pool.map(work, plans), Decimal(0))
 
     q = quota_state(local_ledger, T, "tenant:llm:month")
-    assert (q.spent_usd, q.reserved_usd) == (spent, 0)
+    assert (q.spent_usd, q.reserved_usd) == (spent, Decimal(0))
     assert q.spent_usd <= usd("20")
     assert local_ledger.reconcile(T) == []
 
@@ -152,7 +152,7 @@ def test_commit_racing_release_settles_exactly_one_way(local_ledger: Ledger) -> 
     committed = outcomes.count("committed")
     assert committed + sum(o == "released" for o in outcomes) == 40
     q = quota_state(local_ledger, T, "tenant:llm:month")
-    assert (q.spent_usd, q.reserved_usd) == (Decimal(committed), 0)
+    assert (q.spent_usd, q.reserved_usd) == (Decimal(committed), Decimal(0))
     assert local_ledger.reconcile(T) == []
 
 

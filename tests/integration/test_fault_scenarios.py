@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import pytest
@@ -107,10 +107,12 @@ def proxy(ddb_local: str) -> Iterator[FaultProxy]:
         p.stop()
 
 
+Stage = Callable[..., tuple[Front, Any]]
+"""Makes an API front over the fault proxy; keyword arguments override its settings."""
+
+
 @pytest.fixture
-def stage(
-    local_ledger: Ledger, clock: Clock, proxy: FaultProxy
-) -> Callable[..., tuple[Front, Any]]:
+def stage(local_ledger: Ledger, clock: Clock, proxy: FaultProxy) -> Stage:
     """Tenants acme and globex with an llm month limit of $10; returns a factory for an API
     front whose DynamoDB client goes through the fault proxy (and can carry hooks)."""
     for t in (A, B):
@@ -167,7 +169,12 @@ class _Raw:
 def aws_error(url: str, status: int, code: str, message: str = "injected") -> AWSResponse:
     body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message})
     headers = {"Content-Type": "application/x-amz-json-1.0"}
-    return AWSResponse(url, status, headers, _Raw(body.encode()))
+    # The stubs ask for HTTPHeaders; AWSResponse wraps any mapping in a HeadersDict.
+    return AWSResponse(url, status, headers, _Raw(body.encode()))  # type: ignore[arg-type]
+
+
+Fault = AWSResponse | BaseException | tuple[Literal["apply_first"], BaseException] | None
+"""What a plan answers for one call: see `Faults`."""
 
 
 class Faults:
@@ -178,7 +185,7 @@ class Faults:
     sends the request to the store before raising, so the write is applied but unanswered.
     """
 
-    def __init__(self, client: Any, plan: Callable[[str, Any], Any]) -> None:
+    def __init__(self, client: Any, plan: Callable[[str, Any], Fault]) -> None:
         self.plan = plan
         self.sends: list[str] = []
         self._http = urllib3.PoolManager()
@@ -192,14 +199,14 @@ class Faults:
         fault = self.plan(operation, request)
         if fault is None:
             return None
-        if isinstance(fault, tuple) and fault[0] == "apply_first":
+        if isinstance(fault, tuple):  # ("apply_first", the exception)
             self._http.request(
                 "POST", request.url, body=request.body, headers=dict(request.headers)
             )
             fault = fault[1]
         if isinstance(fault, BaseException):
             raise fault
-        return fault  # type: ignore[no-any-return]
+        return fault
 
 
 class LostAnswers(Faults):
@@ -210,7 +217,7 @@ class LostAnswers(Faults):
         self.armed = True
         super().__init__(client, self._plan)
 
-    def _plan(self, operation: str, request: Any) -> Any:
+    def _plan(self, operation: str, request: Any) -> Fault:
         if operation != "TransactWriteItems" or not self.armed:
             return None
         timeout = ReadTimeoutError(endpoint_url=request.url)
@@ -221,12 +228,12 @@ class LostAnswers(Faults):
 # ------------------------------------------------------------------------------ 1-2 throttling
 @pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException"])
 def test_throttling_that_lasts_is_503_and_a_passing_throttle_is_absorbed(
-    stage, local_ledger: Ledger, clock: Clock, code: str
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, local_ledger: Ledger, clock: Clock, code: str
+) -> None:
     api, client = stage()
     throttled = {"on": True, "once": False}
 
-    def plan(operation: str, request: Any) -> Any:
+    def plan(operation: str, request: Any) -> Fault:
         if throttled["on"] or throttled["once"]:
             throttled["once"] = False
             return aws_error(request.url, 400, code, "Rate of requests exceeds the allowed")
@@ -237,21 +244,21 @@ def test_throttling_that_lasts_is_503_and_a_passing_throttle_is_absorbed(
     # While the store throttles every call: 503 + Retry-After, nothing held
     assert_unavailable(api.reserve())
     assert len(faults.sends) >= 2  # botocore retried before giving up
-    assert figures(local_ledger) == (0, 0)
+    assert figures(local_ledger) == (Decimal(0), Decimal(0))
 
     # A throttle that passes within botocore's retries is invisible to the client
     throttled.update(on=False, once=True)
     first = api.reserve()
     assert first.status == 201, first.text
     assert api.commit(first.json["reservation_id"], "1.5").status == 200
-    assert figures(local_ledger) == (Decimal("1.5"), 0)
+    assert figures(local_ledger) == (Decimal("1.5"), Decimal(0))
     assert_sound(local_ledger, clock)
 
 
 # ------------------------------------------------------------------------------ 3-4 time
 def test_a_stalled_store_is_a_timeout_503_then_recovers(
-    stage, proxy: FaultProxy, local_ledger: Ledger, clock: Clock
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, proxy: FaultProxy, local_ledger: Ledger, clock: Clock
+) -> None:
     api, _ = stage()
     assert api.reserve().status == 201  # connections warm, policies cached
 
@@ -261,13 +268,13 @@ def test_a_stalled_store_is_a_timeout_503_then_recovers(
     again = api.reserve()
 
     assert again.status == 201, again.text
-    assert figures(local_ledger) == (0, Decimal(4))  # two holds, not three
+    assert figures(local_ledger) == (Decimal(0), Decimal(4))  # two holds, not three
     assert_sound(local_ledger, clock)
 
 
 def test_a_slow_store_under_the_timeout_only_makes_answers_slower(
-    stage, proxy: FaultProxy, local_ledger: Ledger, clock: Clock
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, proxy: FaultProxy, local_ledger: Ledger, clock: Clock
+) -> None:
     api, _ = stage()
     proxy.mode, proxy.delay = "slow", 0.2  # well below the 1.5 s read timeout
 
@@ -275,14 +282,14 @@ def test_a_slow_store_under_the_timeout_only_makes_answers_slower(
     c = api.commit(r.json["reservation_id"], "1")
 
     assert (r.status, c.status) == (201, 200), (r.text, c.text)
-    assert figures(local_ledger) == (Decimal(1), 0)
+    assert figures(local_ledger) == (Decimal(1), Decimal(0))
     assert_sound(local_ledger, clock)
 
 
 # ------------------------------------------------------------------------------ 5 store down
 def test_store_down_refuses_with_503_and_everything_settles_once_it_is_back(
-    stage, proxy: FaultProxy, local_ledger: Ledger, clock: Clock
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, proxy: FaultProxy, local_ledger: Ledger, clock: Clock
+) -> None:
     api, _ = stage()
     held = api.reserve()
     assert held.status == 201
@@ -298,14 +305,14 @@ def test_store_down_refuses_with_503_and_everything_settles_once_it_is_back(
 
     assert (committed.status, retried.status) == (200, 200)
     assert committed.json["record_id"] == retried.json["record_id"]
-    assert figures(local_ledger) == (Decimal("1.25"), 0)
+    assert figures(local_ledger) == (Decimal("1.25"), Decimal(0))
     assert_sound(local_ledger, clock)
 
 
 # ------------------------------------------------------------------------------ 6 intermittent
 def test_thirty_percent_intermittent_failures_over_a_burst(
-    stage, local_ledger: Ledger, clock: Clock
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, local_ledger: Ledger, clock: Clock
+) -> None:
     """60 reserve+commit pairs while 30 % of DynamoDB calls fail (500, throttling, timeouts).
 
     Every answer is a success or a 503 with Retry-After; the ledger ends with exactly the
@@ -314,15 +321,16 @@ def test_thirty_percent_intermittent_failures_over_a_burst(
     api, client = stage()
     rng = random.Random(11)  # deterministic
 
-    def plan(operation: str, request: Any) -> Any:
+    def plan(operation: str, request: Any) -> Fault:
         roll = rng.random()
         if roll >= 0.30:
             return None
-        return [
+        played: list[Fault] = [
             aws_error(request.url, 500, "InternalServerError"),
             aws_error(request.url, 400, "ThrottlingException"),
             ReadTimeoutError(endpoint_url=request.url),
-        ][int(roll * 10)]
+        ]
+        return played[int(roll * 10)]
 
     faults = Faults(client, plan)
     spent, held, statuses = Decimal(0), Decimal(0), []
@@ -353,8 +361,8 @@ def test_thirty_percent_intermittent_failures_over_a_burst(
 # ------------------------------------------------------------------------------ 7 lost answers
 @pytest.mark.parametrize("route", ["reserve", "record"])
 def test_a_write_applied_but_never_answered_then_retried_with_its_idempotency_key_counts_once(
-    stage, local_ledger: Ledger, clock: Clock, route: str
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, local_ledger: Ledger, clock: Clock, route: str
+) -> None:
     api, client = stage()
     api.reserve(body={"resource": "llm", "estimated_cost_usd": "0.01"})  # warm caches
     lost = LostAnswers(client)
@@ -375,15 +383,15 @@ def test_a_write_applied_but_never_answered_then_retried_with_its_idempotency_ke
     assert second.json[id_field] == third.json[id_field]  # …and its retry finds it, once
     spent, reserved = figures(local_ledger)
     if route == "reserve":
-        assert (spent, reserved) == (0, Decimal("2.01"))
+        assert (spent, reserved) == (Decimal(0), Decimal("2.01"))
     else:
         assert (spent, reserved) == (Decimal(2), Decimal("0.01"))
     assert_sound(local_ledger, clock)
 
 
 def test_a_commit_applied_but_never_answered_is_retried_and_counted_once(
-    stage, local_ledger: Ledger, clock: Clock
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, local_ledger: Ledger, clock: Clock
+) -> None:
     api, client = stage()
     rid = api.reserve().json["reservation_id"]
     lost = LostAnswers(client)
@@ -394,7 +402,7 @@ def test_a_commit_applied_but_never_answered_is_retried_and_counted_once(
 
     assert_unavailable(first)
     assert second.status == 200, second.text
-    assert figures(local_ledger) == (Decimal("1.75"), 0)
+    assert figures(local_ledger) == (Decimal("1.75"), Decimal(0))
     assert_sound(local_ledger, clock)
 
 
@@ -421,8 +429,8 @@ def assert_corrupted(answer: Answer) -> None:
 
 
 def test_a_counter_with_a_non_numeric_field_is_refused_for_its_tenant_only(
-    stage, local_ledger: Ledger, clock: Clock
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, local_ledger: Ledger, clock: Clock
+) -> None:
     api, _ = stage()
     held = api.reserve()  # the month counter exists
     _corrupt(local_ledger, (f"TENANT#{A}", "MONTH#2026-11"), q_llm_avail="lots")
@@ -453,8 +461,8 @@ def test_a_counter_with_a_non_numeric_field_is_refused_for_its_tenant_only(
     ids=["missing-limit", "not-a-map", "bad-quota-id"],
 )
 def test_a_policy_missing_its_limit_is_refused_for_its_tenant_only(
-    stage, local_ledger: Ledger, clock: Clock, quotas: Any
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, local_ledger: Ledger, clock: Clock, quotas: Any
+) -> None:
     api, _ = stage()
     assert api.reserve().status == 201  # policy cached in this process
     _corrupt(local_ledger, (f"TENANT#{A}", "POLICY"), quotas=quotas, version=99)
@@ -470,8 +478,8 @@ def test_a_policy_missing_its_limit_is_refused_for_its_tenant_only(
 
 
 def test_a_reservation_record_with_a_broken_plan_is_refused_and_reported(
-    stage, local_ledger: Ledger, clock: Clock
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, local_ledger: Ledger, clock: Clock
+) -> None:
     api, _ = stage()
     rid = api.reserve().json["reservation_id"]
     _corrupt(local_ledger, (records_pk(A), rid.split("~", 1)[0]), plan="l~two~??~")
@@ -491,8 +499,8 @@ def test_a_reservation_record_with_a_broken_plan_is_refused_and_reported(
 
 # ------------------------------------------------------------------------------ 11 clock
 def test_the_period_boundary_has_no_race_and_no_reset_job(
-    stage, local_ledger: Ledger, clock: Clock
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, local_ledger: Ledger, clock: Clock
+) -> None:
     api, _ = stage()
     clock.at = datetime(2026, 11, 30, 23, 59, 59, 500_000, tzinfo=UTC)
     spend_all = api.call("POST", f"/v1/tenants/{A}/usage", {"resource": "llm", "cost_usd": "8"})
@@ -512,14 +520,14 @@ def test_the_period_boundary_has_no_race_and_no_reset_job(
     dec = local_ledger.table.get((f"TENANT#{A}", "MONTH#2026-12"))
     assert nov is not None and dec is not None
     assert (nov["q_llm_spent"], nov["q_llm_held"]) == (LIMIT, 0)  # charged to its own month
-    assert (dec.get("q_llm_spent", 0), dec["q_llm_held"]) == (0, LIMIT)
+    assert (dec.get("q_llm_spent", 0), dec["q_llm_held"]) == (Decimal(0), LIMIT)
     assert_sound(local_ledger, clock)
 
 
 # ------------------------------------------------------------------------------ 12-13 modes
 def test_fail_closed_refuses_while_the_store_is_down_and_records_nothing(
-    stage, proxy: FaultProxy, local_ledger: Ledger, clock: Clock
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, proxy: FaultProxy, local_ledger: Ledger, clock: Clock
+) -> None:
     api, _ = stage(fail_mode=FailMode.CLOSED)
     proxy.go_down()
 
@@ -529,13 +537,13 @@ def test_fail_closed_refuses_while_the_store_is_down_and_records_nothing(
 
     assert_unavailable(reserve)
     assert_unavailable(record)
-    assert figures(local_ledger) == (0, 0)
+    assert figures(local_ledger) == (Decimal(0), Decimal(0))
     assert_sound(local_ledger, clock)
 
 
 def test_fail_open_lets_calls_through_and_records_their_spend_once_when_back(
-    stage, proxy: FaultProxy, local_ledger: Ledger, clock: Clock
-) -> None:  # type: ignore[no-untyped-def]
+    stage: Stage, proxy: FaultProxy, local_ledger: Ledger, clock: Clock
+) -> None:
     api, _ = stage(fail_mode=FailMode.OPEN)
     proxy.go_down()
 
@@ -552,7 +560,7 @@ def test_fail_open_lets_calls_through_and_records_their_spend_once_when_back(
     assert [c.status for c in commits] == [200, 200]
     assert repeat.json["record_id"] == commits[0].json["record_id"]
     # What was spent while the ledger was down is counted, once, even over the limit (D17)
-    assert figures(local_ledger) == (Decimal(12), 0)
+    assert figures(local_ledger) == (Decimal(12), Decimal(0))
     assert local_ledger.reconcile(A) == []
     refused = api.reserve(body={"resource": "llm", "estimated_cost_usd": "0.01"})
     assert refused.status == 429  # and the next guarded call is refused

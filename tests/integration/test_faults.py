@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import urllib3
@@ -20,7 +20,12 @@ from costguard.errors import LedgerUnavailable
 from costguard.ledger import Ledger, LedgerTable
 from costguard.settings import Settings
 
+from tests.conftest import Clock
 from tests.helpers import actual, estimate, quota_state, set_quota, usd
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 
 T = "acme"
 pytestmark = pytest.mark.ddblocal
@@ -43,14 +48,17 @@ def _conflict(url: str) -> AWSResponse:
             "CancellationReasons": [{"Code": "TransactionConflict", "Message": "conflict"}],
         }
     ).encode()
-    return AWSResponse(url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+    # The stubs ask for HTTPHeaders; AWSResponse wraps any mapping in a HeadersDict.
+    headers = {"Content-Type": "application/x-amz-json-1.0"}
+    return AWSResponse(url, 400, headers, _Raw(body))  # type: ignore[arg-type]
 
 
 class Injector:
     """Before-send hook on TransactWriteItems: plays a fault for the next `count` sends."""
 
     def __init__(self, client: Any, fault: str, count: int) -> None:
-        self.fault, self.count, self.sends, self.tokens = fault, count, 0, []
+        self.fault, self.count, self.sends = fault, count, 0
+        self.tokens: list[str] = []
         self._http = urllib3.PoolManager()
         client.meta.events.register("before-send.dynamodb.TransactWriteItems", self)
 
@@ -74,7 +82,9 @@ def acme(local_ledger: Ledger) -> Ledger:
     return local_ledger
 
 
-def test_transaction_conflicts_are_retried_and_counted_once(acme: Ledger, local_client) -> None:  # type: ignore[no-untyped-def]
+def test_transaction_conflicts_are_retried_and_counted_once(
+    acme: Ledger, local_client: DynamoDBClient
+) -> None:
     injector = Injector(local_client, "conflict", count=3)
 
     r = acme.reserve(T, estimate("1"))
@@ -88,8 +98,8 @@ def test_transaction_conflicts_are_retried_and_counted_once(acme: Ledger, local_
 
 
 def test_endless_conflicts_end_in_ledger_unavailable_with_nothing_written(
-    acme: Ledger, local_client
-) -> None:  # type: ignore[no-untyped-def]
+    acme: Ledger, local_client: DynamoDBClient
+) -> None:
     Injector(local_client, "conflict", count=100)
 
     with pytest.raises(LedgerUnavailable) as unavailable:
@@ -101,8 +111,8 @@ def test_endless_conflicts_end_in_ledger_unavailable_with_nothing_written(
 
 @pytest.mark.parametrize("operation", ["reserve", "commit", "release", "record"])
 def test_a_write_applied_but_unanswered_is_resent_with_its_token_and_counted_once(
-    acme: Ledger, local_client, operation: str
-) -> None:  # type: ignore[no-untyped-def]
+    acme: Ledger, local_client: DynamoDBClient, operation: str
+) -> None:
     r = acme.reserve(T, estimate("2"))
     injector = Injector(local_client, "lost", count=1)
 
@@ -127,7 +137,7 @@ def test_a_write_applied_but_unanswered_is_resent_with_its_token_and_counted_onc
     assert acme.reconcile(T) == []
 
 
-def test_an_unreachable_ledger_is_ledger_unavailable(clock) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_ledger_is_ledger_unavailable(clock: Clock) -> None:
     import boto3
     from botocore.config import Config
 

@@ -48,7 +48,7 @@ def test_200_reserves_without_token_counts_stop_at_the_limit(local_ledger: Ledge
 
     assert outcomes == {"admitted": 6, "refused": 194}
     q = quota_state(local_ledger, T, Q)
-    assert (q.spent_usd, q.reserved_usd) == (0, 6 * NO_CAP_HOLD)
+    assert (q.spent_usd, q.reserved_usd) == (usd("0"), 6 * NO_CAP_HOLD)
     assert local_ledger.reconcile(T) == []
 
 
@@ -67,7 +67,7 @@ def test_200_zero_estimates_are_all_refused_and_change_nothing(local_ledger: Led
 
     assert fields == {"estimated_cost_usd": 200}
     q = quota_state(local_ledger, T, Q)
-    assert (q.spent_usd, q.reserved_usd) == (0, 0)
+    assert (q.spent_usd, q.reserved_usd) == (usd("0"), usd("0"))
 
 
 def test_tiny_estimates_with_large_commits_record_every_overrun_and_alert_it_once(
@@ -93,7 +93,7 @@ def test_tiny_estimates_with_large_commits_record_every_overrun_and_alert_it_onc
     n = len(admitted)
     q = quota_state(local_ledger, T, Q)
     assert 1 <= n <= 100
-    assert (q.spent_usd, q.reserved_usd) == (usd("0.05") * n, 0)
+    assert (q.spent_usd, q.reserved_usd) == (usd("0.05") * n, usd("0"))
     assert q.spent_usd <= usd("1.00") + usd("0.04") * n
     assert local_ledger.reconcile(T) == []
 
@@ -125,5 +125,5 @@ def test_concurrent_usage_unknown_commits_charge_each_hold_once(local_ledger: Le
 
     assert costs == [usd("0.10")] * 120
     q = quota_state(local_ledger, T, Q)
-    assert (q.spent_usd, q.reserved_usd) == (Decimal("4.00"), 0)
+    assert (q.spent_usd, q.reserved_usd) == (Decimal("4.00"), usd("0"))
     assert local_ledger.reconcile(T) == []

@@ -19,9 +19,11 @@ import pytest
 from costguard.alerts import AlertBook, Publisher, StreamAlerts, crossings
 from costguard.ledger import Ledger
 from costguard.notify import PublishFailed, SnsTopic
+from costguard.quotas import QuotaId
 
 from functions.alerts import handler as alerts_handler
 from local.streams import MotoStream
+from tests.conftest import Clock
 from tests.helpers import actual, set_quota
 
 CONTEXT = SimpleNamespace(
@@ -54,7 +56,7 @@ class Sns:
     sqs: Any
 
     def received(self) -> list[dict[str, Any]]:
-        messages = []
+        messages: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
             if not got.get("Messages"):
@@ -89,7 +91,9 @@ class Pipeline:
         return self.stream.take()
 
     def run(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        answer = alerts_handler.handler({"Records": records}, CONTEXT, watch=self.watch)  # type: ignore[arg-type]
+        answer: dict[str, Any] = alerts_handler.handler(
+            {"Records": records}, CONTEXT, watch=self.watch
+        )
         self.answers.append(answer)
         return answer
 
@@ -106,7 +110,7 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(ledger: Ledger, clock, sns: Sns, monkeypatch) -> Pipeline:  # type: ignore[no-untyped-def]
+def pipeline(ledger: Ledger, clock: Clock, sns: Sns, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "costguard")
     stream = MotoStream(ledger.table.name)
     events = Events()
@@ -240,8 +244,8 @@ def test_a_lowered_limit_crosses_thresholds_too(pipeline: Pipeline) -> None:
 
 
 def test_each_threshold_alerts_once_per_period_even_when_utilization_dips(
-    pipeline: Pipeline, clock
-) -> None:  # type: ignore[no-untyped-def]
+    pipeline: Pipeline, clock: Clock
+) -> None:
     set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
     spend(pipeline.ledger, "6")
     pipeline.flush()
@@ -288,8 +292,8 @@ def test_platform_quota_alerts_carry_no_tenant(pipeline: Pipeline) -> None:
 
 
 def test_sns_down_keeps_the_alert_pending_and_it_is_sent_once_when_back(
-    pipeline: Pipeline, clock
-) -> None:  # type: ignore[no-untyped-def]
+    pipeline: Pipeline, clock: Clock
+) -> None:
     set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
     spend(pipeline.ledger, "8")
     pipeline.run(pipeline.take())
@@ -314,7 +318,9 @@ def test_sns_down_keeps_the_alert_pending_and_it_is_sent_once_when_back(
     assert len(pipeline.events.sent) == 1
 
 
-def test_the_sweeper_redrives_alerts_the_stream_gave_up_on(pipeline: Pipeline, clock) -> None:  # type: ignore[no-untyped-def]
+def test_the_sweeper_redrives_alerts_the_stream_gave_up_on(
+    pipeline: Pipeline, clock: Clock
+) -> None:
     set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
     spend(pipeline.ledger, "8")
     pipeline.run(pipeline.take())
@@ -333,7 +339,7 @@ def test_the_sweeper_redrives_alerts_the_stream_gave_up_on(pipeline: Pipeline, c
     assert len(pipeline.sns.received()) == 1
 
 
-def test_expired_hold_sweeps_ignore_the_outbox(pipeline: Pipeline, clock) -> None:  # type: ignore[no-untyped-def]
+def test_expired_hold_sweeps_ignore_the_outbox(pipeline: Pipeline, clock: Clock) -> None:
     set_quota(pipeline.ledger, "acme", "tenant:llm:month", "10")
     spend(pipeline.ledger, "8")
     pipeline.run(pipeline.take())
@@ -346,7 +352,7 @@ def test_expired_hold_sweeps_ignore_the_outbox(pipeline: Pipeline, clock) -> Non
 
 
 def test_detection_ignores_everything_but_counters_going_up() -> None:
-    def rules(tenant: str | None, quota_id: object) -> tuple[str, tuple[int, ...]]:
+    def rules(tenant_id: str | None, quota_id: QuotaId) -> tuple[str, tuple[int, ...]]:
         return "hard", (50, 100)
 
     counter = {"q_llm_limit": Decimal(10), "q_llm_spent": Decimal(6)}
@@ -380,8 +386,8 @@ def test_the_sample_stream_event_in_events_records_the_jump(pipeline: Pipeline) 
     assert len(pipeline.sns.received()) == 1
 
 
-def test_an_alert_that_never_publishes_is_redriven_with_backoff_then_given_up(  # type: ignore[no-untyped-def]
-    pipeline: Pipeline, clock
+def test_an_alert_that_never_publishes_is_redriven_with_backoff_then_given_up(
+    pipeline: Pipeline, clock: Clock
 ) -> None:
     """Issue 20: a permanently failing publish was redriven every minute forever. Now each
     failed redrive waits longer (2, 4, 8… minutes, at most an hour), the MAX_REDRIVES-th marks

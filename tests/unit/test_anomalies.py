@@ -26,7 +26,7 @@ RULES = AnomalyRules()
 
 def spend(ledger: Ledger, clock: Clock, tenant: str, day: date, amount: str, **kw: str) -> None:
     clock.at = datetime(day.year, day.month, day.day, 11, 0, tzinfo=UTC)
-    usage = Usage(resource=kw.pop("resource", "llm"), cost_usd=amount, **kw)  # type: ignore[arg-type]
+    usage = Usage(resource=kw.pop("resource", "llm"), cost_usd=amount, **kw)
     ledger.record_usage(tenant, usage, enforce=False)
 
 

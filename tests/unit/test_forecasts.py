@@ -151,4 +151,4 @@ def test_user_quotas_are_forecast_by_run_rate_and_quotas_without_spend_are_not(
 def _cost(amount: str, **kw: str) -> Any:
     from costguard.models import Usage
 
-    return Usage(resource="llm", cost_usd=amount, **kw)  # type: ignore[arg-type]
+    return Usage(resource="llm", cost_usd=amount, **kw)

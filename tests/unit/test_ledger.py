@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 from costguard.errors import (
@@ -21,6 +22,7 @@ from costguard.models import TenantSettings, Usage
 from costguard.quotas import Mode, QuotaId
 from costguard.settings import Enforcement, Settings
 
+from tests.conftest import Clock
 from tests.helpers import (
     actual,
     estimate,
@@ -29,6 +31,10 @@ from tests.helpers import (
     set_quota,
     usd,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 
 T = "acme"
 
@@ -105,7 +111,11 @@ def test_commit_moves_the_hold_to_spent_and_writes_the_record_and_rollup(acme: L
     )
     assert record.user_id == "u-1" and record.operation == "chat"
     q = quota_state(acme, T, "tenant:llm:month")
-    assert (q.spent_usd, q.reserved_usd, q.remaining_usd) == (usd("0.00675"), 0, usd("9.99325"))
+    assert (q.spent_usd, q.reserved_usd, q.remaining_usd) == (
+        usd("0.00675"),
+        Decimal(0),
+        usd("9.99325"),
+    )
     [day] = acme.daily_rollups(T, acme.now(), acme.now())
     assert day["usd_llm"] == day["usd_all"] == usd("0.00675")
     assert day["usd#m#openai/gpt-4o"] == usd("0.00675") and day["calls"] == 1
@@ -150,7 +160,7 @@ def test_release_returns_the_hold_once_and_blocks_a_later_commit(acme: Ledger) -
     second = acme.release(T, r.reservation_id)
 
     assert (first.status, first.released_usd) == ("released", usd("4"))
-    assert (second.status, second.released_usd) == ("released", 0)
+    assert (second.status, second.released_usd) == ("released", Decimal(0))
     assert quota_state(acme, T, "tenant:llm:month").remaining_usd == usd("10.00")
     with pytest.raises(ReservationNotHeld) as refused:
         acme.commit(T, r.reservation_id, actual("1"))
@@ -203,8 +213,8 @@ def test_commit_checks_resource_and_user(acme: Ledger) -> None:
 
 
 def test_an_expired_hold_is_returned_lazily_by_the_reserve_it_would_block(
-    acme: Ledger, clock
-) -> None:  # type: ignore[no-untyped-def]
+    acme: Ledger, clock: Clock
+) -> None:
     acme.put_tenant_settings(T, TenantSettings(on_expiry="release"))
     acme.reserve(T, estimate("9"), ttl_seconds=60)
     clock.advance(seconds=61)
@@ -213,13 +223,13 @@ def test_an_expired_hold_is_returned_lazily_by_the_reserve_it_would_block(
 
     assert r.reserved_usd == usd("5")
     q = quota_state(acme, T, "tenant:llm:month")
-    assert (q.reserved_usd, q.spent_usd) == (usd("5"), 0)
+    assert (q.reserved_usd, q.spent_usd) == (usd("5"), Decimal(0))
     assert acme.reconcile(T) == []
 
 
 def test_the_sweeper_returns_expired_holds_and_a_late_commit_is_refused(
-    acme: Ledger, clock
-) -> None:  # type: ignore[no-untyped-def]
+    acme: Ledger, clock: Clock
+) -> None:
     late = acme.reserve(T, estimate("3"), ttl_seconds=30)
     live = acme.reserve(T, estimate("2"), ttl_seconds=300)
     clock.advance(seconds=31)
@@ -235,7 +245,7 @@ def test_the_sweeper_returns_expired_holds_and_a_late_commit_is_refused(
     assert acme.reconcile(T) == []
 
 
-def test_a_commit_after_expiry_returns_the_hold_itself(acme: Ledger, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_commit_after_expiry_returns_the_hold_itself(acme: Ledger, clock: Clock) -> None:
     r = acme.reserve(T, estimate("3"), ttl_seconds=30)
     clock.advance(seconds=30)
     with pytest.raises(ReservationNotHeld) as refused:
@@ -303,8 +313,8 @@ def test_a_paused_tenant_or_user_is_refused_until_unpaused(acme: Ledger) -> None
 
 
 def test_a_stale_policy_cache_is_caught_by_the_write_itself(
-    moto_client, settings: Settings, clock
-) -> None:  # type: ignore[no-untyped-def]
+    moto_client: DynamoDBClient, settings: Settings, clock: Clock
+) -> None:
     # Given two processes: one has cached the tenant's policy, the other changes it
     one = Ledger(LedgerTable(moto_client, settings.table_name, settings), settings, clock=clock)
     other = Ledger(LedgerTable(moto_client, settings.table_name, settings), settings, clock=clock)
@@ -365,8 +375,8 @@ def test_malformed_quota_ids_are_invalid() -> None:
 
 
 def test_period_rollover_needs_no_reset_and_late_commits_charge_their_period(
-    acme: Ledger, clock
-) -> None:  # type: ignore[no-untyped-def]
+    acme: Ledger, clock: Clock
+) -> None:
     clock.at = clock.at.replace(day=30, hour=23, minute=59, second=59)
     r = acme.reserve(T, estimate("9"), ttl_seconds=120)
     clock.advance(seconds=2)  # 2026-12-01T00:00:01
@@ -382,7 +392,7 @@ def test_period_rollover_needs_no_reset_and_late_commits_charge_their_period(
     assert acme.reconcile(T) == []
 
 
-def test_a_price_change_applies_from_its_effective_date(acme: Ledger, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_price_change_applies_from_its_effective_date(acme: Ledger, clock: Clock) -> None:
     from costguard.pricing import ModelPrice
 
     acme.put_price(
@@ -407,7 +417,9 @@ def test_unknown_model_or_tier_is_a_typed_error_never_zero(acme: Ledger) -> None
         acme.reserve(T, Usage(resource="sandbox", tier="quantum", seconds="1"))
 
 
-def test_a_configured_fallback_prices_unknown_models(moto_client, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_configured_fallback_prices_unknown_models(
+    moto_client: DynamoDBClient, clock: Clock
+) -> None:
     s = Settings(
         table_name="costguard-test",
         fallback_input_per_million_usd=Decimal("10"),
@@ -450,7 +462,7 @@ def test_check_is_a_dry_run(acme: Ledger) -> None:
     assert quota_state(acme, T, "tenant:llm:month").reserved_usd == usd("8")
 
 
-def test_monitor_mode_counts_but_never_refuses(moto_client, clock) -> None:  # type: ignore[no-untyped-def]
+def test_monitor_mode_counts_but_never_refuses(moto_client: DynamoDBClient, clock: Clock) -> None:
     s = Settings(table_name="costguard-test", enforcement=Enforcement.MONITOR)
     ledger = Ledger(LedgerTable(moto_client, s.table_name, s), s, clock=clock)
     set_quota(ledger, T, "tenant:llm:month", "1")
@@ -491,8 +503,8 @@ def test_tiny_amounts_and_their_differences_stay_exact(acme: Ledger) -> None:
 
 
 def test_fail_open_grants_unguarded_reservations_and_records_their_commit_once(
-    moto_client, clock
-) -> None:  # type: ignore[no-untyped-def]
+    moto_client: DynamoDBClient, clock: Clock
+) -> None:
     from costguard.errors import LedgerUnavailable
     from costguard.settings import FailMode
 
@@ -501,14 +513,18 @@ def test_fail_open_grants_unguarded_reservations_and_records_their_commit_once(
     set_quota(ledger, T, "tenant:llm:month", "10")
     working = ledger.table.transact
 
-    def down(*_: object, **__: object) -> None:
+    def down(*_: object, **__: object) -> NoReturn:
         raise LedgerUnavailable("ledger unavailable: ConnectTimeoutError", 2)
 
     ledger.table.transact = down  # type: ignore[method-assign]
     r = ledger.reserve(T, estimate("3"))
     ledger.table.transact = working  # type: ignore[method-assign]
 
-    assert (r.guarded, r.reserved_usd, r.reservation_id.startswith("open~")) == (False, 0, True)
+    assert (r.guarded, r.reserved_usd, r.reservation_id.startswith("open~")) == (
+        False,
+        Decimal(0),
+        True,
+    )
     first = ledger.commit(T, r.reservation_id, actual("2.5"))
     again = ledger.commit(T, r.reservation_id, actual("2.5"))
     assert (first.status, first.cost_usd, again.record_id) == (
@@ -524,7 +540,7 @@ def test_fail_open_grants_unguarded_reservations_and_records_their_commit_once(
 def test_fail_closed_is_the_default(acme: Ledger) -> None:
     from costguard.errors import LedgerUnavailable
 
-    def down(*_: object, **__: object) -> None:
+    def down(*_: object, **__: object) -> NoReturn:
         raise LedgerUnavailable("ledger unavailable: ConnectTimeoutError", 2)
 
     acme.table.transact = down  # type: ignore[method-assign]
@@ -535,7 +551,7 @@ def test_fail_closed_is_the_default(acme: Ledger) -> None:
 def test_a_hold_made_is_returned_even_when_the_figures_cannot_be_read(acme: Ledger) -> None:
     from costguard.errors import LedgerUnavailable
 
-    def down(*_: object, **__: object) -> None:
+    def down(*_: object, **__: object) -> NoReturn:
         raise LedgerUnavailable("ledger unavailable: ReadTimeoutError", 2)
 
     acme.reserve(T, estimate("0.5"))  # the policies are cached now

@@ -116,7 +116,7 @@ class Res:
 
 
 def make_usage(resource: str, user: str | None, **amount: str) -> Usage:
-    return Usage(resource=resource, user_id=user, **amount)  # type: ignore[arg-type]
+    return Usage(resource=resource, user_id=user, **amount)
 
 
 def ceiling(q: QuotaDefinition, limit: Decimal) -> Decimal | None:
@@ -388,11 +388,11 @@ class LedgerMachine(RuleBasedStateMachine):
             self.settle_hold(r, "released")
             event("release: released")
         elif r.status == "held":  # too late to release: settled as expiry says (release here)
-            assert (result.status, result.released_usd) == ("expired", 0)
+            assert (result.status, result.released_usd) == ("expired", usd("0"))
             self.settle_hold(r, "expired")
             event("release: expired")
         else:
-            assert (result.status, result.released_usd) == (r.status, 0), r.status
+            assert (result.status, result.released_usd) == (r.status, usd("0")), r.status
             event(f"release: already {r.status}")
 
     @precondition(lambda self: bool(self.held()))
@@ -438,7 +438,7 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             assert r.status in ("released", "expired"), r.status
             result = self.ledger.release(T, rid)
-            assert (result.status, result.released_usd) == (r.status, 0)
+            assert (result.status, result.released_usd) == (r.status, usd("0"))
         event(f"retry: {r.status}")
 
     @precondition(idle_allowed)

@@ -4,7 +4,7 @@ Asia/Kolkata. UTC (the default) is unchanged."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import pytest
 from costguard.periods import (
@@ -20,8 +20,10 @@ from costguard.periods import (
 LA, BERLIN, KOLKATA = zone("America/Los_Angeles"), zone("Europe/Berlin"), zone("Asia/Kolkata")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -39,14 +41,14 @@ def utc(*args: int) -> datetime:
     ],
 )
 def test_a_day_runs_from_local_midnight_to_local_midnight_23_or_25_hours_across_dst(
-    tz: object, instant: datetime, start: datetime, end: datetime, hours: int
+    tz: tzinfo, instant: datetime, start: datetime, end: datetime, hours: int
 ) -> None:
-    assert period_start(Period.DAY, instant, tz) == start  # type: ignore[arg-type]
-    assert period_end(Period.DAY, instant, tz) == end  # type: ignore[arg-type]
+    assert period_start(Period.DAY, instant, tz) == start
+    assert period_end(Period.DAY, instant, tz) == end
     assert end - start == timedelta(hours=hours)
-    local_day = instant.astimezone(tz).date()  # type: ignore[arg-type]
-    assert period_key(Period.DAY, instant, tz) == f"DAY#{local_day}"  # type: ignore[arg-type]
-    assert parse_period_key(f"DAY#{local_day}", tz) == (Period.DAY, start)  # type: ignore[arg-type]
+    local_day = instant.astimezone(tz).date()
+    assert period_key(Period.DAY, instant, tz) == f"DAY#{local_day}"
+    assert parse_period_key(f"DAY#{local_day}", tz) == (Period.DAY, start)
 
 
 def test_the_last_utc_hours_of_a_month_belong_to_the_next_local_month_east_and_the_same_west() -> (
@@ -94,8 +96,8 @@ def test_the_iso_week_starts_on_the_local_monday() -> None:
         (KOLKATA, utc(2026, 11, 30, 18, 29, 59), 1),  # one second before the local month
     ],
 )
-def test_retry_after_counts_to_the_local_reset(tz: object, at: datetime, seconds: int) -> None:
-    assert seconds_until_reset(Period.DAY, at, tz) == seconds  # type: ignore[arg-type]
+def test_retry_after_counts_to_the_local_reset(tz: tzinfo, at: datetime, seconds: int) -> None:
+    assert seconds_until_reset(Period.DAY, at, tz) == seconds
 
 
 def test_an_unknown_zone_is_refused() -> None:

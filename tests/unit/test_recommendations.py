@@ -15,6 +15,7 @@ import pytest
 from costguard.alerts import AlertBook, AlertType, message_attributes, public_alert
 from costguard.ledger import Ledger
 from costguard.models import Usage
+from costguard.pricing import ModelPrice
 from costguard.recommendations import (
     Recommendation,
     RecommendationRules,
@@ -38,7 +39,7 @@ def at(day: date, hour: int = 10, minute: int = 0) -> datetime:
 
 def record(ledger: Ledger, clock: Clock, tenant: str, when: datetime, **usage: object) -> None:
     clock.at = when
-    ledger.record_usage(tenant, Usage(**usage), enforce=False)  # type: ignore[arg-type]
+    ledger.record_usage(tenant, Usage(**usage), enforce=False)
 
 
 def gpt4o(**kw: object) -> dict[str, object]:
@@ -114,7 +115,7 @@ def test_holds_far_above_the_spend_are_reported_with_the_budget_they_lock(
     for group in range(5):
         clock.at = at(FIRST + timedelta(days=group))
         holds = [
-            ledger.reserve("capless", Usage(resource="llm", estimated_cost_usd="0.05"))  # type: ignore[arg-type]
+            ledger.reserve("capless", Usage(resource="llm", estimated_cost_usd="0.05"))
             for _ in range(4)
         ]
         clock.advance(minutes=1)
@@ -122,7 +123,7 @@ def test_holds_far_above_the_spend_are_reported_with_the_budget_they_lock(
             ledger.commit(
                 "capless",
                 hold.reservation_id,
-                Usage(**gpt4o(input_tokens=1000, output_tokens=100)),  # type: ignore[arg-type]
+                Usage(**gpt4o(input_tokens=1000, output_tokens=100)),
             )
     # When the recommendations are computed
     [rec] = advice(ledger, clock, "capless")
@@ -213,10 +214,10 @@ def steady(ledger: Ledger, clock: Clock, tenant: str) -> None:
         record(ledger, clock, tenant, at(day, 12), resource="sandbox", tier="gpu", seconds="600")
     for n in range(20):
         clock.at = at(start + timedelta(days=n // 2), 13, n)
-        hold = ledger.reserve(tenant, Usage(resource="llm", estimated_cost_usd="0.0042"))  # type: ignore[arg-type]
+        hold = ledger.reserve(tenant, Usage(resource="llm", estimated_cost_usd="0.0042"))
         ledger.commit(
             tenant, hold.reservation_id, Usage(**gpt4o(input_tokens=1000, output_tokens=100))
-        )  # type: ignore[arg-type]
+        )
 
 
 def test_a_tenant_doing_everything_right_gets_no_recommendation(
@@ -250,7 +251,9 @@ def test_a_tenant_doing_everything_right_gets_no_recommendation(
 def test_the_cheaper_sibling_must_be_in_the_catalog(
     ledger: Ledger, provider: str, model: str, cheaper: str | None
 ) -> None:
-    known = {(p.provider, p.model) for p in ledger.price_book().prices() if hasattr(p, "model")}
+    known = {
+        (p.provider, p.model) for p in ledger.price_book().prices() if isinstance(p, ModelPrice)
+    }
     assert cheaper_model(provider, model, known) == cheaper
     assert cheaper_model(provider, model, set()) is None
 

@@ -49,10 +49,10 @@ def test_both_schedules_run_on_their_sample_events(ledger: Ledger, clock: Clock)
     )  # fmt: skip
     clock.at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     event = json.loads((EVENTS / "anomaly/scheduled.json").read_text())
-    answer = anomaly.handler(event, context("anomaly"), run=ledger)  # type: ignore[arg-type]
+    answer = anomaly.handler(event, context("anomaly"), run=ledger)
     assert (answer["tenants"], answer["examined"], answer["recorded"]) == (1, 1, 1)
     event = json.loads((EVENTS / "forecast/scheduled.json").read_text())
-    answer = forecast.handler(event, context("forecast"), run=ledger)  # type: ignore[arg-type]
+    answer = forecast.handler(event, context("forecast"), run=ledger)
     # $300 spent (24 × 10 + 60) of $200: critical, recorded once
     assert (answer["tenants"], answer["findings"], answer["recorded"]) == (1, 1, 1)
 
@@ -62,5 +62,5 @@ def test_a_run_out_of_time_leaves_the_rest_for_the_next(ledger: Ledger, clock: C
         history(ledger, clock, f"t-{n}", TODAY - timedelta(days=1), TODAY, lambda d: "1")
     clock.at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     event = json.loads((EVENTS / "anomaly/scheduled.json").read_text())
-    answer = anomaly.handler(event, context("anomaly", remaining_ms=5_000), run=ledger)  # type: ignore[arg-type]
+    answer = anomaly.handler(event, context("anomaly", remaining_ms=5_000), run=ledger)
     assert (answer["tenants"], answer["examined"], answer["skipped"]) == (3, 0, 3)

@@ -30,7 +30,7 @@ def gpt4o(input_tokens: int, output_tokens: int | None = None, **kw: object) -> 
         model="gpt-4o",
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -80,7 +80,7 @@ def test_a_reserve_without_token_counts_is_refused_on_a_nearly_exhausted_quota(
         acme.reserve(T, Usage(resource="llm", provider="openai", model="gpt-4o"))
 
     assert refused.value.requested_usd == list_price(0, 16_384)
-    assert figures(acme) == (0, 0)
+    assert figures(acme) == (usd("0"), usd("0"))
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,7 @@ def test_a_hold_of_zero_is_refused_naming_the_field(acme: Ledger, usage: Usage, 
         acme.reserve(T, usage)
 
     assert invalid.value.field == field
-    assert figures(acme) == (0, 0)
+    assert figures(acme) == (usd("0"), usd("0"))
 
 
 def test_a_dry_run_check_uses_the_same_worst_case(acme: Ledger) -> None:
@@ -115,7 +115,7 @@ def test_a_commit_above_its_hold_is_recorded_in_full_and_blocks_new_reserves(
 
     assert (record.cost_usd, record.overrun, record.overrun_usd) == (usd("0.05"), True, usd("0.04"))
     assert record.settled_by == "commit"
-    assert figures(acme) == (usd("0.05"), 0)  # past the limit: money spent is never dropped
+    assert figures(acme) == (usd("0.05"), usd("0"))  # past the limit: money spent is never dropped
     with pytest.raises(QuotaExceeded):
         acme.reserve(T, estimate("0.000001"))
     assert acme.reconcile(T) == []
@@ -135,7 +135,7 @@ def test_overrun_reject_charges_the_hold_and_answers_the_same_on_every_retry(
             usd("0.05"),
         )
 
-    assert figures(acme) == (usd("0.01"), 0)
+    assert figures(acme) == (usd("0.01"), usd("0"))
     assert acme.reconcile(T) == []
 
 
@@ -145,7 +145,11 @@ def test_a_commit_within_its_hold_is_not_an_overrun_under_reject(acme: Ledger) -
 
     record = acme.commit(T, r.reservation_id, actual("0.01"))
 
-    assert (record.cost_usd, record.overrun_usd, record.settled_by) == (usd("0.01"), 0, "commit")
+    assert (record.cost_usd, record.overrun_usd, record.settled_by) == (
+        usd("0.01"),
+        usd("0"),
+        "commit",
+    )
 
 
 def test_an_overrun_is_alerted_once_per_reservation(acme: Ledger, clock: Clock) -> None:
@@ -191,7 +195,7 @@ def test_usage_unknown_charges_the_whole_hold_once(acme: Ledger) -> None:
         "usage_unknown",
     )
     assert (first.model, first.input_tokens, first.output_tokens) == ("gpt-4o", 2_000, 800)
-    assert figures(acme) == (usd("0.013"), 0)
+    assert figures(acme) == (usd("0.013"), usd("0"))
     assert acme.reconcile(T) == []
     day = acme.daily_rollups(T, acme.now(), acme.now())
     assert day[0]["usd#m#openai/gpt-4o"] == usd("0.013")
@@ -203,7 +207,7 @@ def test_usage_unknown_after_a_known_commit_is_refused(acme: Ledger) -> None:
 
     with pytest.raises(ReservationNotHeld):
         acme.commit(T, r.reservation_id, None)
-    assert figures(acme) == (usd("0.02"), 0)
+    assert figures(acme) == (usd("0.02"), usd("0"))
 
 
 def test_usage_unknown_on_a_released_reservation_is_refused(acme: Ledger) -> None:
@@ -214,7 +218,7 @@ def test_usage_unknown_on_a_released_reservation_is_refused(acme: Ledger) -> Non
         acme.commit(T, r.reservation_id, None)
 
     assert refused.value.status == "released"
-    assert figures(acme) == (0, 0)
+    assert figures(acme) == (usd("0"), usd("0"))
 
 
 # ---------------------------------------------------------------- expiry
@@ -227,12 +231,12 @@ def test_an_expired_hold_is_charged_by_default_and_a_late_commit_is_refused(
     assert acme.expire_due() == 1
     assert acme.expire_due() == 0
 
-    assert figures(acme) == (usd("0.30"), 0)
+    assert figures(acme) == (usd("0.30"), usd("0"))
     with pytest.raises(ReservationNotHeld) as refused:
         acme.commit(T, r.reservation_id, actual("0.10"))
     assert refused.value.status == "expired"
     assert acme.release(T, r.reservation_id).status == "expired"
-    assert figures(acme) == (usd("0.30"), 0)
+    assert figures(acme) == (usd("0.30"), usd("0"))
     (record,) = acme.settled_records(T, clock.at.replace(day=1), clock.at, limit=10)[0]
     assert (record["settled_by"], record["cost_usd"]) == ("expiry", usd("0.30"))
     assert acme.reconcile(T) == []
@@ -247,7 +251,7 @@ def test_a_late_commit_settles_an_unswept_expired_hold_by_the_setting(
     with pytest.raises(ReservationNotHeld):
         acme.commit(T, r.reservation_id, actual("0.10"))
 
-    assert figures(acme) == (usd("0.30"), 0)
+    assert figures(acme) == (usd("0.30"), usd("0"))
 
 
 def test_on_expiry_release_returns_the_hold(acme: Ledger, clock: Clock) -> None:
@@ -257,7 +261,7 @@ def test_on_expiry_release_returns_the_hold(acme: Ledger, clock: Clock) -> None:
 
     assert acme.expire_due() == 1
 
-    assert figures(acme) == (0, 0)
+    assert figures(acme) == (usd("0"), usd("0"))
     assert acme.reconcile(T) == []
 
 
@@ -269,7 +273,7 @@ def test_a_lazily_expired_hold_is_charged_too(acme: Ledger, clock: Clock) -> Non
     with pytest.raises(QuotaExceeded):  # the charged hold leaves 0.10
         acme.reserve(T, estimate("0.50"))
 
-    assert figures(acme) == (usd("0.90"), 0)
+    assert figures(acme) == (usd("0.90"), usd("0"))
     acme.reserve(T, estimate("0.10"))
 
 

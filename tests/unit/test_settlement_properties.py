@@ -239,7 +239,7 @@ class SettlementMachine(RuleBasedStateMachine):
         on_expiry=st.sampled_from(["charge", "release"]),
     )
     def change_settings(self, overrun: str, on_expiry: str) -> None:
-        self.settings = TenantSettings(overrun=overrun, on_expiry=on_expiry)  # type: ignore[arg-type]
+        self.settings = TenantSettings(overrun=overrun, on_expiry=on_expiry)
         self.ledger.put_tenant_settings(T, self.settings)
 
     # ------------------------------------------------------------------ invariants

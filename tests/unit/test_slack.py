@@ -68,10 +68,13 @@ def poster(url: str, waits: list[float], attempts: int = 4) -> SlackWebhook:
 
 
 def run(event: dict[str, Any], slack: SlackWebhook) -> dict[str, Any]:
-    return slack_handler.handler(event, CONTEXT, slack=slack)  # type: ignore[arg-type,no-any-return]
+    answer: dict[str, Any] = slack_handler.handler(event, CONTEXT, slack=slack)
+    return answer
 
 
-def test_the_alert_arrives_as_a_readable_block_kit_message(webhook: Webhook, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_alert_arrives_as_a_readable_block_kit_message(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "costguard")
     assert run(EVENT, poster(webhook.url, [])) == {"posted": 1}
 
@@ -103,7 +106,9 @@ def test_slack_429_is_retried_after_its_retry_after(webhook: Webhook) -> None:
     assert len(webhook.received) == 3
 
 
-def test_slack_500s_are_retried_then_surfaced(webhook: Webhook, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_slack_500s_are_retried_then_surfaced(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "costguard")
     webhook.script = [(500, {})] * 3
     waits: list[float] = []

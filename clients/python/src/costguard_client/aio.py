@@ -6,7 +6,13 @@ import asyncio
 import inspect
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Mapping,
+)
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -506,7 +512,7 @@ class AsyncHold(HoldBase):
         /,
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """See `Hold.stream`: `async for event in hold.stream(client.messages.create,
         ..., stream=True)`; the function may be a coroutine function (awaited when the
         iteration starts) or return an async iterator."""
@@ -521,7 +527,7 @@ class AsyncHold(HoldBase):
         events: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         upstream: Any = None
         try:
             if callable(events):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -535,7 +535,7 @@ class Hold(HoldBase):
 
     def stream(
         self, events: Iterable[T] | Callable[P, Iterable[T]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> Iterator[T]:
+    ) -> Generator[T, None, None]:
         """Pass a provider's stream through, committing the usage it reports when it ends.
 
         `events` is the stream (OpenAI chat completions with `stream_options={"include_usage":
@@ -556,7 +556,7 @@ class Hold(HoldBase):
         events: Iterable[T] | Callable[..., Iterable[T]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> Iterator[T]:
+    ) -> Generator[T, None, None]:
         upstream: Any = None
         try:
             if callable(events):

@@ -14,7 +14,13 @@ so a browser that already handles costguard's stream handles the app's the same 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Generator,
+    Iterable,
+)
 from contextlib import AsyncExitStack, ExitStack
 from typing import Any
 
@@ -41,7 +47,7 @@ def guarded_stream(
     tenant_id: str,
     produce: Callable[[Hold], Iterable[str]],
     **estimate: Any,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """Reserve, then yield what `produce(hold)` yields; a refusal becomes `event: error`.
 
     `produce` is the guarded call: it streams the answer (SSE frames, e.g. via `sse_event`),
@@ -66,7 +72,7 @@ async def aguarded_stream(
     tenant_id: str,
     produce: Callable[[AsyncHold], AsyncIterable[str]],
     **estimate: Any,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """`guarded_stream` for asyncio (`StreamingResponse(aguarded_stream(...))`)."""
     async with AsyncExitStack() as stack:
         try:
