@@ -19,7 +19,7 @@ from tests.unit.test_anomalies import RULES, anomalies, history
 
 
 def cost(amount: str) -> Usage:
-    return Usage(resource="llm", cost_usd=amount)  # type: ignore[arg-type]
+    return Usage(resource="llm", cost_usd=amount)
 
 
 def tenant_in(ledger: Ledger, clock: Clock, tenant: str, tz: str, at: datetime) -> None:
