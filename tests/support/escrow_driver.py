@@ -1,0 +1,138 @@
+"""The escrow protocol for one quota, composed as the ledger composes it (tests and bench).
+
+One quota whose layout (limit, slices, span, version) sits in a policy-like item; reservation
+records name their slice. Used by the stateful test (tests/unit/test_escrow_properties.py) and
+the capacity bench (bench/hotquota.py) before and apart from the spend engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from costguard.ledger import LedgerTable
+from costguard.ledger import escrow as E
+from costguard.ledger.dynamo import Cancelled
+from costguard.ledger.writes import TransactionBuilder
+
+POLICY = ("QUOTA#acme", "POLICY")
+BASE = ("TENANT#acme", "MONTH#2026-12")
+P = "q_all_"
+REC = "TENANT#acme#REC"
+ZERO = Decimal(0)
+ATTEMPTS = 12
+"""Tries of one operation: sequential runs need 2 or 3; racing threads more."""
+
+
+class Busy(Exception):
+    """The driver's retry budget ran out (never expected sequentially)."""
+
+
+@dataclass(frozen=True)
+class Held:
+    rid: str
+    index: int
+    estimate: Decimal
+
+
+class Driver:
+    """The escrow protocol for one quota, composed as the ledger composes it."""
+
+    def __init__(self, table: LedgerTable) -> None:
+        self.table = table
+        self.ids = itertools.count()
+
+    def layout(self) -> tuple[int, E.Layout]:
+        item = self.table.get(POLICY, consistent=True) or {}
+        layout = E.Layout(
+            item["limit"], int(item["slices"]), int(item["span"]), bool(item.get("solo"))
+        )
+        return int(item["version"]), layout
+
+    def snapshot(self, layout: E.Layout) -> tuple[int, list[E.SliceState]]:
+        keys = [POLICY, *(E.slice_key(BASE, i) for i in layout.indices)]
+        found = self.table.transact_get(keys)
+        return int(found[POLICY]["version"]), E.states_of(found, BASE, P, layout)
+
+    def reserve(
+        self, amount: Decimal, pick: int, before_borrow: Callable[[], None] | None = None
+    ) -> Held | None:
+        version, layout = self.layout()
+        index = pick % layout.pickable
+        moves: dict[int, Decimal] = {}
+        rid = f"r{next(self.ids):05d}"
+        for _ in range(ATTEMPTS):
+            tx = TransactionBuilder()
+            check = tx.check(POLICY, "#v = :v", {":v": version})
+            check.names["#v"] = "version"
+            borrowed = E.add_borrow(tx, BASE, P, layout, moves)
+            w = tx.update(E.slice_key(BASE, index))
+            E.hold(
+                w, P, E.virtual_grant(layout.limit, layout.slices, index), amount, "held",
+                amount, borrowed,
+            )  # fmt: skip
+            item = {"status": "held", "slice": index, "estimate_usd": amount}
+            tx.put((REC, rid), item, "attribute_not_exists(pk)")
+            if moves and before_borrow:
+                before_borrow()
+                before_borrow = None
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled as cancelled:
+                failed = {tx.writes[i].key for i, _ in cancelled.failed()}
+                if POLICY in failed:
+                    version, layout = self.layout()
+                    index, moves = pick % layout.pickable, {}
+                    continue
+                seen, states = self.snapshot(layout)
+                if seen != version:
+                    version, layout = self.layout()
+                    index, moves = pick % layout.pickable, {}
+                    continue
+                planned = E.plan_borrow(states, index, amount, amount)
+                if planned is None:
+                    return None  # the snapshot proves the quota as a whole cannot cover it
+                moves = planned
+                continue
+            return Held(rid, index, amount)
+        raise Busy
+
+    def settle(self, held: Held, charged: Decimal, status: str) -> None:
+        tx = TransactionBuilder()
+        E.settle(tx.update(E.slice_key(BASE, held.index)), P, held.estimate, charged)
+        rec = tx.update((REC, held.rid))
+        rec.sets.append(f"{rec.name('status')} = {rec.value(status)}")
+        rec.condition(f"{rec.name('status')} = {rec.value('held')}")
+        self.table.transact(tx.writes)
+
+    def regrant(
+        self, limit: Decimal, slices: int, before_send: Callable[[], None] | None = None
+    ) -> None:
+        for _ in range(ATTEMPTS):
+            version, layout = self.layout()
+            seen, states = self.snapshot(layout)
+            if seen != version:
+                continue
+            tx = TransactionBuilder()
+            pw = tx.update(POLICY)
+            solo = E.add_regrant(tx, BASE, P, layout, states, limit, slices)
+            for name, value in (
+                ("limit", limit),
+                ("slices", slices),
+                ("span", max(layout.span, slices)),
+                ("solo", solo),
+                ("version", version + 1),
+            ):
+                pw.sets.append(f"{pw.name(name)} = {pw.value(value)}")
+            pw.condition(f"{pw.name('version')} = {pw.value(version)}")
+            if before_send:
+                before_send()
+                before_send = None
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled:
+                continue
+            return
+        raise Busy
