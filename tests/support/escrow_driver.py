@@ -8,6 +8,8 @@ the capacity bench (bench/hotquota.py) before and apart from the spend engine.
 from __future__ import annotations
 
 import itertools
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,9 +42,11 @@ class Held:
 class Driver:
     """The escrow protocol for one quota, composed as the ledger composes it."""
 
-    def __init__(self, table: LedgerTable) -> None:
+    def __init__(self, table: LedgerTable, attempts: int = ATTEMPTS) -> None:
         self.table = table
         self.ids = itertools.count()
+        self.attempts = attempts
+        self.borrows = 0
 
     def layout(self) -> tuple[int, E.Layout]:
         item = self.table.get(POLICY, consistent=True) or {}
@@ -63,7 +67,7 @@ class Driver:
         index = pick % layout.pickable
         moves: dict[int, Decimal] = {}
         rid = f"r{next(self.ids):05d}"
-        for _ in range(ATTEMPTS):
+        for _ in range(self.attempts):
             tx = TransactionBuilder()
             check = tx.check(POLICY, "#v = :v", {":v": version})
             check.names["#v"] = "version"
@@ -82,6 +86,8 @@ class Driver:
                 self.table.transact(tx.writes)
             except Cancelled as cancelled:
                 failed = {tx.writes[i].key for i, _ in cancelled.failed()}
+                if moves:  # a borrow lost its donors to a racing reserve: back off a little
+                    time.sleep(random.uniform(0, 0.004))
                 if POLICY in failed:
                     version, layout = self.layout()
                     index, moves = pick % layout.pickable, {}
@@ -95,6 +101,7 @@ class Driver:
                 if planned is None:
                     return None  # the snapshot proves the quota as a whole cannot cover it
                 moves = planned
+                self.borrows += 1
                 continue
             return Held(rid, index, amount)
         raise Busy
@@ -110,7 +117,7 @@ class Driver:
     def regrant(
         self, limit: Decimal, slices: int, before_send: Callable[[], None] | None = None
     ) -> None:
-        for _ in range(ATTEMPTS):
+        for _ in range(self.attempts):
             version, layout = self.layout()
             seen, states = self.snapshot(layout)
             if seen != version:
