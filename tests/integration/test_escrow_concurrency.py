@@ -5,7 +5,8 @@ as the ledger does): a quota of exactly 100 units in 8 slices, 2,000 concurrent 
 one unit. Invariants: exactly 100 admitted (a refusal only on a snapshot whose whole could not
 cover it; an admission never past the limit), the slices' grants sum to the limit, every slice
 has avail = grant − spent − held, and the figures afterwards are exact — also with commits and
-releases racing, and with a reshard 8 → 16 → 4 in the middle.
+releases racing, and with a reshard 8 → 16 → 4 in the middle; and a platform quota leased to
+50 tenants.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from costguard.ledger import escrow as E
 from costguard.ledger.writes import ItemWrite
 from costguard.settings import Settings
 
-from tests.support.escrow_driver import BASE, POLICY, Driver, Held, P
+from tests.support.escrow_driver import (
+    BASE,
+    PLATFORM_POLICY,
+    POLICY,
+    Driver,
+    Held,
+    LeaseDriver,
+    P,
+)
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
@@ -124,3 +133,30 @@ def test_a_reshard_8_16_4_in_the_middle_conserves_the_allowance(local_client: ob
     assert (layout.slices, layout.span) == (4, 16)
     whole = _assert_consistent(driver)
     assert (whole.held, whole.avail) == (Decimal(100), ZERO)
+
+
+def test_a_platform_quota_leased_to_50_tenants_never_goes_over(local_client: object) -> None:
+    """Invariant: the pool's and the 50 leases' grants always sum to the platform limit and
+    none is overdrawn, so however 2,000 concurrent reserves of one unit from 50 tenants
+    interleave with renewals and recalls, exactly 100 are admitted."""
+    name = local_client.table_name  # type: ignore[attr-defined]
+    table = LedgerTable(local_client, name, Settings(table_name=name))
+    table.put(
+        ItemWrite(key=PLATFORM_POLICY, kind="Put", item={"version": 1, "limit": Decimal(100)})
+    )
+    tenants = tuple(f"t-{k:02d}" for k in range(50))
+    driver = LeaseDriver(table, attempts=400, tenants=tenants)
+    now, until = "2026-12-01T12:00:00.000000Z", "2026-12-01T12:01:00.000000Z"
+
+    with ThreadPoolExecutor(32) as pool:
+        held = list(
+            pool.map(lambda k: driver.reserve(tenants[k % 50], ONE, now, until), range(2000))
+        )
+
+    assert sum(h is not None for h in held) == 100
+    _, states = driver.snapshot(Decimal(100))
+    assert sum(s.grant for s in states) == Decimal(100)
+    assert all(s.avail == s.grant - s.spent - s.held and s.avail >= 0 for s in states)
+    assert sum(s.held for s in states) == Decimal(100)
+    assert states[0].held == ZERO  # nothing is ever held on the platform item itself
+    assert driver.renewals < 2000  # most reserves ran on a lease, without the pool

@@ -143,3 +143,119 @@ class Driver:
                 continue
             return
         raise Busy
+
+
+PLATFORM_POLICY = ("PLATFORM#Q", "POLICY")
+POOL = ("PLATFORM", "MONTH#2026-12")
+LP = E.lease_prefix(P)
+TENANTS = ("t-a", "t-b", "t-c", "t-d")
+
+
+def lease_key(tenant: str) -> tuple[str, str]:
+    return (f"TENANT#{tenant}", "MONTH#2026-12")
+
+
+@dataclass(frozen=True)
+class LeaseHeld:
+    rid: str
+    tenant: str
+    estimate: Decimal
+
+
+class LeaseDriver:
+    """A platform quota by lease: the pool on the platform counter, a lease per tenant on the
+    tenant's own counter item (costguard.ledger.escrow's lease builders)."""
+
+    def __init__(
+        self, table: LedgerTable, attempts: int = ATTEMPTS, tenants: tuple[str, ...] = TENANTS
+    ) -> None:
+        self.table = table
+        self.ids = itertools.count()
+        self.attempts = attempts
+        self.tenants = tenants
+        self.renewals = 0
+
+    def limit(self) -> tuple[int, Decimal]:
+        item = self.table.get(PLATFORM_POLICY, consistent=True) or {}
+        return int(item["version"]), item["limit"]
+
+    def snapshot(self, limit: Decimal) -> tuple[int, list[E.SliceState]]:
+        keys = [PLATFORM_POLICY, POOL, *(lease_key(t) for t in self.tenants)]
+        found = self.table.transact_get(keys)
+        pool = E.state_of(found.get(POOL), P, 0, E.Layout(limit))
+        leases = [
+            E.state_of(found.get(lease_key(t)), LP, i + 1, E.Layout(ZERO))
+            for i, t in enumerate(self.tenants)
+        ]
+        return int(found[PLATFORM_POLICY]["version"]), [pool, *leases]
+
+    def reserve(self, tenant: str, amount: Decimal, now: str, until: str) -> LeaseHeld | None:
+        version, limit = self.limit()
+        lessee = self.tenants.index(tenant) + 1
+        moves: dict[int, Decimal] | None = None  # None: hold on the live lease as it is
+        rid = f"l{next(self.ids):05d}"
+        for _ in range(self.attempts):
+            tx = TransactionBuilder()
+            check = tx.check(PLATFORM_POLICY, "#v = :v", {":v": version})
+            check.names["#v"] = "version"
+            for index, x in sorted((moves or {}).items()):
+                if index == 0:
+                    E.move(tx.update(POOL), P, limit, -x, guard=True)
+                else:
+                    lease = tx.update(lease_key(self.tenants[index - 1]))
+                    E.move(lease, LP, ZERO, -x, guard=True)
+            renew = None if moves is None else (sum(moves.values(), ZERO), until)
+            E.lease_hold(tx.update(lease_key(tenant)), LP, amount, now, renew)
+            item = {"status": "held", "tenant": tenant, "estimate_usd": amount}
+            tx.put((REC, rid), item, "attribute_not_exists(pk)")
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled as cancelled:
+                failed = {tx.writes[i].key for i, _ in cancelled.failed()}
+                if moves:
+                    time.sleep(random.uniform(0, 0.004))
+                if PLATFORM_POLICY in failed:
+                    version, limit = self.limit()
+                    moves = None
+                    continue
+                seen, states = self.snapshot(limit)
+                if seen != version:
+                    version, limit = self.limit()
+                    moves = None
+                    continue
+                own = states[lessee]
+                rate = own.grant / E.LEASE_SECONDS  # what the last lease gave, per second
+                size = E.lease_size(rate, amount, states[0].avail)
+                planned = E.plan_lease(states, lessee, amount, size)
+                if planned is None:
+                    return None  # pool and every lease together cannot cover it
+                moves = planned
+                self.renewals += 1
+                continue
+            return LeaseHeld(rid, tenant, amount)
+        raise Busy
+
+    def settle(self, held: LeaseHeld, charged: Decimal, status: str) -> None:
+        tx = TransactionBuilder()
+        E.settle(tx.update(lease_key(held.tenant)), LP, held.estimate, charged)
+        rec = tx.update((REC, held.rid))
+        rec.sets.append(f"{rec.name('status')} = {rec.value(status)}")
+        rec.condition(f"{rec.name('status')} = {rec.value('held')}")
+        self.table.transact(tx.writes)
+
+    def expire(self, now: str) -> int:
+        """The sweeper: every expired lease gives its unused allowance back to the pool."""
+        returned = 0
+        for tenant in self.tenants:
+            item = self.table.get(lease_key(tenant), consistent=True) or {}
+            v = item.get(LP + "avail", ZERO)
+            if v <= 0 or item.get(LP + "until", "") > now:
+                continue
+            tx = TransactionBuilder()
+            E.lease_return(tx.update(lease_key(tenant)), tx.update(POOL), LP, P, v, now)
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled:
+                continue  # renewed or spent meanwhile: the next sweep looks again
+            returned += 1
+        return returned

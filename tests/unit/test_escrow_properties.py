@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -38,7 +39,19 @@ from hypothesis.stateful import (
 )
 from moto import mock_aws
 
-from tests.support.escrow_driver import BASE, POLICY, Driver, Held, P
+from tests.support.escrow_driver import (
+    BASE,
+    LP,
+    PLATFORM_POLICY,
+    POLICY,
+    TENANTS,
+    Driver,
+    Held,
+    LeaseDriver,
+    LeaseHeld,
+    P,
+    lease_key,
+)
 
 TABLE = "costguard-escrow"
 ZERO = Decimal(0)
@@ -210,3 +223,95 @@ EscrowMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestEscrowMachine = EscrowMachine.TestCase
+
+
+START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def _iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaseMachine(RuleBasedStateMachine):
+    """A platform quota by lease: reserves of four tenants on their leases, renewals from the
+    pool and recalls from other leases, settlements, the clock and the lease sweeper.
+
+    After every step: the pool's and the leases' grants sum to the platform limit, each has
+    avail = grant − spent − held ≥ 0, held and spent per tenant are the model's; within the
+    steps a reserve is admitted exactly when the platform as a whole can cover it, and the
+    sweeper leaves no expired lease with unused allowance.
+    """
+
+    holds = Bundle("lease_holds")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mock = mock_aws()
+        self.mock.start()
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, TABLE, stream=False)
+        self.table = LedgerTable(client, TABLE, Settings(table_name=TABLE))
+        self.limit = Decimal(20)
+        item = {"version": 1, "limit": self.limit}
+        self.table.put(_put(PLATFORM_POLICY, item))
+        self.driver = LeaseDriver(self.table)
+        self.now = START
+        self.live: dict[str, LeaseHeld] = {}
+        self.charged: dict[str, Decimal] = {}
+
+    def teardown(self) -> None:
+        self.mock.stop()
+
+    def used(self) -> Decimal:
+        held = sum((h.estimate for h in self.live.values()), ZERO)
+        return held + sum(self.charged.values(), ZERO)
+
+    @rule(target=holds, tenant=st.sampled_from(TENANTS), amount=AMOUNTS)
+    def reserve(self, tenant: str, amount: Decimal) -> Any:
+        room = self.limit - self.used()
+        until = _iso(self.now + timedelta(seconds=E.LEASE_SECONDS))
+        held = self.driver.reserve(tenant, amount, _iso(self.now), until)
+        if held is None:
+            assert room < amount, f"refused {amount} with {room} left on the platform"
+            return None
+        assert room >= amount, f"admitted {amount} with {room} left on the platform"
+        self.live[held.rid] = held
+        return held
+
+    @rule(h=consumes(holds), fraction=st.sampled_from(["0", "0.5", "1"]))
+    def settle(self, h: LeaseHeld | None, fraction: str) -> None:
+        if h is None:
+            return
+        charged = h.estimate * Decimal(fraction)
+        self.driver.settle(h, charged, "committed")
+        del self.live[h.rid]
+        self.charged[h.tenant] = self.charged.get(h.tenant, ZERO) + charged
+
+    @rule(seconds=st.sampled_from([1, 30, 59, 60, 61, 300]))
+    def advance(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    @rule()
+    def sweep(self) -> None:
+        now = _iso(self.now)
+        self.driver.expire(now)
+        for t in TENANTS:
+            item = self.table.get(lease_key(t)) or {}
+            if item.get(LP + "until", now) <= now:
+                assert item.get(LP + "avail", ZERO) == 0, (t, item)  # all unused came back
+
+    @invariant()
+    def platform_never_over_its_limit(self) -> None:
+        _, states = self.driver.snapshot(self.limit)
+        assert sum(s.grant for s in states) == self.limit  # conservation
+        for s in states:
+            assert s.avail == s.grant - s.spent - s.held, s
+            assert s.avail >= 0, s
+        for i, t in enumerate(TENANTS, start=1):
+            held = sum((h.estimate for h in self.live.values() if h.tenant == t), ZERO)
+            assert (states[i].held, states[i].spent) == (held, self.charged.get(t, ZERO))
+        assert sum(s.avail for s in states) == self.limit - self.used()
+
+
+LeaseMachine.TestCase.settings = EscrowMachine.TestCase.settings
+TestLeaseMachine = LeaseMachine.TestCase

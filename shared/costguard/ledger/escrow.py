@@ -304,3 +304,83 @@ def add_regrant(
         # layout's grant, which the policy condition of the same transaction verifies.
         move(w, prefix, default, delta, guard=not (spare < 0 and index == 0))
     return spare < 0
+
+
+# ---------------------------------------------------------------------- platform leases
+LEASE_SECONDS = 60
+"""How long a lease lives without renewal (Doorman uses 5 minutes; shorter strands less)."""
+MIN_LEASE_SECONDS, MAX_LEASE_SECONDS = 5, 300
+
+
+def lease_prefix(resource_prefix: str) -> str:
+    """A lease's field group on the tenant's counter item: `q_all_` → `l_all_`."""
+    return "l" + resource_prefix[1:]
+
+
+def lease_size(rate: Decimal, amount: Decimal, pool_avail: Decimal) -> Decimal:
+    """What a renewal takes from the pool: the lease's recent rate (USD/s) for a lease's
+    life, at least the request, at most a quarter of what the pool has (never below the
+    request while the pool covers it)."""
+    want = max(amount, (rate * LEASE_SECONDS).quantize(QUANTUM, rounding=ROUND_DOWN))
+    return max(amount, min(want, (pool_avail / 4).quantize(QUANTUM, rounding=ROUND_DOWN)))
+
+
+def plan_lease(
+    states: Sequence[SliceState], lessee: int, amount: Decimal, size: Decimal
+) -> dict[int, Decimal] | None:
+    """Moves that renew lease `lessee` (index ≥ 1; index 0 is the pool) so it covers
+    `amount`: `size` from the pool when it has it, else whatever the pool has plus a recall
+    from the other leases (richest first). None when the pool and every lease together
+    cannot cover the amount: the only refusal."""
+    if sum((s.avail for s in states), ZERO) < amount:
+        return None
+    by_index = {s.index: s for s in states}
+    own = by_index[lessee].avail
+    pool = max(by_index[0].avail, ZERO)
+    moves: dict[int, Decimal] = {}
+    from_pool = min(pool, max(size, amount - own))
+    if from_pool > 0:
+        moves[0] = from_pool
+    need = amount - own - from_pool
+    for donor in sorted(
+        (s for s in states if s.index not in (0, lessee) and s.avail > 0),
+        key=lambda s: (-s.avail, s.index),
+    ):
+        if need <= 0:
+            break
+        take = min(donor.avail, need)
+        moves[donor.index] = take
+        need -= take
+    return None if need > 0 else moves
+
+
+def lease_hold(
+    w: ItemWrite, prefix: str, amount: Decimal, now: str, renew: tuple[Decimal, str] | None
+) -> None:
+    """Hold `amount` on a tenant's lease (`prefix` = `l_r_`): while it is live, or, with
+    `renew = (moved, until)`, after `moved` came from the pool or other leases in the same
+    transaction (the lease then lives until `until`)."""
+    avail, until = w.name(prefix + "avail"), w.name(prefix + "until")
+    if renew is None:
+        w.sets.append(f"{avail} = {avail} - {w.value(amount)}")
+        w.condition(f"{avail} >= {w.value(amount)} AND {until} > {w.value(now)}")
+    else:
+        moved, new_until = renew
+        limit, zero = w.name(prefix + "limit"), w.value(ZERO)
+        w.sets.append(f"{avail} = if_not_exists({avail}, {zero}) + {w.value(moved - amount)}")
+        w.sets.append(f"{limit} = if_not_exists({limit}, {zero}) + {w.value(moved)}")
+        w.sets.append(f"{until} = {w.value(new_until)}")
+        w.sets.append(f"{w.name(prefix + 'at')} = {w.value(now)}")
+        enough = f"{avail} >= {w.value(amount - moved)}"
+        w.condition(f"attribute_not_exists({avail}) OR {enough}" if moved >= amount else enough)
+    w.add(prefix + "held", amount)
+
+
+def lease_return(lease: ItemWrite, pool: ItemWrite, lp: str, pp: str, v: Decimal, now: str) -> None:
+    """An expired lease gives its unused allowance `v` back to the pool."""
+    avail, until = lease.name(lp + "avail"), lease.name(lp + "until")
+    lease.add(lp + "limit", -v)
+    lease.add(lp + "avail", -v)
+    lease.condition(f"{until} <= {lease.value(now)} AND {avail} >= {lease.value(v)}")
+    pool.add(pp + "limit", v)
+    pool.add(pp + "avail", v)
