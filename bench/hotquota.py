@@ -198,9 +198,9 @@ def escrow_units() -> dict[str, Any]:
     """Request units of the escrow's operations, measured on moto with the capacity meter."""
     import boto3
     from costguard.ledger import LedgerTable
-    from costguard.ledger.schema import create_table
-    from costguard.ledger.writes import ItemWrite
     from costguard.settings import Settings
+    from costguard.store.schema import create_table
+    from costguard.store.writes import ItemWrite
     from moto import mock_aws
 
     from bench.capacity import CapacityMeter
@@ -248,9 +248,9 @@ def borrow_latency(samples: int = 150) -> dict[str, Any]:
 
     import boto3
     from costguard.ledger import LedgerTable
-    from costguard.ledger.schema import create_table
-    from costguard.ledger.writes import ItemWrite
     from costguard.settings import Settings
+    from costguard.store.schema import create_table
+    from costguard.store.writes import ItemWrite
 
     from local import ddblocal
     from tests.support.escrow_driver import POLICY, Driver

@@ -18,8 +18,8 @@ from decimal import Decimal
 
 from costguard.ledger import LedgerTable
 from costguard.ledger import escrow as E
-from costguard.ledger.writes import ItemWrite
 from costguard.settings import Settings
+from costguard.store.writes import ItemWrite
 
 from tests.support.escrow_driver import (
     BASE,

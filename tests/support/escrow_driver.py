@@ -16,8 +16,8 @@ from decimal import Decimal
 
 from costguard.ledger import LedgerTable
 from costguard.ledger import escrow as E
-from costguard.ledger.dynamo import Cancelled
-from costguard.ledger.writes import TransactionBuilder
+from costguard.store.dynamo import Cancelled
+from costguard.store.writes import TransactionBuilder
 
 POLICY = ("QUOTA#acme", "POLICY")
 BASE = ("TENANT#acme", "MONTH#2026-12")

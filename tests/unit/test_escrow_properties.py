@@ -26,8 +26,8 @@ from typing import Any
 import boto3
 from costguard.ledger import LedgerTable
 from costguard.ledger import escrow as E
-from costguard.ledger.schema import create_table
 from costguard.settings import Settings
+from costguard.store.schema import create_table
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -211,7 +211,7 @@ def consumes_nothing() -> Any:
 
 
 def _put(key: tuple[str, str], item: dict[str, Any]) -> Any:
-    from costguard.ledger.writes import ItemWrite
+    from costguard.store.writes import ItemWrite
 
     return ItemWrite(key=key, kind="Put", item=item)
 

@@ -12,7 +12,6 @@ import boto3
 import pytest
 from costguard.errors import QuotaExceeded
 from costguard.ledger import Ledger, LedgerTable
-from costguard.ledger.plan import POLICY_SK, tenant_pk
 from costguard.notify import PublishFailed
 from costguard.onboarding import (
     MalformedEvent,
@@ -25,6 +24,7 @@ from costguard.onboarding import (
     parse_plans,
 )
 from costguard.quotas import DEFAULT_THRESHOLDS, Mode, QuotaId
+from costguard.store.keys import POLICY_SK, tenant_pk
 
 from functions.onboarding import handler as onboarding_handler
 from tests.helpers import estimate, quota_state, set_quota, usd
@@ -433,7 +433,10 @@ def test_what_is_not_a_tenant_created_event_is_dead_lettered(
 def test_without_a_queue_a_malformed_event_is_raised_for_lambda_to_dead_letter(
     seeds: Onboarding, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(onboarding_handler, "dead_letters", lambda: None)
+    # Given the composition root of a deployment without a dead-letter queue
+    monkeypatch.setattr(
+        onboarding_handler, "root", lambda: onboarding_handler.Onboarder(seeds, lambda: None)
+    )
     with pytest.raises(MalformedEvent, match="tenant_id"):
         onboarding_handler.handler(sample("malformed_no_tenant_id"), CONTEXT, onboard=seeds)  # type: ignore[arg-type]
 

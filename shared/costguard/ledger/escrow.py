@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from costguard.ledger.writes import ItemWrite
+from costguard.store.writes import ItemWrite
 
 Key = tuple[str, str]
 MAX_SLICES = 64

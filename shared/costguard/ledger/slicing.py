@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from costguard.ledger import escrow
+import costguard.ledger.escrow as escrow
 from costguard.ledger.plan import Slot, slot_for
 from costguard.periods import period_key
 from costguard.quotas import QuotaDefinition, QuotaId, Scope
