@@ -224,7 +224,10 @@ class Spending(Expiry):
         expired_lazily = False
         pick = escrow.pick(escrow.MAX_SLICES)  # the slice of every sliced quota (D75)
         moves: dict[QuotaId, dict[int, Decimal]] = {}
-        for _ in range(POLICY_ATTEMPTS + 1 + slicing.BORROW_ATTEMPTS):
+        borrows = 0  # borrowing attempts have their own budget; the others are as before
+        for attempt in range(POLICY_ATTEMPTS + 1 + slicing.BORROW_ATTEMPTS):
+            if attempt - borrows > POLICY_ATTEMPTS:
+                break
             platform, tenant = self.policies(tenant_id)
             if enforce:
                 tenant = self._refuse_if_paused(tenant_id, usage.user_id, tenant)
@@ -287,6 +290,7 @@ class Spending(Expiry):
                     continue
                 if isinstance(decided, slicing.Borrow):
                     moves[decided.quota_id] = decided.moves
+                    borrows += 1
                     continue
                 bound: QuotaFigures | None = (
                     figures(decided.quota, decided.at_slot, decided.counter, now)
