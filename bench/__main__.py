@@ -8,7 +8,8 @@ Writes bench/results/ledger.json and bench/results/ledger.md and prints the summ
 
 `python -m bench load [--duration 60 …]`: the API under load over loopback HTTP instead
 (bench/load.py; several minutes). `python -m bench shards`: the hot-quota sharding design
-simulated (bench/shards.py; seconds). `python -m bench telemetry`: tracing and metrics on vs
+simulated (bench/shards.py; seconds). `python -m bench hotquota`: the capacity model of
+escrow slices and leases by slice count (bench/hotquota.py; under a minute). `python -m bench telemetry`: tracing and metrics on vs
 off on a warm reserve through the API handler (bench/telemetry.py). `python -m bench pricing`:
 the generated price catalog at cold start against the hand-kept one (bench/pricing.py).
 `python -m bench collector-down`: what tracing adds per request with the collector down
@@ -91,6 +92,12 @@ def main() -> None:
         from bench.shards import main as shards
 
         shards(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["hotquota"]:
+        from bench.hotquota import main as hotquota
+
+        dummy_aws_environment()
+        hotquota(sys.argv[2:])
         return
     dummy_aws_environment()
     started = time.perf_counter()

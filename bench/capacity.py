@@ -12,6 +12,7 @@ that is not counted):
 - GSI: 1 WRU per KB of index entry (keys + projected attributes + 100 bytes) for each index
   entry written or deleted (an item gaining or losing `gsi1pk`/`gsi1sk` is one write), not
   doubled inside a transaction;
+- TransactGetItems: 2 RRU per 4 KB for each item (absent: the minimum);
 - GetItem/BatchGetItem: per item, 1 RRU (strongly consistent) or 0.5 (eventually consistent)
   per 4 KB, an absent item costs the minimum; Query/Scan: the same on the summed size.
 """
@@ -207,6 +208,14 @@ class CapacityMeter:
             call.rru += (1 if body.get("ConsistentRead") else 0.5) * _units(
                 item_size(item), READ_UNIT
             )
+        elif call.operation == "TransactGetItems":
+            # A transactional read: 2 RRU per 4 KB of each item, an absent one the minimum.
+            answers = parsed.get("Responses", [])
+            for i, _ in enumerate(body["TransactItems"]):
+                item = answers[i].get("Item") if i < len(answers) else None
+                call.actions.append("Get")
+                call.max_item_bytes = max(call.max_item_bytes, item_size(item))
+                call.rru += 2 * _units(item_size(item), READ_UNIT)
         elif call.operation in ("Query", "Scan"):
             items = parsed.get("Items", [])
             call.actions.append(f"{call.operation}({len(items)} items)")

@@ -1,4 +1,7 @@
-"""One fix to moto (the embedded store and the unit tests), until moto ships it.
+"""Two fixes to moto (the embedded store and the unit tests), until moto ships them.
+
+TransactGetItems: moto still refuses more than 25 items, DynamoDB's limit before 2022 (it is
+100 since, as for TransactWriteItems); a sliced quota's snapshot reads up to 65.
 
 moto adds and subtracts DynamoDB numbers with `Decimal` and stores `f"{result}"`, which for a
 zero or a very small result is exponent notation ("0E-7", "1E-7"); its next arithmetic on that
@@ -38,5 +41,8 @@ def _sub(self: DynamoType, other: DynamoType) -> DynamoType:
 
 
 def apply() -> None:
+    from moto.dynamodb import responses
+
+    responses.TRANSACTION_MAX_ITEMS = 100
     DynamoType.__add__ = _add  # type: ignore[method-assign]
     DynamoType.__sub__ = _sub  # type: ignore[method-assign]

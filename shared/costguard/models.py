@@ -590,6 +590,9 @@ class QuotaPut(Model):
         Field(ge=0, le=100, decimal_places=2),
         WithJsonSchema(decimal_schema(100, 2)),
     ] = Decimal(0)
+    slices: Annotated[int, Field(ge=1, le=64), BeforeValidator(_whole_number)] = 1
+    """Escrow slices for a hot quota (each its own item; their grants sum to the limit).
+    Changing it later moves the unused allowance by transaction."""
 
 
 class TenantCreate(Model):

@@ -140,6 +140,16 @@ class QuotaDefinition:
     mode: Mode = Mode.HARD
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
     grace_pct: Decimal = Decimal(0)
+    slices: int = 1
+    """Escrow slices the quota's counter is split into (1–64; decisions D74)."""
+    span: int = 1
+    """The largest slice count it ever had: every slice index that may hold anything."""
+    solo_period: str | None = None
+    """The period whose limit was cut below its use: reserves take slice 0 only there (D76)."""
+
+    @property
+    def sliced(self) -> bool:
+        return self.slices > 1 or self.span > 1
 
     def denial_threshold(self, amount: Decimal) -> Decimal | None:
         """The least `avail` a counter must have for `amount` to pass, None if never denied.

@@ -32,6 +32,7 @@ def _definition(quota_id: str, body: QuotaPut, platform: bool) -> QuotaDefinitio
         Mode(body.mode),
         tuple(sorted(set(body.thresholds))),
         Decimal(body.grace_pct),
+        slices=body.slices,
     )
 
 

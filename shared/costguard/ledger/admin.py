@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import costguard.ledger.slicing as slicing
 from costguard.errors import InvalidRequest, QuotaNotFound, TenantExists
 from costguard.ledger.core import POLICY_ATTEMPTS, LedgerBusy
 from costguard.ledger.figures import figures, read_states, state
@@ -191,6 +192,8 @@ class TenantAdmin(PolicyCache):
             validate_tenant_id(tenant_id)
         pk = policy_pk(tenant_id)
         spec = self._spec(quota)
+        if quota.sliced or self._sliced_now(pk, qid):
+            return self._put_sliced_quota(tenant_id, quota)
         for _ in range(8):
             now = self.now()
             policy_item = self.table.get((pk, POLICY_SK), consistent=True)
@@ -217,6 +220,63 @@ class TenantAdmin(PolicyCache):
             self.forget_policy(pk)
             after = self.table.get(slot.key, consistent=True)
             return state(quota, figures(quota, slot, after, now))
+        raise LedgerBusy()
+
+    def _sliced_now(self, pk: str, qid: QuotaId) -> bool:
+        current = self.policy_from_item(self.table.get((pk, POLICY_SK), consistent=True))
+        return any(q.quota_id == qid and q.sliced for q in current.quotas)
+
+    def _put_sliced_quota(self, tenant_id: str | None, quota: QuotaDefinition) -> QuotaState:
+        """A quota PUT for a sliced quota (or one becoming or ceasing to be sliced): one
+        transaction re-grants every slice of the current period to the new limit and slice
+        count from a snapshot, and writes the policy (version + 1, conditioned on the version
+        read) with the slice count, span and solo period (D76)."""
+        qid = quota.quota_id
+        pk = policy_pk(tenant_id)
+        owner = tenant_id or "-"
+        for _ in range(16):
+            now = self.now()
+            policy_item = self.table.get((pk, POLICY_SK), consistent=True)
+            current = self.policy_from_item(policy_item)
+            tz = current.zone_at(now)  # a platform quota: UTC whatever this says (slot_for)
+            base = slot_for(qid, owner, now, tz).base
+            old = next((q for q in current.quotas if q.quota_id == qid), None)
+            keys = slicing.regrant_keys(old, quota, base)
+            found = self.table.transact_get([(pk, POLICY_SK), *keys])
+            policy_item = found.get((pk, POLICY_SK))
+            old = next(
+                (q for q in self.policy_from_item(policy_item).quotas if q.quota_id == qid), None
+            )
+            if keys != slicing.regrant_keys(old, quota, base) or (
+                self.policy_from_item(policy_item).zone_at(now) != tz
+            ):
+                continue  # resharded or moved to another zone meanwhile
+            tx = TransactionBuilder()
+            prefix = slot_for(qid, owner, now, tz).prefix
+            spec = {
+                **self._spec(quota),
+                **slicing.regrant(tx, old, quota, base, prefix, found, now),
+            }
+            if policy_item is None:
+                tx.put(
+                    (pk, POLICY_SK),
+                    {"version": 1, "quotas": {str(qid): spec}},
+                    "attribute_not_exists(pk)",
+                )
+            else:
+                w = tx.update((pk, POLICY_SK))
+                version = w.name("version")
+                w.sets.append(f"{w.name('quotas')}.{w.name(str(qid))} = {w.value(spec)}")
+                w.sets.append(f"{version} = {version} + {w.value(1)}")
+                w.condition(f"{version} = {w.value(policy_item.get('version', 0))}")
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled:
+                continue
+            self.forget_policy(pk)
+            fresh = self.policy_from_item(self.table.get((pk, POLICY_SK), consistent=True))
+            stored = next(q for q in fresh.quotas if q.quota_id == qid)
+            return read_states(self.table, owner, [stored], now, consistent=True)[0]
         raise LedgerBusy()
 
     @staticmethod

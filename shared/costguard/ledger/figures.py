@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import costguard.ledger.slicing as slicing
 from costguard.errors import QuotaFigures
 from costguard.ledger.plan import Slot, slot_for
 from costguard.models import QuotaState
@@ -70,8 +71,20 @@ def read_states(
 ) -> list[QuotaState]:
     """The states of `quotas` at `at`, tenant and user quotas in the tenant's zone `tz`."""
     pairs = [(q, slot_for(q.quota_id, tenant_id, at, tz)) for q in quotas]
-    counters = table.batch_get([s.key for _, s in pairs], consistent=consistent) if pairs else {}
-    return [state(q, figures(q, s, counters.get(s.key), at)) for q, s in pairs]
+    keys = slicing.keys_of(pairs, at)  # a sliced quota: every slice, summed (D77)
+    counters = table.batch_get(keys, consistent=consistent) if keys else {}
+    return [
+        state(
+            q,
+            figures(
+                q,
+                s,
+                slicing.whole_counter(q, s, counters, at) if q.sliced else counters.get(s.key),
+                at,
+            ),
+        )
+        for q, s in pairs
+    ]
 
 
 def binding(

@@ -13,6 +13,7 @@ from functools import cached_property
 from ulid import ULID
 
 from costguard.errors import ReservationNotFound
+from costguard.ledger.escrow import MAX_SLICES, slice_key
 from costguard.money import parse_usd
 from costguard.periods import Period, period_key, zone
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
@@ -25,24 +26,34 @@ def field_prefix(resource: Resource) -> str:
 
 @dataclass(frozen=True)
 class Slot:
-    """One quota's field in one counter item of one period."""
+    """One quota's field in one counter item of one period (of one slice, D74)."""
 
     scope: Scope
     period: Period
     resource: Resource
-    key: Key
+    base: Key
+    """The counter item: slice 0's, the one an unsliced quota has."""
+    slice: int = 0
     tz: str = "UTC"
     """The zone of the period's calendar: the tenant's for its and its users' quotas."""
+
+    @property
+    def key(self) -> Key:
+        return slice_key(self.base, self.slice)
 
     @property
     def prefix(self) -> str:
         return field_prefix(self.resource)
 
 
-def slot_for(quota: QuotaId, tenant_id: str, at: datetime, tz: str = "UTC") -> Slot:
+def slot_for(
+    quota: QuotaId, tenant_id: str, at: datetime, tz: str = "UTC", slice_: int = 0
+) -> Slot:
     """The counter of `quota` at `at`: platform quotas count in UTC days, weeks and months,
-    tenant and user quotas in the tenant's zone `tz`."""
-    return _slot(quota.scope, quota.period, quota.resource, tenant_id, quota.user_id, at, tz)
+    tenant and user quotas in the tenant's zone `tz`; `slice_` of a sliced quota."""
+    return _slot(
+        quota.scope, quota.period, quota.resource, tenant_id, quota.user_id, at, tz, slice_
+    )
 
 
 def _slot(
@@ -53,10 +64,11 @@ def _slot(
     user_id: str | None,
     at: datetime,
     tz: str,
+    slice_: int = 0,
 ) -> Slot:
     tz = "UTC" if scope is Scope.PLATFORM else tz
     pk = principal_pk(scope, tenant_id, user_id)
-    return Slot(scope, period, resource, (pk, period_key(period, at, zone(tz))), tz)
+    return Slot(scope, period, resource, (pk, period_key(period, at, zone(tz))), slice_, tz)
 
 
 def _b64(text: str) -> str:
@@ -79,21 +91,29 @@ class ReservationRef:
     tz: str = "UTC"
     """The tenant's zone when it was created: its tenant and user counters are that zone's
     periods (a sixth `~` part, absent for UTC; commit and release need no extra read)."""
+    slices: tuple[int, ...] = ()
+    """The slice of each hold (aligned with `holds`; empty: all on slice 0)."""
 
     @property
     def created_at(self) -> datetime:
         return self.ulid.datetime
 
+    def slice_of(self, index: int) -> int:
+        return self.slices[index] if self.slices else 0
+
     @cached_property
     def plan(self) -> str:
-        """The part of the id after the ULID; stored on the record and checked on settle."""
-        by_counter: dict[tuple[Scope, Period], list[str]] = {}
-        for scope, period, resource in self.holds:
-            by_counter.setdefault((scope, period), []).append(resource.letter)
+        """The part of the id after the ULID; stored on the record and checked on settle.
+
+        Groups are counter items: `tm-la` (tenant month counter, fields llm and all), or with
+        a slice `tm7-l` (slice 7 of it); an unsliced plan is what it always was."""
+        by_counter: dict[tuple[Scope, Period, int], list[str]] = {}
+        for i, (scope, period, resource) in enumerate(self.holds):
+            by_counter.setdefault((scope, period, self.slice_of(i)), []).append(resource.letter)
         holds = ".".join(
-            f"{s.letter}{p.letter}-{''.join(sorted(letters))}"
-            for (s, p), letters in sorted(
-                by_counter.items(), key=lambda kv: (kv[0][0].letter, kv[0][1].letter)
+            f"{s.letter}{p.letter}{n or ''}-{''.join(sorted(letters))}"
+            for (s, p, n), letters in sorted(
+                by_counter.items(), key=lambda kv: (kv[0][0].letter, kv[0][1].letter, kv[0][2])
             )
         )
         user = _b64(self.user_id) if self.user_id else ""
@@ -107,8 +127,8 @@ class ReservationRef:
     def slots(self, tenant_id: str) -> list[Slot]:
         at = self.created_at
         return [
-            _slot(scope, period, resource, tenant_id, self.user_id, at, self.tz)
-            for scope, period, resource in self.holds
+            _slot(scope, period, resource, tenant_id, self.user_id, at, self.tz, self.slice_of(i))
+            for i, (scope, period, resource) in enumerate(self.holds)
         ]
 
     @classmethod
@@ -120,14 +140,18 @@ class ReservationRef:
         quotas: Iterable[QuotaDefinition],
         user_id: str | None,
         tz: str = "UTC",
+        slices: dict[QuotaId, int] | None = None,
     ) -> ReservationRef:
-        holds = tuple(
-            sorted(
-                {(q.quota_id.scope, q.quota_id.period, q.quota_id.resource) for q in quotas},
-                key=lambda h: (h[0].letter, h[1].letter, h[2].letter),
+        """`slices`: the slice each sliced quota's hold takes (others: slice 0)."""
+        chosen = {
+            (q.quota_id.scope, q.quota_id.period, q.quota_id.resource): (slices or {}).get(
+                q.quota_id, 0
             )
-        )
-        return cls(ulid, resource, estimate, holds, user_id, tz)
+            for q in quotas
+        }
+        holds = tuple(sorted(chosen, key=lambda h: (h[0].letter, h[1].letter, h[2].letter)))
+        taken = tuple(chosen[h] for h in holds)
+        return cls(ulid, resource, estimate, holds, user_id, tz, taken if any(taken) else ())
 
     @classmethod
     def parse(cls, reservation_id: str) -> ReservationRef:
@@ -140,14 +164,28 @@ class ReservationRef:
             zone(tz)
             ulid = ULID.from_str(ulid_text)
             holds: list[tuple[Scope, Period, Resource]] = []
+            slices: list[int] = []
             for group in filter(None, holds_text.split(".")):
                 head, letters = group.split("-")
                 scope = {"p": Scope.PLATFORM, "t": Scope.TENANT, "u": Scope.USER}[head[0]]
                 period = Period.from_letter(head[1])
+                index = int(head[2:]) if len(head) > 2 else 0
+                if not 0 <= index < MAX_SLICES:
+                    raise ValueError("slice out of range")
                 holds.extend((scope, period, Resource.from_letter(x)) for x in letters)
+                slices.extend(index for _ in letters)
+            order = sorted(range(len(holds)), key=lambda i: tuple(x.letter for x in holds[i]))
+            holds = [holds[i] for i in order]
+            slices = [slices[i] for i in order]
             user_id = _unb64(user) if user else None
             ref = cls(
-                ulid, Resource.from_letter(resource), parse_usd(estimate), tuple(holds), user_id, tz
+                ulid,
+                Resource.from_letter(resource),
+                parse_usd(estimate),
+                tuple(holds),
+                user_id,
+                tz,
+                tuple(slices) if any(slices) else (),
             )
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
             raise ReservationNotFound("unknown reservation") from exc

@@ -16,22 +16,29 @@ from typing import Any
 
 from ulid import ULID
 
+import costguard.ledger.escrow as escrow
+import costguard.ledger.slicing as slicing
 from costguard import telemetry
-from costguard.errors import InvalidRequest, LedgerUnavailable, QuotaExceeded
+from costguard.errors import (
+    InvalidRequest,
+    LedgerUnavailable,
+    QuotaExceeded,
+    QuotaFigures,
+)
 from costguard.ledger.core import OPEN_PREFIX, POLICY_ATTEMPTS, LedgerBusy
 from costguard.ledger.expiry import Expiry
 from costguard.ledger.figures import binding, figures, read_states
 from costguard.ledger.idempotency import marker_key, put_marker, replayed, request_hash
-from costguard.ledger.plan import ReservationRef, Slot, slot_for
+from costguard.ledger.plan import ReservationRef, Slot
 from costguard.ledger.records import cost_record
-from costguard.ledger.spend_writes import charge_new, roll_up, usage_fields
+from costguard.ledger.spend_writes import charge_new, roll_up, stamp, usage_fields
 from costguard.models import CheckResult, CostRecord, HoldBasis, Reservation, Usage
 from costguard.money import ZERO
-from costguard.quotas import QuotaDefinition, Resource, validate_tenant_id
+from costguard.quotas import QuotaDefinition, QuotaId, Resource, validate_tenant_id
 from costguard.settings import FailMode
 from costguard.store.codec import iso, parse_iso
 from costguard.store.dynamo import Cancelled
-from costguard.store.keys import PLATFORM_PK, Key, holds_pk, records_pk, tenant_pk
+from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, holds_pk, records_pk, tenant_pk
 from costguard.store.schema import HOLDS_PK, HOLDS_SK
 from costguard.store.writes import TransactionBuilder
 
@@ -215,7 +222,12 @@ class Spending(Expiry):
         resource = Resource(usage.resource)
         ulid = ULID.from_datetime(now)
         expired_lazily = False
-        for _ in range(POLICY_ATTEMPTS + 1):
+        pick = escrow.pick(escrow.MAX_SLICES)  # the slice of every sliced quota (D75)
+        moves: dict[QuotaId, dict[int, Decimal]] = {}
+        borrows = 0  # borrowing attempts have their own budget; the others are as before
+        for attempt in range(POLICY_ATTEMPTS + 1 + slicing.BORROW_ATTEMPTS):
+            if attempt - borrows > POLICY_ATTEMPTS:
+                break
             platform, tenant = self.policies(tenant_id)
             if enforce:
                 tenant = self._refuse_if_paused(tenant_id, usage.user_id, tenant)
@@ -224,19 +236,26 @@ class Spending(Expiry):
                 *tenant.applicable(resource, usage.user_id),
             ]
             tz = tenant.zone_at(now)  # platform quotas: UTC, whatever this says (slot_for)
-            pairs = [(q, slot_for(q.quota_id, tenant_id, now, tz)) for q in quotas]
+            pairs = [(q, slicing.slot(q, tenant_id, now, pick, tz)) for q in quotas]
             if held:
                 telemetry.annotate(quota_ids=[str(q.quota_id) for q in quotas], amount_usd=amount)
             if enforce:
                 self._refuse_beyond_limit(pairs, amount, now)
+            taken = {q.quota_id: s.slice for q, s in pairs if s.slice}
             ref = ReservationRef.build(
-                ulid, resource, amount if held else ZERO, quotas, usage.user_id, tz
+                ulid, resource, amount if held else ZERO, quotas, usage.user_id, tz, taken
             )
             tx = TransactionBuilder()
             self._check_policy(tx, PLATFORM_PK, platform)
             self._check_policy(tx, tenant_pk(tenant_id), tenant)
             for quota, slot in pairs:
-                charge_new(tx, quota, slot, amount, "held" if held else "spent", enforce)
+                target = "held" if held else "spent"
+                if quota.sliced:
+                    spread = moves.get(quota.quota_id, {})
+                    slicing.charge(tx, quota, slot, amount, target, enforce, now, spread)
+                    stamp(tx.update(slot.key))
+                else:
+                    charge_new(tx, quota, slot, amount, target, enforce)
             if roll_up_day is not None:
                 roll_up_day(tx, tz)
             item = record(ref, ulid)
@@ -249,6 +268,7 @@ class Spending(Expiry):
             except Cancelled as cancelled:
                 failed = cancelled.by_key()
                 if self._apply_policy_failures(failed):
+                    moves = {}
                     continue
                 if marker and marker in failed:
                     first = replayed(self.table, tenant_id, failed[marker], digest)
@@ -256,7 +276,28 @@ class Spending(Expiry):
                 if record_key in failed:
                     ulid = ULID.from_datetime(now)
                     continue
-                bound = binding(pairs, amount, failed, now)
+                versions = {
+                    (PLATFORM_PK, POLICY_SK): platform.version if platform.exists else None,
+                    (tenant_pk(tenant_id), POLICY_SK): tenant.version if tenant.exists else None,
+                }
+                decided = (
+                    slicing.decide(self.table, pairs, failed, amount, now, versions, tenant_id)
+                    if enforce
+                    else None
+                )
+                if isinstance(decided, slicing.Stale):
+                    self._apply_policy_failures(decided.policies)
+                    moves = {}
+                    continue
+                if isinstance(decided, slicing.Borrow):
+                    moves[decided.quota_id] = decided.moves
+                    borrows += 1
+                    continue
+                bound: QuotaFigures | None = (
+                    figures(decided.quota, decided.at_slot, decided.counter, now)
+                    if isinstance(decided, slicing.Refused)
+                    else binding(pairs, amount, failed, now)
+                )
                 if bound is None:
                     continue
                 if bound.held_usd > 0 and not expired_lazily:
@@ -300,7 +341,13 @@ class Spending(Expiry):
         for quota, slot in pairs:
             threshold = quota.denial_threshold(amount)
             if threshold is not None and threshold > quota.limit_usd:
-                counter = self.table.get(slot.key, consistent=True)
+                counter: dict[str, Any] | None = (
+                    slicing.whole_counter(
+                        quota, slot, self.table.batch_get(slicing.keys(quota, slot.base)), at
+                    )
+                    if quota.sliced
+                    else self.table.get(slot.key, consistent=True)
+                )
                 raise QuotaExceeded(figures(quota, slot, counter, at), amount)
 
     def record_usage(

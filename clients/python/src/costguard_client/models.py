@@ -108,6 +108,7 @@ class QuotaPut(Request):
     mode: Literal["hard", "soft"] = "hard"
     thresholds: list[int] = [50, 80, 90, 100]
     grace_pct: Usd = Decimal(0)
+    slices: int = 1
 
 
 class TenantSettings(Body):
