@@ -81,6 +81,11 @@ def main() -> None:
 
         pricing(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["profile"]:
+        from bench.profile import main as profile
+
+        profile(sys.argv[2:])
+        return
     if sys.argv[1:2] == ["shards"]:
         from bench.shards import main as shards
 
