@@ -47,7 +47,11 @@ COMMIT_BODY = {
     "input_tokens": 1200,
     "output_tokens": 380,
 }
-DEFAULT_QUOTAS = {"tenant:llm:month": "100", "tenant:sandbox:month": "50", "tenant:all:month": "150"}
+DEFAULT_QUOTAS = {
+    "tenant:llm:month": "100",
+    "tenant:sandbox:month": "50",
+    "tenant:all:month": "150",
+}
 
 
 def environment() -> None:
@@ -131,18 +135,20 @@ def canned(client: Any, calls: dict[str, int]) -> None:
         "UpdateItem": lambda _: {},
         "PutItem": lambda _: {},
         "Query": lambda _: {"Items": [], "Count": 0},
-        "GetItem": lambda params: {"Item": _policy_item()}
-        if '"POLICY"' in params["body"].decode()
-        else {
-            "Item": {
-                "pk": {"S": f"APIKEY#{KEY_ID}"},
-                "sk": {"S": "APIKEY"},
-                "tenant_id": {"S": TENANT},
-                "role": {"S": "tenant"},
-                "fingerprint": {"S": fingerprint(TENANT_KEY)},
-                "revoked": {"BOOL": False},
+        "GetItem": lambda params: (
+            {"Item": _policy_item()}
+            if '"POLICY"' in params["body"].decode()
+            else {
+                "Item": {
+                    "pk": {"S": f"APIKEY#{KEY_ID}"},
+                    "sk": {"S": "APIKEY"},
+                    "tenant_id": {"S": TENANT},
+                    "role": {"S": "tenant"},
+                    "fingerprint": {"S": fingerprint(TENANT_KEY)},
+                    "revoked": {"BOOL": False},
+                }
             }
-        },
+        ),
         "BatchGetItem": lambda params: {
             "Responses": {TABLE: [_policy_item()]} if _asks_policy(params) else {TABLE: []},
             "UnprocessedKeys": {},
@@ -258,6 +264,57 @@ def api_profile(calls: int, minimal: bool) -> dict[str, Any]:
     }
 
 
+def interleaved(rounds: int, minimal: bool) -> dict[str, Any]:
+    """Unprofiled CPU p50 per op, timed in interleaved rounds (machine drift hits all alike):
+    a guarded call through the handler, the same through the ledger alone, a default-client
+    `update_item` (the bare call every ratio uses), and the stream handler over one guarded
+    call's records, one invocation each."""
+    import boto3
+    from costguard.models import CommitRequest, ReserveRequest
+
+    from bench.common import Samples, bare_update_params, percentiles_us, ratio, time_interleaved
+    from functions.alerts import handler as stream
+    from functions.api.deps import get_ledger
+    from functions.api.handler import lambda_handler
+
+    ledger, ctx = get_ledger(), context()
+    default = boto3.client("dynamodb")
+    canned(default, {})
+    bare = bare_update_params(f"TENANT#{TENANT}", "100")
+    records = stream_events()
+    canned(stream.alerts().book.table.client, {})
+    singles = [{"Records": [r]} for r in records]
+    reserve_body, commit_body = ReserveRequest.model_validate(RESERVE_BODY), COMMIT_BODY
+
+    def ledger_only(_: int) -> None:
+        held = ledger.reserve(TENANT, reserve_body, with_figures=not minimal)
+        usage = CommitRequest.model_validate(commit_body).usage()
+        ledger.commit(TENANT, held.reservation_id, usage)
+
+    def stream_records(_: int) -> None:
+        for e in singles:
+            stream.handler(e, ctx)
+
+    ops: dict[str, Callable[[int], object]] = {
+        "guarded_call_handler": lambda _: guarded_call(lambda_handler, ctx, minimal),
+        "guarded_call_ledger_only": ledger_only,
+        "bare_update_item_default_client": lambda _: default.update_item(**bare),
+        "stream_records_of_one_guarded_call": stream_records,
+    }
+    for i in range(100):
+        for op in ops.values():
+            op(i)
+    timed: dict[str, Samples] = time_interleaved(rounds, ops)
+    p50 = {name: percentiles_us(s.cpu_ns)["p50_us"] for name, s in timed.items()}
+    base = p50["bare_update_item_default_client"]
+    return {
+        "rounds": rounds,
+        "cpu_p50_us": p50,
+        "ratio_vs_bare_update_item": {k: ratio(v, base) for k, v in p50.items()},
+        "stream_records": len(records),
+    }
+
+
 def stream_events() -> list[dict[str, Any]]:
     """The stream records of one guarded call (reserve + commit), from moto's stream."""
     import boto3
@@ -266,9 +323,8 @@ def stream_events() -> list[dict[str, Any]]:
     from costguard.settings import Settings
     from moto import mock_aws
 
-    from local.streams import MotoStream
-
     from bench.common import actual, estimate, seed
+    from local.streams import MotoStream
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
@@ -327,9 +383,19 @@ def stream_profile(rounds: int) -> dict[str, Any]:
 
 
 def render(results: dict[str, Any]) -> str:
-    api, s = results["api"], results["stream"]
+    api, s, ratios = results["api"], results["stream"], results["interleaved"]
     lines = [
         "# Where a guarded call's CPU goes (cProfile)",
+        "",
+        f"Unprofiled, {ratios['rounds']} interleaved rounds (CPU p50, µs; × a default-client "
+        "`update_item` answered the same way):",
+        "",
+        "| op | CPU p50 µs | × bare update_item |",
+        "|---|---|---|",
+        *[
+            f"| {k} | {v} | {ratios['ratio_vs_bare_update_item'][k]} |"
+            for k, v in ratios["cpu_p50_us"].items()
+        ],
         "",
         f"{results['finished_at']} · `python -m bench profile` · {api['guarded_calls']} guarded "
         "calls (reserve + commit through the API handler, a tenant key, "
@@ -401,6 +467,7 @@ def main(argv: list[str] | None = None) -> None:
         "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "api": api_profile(args.calls, minimal=not args.full),
         "stream": stream_profile(max(args.calls // 10, 50)),
+        "interleaved": interleaved(args.calls // 3, minimal=not args.full),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from costguard import services, telemetry
-from costguard.alerts import StreamAlerts, stream_alerts_from_settings
+from costguard.alerts import StreamAlerts, may_alert, stream_alerts_from_settings
 
 logger = Logger(service=services.ALERTS)
 metrics = telemetry.function_metrics(services.ALERTS)
@@ -72,17 +72,24 @@ def handler(
     event: dict[str, Any], context: LambdaContext, watch: StreamAlerts | None = None
 ) -> dict[str, Any]:
     records = event.get("Records") or []
+    # Only records that can alert go through the processor; the rest are done (issue 22).
+    relevant = [r for r in records if may_alert(r)]
+    result: dict[str, Any] = {"batchItemFailures": []}
     try:
         with telemetry.tracer.start_as_current_span(
             "stream.batch", context=telemetry.lambda_parent()
         ) as span:
             span.set_attribute("costguard.records", len(records))
-            result = process_partial_response(
-                event=event,
-                record_handler=lambda record: record_handler(record, watch),
-                processor=processor,
-                context=context,
-            )
+            span.set_attribute("costguard.relevant_records", len(relevant))
+            if relevant:
+                result = dict(
+                    process_partial_response(
+                        event={**event, "Records": relevant},
+                        record_handler=lambda record: record_handler(record, watch),
+                        processor=processor,
+                        context=context,
+                    )
+                )
             span.set_attribute("costguard.failed_records", len(result["batchItemFailures"]))
     finally:
         telemetry.flush()
