@@ -81,6 +81,11 @@ def main() -> None:
 
         pricing(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["costmodel"]:
+        from bench.costmodel import main as costmodel
+
+        costmodel(sys.argv[2:])
+        return
     if sys.argv[1:2] == ["profile"]:
         from bench.profile import main as profile
 
