@@ -81,6 +81,11 @@ def main() -> None:
 
         pricing(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["servercpu"]:
+        from bench.servercpu import main as servercpu
+
+        servercpu(sys.argv[2:])
+        return
     if sys.argv[1:2] == ["costmodel"]:
         from bench.costmodel import main as costmodel
 
