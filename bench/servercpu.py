@@ -72,9 +72,9 @@ def _runner_pid() -> int:
             continue
         try:
             command = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-        parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         if command[1:3] == [b"-m", b"local"] and parent == os.getpid():
             newest = int(entry.name)
     if newest is None:
