@@ -13,6 +13,12 @@ off on a warm reserve through the API handler (bench/telemetry.py). `python -m b
 the generated price catalog at cold start against the hand-kept one (bench/pricing.py).
 `python -m bench collector-down`: what tracing adds per request with the collector down
 (bench/collector_down.py).
+`python -m bench profile`: cProfile of reserve + commit through the API handler and of the
+stream handler per record, with unprofiled ratios (bench/profile.py; about a minute).
+`python -m bench costmodel`: CPU per request through the handler on DynamoDB Local, the Lambda
+memory curve, cost per million guarded calls all-in and a projected reserve p50
+(bench/costmodel.py; minutes). `python -m bench servercpu`: the runner's CPU per guarded call
+against one bare UpdateItem through the same server (bench/servercpu.py; minutes).
 `python -m bench soak`:
 `make run` on its default store for 10,000 guarded calls, 1 and 4 callers, and throughput at
 1/2/4 workers (bench/soak.py; about ten minutes).
