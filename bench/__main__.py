@@ -1,8 +1,12 @@
-"""`python -m bench`: the ledger benchmark (under a minute; nothing leaves the process).
+"""`python -m bench`: the ledger benchmark (a few minutes; nothing leaves the machine).
 
 1. warm CPU per reserve/commit with DynamoDB stubbed out (botocore Stubber);
 2. DynamoDB calls and request units per operation, priced at on-demand list prices (moto);
-3. latency on moto in-process, for context.
+3. latency on moto in-process, for context;
+4. the API's cold start; 5. `cdk synth`;
+6. CPU per request through the API handler on DynamoDB Local and the cost model (the Lambda
+   memory curve, cost per million guarded calls all-in, projected reserve p50:
+   bench/costmodel.py), then issue 22's targets, each with its figure.
 
 Writes bench/results/ledger.json and bench/results/ledger.md and prints the summary.
 
@@ -36,6 +40,7 @@ from typing import Any
 
 from bench.coldstart import measure_cold_start
 from bench.common import dummy_aws_environment
+from bench.costmodel import run as measure_cost_model
 from bench.cpu import measure_cpu
 from bench.latency import measure_latency
 from bench.report import render_markdown, write_results
@@ -111,11 +116,12 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     for key, label, run in (
-        ("cpu_stubbed", "1/5 CPU, stubbed", measure_cpu),
-        ("units", "2/5 calls and units, moto", measure_units),
-        ("latency_moto", "3/5 latency, moto", measure_latency),
-        ("cold_start", "4/5 API cold start, fresh processes", measure_cold_start),
-        ("synth", "5/5 cdk synth and asset sizes", measure_synth),
+        ("cpu_stubbed", "1/6 CPU, stubbed", measure_cpu),
+        ("units", "2/6 calls and units, moto", measure_units),
+        ("latency_moto", "3/6 latency, moto", measure_latency),
+        ("cold_start", "4/6 API cold start, fresh processes", measure_cold_start),
+        ("synth", "5/6 cdk synth and asset sizes", measure_synth),
+        ("cost_model", "6/6 request CPU on DynamoDB Local, cost model", measure_cost_model),
     ):
         print(f"bench: {label}…", file=sys.stderr, flush=True)
         results[key] = run()

@@ -258,6 +258,39 @@ def cost_per_million(
     return {**rounded, "total_usd": round(sum(parts.values()), 4)}
 
 
+def run(rounds: int = 150) -> dict[str, Any]:
+    """Measure (in this process, which it configures as the API's) and project."""
+    from bench.profile import environment
+
+    environment()
+    os.environ["COSTGUARD_TABLE_NAME"] = TABLE
+    warnings.simplefilter("ignore")
+    measured = measure_requests(rounds)
+    stream = measure_stream(max(rounds // 10, 20))
+    units = measure_units()
+    return {
+        "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "assumptions": dict(ASSUMPTIONS),
+        "prices": PRICES,
+        "measured": measured,
+        "stream": stream,
+        "units": units,
+        "projection": project(measured, units, stream, ASSUMPTIONS),
+        "server_cpu_over_floor": server_cpu_over_floor(measured, stream),
+    }
+
+
+def server_cpu_over_floor(measured: dict[str, Any], stream: dict[str, Any]) -> float:
+    """(reserve + commit + the guarded call's stream records) ÷ one bare UpdateItem, CPU p50."""
+    ops = measured["ops"]
+    guarded = (
+        ops["reserve_minimal"]["cpu_p50_us"]
+        + ops["commit"]["cpu_p50_us"]
+        + stream["records_per_guarded_call"] * stream["cpu_per_record_us"]
+    )
+    return ratio(guarded, ops["floor_update_item"]["cpu_p50_us"])
+
+
 # ------------------------------------------------------------------------------- report
 def render(r: dict[str, Any]) -> str:
     ops, m, u, s = r["measured"]["ops"], r["projection"], r["units"], r["stream"]
@@ -338,25 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in ASSUMPTIONS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=value)
     args = parser.parse_args(argv)
-    assumptions = {name: getattr(args, name) for name in ASSUMPTIONS}
-    ASSUMPTIONS.update(assumptions)
-    from bench.profile import environment
-
-    environment()
-    os.environ["COSTGUARD_TABLE_NAME"] = TABLE
-    warnings.simplefilter("ignore")
-    measured = measure_requests(args.rounds)
-    stream = measure_stream(max(args.rounds // 10, 20))
-    units = measure_units()
-    results = {
-        "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "assumptions": assumptions,
-        "prices": PRICES,
-        "measured": measured,
-        "stream": stream,
-        "units": units,
-        "projection": project(measured, units, stream, assumptions),
-    }
+    ASSUMPTIONS.update({name: getattr(args, name) for name in ASSUMPTIONS})
+    results = run(args.rounds)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "costmodel.json").write_text(json.dumps(results, indent=1) + "\n")
     markdown = render(results)
