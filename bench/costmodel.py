@@ -6,8 +6,9 @@ Measured here, in one run:
    Local over loopback HTTP: reserve (`Prefer: return=minimal`, and with figures), commit, and
    one bare conditional `UpdateItem` through the same client (the floor), interleaved. This
    process's CPU only: signing, HTTP, parsing are in; DynamoDB Local's own work (a JVM) is not.
-2. The stream handler's CPU per record over a guarded call's records, in batches of
-   `STREAM_BATCH_SIZE` (as the event source mapping sends them under load), DynamoDB stubbed.
+2. The stream handler's CPU per record over the records of a guarded call that the event
+   source mapping's filters deliver (`costguard.topology.LEDGER_STREAM`), in its batches (as
+   it sends them under load), DynamoDB stubbed.
 3. DynamoDB calls and request units per guarded call (`bench.units`, moto, default quotas).
 
 Projected (stated assumptions, overridable): Lambda gives a function CPU in proportion to its
@@ -27,6 +28,8 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+from costguard import topology
 
 from bench.common import Samples, percentiles_us, ratio, time_interleaved
 
@@ -59,8 +62,8 @@ MARGIN = 0.9
 """The memory chosen meets the p50 target with 10% to spare: this machine's CPU per request
 moves by ±20% from run to run (shared cores), and a choice must not flip with it."""
 TARGET_USD_PER_MILLION = 8.0
-STREAM_MEMORY_MB = 256
-STREAM_BATCH = 100
+STREAM_MEMORY_MB = topology.ALERTS.memory_mb
+STREAM_BATCH = topology.LEDGER_STREAM.batch_size
 
 
 # ------------------------------------------------------------------------------- measured
@@ -151,11 +154,12 @@ def _requests_on(rounds: int) -> dict[str, Any]:
 
 def measure_stream(rounds: int) -> dict[str, Any]:
     """CPU per stream record, the records of one guarded call in batches of STREAM_BATCH."""
-    from bench.profile import canned, context, stream_events
+    from bench.profile import canned, context, delivered, stream_events
     from functions.alerts import handler as stream
 
-    records = stream_events()
-    canned(stream.alerts().book.table.client, {})
+    written = stream_events()
+    records = delivered(written)
+    canned(stream.root().book.table.client, {})
     batch = {"Records": (records * (STREAM_BATCH // len(records) + 1))[:STREAM_BATCH]}
     ctx = context()
     for _ in range(20):
@@ -164,7 +168,11 @@ def measure_stream(rounds: int) -> dict[str, Any]:
     for _ in range(rounds):
         stream.handler(batch, ctx)
     per_record_us = (time.process_time_ns() - started) / (rounds * STREAM_BATCH) / 1000
-    return {"records_per_guarded_call": len(records), "cpu_per_record_us": round(per_record_us, 2)}
+    return {
+        "records_written_per_guarded_call": len(written),
+        "records_per_guarded_call": len(records),
+        "cpu_per_record_us": round(per_record_us, 2),
+    }
 
 
 def measure_units() -> dict[str, Any]:
@@ -320,7 +328,8 @@ def render(r: dict[str, Any]) -> str:
         ],
         "",
         f"Stream handler: {s['cpu_per_record_us']} µs per record in batches of {STREAM_BATCH}; "
-        f"a guarded call causes {s['records_per_guarded_call']} records.",
+        f"a guarded call writes {s['records_written_per_guarded_call']} records, the event "
+        f"source mapping's filters deliver {s['records_per_guarded_call']}.",
         "",
         f"**Server CPU per guarded call** (reserve minimal + commit + its stream records): "
         f"{round(guarded, 1)} µs = **{ratio(guarded, floor)} × one bare UpdateItem** through "

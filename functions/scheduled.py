@@ -33,9 +33,7 @@ def run_scheduled(
     function's deadline; report tenants examined/skipped/failed and alerts recorded."""
     settings = get_settings()
     reserve = settings.schedule_time_reserve_seconds * 1000
-    with telemetry.tracer.start_as_current_span(
-        f"schedule.{name}", context=telemetry.lambda_parent()
-    ) as span:
+    with telemetry.invocation(f"schedule.{name}") as span:
         # the EventBridge event's id: the correlation id of everything this run logs
         logger.set_correlation_id(str(event.get("id") or context.aws_request_id))
         report = run(
@@ -47,7 +45,6 @@ def run_scheduled(
         )
         span.set_attribute("costguard.tenants", report.tenants)
         span.set_attribute("costguard.recorded", report.recorded)
-    telemetry.flush()
     for metric, value in (
         ("TenantsExamined", report.examined),
         ("TenantsSkipped", report.skipped),

@@ -21,44 +21,30 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from costguard.topology import LEDGER_STREAM, SLACK
 
 from infra.config import Config
-from infra.functions import FunctionSpec, PythonFunction
+from infra.functions import PythonFunction
 from infra.ledger import ALERTS_ACCESS, LedgerStorage
 from infra.nag import acknowledge
 
-ALERTS = FunctionSpec(
-    name="alerts",
-    handler="functions.alerts.handler.handler",
-    memory_mb=256,
-    timeout=Duration.seconds(60),
-    description="costguard alerts: threshold crossings from the ledger stream, published once",
-)
-SLACK = FunctionSpec(
-    name="slack",
-    handler="functions.slack.handler.handler",
-    memory_mb=128,
-    timeout=Duration.seconds(60),
-    description="costguard Slack notifier: alerts topic → incoming webhook",
-)
-STREAM_BATCH_SIZE = 100
 STREAM_RETRIES = 10
 STREAM_MAX_RECORD_AGE = Duration.hours(6)
 ITERATOR_AGE_ALARM_MS = 60_000
-# Only the records the function acts on: counter items (crossings) and new alert records
-# (delivery). Reservations, policies, prices and TTL deletions never invoke it.
+# The topology's filters (costguard/topology.py LEDGER_STREAM.accepts, which `make run` applies)
 STREAM_FILTERS = [
     lambda_.FilterCriteria.filter(
         {"dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.begins_with(prefix)}}}}
     )
-    for prefix in ("DAY#", "WEEK#", "MONTH#")
+    for prefix in LEDGER_STREAM.changed_prefixes
 ] + [
     lambda_.FilterCriteria.filter(
         {
             "eventName": lambda_.FilterRule.is_equal("INSERT"),
-            "dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.begins_with("A#")}}},
+            "dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.begins_with(prefix)}}},
         }
     )
+    for prefix in LEDGER_STREAM.inserted_prefixes
 ]
 
 
@@ -128,7 +114,12 @@ class Alerts(Construct):
         environment = {"COSTGUARD_ALERTS_TOPIC_ARN": self.topic.topic_arn}
         self.environment = environment
         self.handler = PythonFunction(
-            self, "Handler", spec=ALERTS, config=config, table=ledger.table, environment=environment
+            self,
+            "Handler",
+            spec=LEDGER_STREAM.function,
+            config=config,
+            table=ledger.table,
+            environment=environment,
         )
         self.function = self.handler.function
         ledger.grant(self.function, ALERTS_ACCESS)
@@ -139,7 +130,7 @@ class Alerts(Construct):
             sources.DynamoEventSource(
                 ledger.table,
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=STREAM_BATCH_SIZE,
+                batch_size=LEDGER_STREAM.batch_size,
                 max_batching_window=Duration.seconds(1),
                 bisect_batch_on_error=True,
                 retry_attempts=STREAM_RETRIES,

@@ -16,21 +16,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.aws_apigatewayv2_integrations import HttpLambdaIntegration
 from constructs import Construct
+from costguard.topology import API
 
 from infra.config import Config
-from infra.functions import FunctionSpec, PythonFunction
+from infra.functions import PythonFunction
 from infra.ledger import API_ACCESS, LedgerStorage
 from infra.nag import acknowledge
-
-API = FunctionSpec(
-    name="api",
-    handler="functions.api.handler.lambda_handler",
-    # One full vCPU: chosen from the measured curve (`python -m bench costmodel`, D69): the
-    # cheapest memory whose projected reserve p50 is within 20 ms.
-    memory_mb=1769,
-    timeout=Duration.seconds(10),
-    description="costguard HTTP API (every route)",
-)
 
 ACCESS_LOG_FORMAT = json.dumps(
     {

@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from costguard.notify import SOURCE
 from costguard.onboarding import SEED_PLANS, parse_plans
 from costguard.settings import Enforcement, FailMode
+from costguard.topology import ANOMALY_SCHEDULE, FORECAST_SCHEDULE, SWEEP, Schedule
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,6 +122,12 @@ def _positive_int(name: str, value: Any) -> int:
     return number
 
 
+def _default_minutes(schedule: Schedule) -> int:
+    if schedule.rate_minutes is None:
+        raise ValueError(f"{schedule.function.name}: a cron, not a rate")
+    return schedule.rate_minutes
+
+
 @dataclass(frozen=True)
 class Config:
     stack_name: str = "costguard"
@@ -139,9 +146,10 @@ class Config:
     throttle_rate: int = 500
     cors_origins: tuple[str, ...] = ()
     """Empty: no CORS (the API is called server-to-server)."""
-    sweep_rate_minutes: int = 1
-    anomaly_rate_minutes: int = 60
-    forecast_rate_minutes: int = 360
+    sweep_rate_minutes: int = _default_minutes(SWEEP)
+    anomaly_rate_minutes: int = _default_minutes(ANOMALY_SCHEDULE)
+    forecast_rate_minutes: int = _default_minutes(FORECAST_SCHEDULE)
+    """The rates of the topology's schedules (costguard/topology.py): their defaults."""
     alert_emails: tuple[str, ...] = ()
     """E-mail subscriptions to the quota alerts topic (threshold, anomaly, forecast alerts)."""
     alarm_emails: tuple[str, ...] = ()
@@ -258,6 +266,12 @@ class Config:
         if self.otel_collector_layer_arn is not None:
             env["COSTGUARD_TRACES"] = "otlp"  # to the collector extension on localhost:4318
         return env
+
+    def rate_minutes(self, schedule: Schedule) -> int:
+        """A rate schedule's minutes in this deployment: its context key, else its default."""
+        if schedule.context_key is None:
+            raise ValueError(f"{schedule.function.name}: a cron, not a rate")
+        return int(getattr(self, schedule.context_key))
 
     def onboarding_environment(self) -> dict[str, str]:
         """The plans, for whatever seeds default quotas (onboarding, and the API's fallback)."""

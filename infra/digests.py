@@ -13,18 +13,13 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from costguard.topology import DIGEST_SCHEDULE
 
 from infra.config import Config
-from infra.functions import FunctionSpec, PythonFunction
+from infra.functions import PythonFunction
 from infra.ledger import LedgerStorage, TableAccess
+from infra.schedules import schedule_of
 
-DIGEST = FunctionSpec(
-    name="recommendations",
-    handler="functions.recommendations.handler.handler",
-    memory_mb=1024,
-    timeout=Duration.minutes(10),
-    description="costguard recommendations: each active tenant's weekly digest",
-)
 DIGEST_ACCESS = TableAccess(
     # costguard.recommendations: tenants (Query of `active`), cost records, prices (Query),
     # the policy (GetItem), counters of past periods (BatchGetItem), the digest (PutItem of
@@ -49,7 +44,7 @@ class RecommendationDigests(Construct):
         self.handler = PythonFunction(
             self,
             "Recommendations",
-            spec=DIGEST,
+            spec=DIGEST_SCHEDULE.function,
             config=config,
             table=ledger.table,
             retry_attempts=RETRIES,
@@ -60,9 +55,8 @@ class RecommendationDigests(Construct):
         self.rule = events.Rule(
             self,
             "WeeklySchedule",
-            description="costguard: the weekly recommendations digest",
-            # Monday morning in Europe, before the working day in the Americas
-            schedule=events.Schedule.cron(week_day="MON", hour="7", minute="0"),
+            description=f"costguard: {DIGEST_SCHEDULE.description}",
+            schedule=schedule_of(DIGEST_SCHEDULE, config),
             targets=[
                 targets.LambdaFunction(
                     self.handler.function,

@@ -6,7 +6,6 @@ construct that owns it grants (the ledger's table actions, a secret).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Duration, Stage
@@ -16,7 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from costguard import services
+from costguard.topology import Function
 
 from infra import packaging
 from infra.config import Config
@@ -26,22 +25,6 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 if RUNTIME.name != f"python{packaging.PYTHON_VERSION}":
     raise RuntimeError(f"{RUNTIME.name}: assets are built for Python {packaging.PYTHON_VERSION}")
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    name: str
-    """The folder under functions/ (and the asset's `functions/<name>/`)."""
-    handler: str
-    memory_mb: int
-    """A starting point, to be tuned by measurement (Lambda Power Tuning) once deployed."""
-    timeout: Duration
-    description: str
-
-    @property
-    def service(self) -> str:
-        """POWERTOOLS_SERVICE_NAME: the `service` of its metrics, and of its alarms."""
-        return services.service(self.name)
 
 
 def lambda_code(scope: Construct, name: str, config: Config) -> lambda_.Code:
@@ -56,14 +39,15 @@ def lambda_code(scope: Construct, name: str, config: Config) -> lambda_.Code:
 
 
 class PythonFunction(Construct):
-    """One costguard function: arm64, RUNTIME, X-Ray active, its own log group and role."""
+    """One costguard function of the topology (costguard/topology.py: handler, memory, timeout):
+    arm64, RUNTIME, X-Ray active, its own log group and role."""
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        spec: FunctionSpec,
+        spec: Function,
         config: Config,
         table: dynamodb.ITableV2,
         environment: dict[str, str] | None = None,
@@ -96,7 +80,7 @@ class PythonFunction(Construct):
             handler=spec.handler,
             code=lambda_code(self, spec.name, config),
             memory_size=spec.memory_mb,
-            timeout=spec.timeout,
+            timeout=Duration.seconds(spec.timeout_seconds),
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,

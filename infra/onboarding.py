@@ -17,21 +17,15 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from costguard import services
-from costguard.onboarding import TENANT_CREATED
+from costguard.topology import TENANT_CREATED_ROUTE
 
 from infra.bus import EventBus
 from infra.config import Config
-from infra.functions import FunctionSpec, PythonFunction
+from infra.functions import PythonFunction
 from infra.ledger import ONBOARDING_ACCESS, LedgerStorage
 
-ONBOARDING = FunctionSpec(
-    name="onboarding",
-    handler="functions.onboarding.handler.handler",
-    memory_mb=256,
-    timeout=Duration.seconds(30),
-    description="costguard onboarding: TenantCreated → the tenant's default quotas",
-)
-LAMBDA_RETRIES = 2
+ROUTE = TENANT_CREATED_ROUTE
+LAMBDA_RETRIES = ROUTE.retries
 """Lambda's async retries (the most it allows), about 1 and 2 minutes apart."""
 MAX_EVENT_AGE = Duration.hours(6)
 """Lambda's default: an event still failing after this goes to the queue."""
@@ -63,7 +57,7 @@ class Onboarding(Construct):
         self.handler = PythonFunction(
             self,
             "Handler",
-            spec=ONBOARDING,
+            spec=ROUTE.function,
             config=config,
             table=ledger.table,
             environment={
@@ -80,9 +74,9 @@ class Onboarding(Construct):
             self,
             "TenantCreated",
             event_bus=bus.bus,
-            description="costguard: seed a new tenant's default quotas",
+            description=f"costguard: {ROUTE.description}",
             event_pattern=events.EventPattern(
-                detail_type=[TENANT_CREATED], source=config.tenant_created_pattern_sources
+                detail_type=[ROUTE.detail_type], source=config.tenant_created_pattern_sources
             ),
             targets=[
                 targets.LambdaFunction(

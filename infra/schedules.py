@@ -15,28 +15,26 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from costguard.topology import ANOMALY_SCHEDULE, FORECAST_SCHEDULE, Schedule
 
 from infra.config import Config
-from infra.functions import FunctionSpec, PythonFunction
+from infra.functions import PythonFunction
 from infra.ledger import ANOMALY_ACCESS, FORECAST_ACCESS, LedgerStorage, TableAccess
 
-ANOMALY = FunctionSpec(
-    name="anomaly",
-    handler="functions.anomaly.handler.handler",
-    memory_mb=1024,
-    timeout=Duration.minutes(5),
-    description="costguard anomalies: each active tenant's day against its own history",
-)
-FORECAST = FunctionSpec(
-    name="forecast",
-    handler="functions.forecast.handler.handler",
-    memory_mb=1024,
-    timeout=Duration.minutes(10),
-    description="costguard forecasts: each quota's projected period-end spend and risk",
-)
 LAMBDA_RETRIES = 2
 FIVE_MINUTES = Duration.minutes(5)
 ONE_HOUR = Duration.hours(1)
+
+
+def schedule_of(schedule: Schedule, config: Config) -> events.Schedule:
+    """The EventBridge schedule of a topology schedule in this deployment: its rate (the
+    context may change it) or its weekly cron."""
+    if schedule.weekly is not None:
+        weekly = schedule.weekly
+        return events.Schedule.cron(
+            week_day=weekly.day, hour=str(weekly.hour), minute=str(weekly.minute)
+        )
+    return events.Schedule.rate(Duration.minutes(config.rate_minutes(schedule)))
 
 
 class Schedules(Construct):
@@ -54,11 +52,11 @@ class Schedules(Construct):
         self.handlers: list[PythonFunction] = []
         self.rules: list[events.Rule] = []
         self.alarms: list[cloudwatch.Alarm] = []
-        for spec, access, minutes, what in (
-            (ANOMALY, ANOMALY_ACCESS, config.anomaly_rate_minutes, "detect spend anomalies"),
-            (FORECAST, FORECAST_ACCESS, config.forecast_rate_minutes, "forecast quota breaches"),
+        for schedule, access in (
+            (ANOMALY_SCHEDULE, ANOMALY_ACCESS),
+            (FORECAST_SCHEDULE, FORECAST_ACCESS),
         ):
-            self._schedule(config, ledger, spec, access, minutes, what)
+            self._schedule(config, ledger, schedule, access)
         self.anomaly, self.forecast = self.handlers
         self.alarms.append(
             self.dead_letters.metric_approximate_number_of_messages_visible(
@@ -81,11 +79,11 @@ class Schedules(Construct):
         self,
         config: Config,
         ledger: LedgerStorage,
-        spec: FunctionSpec,
+        schedule: Schedule,
         access: TableAccess,
-        minutes: int,
-        what: str,
     ) -> None:
+        spec = schedule.function
+        minutes = config.rate_minutes(schedule)
         name = spec.name.capitalize()
         handler = PythonFunction(
             self,
@@ -101,8 +99,8 @@ class Schedules(Construct):
         rule = events.Rule(
             self,
             f"{name}Schedule",
-            description=f"costguard: {what}",
-            schedule=events.Schedule.rate(Duration.minutes(minutes)),
+            description=f"costguard: {schedule.description}",
+            schedule=schedule_of(schedule, config),
             targets=[
                 targets.LambdaFunction(
                     handler.function,

@@ -1,24 +1,18 @@
-"""The expiry sweeper: an EventBridge schedule runs functions/sweeper every minute (D5)."""
+"""The expiry sweeper: an EventBridge schedule runs functions/sweeper every minute (D5; the rate
+is costguard/topology.py's SWEEP, `costguard:sweep_rate_minutes` changes it)."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
+from costguard.topology import SWEEP
 
 from infra.alerts import Alerts
 from infra.config import Config
-from infra.functions import FunctionSpec, PythonFunction
+from infra.functions import PythonFunction
 from infra.ledger import SWEEPER_ACCESS, LedgerStorage
-
-SWEEPER = FunctionSpec(
-    name="sweeper",
-    handler="functions.sweeper.handler.handler",
-    memory_mb=256,
-    timeout=Duration.seconds(50),
-    description="costguard sweeper: returns the holds of expired reservations",
-)
+from infra.schedules import schedule_of
 
 
 class Sweeper(Construct):
@@ -35,7 +29,7 @@ class Sweeper(Construct):
         self.handler = PythonFunction(
             self,
             "Handler",
-            spec=SWEEPER,
+            spec=SWEEP.function,
             config=config,
             table=ledger.table,
             environment=alerts.environment,
@@ -48,7 +42,7 @@ class Sweeper(Construct):
         self.schedule = events.Rule(
             self,
             "Schedule",
-            description="costguard: return expired holds",
-            schedule=events.Schedule.rate(Duration.minutes(config.sweep_rate_minutes)),
+            description=f"costguard: {SWEEP.description}",
+            schedule=schedule_of(SWEEP, config),
             targets=[targets.LambdaFunction(self.function, retry_attempts=0)],
         )

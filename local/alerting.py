@@ -14,14 +14,15 @@ import sys
 import threading
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from costguard.alerts import AlertBook, Outbox, Publisher, StreamAlerts
+from costguard.alerts import Publisher
 from costguard.ledger import Ledger
 from costguard.notify import EventSink, PublishFailed
 from costguard.settings import Settings
+from costguard.topology import LEDGER_STREAM, SLACK
 
 from local.streams import Delivery, Poller
 
@@ -75,25 +76,28 @@ class ConsoleTopic:
         from local.events import lambda_context
 
         try:
-            slack.handler(sns_event(subject, message, attributes), lambda_context("slack"))
+            slack.handler(sns_event(subject, message, attributes), lambda_context(SLACK))
         except Exception as exc:  # in AWS: Lambda's async retries, then the Slack queue
             print(f"slack: could not post alert {alert.get('alert_id')}: {exc}", file=sys.stderr)
             raise PublishFailed(f"Slack notifier failed: {exc}") from exc
 
 
 def wire(
-    settings: Settings, ledger: Ledger, take: Any, bus: EventSink | None
-) -> tuple[Poller, Outbox, ConsoleTopic]:
-    """The stream poller (alerts handler) and the sweeper's outbox, on the runner's store."""
+    settings: Settings, ledger: Ledger, take: Callable[[], list[dict[str, Any]]], bus: EventSink
+) -> tuple[Poller, Publisher]:
+    """The ledger stream's consumer (the topology's LEDGER_STREAM: its function, batch size and
+    filters) on the runner's store, and where alerts go: the console topic and the bus."""
     from functions.alerts import handler as alerts_handler
     from local.events import lambda_context
 
-    topic = ConsoleTopic(slack=settings.slack_webhook_url is not None)
-    book = AlertBook(ledger.table, ledger.now)
-    publisher = Publisher(topic, bus)
-    watch = StreamAlerts(ledger.table, book, publisher)
+    publisher = Publisher(ConsoleTopic(slack=settings.slack_webhook_url is not None), bus)
+    watch = alerts_handler.compose(ledger, publisher)
     delivery = Delivery(
-        lambda event: alerts_handler.handler(event, lambda_context("alerts"), watch=watch),
-        name="alerts",
+        lambda event: alerts_handler.handler(
+            event, lambda_context(LEDGER_STREAM.function), watch=watch
+        ),
+        batch_size=LEDGER_STREAM.batch_size,
+        name=LEDGER_STREAM.function.name,
+        accepts=LEDGER_STREAM.accepts,
     )
-    return Poller(take, delivery), Outbox(book, publisher), topic
+    return Poller(take, delivery), publisher

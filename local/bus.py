@@ -55,6 +55,7 @@ class _Route:
     name: str
     target: Target
     sources: frozenset[str] | None
+    attempts: int = ATTEMPTS
     inbox: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
 
 
@@ -79,10 +80,16 @@ class LocalBus:
 
     # ------------------------------------------------------------------ wiring
     def route(
-        self, detail_type: str, name: str, target: Target, sources: frozenset[str] | None = None
+        self,
+        detail_type: str,
+        name: str,
+        target: Target,
+        sources: frozenset[str] | None = None,
+        attempts: int = ATTEMPTS,
     ) -> None:
-        """Send events of `detail_type` (and, if given, one of `sources`) to `target`."""
-        r = _Route(name, target, sources)
+        """Send events of `detail_type` (and, if given, one of `sources`) to `target`, tried
+        `attempts` times before the dead-letter list."""
+        r = _Route(name, target, sources, attempts)
         self._routes.setdefault(detail_type, []).append(r)
         thread = threading.Thread(target=self._work, args=(r,), daemon=True, name=f"bus-{name}")
         self._threads.append(thread)
@@ -150,12 +157,12 @@ class LocalBus:
                 r.inbox.task_done()
 
     def _invoke(self, r: _Route, event: dict[str, Any]) -> str:
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in range(1, r.attempts + 1):
             try:
                 answer = r.target(event)
             except Exception as exc:  # what Lambda would log; the next attempt or the DLQ follows
                 self.say(
-                    f"{r.name}: invocation {attempt}/{ATTEMPTS} for event {event.get('id')} "
+                    f"{r.name}: invocation {attempt}/{r.attempts} for event {event.get('id')} "
                     f"failed: {exc!r}",
                     err=True,
                 )

@@ -95,6 +95,7 @@ def launch(data_dir: Path | None = None, port: int | None = None) -> tuple[Dynam
             "-jar",
             str(EMULATOR / "DynamoDBLocal.jar"),
             *storage,
+            "-disableTelemetry",  # it would phone home from every developer's machine otherwise
             "-port",
             str(port),
         ],

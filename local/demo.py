@@ -91,6 +91,7 @@ def main() -> int:
     for i in range(200):
         provider, model = rng.choice(MODELS)
         user = rng.choice(["alice", "bob", "carol"])
+        body: dict[str, Any]
         if i % 9 == 0:
             body = {
                 "resource": "sandbox",

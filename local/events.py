@@ -9,16 +9,19 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from costguard.topology import Function
 from werkzeug.wrappers import Request, Response
 
 
-def lambda_context(name: str) -> Any:
-    """The context Lambda hands a function (what the handlers and Powertools read of it)."""
+def lambda_context(function: Function) -> Any:
+    """The context Lambda hands a function of the topology (what the handlers and Powertools
+    read of it): a new request id each time, its memory, and its whole timeout left."""
     return SimpleNamespace(
-        function_name=name,
-        memory_limit_in_mb=512,
+        function_name=function.name,
+        memory_limit_in_mb=function.memory_mb,
         aws_request_id=secrets.token_hex(8),
-        invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}",
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{function.name}",
+        get_remaining_time_in_millis=lambda: function.timeout_seconds * 1000,
     )
 
 

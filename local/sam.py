@@ -47,7 +47,7 @@ def stack_template(cdk_out: Path) -> Path:
     """The CloudFormation template of the (one) stack in a cloud assembly."""
     manifest = json.loads((cdk_out / "manifest.json").read_text())
     templates = [
-        cdk_out / artifact["properties"]["templateFile"]
+        cdk_out / str(artifact["properties"]["templateFile"])
         for artifact in manifest["artifacts"].values()
         if artifact["type"] == "aws:cloudformation:stack"
     ]

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from costguard.auth import ApiKeys
-from costguard.ledger import Ledger, LedgerTable
+from costguard import topology
+from costguard.alerts import Publisher
+from costguard.ledger import Ledger, ledger_from_settings
 from costguard.settings import Settings
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
@@ -29,9 +30,9 @@ from werkzeug.wrappers import Request, Response
 from local import alerting, ddblocal
 from local.bus import LocalBus
 from local.events import lambda_context, to_event, to_response
-from local.store import open_store
+from local.store import floor_update, open_store
 from local.streams import Poller
-from local.workers import Pool, default_count
+from local.workers import Pool, default_count, serve_api_on
 
 DEFAULT_PORT = 8080
 DEFAULT_HOST = "127.0.0.1"
@@ -49,24 +50,9 @@ class Schedule:
     run: Callable[[], Any]
 
 
-def floor_update(client: Any, table_name: str) -> None:
-    """One bare conditional UpdateItem, without any costguard code: the floor `python -m bench
-    load` compares a guarded call with."""
-    client.update_item(
-        TableName=table_name,
-        Key={"pk": {"S": "LOCAL#FLOOR"}, "sk": {"S": "MONTH#0000-00"}},
-        UpdateExpression="SET #a = if_not_exists(#a, :l) - :v, #l = if_not_exists(#l, :l) "
-        "ADD #h :v",
-        ConditionExpression="attribute_not_exists(#a) OR #a >= :v",
-        ExpressionAttributeNames={"#a": "q_llm_avail", "#l": "q_llm_limit", "#h": "q_llm_held"},
-        ExpressionAttributeValues={":l": {"N": "1000000000000"}, ":v": {"N": "0.01"}},
-    )
-
-
 @dataclass
 class Runner:
     ledger: Ledger
-    keys: ApiKeys | None
     schedules: dict[str, Schedule] = field(default_factory=dict)
     bus: LocalBus | None = None
     """The deployment's event bus (TenantCreated → onboarding); `GET /local/events` lists it."""
@@ -107,7 +93,7 @@ class Runner:
                 return {"statusCode": 200, "body": '{"floor":"ok"}'}
             from functions.api.handler import lambda_handler
 
-            return dict(lambda_handler(payload, lambda_context("api")))
+            return dict(lambda_handler(payload, lambda_context(topology.API)))
 
     def _run_schedule(self, name: str) -> Response:
         schedule = self.schedules.get(name)
@@ -165,61 +151,43 @@ class Runner:
                 print(f"schedule {schedule.name} failed: {exc!r}", file=sys.stderr)
 
 
+SCHEDULED_EVENT = {"detail-type": "Scheduled Event", "source": "aws.events"}
+Target = Callable[[dict[str, Any], Any], Any]
+"""A function as a trigger invokes it: (event, context) → its answer."""
+
+
 def build(
     settings: Settings, endpoint: str | None, pool: Pool | None = None
 ) -> tuple[Runner, Callable[[], None]]:
-    """Wire the real handlers to the chosen store; returns the runner and its closer.
+    """Wire the real handlers to the chosen store, on the triggers the topology declares
+    (costguard/topology.py, as infra/ does): its schedules on timers, its bus routes on the local
+    bus, its stream consumer on the poller. Returns the runner and its closer.
 
     With a `pool` the API runs in the pool's processes; without one, in this process (the
     in-process tests: `tests/api`)."""
-    from functions.sweeper import handler as sweeper
-
     store = open_store(settings.table_name, endpoint)
-    ledger = Ledger(LedgerTable(store.client, settings.table_name, settings), settings)
-    keys = None
+    ledger = ledger_from_settings(settings, store.client)
+    bus = LocalBus(source=settings.event_source)
     if pool is None:
-        from functions.api.deps import admin_fingerprints, get_keys, get_ledger
-        from functions.api.handler import app
-
-        keys = ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
-        app.dependency_overrides[get_ledger] = lambda: ledger
-        app.dependency_overrides[get_keys] = lambda: keys
-    bus = local_bus(settings, ledger)
-    if pool is None:
-        from functions.api.deps import get_events
-
-        app.dependency_overrides[get_events] = lambda: bus
-    stream, outbox, _ = alerting.wire(settings, ledger, store.changes, bus)
-    runner = Runner(ledger, keys, bus=bus, stream=stream, pool=pool)
+        serve_api_on(ledger, settings, bus)
+    stream, publisher = alerting.wire(settings, ledger, store.changes, bus)
+    functions = targets(ledger, publisher, bus)
+    for route in topology.ROUTES:
+        bus.route(
+            route.detail_type,
+            route.function.name,
+            invoke_with(route.function, functions[route.function.name]),
+            attempts=1 + route.retries,
+        )
+    runner = Runner(ledger, bus=bus, stream=stream, pool=pool)
     runner.schedules["stream"] = Schedule("stream", 3600, stream.once)
-    every = float(os.environ.get("COSTGUARD_SWEEP_SECONDS", "60"))
-    runner.schedules["sweeper"] = Schedule(
-        "sweeper",
-        every,
-        lambda: sweeper.handler(
-            {"detail-type": "Scheduled Event", "source": "aws.events"},
-            lambda_context("sweeper"),
-            sweep=ledger,
-            alerts=outbox,
-        ),
-    )
-    from functions.anomaly import handler as anomaly
-    from functions.forecast import handler as forecast
-    from functions.recommendations import handler as digests
-
-    for name, module, default in (
-        ("anomaly", anomaly, "3600"),
-        ("forecast", forecast, "21600"),
-        ("recommendations", digests, "604800"),  # the weekly digest
-    ):
-        context = lambda_context(name)
-        context.get_remaining_time_in_millis = lambda: 300_000  # as a 5-minute Lambda
-        runner.schedules[name] = Schedule(
-            name,
-            float(os.environ.get(f"COSTGUARD_{name.upper()}_SECONDS", default)),
-            lambda m=module, c=context: m.handler(  # type: ignore[misc]
-                {"detail-type": "Scheduled Event", "source": "aws.events"}, c, run=ledger
-            ),
+    for schedule in topology.SCHEDULES:
+        function = schedule.function
+        invoke = invoke_with(function, functions[function.name])
+        runner.schedules[function.name] = Schedule(
+            function.name,
+            float(os.environ.get(schedule.local_variable, schedule.every_seconds)),
+            lambda invoke=invoke: invoke(dict(SCHEDULED_EVENT)),  # type: ignore[misc]
         )
 
     def close_all() -> None:
@@ -229,24 +197,37 @@ def build(
     return runner, close_all
 
 
-def local_bus(settings: Settings, ledger: Ledger) -> LocalBus:
-    """The bus with the rules of the stack: TenantCreated → the onboarding function."""
-    from costguard.onboarding import Onboarding, plans_from_settings
-
+def targets(ledger: Ledger, publisher: Publisher, bus: LocalBus) -> dict[str, Target]:
+    """The scheduled and routed functions of the topology, each given the runner's store, bus
+    and alerts topic where its composition root would build the deployment's."""
+    from functions.anomaly import handler as anomaly
+    from functions.forecast import handler as forecast
     from functions.onboarding import handler as onboarding
+    from functions.recommendations import handler as recommendations
+    from functions.sweeper import handler as sweeper
     from local.bus import LocalDeadLetters
 
-    bus = LocalBus(source=settings.event_source)
-    seeder = Onboarding(ledger, plans_from_settings())
-    dead = LocalDeadLetters(bus, "onboarding")
-    bus.route(
-        "TenantCreated",
-        "onboarding",
-        lambda event: onboarding.handler(
-            event, lambda_context("onboarding"), onboard=seeder, dead=dead
+    sweeping = sweeper.compose(ledger, publisher)
+    dead = LocalDeadLetters(bus, topology.ONBOARDING.name)
+    onboarder = onboarding.compose(ledger, lambda: dead)
+    return {
+        topology.SWEEPER.name: lambda event, context: sweeper.handler(
+            event, context, sweep=sweeping.ledger, alerts=sweeping.outbox
         ),
-    )
-    return bus
+        topology.ANOMALY.name: lambda event, context: anomaly.handler(event, context, run=ledger),
+        topology.FORECAST.name: lambda event, context: forecast.handler(event, context, run=ledger),
+        topology.RECOMMENDATIONS.name: lambda event, context: recommendations.handler(
+            event, context, run=ledger
+        ),
+        topology.ONBOARDING.name: lambda event, context: onboarding.handler(
+            event, context, onboard=onboarder.onboarding, dead=onboarder.dead_letters()
+        ),
+    }
+
+
+def invoke_with(function: topology.Function, target: Target) -> Callable[[dict[str, Any]], Any]:
+    """An invocation of `function` with a new Lambda context each time."""
+    return lambda event: target(event, lambda_context(function))
 
 
 class Stopped(Exception):
@@ -402,7 +383,7 @@ def serve(argv: list[str] | None = None) -> int:
         except RunnerError as exc:
             print(f"costguard: {exc}", file=sys.stderr)
             return exc.code
-        settings = Settings(admin_key=admin_key, slack_webhook_url=slack)  # type: ignore[arg-type]
+        settings = Settings(admin_key=admin_key, slack_webhook_url=slack)
         # The JVM and the workers' imports take a few seconds each: side by side.
         pool = Pool(store.endpoint, settings.table_name, admin_key, count)
         pool.start()
@@ -420,6 +401,7 @@ def serve(argv: list[str] | None = None) -> int:
         if stopping.is_set():
             raise Stopped
         url = f"http://{host}:{server.port}"
+        routes = ", ".join(f"{r.detail_type} → {r.function.name}" for r in topology.ROUTES)
         print(
             f"costguard is serving on {url}\n"
             f"  API docs:   {url}/v1/docs\n"
@@ -430,7 +412,7 @@ def serve(argv: list[str] | None = None) -> int:
             f"  workers:    {count} API handler processes (COSTGUARD_WORKERS)\n"
             f"  schedules:  {', '.join(sorted(runner.schedules))} "
             f"(run now: POST {url}/local/schedules/<name>)\n"
-            f"  events:     TenantCreated → onboarding (recent: GET {url}/local/events)\n"
+            f"  events:     {routes} (recent: GET {url}/local/events)\n"
             f"  alerts:     ledger stream → alerts handler → printed here"
             f"{' and posted to Slack' if slack else ' (Slack: set COSTGUARD_SLACK_WEBHOOK_URL)'}\n"
             "Ctrl-C stops it.",

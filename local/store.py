@@ -106,3 +106,17 @@ def open_store(table_name: str, endpoint: str | None) -> Store:
     # transaction: the drain after each call keeps that history empty.
     create_table(client, table_name)
     return Store(client, stream.take, mock.stop)
+
+
+def floor_update(client: Any, table_name: str) -> None:
+    """One bare conditional UpdateItem, without any costguard code: the floor `python -m bench
+    load` compares a guarded call with."""
+    client.update_item(
+        TableName=table_name,
+        Key={"pk": {"S": "LOCAL#FLOOR"}, "sk": {"S": "MONTH#0000-00"}},
+        UpdateExpression="SET #a = if_not_exists(#a, :l) - :v, #l = if_not_exists(#l, :l) "
+        "ADD #h :v",
+        ConditionExpression="attribute_not_exists(#a) OR #a >= :v",
+        ExpressionAttributeNames={"#a": "q_llm_avail", "#l": "q_llm_limit", "#h": "q_llm_held"},
+        ExpressionAttributeValues={":l": {"N": "1000000000000"}, ":v": {"N": "0.01"}},
+    )

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 Handler = Callable[[dict[str, Any]], dict[str, Any] | None]
+Filter = Callable[[dict[str, Any]], bool]
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/{table}/stream/local"
 
 
@@ -40,10 +41,18 @@ class Delivery:
     """Hands records to a stream handler in batches with Lambda's partial-failure semantics."""
 
     def __init__(
-        self, handler: Handler, *, batch_size: int = 100, attempts: int = 3, name: str = "alerts"
+        self,
+        handler: Handler,
+        *,
+        batch_size: int = 100,
+        attempts: int = 3,
+        name: str = "alerts",
+        accepts: Filter | None = None,
     ) -> None:
         self.handler = handler
         self.batch_size = batch_size
+        self.accepts = accepts
+        """The event source mapping's filters: a record they refuse never invokes the handler."""
         self.attempts = attempts
         self.name = name
         self.failures: deque[dict[str, Any]] = deque(maxlen=1000)
@@ -51,7 +60,7 @@ class Delivery:
         self.delivered = 0
 
     def deliver(self, records: Iterable[dict[str, Any]]) -> None:
-        queue = list(records)
+        queue = [r for r in records if self.accepts is None or self.accepts(r)]
         while queue:
             batch, queue = queue[: self.batch_size], queue[self.batch_size :]
             queue = self._batch(batch) + queue
@@ -93,7 +102,7 @@ class MotoStream:
 
     def drain(self) -> None:
         """Move what moto's shard holds into `pending` (call under the store's lock)."""
-        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.core.models import DEFAULT_ACCOUNT_ID
         from moto.dynamodb.models import dynamodb_backends
 
         region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")

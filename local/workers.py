@@ -25,7 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from costguard.ledger import Ledger
+    from costguard.notify import EventSink
+    from costguard.settings import Settings
 
 Emitted = list[tuple[str, dict[str, Any]]]
 
@@ -52,26 +57,33 @@ class CollectingSink:
         return taken
 
 
+def serve_api_on(ledger: Ledger, settings: Settings, events: EventSink) -> None:
+    """This process's API handler on the runner's store and bus: what the handler's composition
+    root (functions/api/deps.py) builds from the settings in AWS, given instead."""
+    from functions.api.deps import get_events, get_keys, get_ledger, keys_for
+    from functions.api.handler import app
+
+    keys = keys_for(ledger, settings)
+    app.dependency_overrides[get_ledger] = lambda: ledger
+    app.dependency_overrides[get_keys] = lambda: keys
+    app.dependency_overrides[get_events] = lambda: events
+
+
 def _serve(conn: Connection, endpoint: str, table_name: str, admin_key: str) -> None:
     """A worker's life: build one handler instance, then answer invocations until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from costguard.auth import ApiKeys
-    from costguard.ledger import Ledger, LedgerTable
+    from costguard.ledger import ledger_from_settings
     from costguard.settings import Settings
+    from costguard.topology import API
 
-    from functions.api.deps import admin_fingerprints, get_events, get_keys, get_ledger
-    from functions.api.handler import app, lambda_handler
-    from local.server import floor_update, lambda_context
-    from local.store import client_for
+    from functions.api.handler import lambda_handler
+    from local.events import lambda_context
+    from local.store import client_for, floor_update
 
-    settings = Settings(admin_key=admin_key, table_name=table_name)  # type: ignore[arg-type]
+    settings = Settings(admin_key=admin_key, table_name=table_name)
     client = client_for(endpoint)
-    ledger = Ledger(LedgerTable(client, table_name, settings), settings)
-    keys = ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
     sink = CollectingSink()
-    app.dependency_overrides[get_ledger] = lambda: ledger
-    app.dependency_overrides[get_keys] = lambda: keys
-    app.dependency_overrides[get_events] = lambda: sink
+    serve_api_on(ledger_from_settings(settings, client), settings, sink)
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -80,7 +92,7 @@ def _serve(conn: Connection, endpoint: str, table_name: str, admin_key: str) -> 
             return
         try:
             if kind == "api":
-                result = lambda_handler(payload, lambda_context("api"))
+                result = lambda_handler(payload, lambda_context(API))
             else:  # "floor"
                 floor_update(client, table_name)
                 result = {"statusCode": 200, "body": '{"floor":"ok"}'}

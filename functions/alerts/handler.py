@@ -19,7 +19,8 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from costguard import services, telemetry
-from costguard.alerts import StreamAlerts, may_alert, stream_alerts_from_settings
+from costguard.alerts import AlertBook, Publisher, StreamAlerts, may_alert, publisher_from_settings
+from costguard.ledger import Ledger, ledger_from_settings
 
 logger = Logger(service=services.ALERTS)
 metrics = telemetry.function_metrics(services.ALERTS)
@@ -27,9 +28,17 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 telemetry.configure_tracing()
 
 
+def compose(ledger: Ledger, publisher: Publisher) -> StreamAlerts:
+    """Alerts from a ledger's stream, published to `publisher` (the deployment's topic and
+    bus; the local runner's under `make run`)."""
+    return StreamAlerts(ledger.table, AlertBook(ledger.table, ledger.now), publisher)
+
+
 @cache
-def alerts() -> StreamAlerts:
-    return stream_alerts_from_settings()
+def root() -> StreamAlerts:
+    """The composition root: everything this function uses, built once per container from
+    its settings."""
+    return compose(ledger_from_settings(), publisher_from_settings())
 
 
 def record_handler(record: DynamoDBRecord, watch: StreamAlerts | None = None) -> str:
@@ -46,7 +55,7 @@ def record_handler(record: DynamoDBRecord, watch: StreamAlerts | None = None) ->
         request_id=request,
     ) as span:
         try:
-            outcome = (watch or alerts()).handle(
+            outcome = (watch or root()).handle(
                 str(record.event_name.name if record.event_name else ""),
                 change.keys,
                 change.old_image,
@@ -72,27 +81,22 @@ def handler(
     event: dict[str, Any], context: LambdaContext, watch: StreamAlerts | None = None
 ) -> dict[str, Any]:
     records = event.get("Records") or []
-    # Only records that can alert go through the processor; the rest are done (issue 22).
+    # Only records that can alert go through the processor; the rest are done (D68).
     relevant = [r for r in records if may_alert(r)]
     result: dict[str, Any] = {"batchItemFailures": []}
-    try:
-        with telemetry.tracer.start_as_current_span(
-            "stream.batch", context=telemetry.lambda_parent()
-        ) as span:
-            span.set_attribute("costguard.records", len(records))
-            span.set_attribute("costguard.relevant_records", len(relevant))
-            if relevant:
-                result = dict(
-                    process_partial_response(
-                        event={**event, "Records": relevant},
-                        record_handler=lambda record: record_handler(record, watch),
-                        processor=processor,
-                        context=context,
-                    )
+    with telemetry.invocation("stream.batch") as span:
+        span.set_attribute("costguard.records", len(records))
+        span.set_attribute("costguard.relevant_records", len(relevant))
+        if relevant:
+            result = dict(
+                process_partial_response(
+                    event={**event, "Records": relevant},
+                    record_handler=lambda record: record_handler(record, watch),
+                    processor=processor,
+                    context=context,
                 )
-            span.set_attribute("costguard.failed_records", len(result["batchItemFailures"]))
-    finally:
-        telemetry.flush()
+            )
+        span.set_attribute("costguard.failed_records", len(result["batchItemFailures"]))
     if result.get("batchItemFailures"):
         metrics.add_metric(
             "StreamRecordsFailed", MetricUnit.Count, len(result["batchItemFailures"])

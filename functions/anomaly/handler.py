@@ -22,7 +22,9 @@ metrics = telemetry.function_metrics(services.ANOMALY)
 
 
 @cache
-def ledger() -> Ledger:
+def root() -> Ledger:
+    """The composition root: the ledger this function runs over, built once per container
+    from its settings (the rules are read per run, the alert book is the run's)."""
     return ledger_from_settings()
 
 
@@ -34,7 +36,7 @@ def handler(event: dict[str, Any], context: LambdaContext, run: Ledger | None = 
         "anomaly",
         run_anomalies,
         rules,
-        run or ledger(),
+        run or root(),
         event,
         context,
         logger,

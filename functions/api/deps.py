@@ -1,4 +1,6 @@
-"""What routes depend on: the ledger, the keys, the caller. Overridable in tests."""
+"""What routes depend on: the ledger, the keys, the bus. The API's composition root: each is
+built here once per container from the settings; tests and the local runner give their own
+through `app.dependency_overrides` (local/workers.py `serve_api_on`)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from aws_lambda_powertools.event_handler import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Header
 from costguard.alerts import AlertBook
 from costguard.auth import ApiKeys, fingerprint
-from costguard.ledger import Ledger, LedgerTable, make_client
+from costguard.ledger import Ledger, ledger_from_settings
 from costguard.notify import EventSink, event_sink_from_settings
 from costguard.onboarding import Onboarding, plans_from_settings
 from costguard.settings import Settings, get_settings
@@ -17,8 +19,7 @@ from costguard.settings import Settings, get_settings
 
 @cache
 def get_ledger() -> Ledger:
-    settings = get_settings()
-    return Ledger(LedgerTable(make_client(settings), settings.table_name, settings), settings)
+    return ledger_from_settings(get_settings())
 
 
 def admin_fingerprints(settings: Settings) -> frozenset[str]:
@@ -35,11 +36,14 @@ def admin_fingerprints(settings: Settings) -> frozenset[str]:
     return frozenset(prints)
 
 
+def keys_for(ledger: Ledger, settings: Settings) -> ApiKeys:
+    """The API keys stored in `ledger`'s table, and the admin keys of `settings`."""
+    return ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
+
+
 @cache
 def get_keys() -> ApiKeys:
-    settings = get_settings()
-    ledger = get_ledger()
-    return ApiKeys(ledger.table, admin_fingerprints(settings), settings.api_key_cache_seconds)
+    return keys_for(get_ledger(), get_settings())
 
 
 def get_alerts(ledger: Annotated[Ledger, Depends(get_ledger)]) -> AlertBook:

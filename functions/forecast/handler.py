@@ -21,7 +21,9 @@ metrics = telemetry.function_metrics(services.FORECAST)
 
 
 @cache
-def ledger() -> Ledger:
+def root() -> Ledger:
+    """The composition root: the ledger this function runs over, built once per container
+    from its settings (the rules are read per run, the alert book is the run's)."""
     return ledger_from_settings()
 
 
@@ -33,7 +35,7 @@ def handler(event: dict[str, Any], context: LambdaContext, run: Ledger | None = 
         "forecast",
         run_forecasts,
         rules,
-        run or ledger(),
+        run or root(),
         event,
         context,
         logger,

@@ -9,6 +9,7 @@ in docs/decisions.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from costguard import services, telemetry
-from costguard.ledger import ledger_from_settings
+from costguard.ledger import Ledger, ledger_from_settings
 from costguard.onboarding import (
     DeadLetters,
     MalformedEvent,
@@ -31,6 +32,7 @@ from pydantic import Field, ValidationError
 
 logger = Logger(service=services.ONBOARDING)
 metrics = telemetry.function_metrics(services.ONBOARDING)
+telemetry.configure_tracing()
 
 
 class TenantCreatedEvent(EventBridgeModel):
@@ -38,14 +40,29 @@ class TenantCreatedEvent(EventBridgeModel):
     detail: TenantCreatedDetail
 
 
-@cache
-def onboarding() -> Onboarding:
-    return Onboarding(ledger_from_settings(), plans_from_settings())
+class Onboarder:
+    def __init__(
+        self, onboarding: Onboarding, dead_letters: Callable[[], DeadLetters | None]
+    ) -> None:
+        self.onboarding = onboarding
+        self._dead_letters = cache(dead_letters)  # only a malformed event needs its client
+
+    def dead_letters(self) -> DeadLetters | None:
+        """Where an event no retry can fix goes; None: it is raised (Lambda's DLQ keeps it)."""
+        return self._dead_letters()
+
+
+def compose(ledger: Ledger, dead_letters: Callable[[], DeadLetters | None]) -> Onboarder:
+    """Onboarding on a ledger with this deployment's plans, refusing into `dead_letters()` (the
+    deployment's queue; the local bus's list under `make run`)."""
+    return Onboarder(Onboarding(ledger, plans_from_settings()), dead_letters)
 
 
 @cache
-def dead_letters() -> DeadLetters | None:
-    return dead_letters_from_settings()
+def root() -> Onboarder:
+    """The composition root: everything this function uses, built once per container from
+    its settings."""
+    return compose(ledger_from_settings(), dead_letters_from_settings)
 
 
 def count(name: str) -> None:
@@ -61,8 +78,9 @@ def handler(
     dead: DeadLetters | None = None,
 ) -> dict[str, Any]:
     try:
-        parsed = TenantCreatedEvent.model_validate(event)
-        done = (onboard or onboarding()).seed(parsed.detail, event_id=parsed.id)
+        with telemetry.invocation("onboarding.event"):
+            parsed = TenantCreatedEvent.model_validate(event)
+            done = (onboard or root().onboarding).seed(parsed.detail, event_id=parsed.id)
     except ValidationError as exc:
         return refuse(event, malformed_reason(exc), dead)
     except MalformedEvent as exc:
@@ -79,7 +97,7 @@ def refuse(event: Any, reason: str, dead: DeadLetters | None) -> dict[str, Any]:
     """Log, count and dead-letter an event no retry can fix; raise if there is no queue."""
     logger.error("malformed TenantCreated event", extra={"reason": reason})
     count("TenantCreatedRejected")
-    queue = dead or dead_letters()
+    queue = dead or root().dead_letters()
     if queue is None:
         raise MalformedEvent(reason)
     queue.send(event if isinstance(event, dict) else {"event": event}, reason)

@@ -21,7 +21,9 @@ metrics = telemetry.function_metrics(services.RECOMMENDATIONS)
 
 
 @cache
-def ledger() -> Ledger:
+def root() -> Ledger:
+    """The composition root: the ledger this function runs over, built once per container
+    from its settings (the rules are read per run, the alert book is the run's)."""
     return ledger_from_settings()
 
 
@@ -32,7 +34,7 @@ def handler(event: dict[str, Any], context: LambdaContext, run: Ledger | None = 
         "recommendations",
         run_digests,
         RecommendationRules(),
-        run or ledger(),
+        run or root(),
         event,
         context,
         logger,

@@ -20,10 +20,13 @@ from costguard.slack import SlackWebhook, message
 
 logger = Logger(service=services.SLACK)
 metrics = telemetry.function_metrics(services.SLACK)
+telemetry.configure_tracing()
 SECRET_MAX_AGE = 300
 
 
 def webhook() -> SlackWebhook:
+    """The composition root: the webhook from the settings, per invocation (not cached: the
+    secret's value is, for SECRET_MAX_AGE, so a rotated URL is picked up)."""
     settings = get_settings()
     if settings.slack_webhook_url is not None:
         url = settings.slack_webhook_url.get_secret_value()
@@ -43,7 +46,12 @@ def webhook() -> SlackWebhook:
 def handler(
     event: dict[str, Any], context: LambdaContext, slack: SlackWebhook | None = None
 ) -> dict[str, Any]:
-    poster = slack or webhook()
+    with telemetry.invocation("slack.deliver"):
+        return deliver(event, slack or webhook())
+
+
+def deliver(event: dict[str, Any], poster: SlackWebhook) -> dict[str, Any]:
+    """Post every alert of an SNS batch; the first failure raises (SNS retries the batch)."""
     posted = 0
     for record in SNSEvent(event).records:
         alert = json.loads(record.sns.message)

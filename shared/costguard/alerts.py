@@ -33,7 +33,7 @@ from ulid import ULID
 from costguard import telemetry
 from costguard.ledger.dynamo import Cancelled, LedgerTable
 from costguard.ledger.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK
-from costguard.ledger.service import iso, utc_now
+from costguard.ledger.service import iso
 from costguard.ledger.writes import ItemWrite, TransactionBuilder
 from costguard.money import ZERO, format_usd
 from costguard.notify import EventSink, PublishFailed, Topic
@@ -773,12 +773,6 @@ def publisher_from_settings() -> Publisher:
     return Publisher(topic_from_settings(), None if isinstance(bus, NoSink) else bus)
 
 
-def book_from_settings(table: LedgerTable | None = None) -> AlertBook:
-    from costguard.ledger import ledger_from_settings
-
-    return AlertBook(table or ledger_from_settings().table, utc_now)
-
-
 @dataclass
 class Outbox:
     """What the sweeper redrives: the alert book and where its alerts go."""
@@ -788,12 +782,3 @@ class Outbox:
 
     def redrive(self, limit: int = 100) -> tuple[int, int]:
         return self.book.redrive(self.publisher, limit)
-
-
-def outbox_from_settings(table: LedgerTable | None = None) -> Outbox:
-    return Outbox(book_from_settings(table), publisher_from_settings())
-
-
-def stream_alerts_from_settings() -> StreamAlerts:
-    book = book_from_settings()
-    return StreamAlerts(book.table, book, publisher_from_settings())

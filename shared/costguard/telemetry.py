@@ -298,6 +298,20 @@ def lambda_parent(event: Mapping[str, Any] | None = None) -> Any:
     return AwsXRayPropagator().extract({"X-Amzn-Trace-Id": header})
 
 
+@contextmanager
+def invocation(name: str) -> Iterator[Span]:
+    """One Lambda invocation's root span, a child of its X-Ray trace; its spans are exported
+    (bounded by `flush`) before Lambda may freeze the process, whatever the outcome."""
+    if not tracing():  # nothing to start, nothing to export (D68)
+        yield INVALID_SPAN
+        return
+    try:
+        with tracer.start_as_current_span(name, context=lambda_parent()) as current:
+            yield current
+    finally:
+        flush()
+
+
 __all__ = [
     "FunctionMetrics",
     "MetricUnit",
@@ -309,6 +323,7 @@ __all__ = [
     "failed",
     "flush",
     "function_metrics",
+    "invocation",
     "metrics",
     "request",
     "request_id",

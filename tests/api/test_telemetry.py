@@ -366,3 +366,51 @@ def test_a_schedule_run_is_the_run_span_then_one_span_per_tenant_with_its_reads(
     assert [d for d, n in run if n == "schedule.tenant"] == [1, 1]
     assert (2, "dynamodb.Query") in run  # each tenant's rollups, read under its span
     assert attrs(finished, "schedule.anomaly")["costguard.tenants"] == 2
+
+
+def _context(name: str) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        function_name=name,
+        memory_limit_in_mb=256,
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:1:function:{name}",
+        aws_request_id="r",
+    )
+
+
+def test_the_sweeper_onboarding_and_slack_functions_each_trace_their_invocation(
+    api: Api, spans: InMemorySpanExporter
+) -> None:
+    """Every function exports a root span per invocation, the ledger's work beneath it
+    (they exported nothing before: no tracing was configured in them)."""
+    from pathlib import Path
+
+    from costguard.alerts import Outbox
+    from costguard.onboarding import Onboarding, parse_plans
+
+    from functions.onboarding import handler as onboarding
+    from functions.slack import handler as slack
+    from functions.sweeper import handler as sweeper
+
+    events = Path(__file__).parents[2] / "events"
+    spans.clear()
+    outbox = Outbox(AlertBook(api.ledger.table, api.ledger.now), Publisher(None, None))
+    sweeper.handler({}, _context("sweeper"), sweep=api.ledger, alerts=outbox)
+    run = tree(spans.get_finished_spans(), "sweeper.run")
+    assert run[0] == (0, "sweeper.run")
+    assert any(depth == 1 and name.startswith("dynamodb.") for depth, name in run)
+
+    seeds = Onboarding(api.ledger, parse_plans({"default": {"tenant:llm:month": "100"}}))
+    created = json.loads((events / "onboarding" / "tenant_created.json").read_text())
+    onboarding.handler(created, _context("onboarding"), onboard=seeds)
+    run = tree(spans.get_finished_spans(), "onboarding.event")
+    assert run[0] == (0, "onboarding.event") and len(run) > 1
+
+    class Poster:
+        def post(self, message: Any) -> int:
+            return 1
+
+    sns = json.loads((events / "slack" / "sns-threshold.json").read_text())
+    assert slack.handler(sns, _context("slack"), slack=Poster()) == {"posted": 1}  # type: ignore[arg-type]
+    assert tree(spans.get_finished_spans(), "slack.deliver") == [(0, "slack.deliver")]

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import urllib3
@@ -40,6 +40,16 @@ class Server:
     http: urllib3.PoolManager
     data_dir: Path | None = None
     """The temporary data folder start_runner made (removed by stop_runner)."""
+    log: IO[bytes] | None = None
+    """The runner's stdout and stderr: a file, never a pipe nobody drains (a full pipe would
+    block the runner mid-test)."""
+
+    def output(self) -> str:
+        """Everything the runner has written so far."""
+        if self.log is None:
+            return ""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def call(
         self,
@@ -87,21 +97,22 @@ def start_runner(extra_env: dict[str, str], args: list[str] | None = None) -> Se
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         **extra_env,
     }
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the runner; stop_runner closes it)
     process = subprocess.Popen(
         [sys.executable, "-m", "local", *(args or [])],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
-    server = Server(f"http://127.0.0.1:{port}", process, urllib3.PoolManager(maxsize=32), data_dir)
+    server = Server(
+        f"http://127.0.0.1:{port}", process, urllib3.PoolManager(maxsize=32), data_dir, log
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             _remove(data_dir)
-            raise RuntimeError(
-                f"runner exited: {process.stdout.read().decode() if process.stdout else ''}"
-            )
+            raise RuntimeError(f"runner exited: {server.output()}")
         try:
             if server.call("GET", "/v1/health", key=None)[0] == 200:
                 return server
@@ -121,10 +132,12 @@ def stop_runner(server: Server) -> str:
     """SIGTERM, wait for the exit; the runner's output. Removes a data folder start_runner made."""
     server.process.terminate()
     try:
-        out, _ = server.process.communicate(timeout=30)
+        server.process.wait(timeout=30)
+        return server.output()
     finally:
         _remove(server.data_dir)
-    return out.decode()
+        if server.log is not None:
+            server.log.close()
 
 
 def process_tree(pid: int) -> set[int]:

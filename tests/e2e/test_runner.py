@@ -258,7 +258,7 @@ def test_sigterm_under_load_ends_every_process_within_2_s_and_loses_nothing(
     stopping.set()
     for thread in callers:
         thread.join(10)
-    out = server.process.stdout.read().decode() if server.process.stdout else ""
+    out = server.output()
 
     assert elapsed <= 2.0, f"stopped in {elapsed:.2f} s"
     assert server.process.returncode == 0 and "costguard stopped." in out

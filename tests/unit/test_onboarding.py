@@ -433,7 +433,10 @@ def test_what_is_not_a_tenant_created_event_is_dead_lettered(
 def test_without_a_queue_a_malformed_event_is_raised_for_lambda_to_dead_letter(
     seeds: Onboarding, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(onboarding_handler, "dead_letters", lambda: None)
+    # Given the composition root of a deployment without a dead-letter queue
+    monkeypatch.setattr(
+        onboarding_handler, "root", lambda: onboarding_handler.Onboarder(seeds, lambda: None)
+    )
     with pytest.raises(MalformedEvent, match="tenant_id"):
         onboarding_handler.handler(sample("malformed_no_tenant_id"), CONTEXT, onboard=seeds)  # type: ignore[arg-type]
 
