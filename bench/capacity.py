@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from costguard.ledger.schema import GLOBAL_SECONDARY_INDEXES, HOLDS_PK, HOLDS_SK, PK, SK
+from costguard.store.schema import GLOBAL_SECONDARY_INDEXES, HOLDS_PK, HOLDS_SK, PK, SK
 
 KB = 1024
 READ_UNIT = 4 * KB

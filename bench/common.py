@@ -15,10 +15,10 @@ from typing import Any
 
 import boto3
 from costguard.ledger import Ledger, LedgerTable
-from costguard.ledger.schema import create_table
 from costguard.models import Usage
 from costguard.quotas import QuotaDefinition, QuotaId
 from costguard.settings import Settings
+from costguard.store.schema import create_table
 
 REGION = "us-east-1"
 TABLE = "costguard-bench"

@@ -20,7 +20,7 @@ import boto3
 from botocore.stub import Stubber
 from costguard import telemetry
 from costguard.ledger import make_client
-from costguard.ledger.plan import PLATFORM_PK, POLICY_SK, tenant_pk
+from costguard.store.keys import PLATFORM_PK, POLICY_SK, tenant_pk
 
 from bench.common import (
     TABLE,

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
-from costguard.ledger.plan import records_pk
-from costguard.ledger.schema import create_table_request
+from costguard.store.keys import records_pk
+from costguard.store.schema import create_table_request
 from moto import mock_aws
 
 from bench.common import (

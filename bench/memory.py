@@ -31,7 +31,7 @@ ctx = SimpleNamespace(function_name=name, memory_limit_in_mb=512, aws_request_id
                       invoked_function_arn="arn:aws:lambda:us-east-1:1:function:" + name,
                       get_remaining_time_in_millis=lambda: 300000)
 with mock_aws():
-    from costguard.ledger.schema import create_table
+    from costguard.store.schema import create_table
     create_table(boto3.client("dynamodb"), "costguard-mem")
     import importlib
     if module == "-":  # the floor: Python, boto3, moto and the table, no costguard code

@@ -24,8 +24,8 @@ from typing import Any
 from costguard.alerts import AlertBook
 from costguard.anomalies import AnomalyRules, run_anomalies
 from costguard.forecasts import ForecastRules, run_forecasts
-from costguard.ledger.plan import active_pk, active_shard
-from costguard.ledger.writes import ItemWrite
+from costguard.store.keys import active_pk, active_shard
+from costguard.store.writes import ItemWrite
 
 from bench.common import dummy_aws_environment, make_ledger, moto_table, quota
 

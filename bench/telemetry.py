@@ -35,8 +35,8 @@ def main(argv: list[str]) -> None:
     from costguard import telemetry
     from costguard.auth import ApiKeys, fingerprint
     from costguard.ledger import Ledger, LedgerTable
-    from costguard.ledger.schema import create_table
     from costguard.settings import Settings
+    from costguard.store.schema import create_table
     from moto import mock_aws
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult

@@ -11,8 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from costguard import telemetry
 from costguard.alerts import AlertBook
-from costguard.anomalies import RunReport
 from costguard.ledger import Ledger
+from costguard.schedules import RunReport
 from costguard.settings import get_settings
 
 Run = Callable[..., RunReport]

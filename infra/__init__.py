@@ -1,6 +1,6 @@
 """costguard's AWS CDK app (v2, Python, L2 constructs): one construct per concern.
 
-- `ledger.py`: the DynamoDB ledger table, from `costguard.ledger.schema`, and who may do what on it
+- `ledger.py`: the DynamoDB ledger table, from `costguard.store.schema`, and who may do what on it
 - `functions.py`: the one factory every Lambda function goes through
 - `packaging.py`: Lambda assets built without Docker (arm64 wheels vendored with `uv pip`)
 - `api.py`: the HTTP API, its Lambda and the bootstrap admin key

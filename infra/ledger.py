@@ -1,4 +1,4 @@
-"""The ledger's storage: one DynamoDB table, defined by `costguard.ledger.schema` (never here).
+"""The ledger's storage: one DynamoDB table, defined by `costguard.store.schema` (never here).
 
 Also who may do what on it: each function gets exactly the DynamoDB actions its code path
 calls, on the table's ARN and, for the `holds` index, on that index's ARN only.
@@ -14,7 +14,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from costguard.ledger import schema
+from costguard.store import schema
 
 _TYPES = {
     "S": dynamodb.AttributeType.STRING,

@@ -19,7 +19,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from costguard.ledger.schema import create_table
+from costguard.store.schema import create_table
 
 
 class SerializedClient:

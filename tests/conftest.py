@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from costguard.ledger import Ledger, LedgerTable
-from costguard.ledger.schema import create_table
 from costguard.settings import Settings
+from costguard.store.schema import create_table
 from moto import mock_aws
 
 from local import ddblocal, moto_fixes

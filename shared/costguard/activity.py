@@ -1,8 +1,8 @@
 """Which tenants spent on a day, and a tenant's day rollups as a gap-free series.
 
 The first spend of a tenant's day writes `gsi2pk = ACTIVE#<day>#<shard>`, `gsi2sk = <tenant>`
-on its day rollup (`Ledger._roll_up`), so the sparse, keys-only `active` index lists exactly
-the tenants with spend that day, in `ACTIVE_SHARDS` partitions. The schedules read it page
+on its day rollup (`costguard.ledger.spend_writes.roll_up`), so the sparse, keys-only `active`
+index lists exactly the tenants with spend that day, in `ACTIVE_SHARDS` partitions. The schedules read it page
 by page; nothing scans the table or reads a cost record.
 """
 
@@ -13,10 +13,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from costguard.ledger.dynamo import LedgerTable
-from costguard.ledger.plan import ACTIVE_SHARDS, active_pk
-from costguard.ledger.schema import ACTIVE_INDEX, ACTIVE_PK, ACTIVE_SK
 from costguard.money import ZERO
+from costguard.store.dynamo import LedgerTable
+from costguard.store.keys import ACTIVE_SHARDS, active_pk, day_of
+from costguard.store.schema import ACTIVE_INDEX, ACTIVE_PK, ACTIVE_SK
 
 PAGE = 1000
 
@@ -43,7 +43,7 @@ def active_tenants(table: LedgerTable, days: Iterable[date], page: int = PAGE) -
 
 def by_day(items: Iterable[dict[str, Any]]) -> dict[date, dict[str, Any]]:
     """Day rollup items keyed by their day."""
-    return {date.fromisoformat(i["sk"].removeprefix("DAY#")): i for i in items}
+    return {date.fromisoformat(day_of(i["sk"])): i for i in items}
 
 
 def series(

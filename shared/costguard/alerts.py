@@ -31,16 +31,29 @@ from botocore.exceptions import ClientError
 from ulid import ULID
 
 from costguard import telemetry
-from costguard.ledger.dynamo import Cancelled, LedgerTable
-from costguard.ledger.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK
-from costguard.ledger.service import iso
-from costguard.ledger.writes import ItemWrite, TransactionBuilder
 from costguard.money import ZERO, format_usd
 from costguard.notify import EventSink, PublishFailed, Topic
 from costguard.periods import parse_period_key, period_end
 from costguard.quotas import DEFAULT_THRESHOLDS, QuotaId, Resource, Scope
+from costguard.store.codec import iso
+from costguard.store.dynamo import Cancelled, LedgerTable
+from costguard.store.keys import (
+    ALERT_RECORD_PREFIX,
+    OUTBOX,
+    POLICY_SK,
+    alert_marker_key,
+    alert_sk,
+    alerts_pk,
+    is_alerts_pk,
+    is_records_pk,
+    outbox_sk,
+    policy_pk,
+    principal_of,
+    tenant_of_records_pk,
+)
+from costguard.store.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK
+from costguard.store.writes import ItemWrite, TransactionBuilder
 
-OUTBOX = "OUTBOX"
 LEASE = timedelta(seconds=60)
 REDRIVE_AFTER = timedelta(minutes=2)
 """The sweeper redelivers alerts still pending this long after they were recorded."""
@@ -58,11 +71,10 @@ def redrive_delay(redrives: int) -> timedelta:
 
 def outbox_key(due: datetime, alert_id: str) -> str:
     """The outbox index's sort key: when the sweeper may next redrive the alert."""
-    return f"{iso(due)}#{alert_id}"
+    return outbox_sk(iso(due), alert_id)
 
 
-RECORD_PREFIX = "A#"
-MARKER_PREFIX = "K#"
+RECORD_PREFIX = ALERT_RECORD_PREFIX
 
 
 class Severity(StrEnum):
@@ -104,10 +116,6 @@ def threshold_severity(threshold_pct: int) -> Severity:
     return Severity.INFO
 
 
-def alerts_pk(tenant_id: str | None) -> str:
-    return "PLATFORM#ALERT" if tenant_id is None else f"TENANT#{tenant_id}#ALERT"
-
-
 # --------------------------------------------------------------------------- detection
 @dataclass(frozen=True)
 class Counter:
@@ -125,14 +133,11 @@ class Counter:
             _, start = parse_period_key(sk)
         except ValueError:
             return None
-        if pk == "PLATFORM":
-            return cls(Scope.PLATFORM, None, None, sk, start)
-        parts = pk.split("#")
-        if len(parts) == 2 and parts[0] == "TENANT":
-            return cls(Scope.TENANT, parts[1], None, sk, start)
-        if len(parts) == 4 and parts[0] == "TENANT" and parts[2] == "USER":
-            return cls(Scope.USER, parts[1], parts[3], sk, start)
-        return None
+        principal = principal_of(pk)
+        if principal is None:
+            return None
+        scope, tenant_id, user_id = principal
+        return cls(scope, tenant_id, user_id, sk, start)
 
     def quota_id(self, resource: Resource) -> QuotaId:
         period, _ = parse_period_key(self.period_key)
@@ -280,14 +285,14 @@ def overrun_draft(
     stream record is one: a reservation's record turning from held to committed with
     `overrun_usd` > 0."""
     pk, sk = str(keys.get("pk", "")), str(keys.get("sk", ""))
-    if not pk.endswith("#REC") or not new or new.get("status") != "committed":
+    if not is_records_pk(pk) or not new or new.get("status") != "committed":
         return None
     if old is not None and old.get("status") == "committed":
         return None
     overrun = Decimal(new.get("overrun_usd", ZERO) or ZERO)
     if overrun <= 0:
         return None
-    tenant_id = str(new.get("tenant_id") or pk.removeprefix("TENANT#").removesuffix("#REC"))
+    tenant_id = str(new.get("tenant_id") or tenant_of_records_pk(pk))
     hold, cost = Decimal(new.get("estimate_usd", ZERO)), Decimal(new.get("cost_usd", ZERO))
     what = new.get("model") or new.get("tier") or new.get("resource")
     return AlertDraft(
@@ -338,7 +343,7 @@ class AlertBook:
             for draft, item in zip(pending, items, strict=True):
                 pk = alerts_pk(draft.tenant_id)
                 tx.put(
-                    (pk, MARKER_PREFIX + draft.dedup_key),
+                    alert_marker_key(draft.tenant_id, draft.dedup_key),
                     {"alert_sk": item["sk"], "created_at": item["created_at"]},
                     "attribute_not_exists(pk)",
                 )
@@ -364,7 +369,7 @@ class AlertBook:
         for i, draft in enumerate(drafts):
             item: dict[str, Any] = {
                 "pk": alerts_pk(draft.tenant_id),
-                "sk": RECORD_PREFIX + str(ids[i]),
+                "sk": alert_sk(str(ids[i])),
                 "alert_id": str(ids[i]),
                 "alert_type": draft.alert_type.value,
                 "event": draft.alert_type.event,
@@ -696,7 +701,7 @@ class StreamAlerts:
     ) -> str:
         """Process one stream record; returns what it did (for logs and metrics)."""
         pk, sk = str(keys.get("pk", "")), str(keys.get("sk", ""))
-        if pk.endswith("ALERT") and sk.startswith(RECORD_PREFIX):
+        if is_alerts_pk(pk) and sk.startswith(RECORD_PREFIX):
             if event_name == "INSERT" and new and new.get("delivery") == "pending":
                 with telemetry.span(
                     "alerts.deliver", tenant_id=new.get("tenant_id"), alert_id=new.get("alert_id")
@@ -744,7 +749,7 @@ class StreamAlerts:
 
     def rules(self, tenant_id: str | None, quota_id: QuotaId) -> tuple[str, tuple[int, ...]] | None:
         """(mode, thresholds) of a quota from its policy item; re-read when it is unknown."""
-        pk = "PLATFORM" if tenant_id is None else f"TENANT#{tenant_id}"
+        pk = policy_pk(tenant_id)
         now = self.book.clock()
         for fresh in (False, True):
             cached = self._policies.get(pk)
@@ -757,7 +762,7 @@ class StreamAlerts:
         return None
 
     def _read_policy(self, pk: str) -> dict[str, tuple[str, tuple[int, ...]]]:
-        item = self.table.get((pk, "POLICY"), consistent=False) or {}
+        item = self.table.get((pk, POLICY_SK), consistent=False) or {}
         rules: dict[str, tuple[str, tuple[int, ...]]] = {}
         for quota_id, spec in (item.get("quotas") or {}).items():
             thresholds = tuple(int(t) for t in spec.get("thresholds") or DEFAULT_THRESHOLDS)

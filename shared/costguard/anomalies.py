@@ -21,34 +21,21 @@ today-then-yesterday double look record it once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
 
-from opentelemetry import context as otel_context
-
-from costguard import telemetry
 from costguard.activity import active_tenants, by_day, first_spend, series
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 from costguard.ledger import Ledger
-from costguard.money import MICRO, ZERO, format_usd
+from costguard.money import ZERO, format_usd
+from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
 from costguard.settings import Settings
-from costguard.stats import judge
-
-PCT = Decimal("0.01")
-
-
-def usd(value: float | Decimal) -> Decimal:
-    """A statistic as stored and served: a decimal rounded to the micro-dollar."""
-    return Decimal(str(value)).quantize(MICRO)
-
-
-def pct(value: float | Decimal) -> Decimal:
-    return (Decimal(str(value)) * 100).quantize(PCT)
+from costguard.stats import judge, pct, usd
+from costguard.store.keys import day_sk
 
 
 @dataclass(frozen=True)
@@ -99,7 +86,7 @@ class Finding:
             tenant_id=self.tenant_id,
             title=f"{self.tenant_id}: {self.kind} anomaly on {when}, {self.dimension}",
             message=f"{self.tenant_id} {self.summary}",
-            period_key=f"DAY#{self.day}",
+            period_key=day_sk(self.day),
             spent_usd=self.value_usd,
             details={"dimension": self.dimension, "kind": self.kind, **self.details},
         )
@@ -282,87 +269,6 @@ def examine(
         history = series(days, "usd_all", start, end)
         verdict.findings.extend(_share_findings(tenant_id, day, partial, days, history, rules))
     return verdict
-
-
-@dataclass
-class RunReport:
-    """What one scheduled run did (returned by the handler, logged, turned into metrics)."""
-
-    tenants: int = 0
-    examined: int = 0
-    skipped: int = 0
-    """Tenants left for the next run because the time ran out."""
-    findings: int = 0
-    recorded: int = 0
-    """Alerts recorded by this run (a finding already alerted is not recorded again)."""
-    insufficient_history: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "tenants": self.tenants,
-            "examined": self.examined,
-            "skipped": self.skipped,
-            "findings": self.findings,
-            "recorded": self.recorded,
-            "insufficient_history": self.insufficient_history,
-            "failed": self.failed,
-            "seconds": round(self.seconds, 3),
-            "notes": self.notes[:20],
-        }
-
-
-TimeLeft = Callable[[], float]
-"""Seconds left before the run must stop taking tenants (Lambda: remaining time − reserve)."""
-
-
-def rotated(tenants: list[str], now: datetime) -> list[str]:
-    """Start each hour's run elsewhere in the list: a run cut short by its deadline does not
-    leave the same tenants out every time."""
-    if not tenants:
-        return tenants
-    offset = (int(now.timestamp()) // 3600) % len(tenants)
-    return tenants[offset:] + tenants[:offset]
-
-
-def for_each_tenant(
-    tenants: list[str],
-    work: Callable[[str], Any],
-    report: RunReport,
-    time_left: TimeLeft | None,
-    workers: int,
-) -> list[Any]:
-    """Run `work` per tenant on a small thread pool (the work is DynamoDB round trips),
-    stopping when the deadline nears; a tenant that fails is counted and skipped."""
-    results: list[Any] = []
-    run = otel_context.get_current()  # the pool's threads do not inherit it
-
-    def guarded(tenant: str) -> tuple[str, Any, Exception | None]:
-        with telemetry.tracer.start_as_current_span(
-            "schedule.tenant", context=run, record_exception=False
-        ) as span:
-            span.set_attribute("costguard.tenant_id", tenant)
-            try:
-                return tenant, work(tenant), None
-            except Exception as exc:  # one broken tenant must not stop everyone else's run
-                telemetry.failed(telemetry.Stage.SCHEDULE, exc, span)
-                return tenant, None, exc
-
-    batch = max(1, workers) * 4
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, len(tenants), batch):
-            if time_left is not None and time_left() <= 0:
-                report.skipped = len(tenants) - start
-                break
-            for tenant, result, error in pool.map(guarded, tenants[start : start + batch]):
-                if error is not None:
-                    report.failed += 1
-                    report.notes.append(f"{tenant}: {type(error).__name__}: {error}"[:300])
-                else:
-                    results.append(result)
-    return results
 
 
 def run_anomalies(

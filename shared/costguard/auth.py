@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from costguard.errors import NOT_FOUND, CostguardError
-from costguard.ledger.dynamo import LedgerTable
-from costguard.ledger.writes import ItemWrite
 from costguard.quotas import validate_tenant_id
+from costguard.store.dynamo import LedgerTable
+from costguard.store.keys import API_KEY_SK, api_key_pk
+from costguard.store.writes import ItemWrite
 
 KEY_PREFIX = "cg"
-KEY_SK = "APIKEY"
+KEY_SK = API_KEY_SK
 
 
 class KeyNotFound(CostguardError):
@@ -50,10 +51,6 @@ def fingerprint(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
-def _key_pk(key_id: str) -> str:
-    return f"APIKEY#{key_id}"
-
-
 class ApiKeys:
     """Issue, verify and revoke keys. Verified keys are cached briefly per process."""
 
@@ -74,7 +71,7 @@ class ApiKeys:
         key_id = secrets.token_hex(8)
         api_key = f"{KEY_PREFIX}.{key_id}.{secrets.token_urlsafe(32)}"
         write = ItemWrite(
-            key=(_key_pk(key_id), KEY_SK),
+            key=(api_key_pk(key_id), KEY_SK),
             kind="Put",
             item={
                 "tenant_id": tenant_id,
@@ -89,7 +86,7 @@ class ApiKeys:
         return IssuedKey(key_id, api_key, "tenant", tenant_id)
 
     def revoke(self, tenant_id: str, key_id: str) -> None:
-        write = ItemWrite(key=(_key_pk(key_id), KEY_SK))
+        write = ItemWrite(key=(api_key_pk(key_id), KEY_SK))
         write.sets.append(f"{write.name('revoked')} = {write.value(True)}")
         write.condition(f"{write.name('tenant_id')} = {write.value(tenant_id)}")
         from botocore.exceptions import ClientError
@@ -116,7 +113,7 @@ class ApiKeys:
             hit = self._cache.get(print_)
         if hit is not None and now - hit[0] < self._cache_seconds:
             return hit[1]
-        item = self._table.get((_key_pk(parts[1]), KEY_SK), consistent=False)
+        item = self._table.get((api_key_pk(parts[1]), KEY_SK), consistent=False)
         principal = None
         if (
             item

@@ -37,20 +37,19 @@ from typing import Any
 
 from costguard.activity import active_tenants, by_day, first_spend, series
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
-from costguard.anomalies import RunReport, TimeLeft, for_each_tenant, pct, rotated, usd
 from costguard.ledger import Ledger
-from costguard.ledger.dynamo import LedgerTable
-from costguard.ledger.plan import tenant_pk
-from costguard.ledger.writes import ItemWrite
 from costguard.models import QuotaState
 from costguard.money import ZERO, format_usd
 from costguard.periods import Period, parse_period_key, period_start
+from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
 from costguard.settings import Settings
-from costguard.stats import fit
+from costguard.stats import fit, pct, usd
+from costguard.store.dynamo import LedgerTable
+from costguard.store.keys import FORECAST_PREFIX, forecast_key, tenant_pk
+from costguard.store.writes import ItemWrite
 
 PROFILE_DAYS = 28
 MIN_PROFILE_DAYS = 7
-FORECAST_PREFIX = "FORECAST#"
 UTIL = Decimal("0.0001")
 
 
@@ -183,10 +182,6 @@ def forecast_item(state: QuotaState, p: Projection, risk: Risk, now: datetime) -
     if state.user_id:
         item["user_id"] = state.user_id
     return item
-
-
-def forecast_key(tenant_id: str, quota_id: str) -> tuple[str, str]:
-    return tenant_pk(tenant_id), FORECAST_PREFIX + quota_id
 
 
 def stored_forecasts(table: LedgerTable, tenant_id: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from costguard.alerts import AlertBook, public_alert
 from costguard.ledger import Ledger
 from costguard.models import Alert, Model, QuotaState, UsdOut
 from costguard.money import ZERO
+from costguard.store.keys import day_of
 from costguard.usage import DailyCost, UsageGroup, day_end, day_start
 
 NEAR_LIMIT = Decimal("0.8")
@@ -68,7 +69,7 @@ def overview(
         spent = today_usd = ZERO
         calls = 0
         for item in ledger.daily_rollups(tenant, day_start(first), day_end(today)):
-            day = date.fromisoformat(str(item["sk"]).removeprefix("DAY#"))
+            day = date.fromisoformat(day_of(str(item["sk"])))
             amount = Decimal(item.get("usd_all", ZERO))
             spent += amount
             calls += int(item.get("calls", 0))

@@ -38,15 +38,15 @@ from pydantic import Field
 
 from costguard.activity import active_tenants
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
-from costguard.anomalies import RunReport, TimeLeft, for_each_tenant, rotated
 from costguard.errors import CostguardError
 from costguard.ledger import Ledger
-from costguard.ledger.plan import principal_pk, tenant_pk
 from costguard.models import Model, UsdOut
 from costguard.money import MICRO, MILLION, ZERO, format_usd
 from costguard.periods import Period, period_key, period_start
 from costguard.pricing import ModelPrice
 from costguard.quotas import QuotaId, Resource, Scope
+from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
+from costguard.store.keys import day_sk, principal_pk, tenant_pk
 
 Kind = Literal[
     "model_right_sizing", "prompt_caching", "output_caps", "sandbox_time", "quota_limits"
@@ -194,8 +194,8 @@ def read_window(ledger: Ledger, tenant_id: str, rules: RecommendationRules) -> W
         "pk = :p AND sk BETWEEN :a AND :b",
         {
             ":p": tenant_pk(tenant_id),
-            ":a": f"DAY#{first - timedelta(days=366):%Y-%m-%d}",
-            ":b": f"DAY#{first - timedelta(days=1):%Y-%m-%d}",
+            ":a": day_sk(first - timedelta(days=366)),
+            ":b": day_sk(first - timedelta(days=1)),
         },
         limit=1,
     )

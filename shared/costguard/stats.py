@@ -8,7 +8,7 @@ history (so a Monday is compared with Mondays). Two fits of the same model:
 - robust: Theil–Sen line, median residual per weekday, scale = 1.4826 · MAD of the residuals
   (past spikes move neither the line nor the scale much).
 
-Floats inside (money comes in and leaves as Decimal, rounded by the callers).
+Floats inside (money comes in and leaves as Decimal, rounded by `usd` and `pct`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,21 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
+
+from costguard.money import MICRO
+
+PCT = Decimal("0.01")
+
+
+def usd(value: float | Decimal) -> Decimal:
+    """A statistic as stored and served: a decimal rounded to the micro-dollar."""
+    return Decimal(str(value)).quantize(MICRO)
+
+
+def pct(value: float | Decimal) -> Decimal:
+    return (Decimal(str(value)) * 100).quantize(PCT)
+
 
 SEASONAL_MIN_DAYS = 14
 """Two of each weekday before a weekday effect is estimated."""

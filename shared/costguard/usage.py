@@ -11,6 +11,7 @@ from costguard.errors import InvalidRequest
 from costguard.ledger.service import Ledger
 from costguard.models import Model, UsdOut
 from costguard.money import ZERO
+from costguard.store.keys import day_of
 
 GroupBy = Literal["model", "user", "conversation", "task", "operation", "resource", "day"]
 ROLLUP_GROUPS = ("model", "resource", "day")
@@ -78,7 +79,7 @@ def _rollup_groups(days: list[dict[str, Any]], group_by: str) -> dict[str, Decim
     groups: defaultdict[str, Decimal] = defaultdict(Decimal)
     for day in days:
         if group_by == "day":
-            groups[day["sk"].removeprefix("DAY#")] += day.get("usd_all", ZERO)
+            groups[day_of(day["sk"])] += day.get("usd_all", ZERO)
         elif group_by == "resource":
             for resource in ("llm", "sandbox"):
                 if f"usd_{resource}" in day:
@@ -152,7 +153,7 @@ def summary(ledger: Ledger, tenant_id: str) -> Summary:
     today = ledger.now().date()
     first = min(today.replace(day=1), today - timedelta(days=29))
     days = ledger.daily_rollups(tenant_id, day_start(first), day_start(today))
-    by_day = {d["sk"].removeprefix("DAY#"): d for d in days}
+    by_day = {day_of(d["sk"]): d for d in days}
     month = [d for k, d in by_day.items() if k >= today.replace(day=1).isoformat()]
     users, truncated = _record_groups(ledger, tenant_id, today.replace(day=1), today, "user")
     trend = [

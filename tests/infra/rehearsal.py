@@ -766,7 +766,7 @@ def strand_an_alert(rehearsal: Rehearsal) -> None:
     """Put one delivered alert back in the outbox, due, with no channel done: as if the
     stream had given up on it (the sweeper's redrive path: Query the outbox, SNS, KMS, bus)."""
     from costguard.alerts import OUTBOX
-    from costguard.ledger.schema import HOLDS_PK, HOLDS_SK
+    from costguard.store.schema import HOLDS_PK, HOLDS_SK
 
     ddb = rehearsal.moto.client("dynamodb")
     [table] = [

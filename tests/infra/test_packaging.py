@@ -44,7 +44,7 @@ def test_stage_function_lays_out_sources_like_the_repo(tmp_path: Path) -> None:
     assert (asset / "functions" / "scheduled.py").is_file()  # shared handler helpers ship too
     assert (asset / "functions" / "sweeper" / "handler.py").is_file()
     assert not (asset / "functions" / "api").exists()  # only its own function
-    assert (asset / "costguard" / "ledger" / "schema.py").is_file()
+    assert (asset / "costguard" / "store" / "schema.py").is_file()
     assert not list(asset.rglob("__pycache__"))
     # staging again replaces the asset (no file of an older build survives)
     (asset / "stale.txt").write_text("old")

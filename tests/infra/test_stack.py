@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
-from costguard.ledger import schema
+from costguard.store import schema
 
 from infra.config import REPO_ROOT
 from tests.infra.conftest import Synth
@@ -204,7 +204,7 @@ def test_handlers_are_where_the_assets_put_them(synth: Synth) -> None:
         code = (root / (module.replace(".", "/") + ".py")).read_text()
         assert f"def {name}(" in code
         assert (root / "functions" / "__init__.py").is_file()
-        assert (root / "costguard" / "ledger" / "schema.py").is_file()
+        assert (root / "costguard" / "store" / "schema.py").is_file()
         assert (root / "costguard" / "pricing" / "catalog.json").is_file()
         assert not list(root.rglob("__pycache__"))
 

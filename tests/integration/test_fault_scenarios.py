@@ -29,8 +29,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from costguard.auth import ApiKeys, fingerprint
 from costguard.ledger import Ledger, LedgerTable, make_client
-from costguard.ledger.plan import records_pk
 from costguard.settings import FailMode, Settings
+from costguard.store.keys import records_pk
 
 from functions.api import handler
 from functions.api.deps import get_keys, get_ledger
@@ -400,7 +400,7 @@ def test_a_commit_applied_but_never_answered_is_retried_and_counted_once(
 
 # ------------------------------------------------------------------------------ 8-10 corruption
 def _corrupt(ledger: Ledger, key: tuple[str, str], **attributes: Any) -> None:
-    from costguard.ledger.writes import serialize
+    from costguard.store.writes import serialize
 
     names = {f"#a{i}": k for i, k in enumerate(attributes)}
     values = {f":v{i}": serialize(v) for i, v in enumerate(attributes.values())}

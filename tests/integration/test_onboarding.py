@@ -13,8 +13,8 @@ from typing import Any
 
 from costguard.errors import QuotaExceeded
 from costguard.ledger import Ledger, LedgerTable
-from costguard.ledger.plan import POLICY_SK, tenant_pk
 from costguard.onboarding import Onboarded, Onboarding, TenantCreatedDetail, parse_plans
+from costguard.store.keys import POLICY_SK, tenant_pk
 
 from tests.helpers import estimate, quota, usd
 

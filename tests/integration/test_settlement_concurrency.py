@@ -15,8 +15,8 @@ import pytest
 from costguard.alerts import AlertBook, overrun_draft
 from costguard.errors import InvalidRequest, QuotaExceeded
 from costguard.ledger import Ledger
-from costguard.ledger.plan import records_pk
 from costguard.models import Usage
+from costguard.store.keys import records_pk
 
 from tests.conftest import Clock
 from tests.helpers import actual, estimate, quota_state, set_quota, usd

@@ -12,10 +12,11 @@ from decimal import Decimal
 
 from costguard.activity import active_tenants
 from costguard.alerts import AlertBook, AlertType
-from costguard.anomalies import AnomalyRules, RunReport, run_anomalies
+from costguard.anomalies import AnomalyRules, run_anomalies
 from costguard.ledger import Ledger
-from costguard.ledger.plan import USER_BUCKETS, user_bucket
 from costguard.models import Usage
+from costguard.schedules import RunReport
+from costguard.store.keys import USER_BUCKETS, user_bucket
 
 from tests.conftest import Clock
 

@@ -22,13 +22,14 @@ import boto3
 import pytest
 from costguard.errors import InvalidRequest, QuotaExceeded, ReservationNotHeld
 from costguard.ledger import Ledger, LedgerTable
-from costguard.ledger.dynamo import deserialize
-from costguard.ledger.plan import records_pk, slot_for
-from costguard.ledger.schema import HOLDS_PK, create_table
+from costguard.ledger.plan import slot_for
 from costguard.models import TenantSettings, Usage
 from costguard.periods import Period, period_end, period_key
 from costguard.quotas import Mode, QuotaDefinition, Resource, Scope
 from costguard.settings import Settings
+from costguard.store.dynamo import deserialize
+from costguard.store.keys import records_pk
+from costguard.store.schema import HOLDS_PK, create_table
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (

@@ -12,7 +12,6 @@ import boto3
 import pytest
 from costguard.errors import QuotaExceeded
 from costguard.ledger import Ledger, LedgerTable
-from costguard.ledger.plan import POLICY_SK, tenant_pk
 from costguard.notify import PublishFailed
 from costguard.onboarding import (
     MalformedEvent,
@@ -25,6 +24,7 @@ from costguard.onboarding import (
     parse_plans,
 )
 from costguard.quotas import DEFAULT_THRESHOLDS, Mode, QuotaId
+from costguard.store.keys import POLICY_SK, tenant_pk
 
 from functions.onboarding import handler as onboarding_handler
 from tests.helpers import estimate, quota_state, set_quota, usd

@@ -12,9 +12,9 @@ import pytest
 from costguard.alerts import AlertBook, AlertType, overrun_draft
 from costguard.errors import InvalidRequest, OverrunRejected, QuotaExceeded, ReservationNotHeld
 from costguard.ledger import Ledger
-from costguard.ledger.plan import records_pk
 from costguard.models import TenantSettings, Usage
 from costguard.settings import FailMode, Settings
+from costguard.store.keys import records_pk
 
 from tests.conftest import Clock
 from tests.helpers import actual, estimate, quota_state, set_quota, usd

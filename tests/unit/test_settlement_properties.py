@@ -29,9 +29,9 @@ import boto3
 import pytest
 from costguard.errors import OverrunRejected, QuotaExceeded, ReservationNotHeld
 from costguard.ledger import Ledger, LedgerTable
-from costguard.ledger.schema import create_table
 from costguard.models import TenantSettings, Usage
 from costguard.settings import Settings
+from costguard.store.schema import create_table
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule

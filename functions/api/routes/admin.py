@@ -13,7 +13,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from costguard import telemetry
 from costguard.errors import TenantExists
 from costguard.ledger import Ledger
-from costguard.ledger.service import iso
 from costguard.models import (
     IssuedApiKey,
     ModelPriceOut,
@@ -34,6 +33,7 @@ from costguard.pricing.views import (
     pricing_cursor,
     pricing_cursor_key,
 )
+from costguard.store.codec import iso
 
 from functions.api.access import Access, route
 from functions.api.deps import EventsDep, IdempotencyKey, KeysDep, LedgerDep, OnboardingDep

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from costguard.ledger.dynamo import LedgerTable, make_client
 from costguard.ledger.service import Ledger, ReleaseResult
 from costguard.settings import Settings, get_settings
+from costguard.store.dynamo import LedgerTable, make_client
 
 
 def ledger_from_settings(settings: Settings | None = None, client: object | None = None) -> Ledger:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,62 +16,7 @@ from costguard.errors import ReservationNotFound
 from costguard.money import parse_usd
 from costguard.periods import Period, period_key
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
-
-Key = tuple[str, str]
-PLATFORM_PK = "PLATFORM"
-POLICY_SK = "POLICY"
-TENANT_SK = "TENANT"
-
-
-def tenant_pk(tenant_id: str) -> str:
-    return f"TENANT#{tenant_id}"
-
-
-def records_pk(tenant_id: str) -> str:
-    return f"TENANT#{tenant_id}#REC"
-
-
-def holds_pk(tenant_id: str) -> str:
-    return f"HOLD#{tenant_id}"
-
-
-def principal_pk(scope: Scope, tenant_id: str, user_id: str | None) -> str:
-    if scope is Scope.PLATFORM:
-        return PLATFORM_PK
-    if scope is Scope.TENANT:
-        return tenant_pk(tenant_id)
-    return f"TENANT#{tenant_id}#USER#{user_id}"
-
-
-def day_key(tenant_id: str, at: datetime) -> Key:
-    """The tenant's day item: its day counter and its day rollup."""
-    return tenant_pk(tenant_id), period_key(Period.DAY, at)
-
-
-USER_BUCKETS = 16
-"""Users are rolled up per day into this many buckets (`usd#b#07`), whatever their number:
-the day item stays small (its write cost is per KB) and never nears DynamoDB's 400 KB."""
-ACTIVE_SHARDS = 16
-"""The `active` index spreads a day's tenants over this many partition keys: the first
-commits after midnight UTC of every tenant land within seconds of each other."""
-
-
-def _stable_hash(text: str) -> int:
-    return zlib.crc32(text.encode())
-
-
-def user_bucket(user_id: str) -> str:
-    """The day rollup's bucket of a user: `usd#b#<bucket>` and `usr#b#<bucket>`."""
-    return f"{_stable_hash(user_id) % USER_BUCKETS:02d}"
-
-
-def active_pk(day: str, shard: int) -> str:
-    """`ACTIVE#2026-11-25#07`: one partition of the tenants that spent on a day."""
-    return f"ACTIVE#{day}#{shard:02d}"
-
-
-def active_shard(tenant_id: str) -> int:
-    return _stable_hash(tenant_id) % ACTIVE_SHARDS
+from costguard.store.keys import Key, principal_pk
 
 
 def field_prefix(resource: Resource) -> str:

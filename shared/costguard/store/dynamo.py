@@ -16,8 +16,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from costguard import telemetry
 from costguard.errors import LedgerCorrupted, LedgerUnavailable
-from costguard.ledger.writes import ItemWrite, Key, serialize
 from costguard.settings import Settings
+from costguard.store.keys import Key
+from costguard.store.writes import ItemWrite, serialize
 
 _deserializer = TypeDeserializer()
 
@@ -54,11 +55,16 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class Cancelled(Exception):
-    """A transaction was cancelled by a condition; `reasons` are aligned with its items."""
+    """A transaction was cancelled by a condition; `reasons` are aligned with its items.
 
-    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+    DynamoDB's cancellation reasons are translated here, at the edge: callers ask which items'
+    conditions failed (by position or by key) and what those items held, never for codes.
+    """
+
+    def __init__(self, reasons: list[dict[str, Any]], keys: Sequence[Key] = ()) -> None:
         super().__init__("transaction cancelled")
         self.reasons = reasons
+        self.keys = list(keys)
 
     def failed(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """(index, old item or None) of every item whose condition failed."""
@@ -66,6 +72,14 @@ class Cancelled(Exception):
             if reason.get("Code") == "ConditionalCheckFailed":
                 item = reason.get("Item")
                 yield index, deserialize(item) if item else None
+
+    def by_key(self) -> dict[Key, dict[str, Any] | None]:
+        """{key: old item or None} of every item whose condition failed."""
+        return {self.keys[index]: item for index, item in self.failed()}
+
+    def old(self, key: Key) -> dict[str, Any] | None:
+        """The item at `key` if its condition failed (None if it did not, or was absent)."""
+        return self.by_key().get(key)
 
 
 def make_client(settings: Settings, endpoint_url: str | None = None) -> Any:
@@ -155,7 +169,7 @@ class LedgerTable:
                 ]
                 codes = {r.get("Code") for r in reasons}
                 if "ConditionalCheckFailed" in codes:
-                    raise Cancelled(reasons) from exc
+                    raise Cancelled(reasons, [w.key for w in writes]) from exc
                 if "TransactionConflict" in codes or "ThrottlingError" in codes:
                     if attempt + 1 < self._attempts:
                         time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311

@@ -8,6 +8,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
+from costguard.store.keys import Key
+
 _serializer = TypeSerializer()
 
 
@@ -22,9 +24,6 @@ def serialize(value: Any) -> dict[str, Any]:
 
 def serialize_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: serialize(v) for k, v in item.items() if v is not None}
-
-
-Key = tuple[str, str]
 
 
 @dataclass

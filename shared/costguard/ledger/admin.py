@@ -1,0 +1,279 @@
+"""Tenant and quota administration: registration, settlement settings, pause, quotas (put,
+seed, delete) and the quota list with figures. Every write moves the policy's version, so
+each cached copy is re-read by the next reserve that meets it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from costguard.errors import InvalidRequest, QuotaNotFound, TenantExists
+from costguard.ledger.core import LedgerBusy
+from costguard.ledger.figures import figures, read_states, state
+from costguard.ledger.plan import Slot, slot_for
+from costguard.ledger.policies import PolicyCache
+from costguard.models import QuotaState, TenantSettings
+from costguard.money import ZERO
+from costguard.quotas import QuotaDefinition, QuotaId, Scope, validate_tenant_id
+from costguard.store.codec import iso
+from costguard.store.dynamo import Cancelled
+from costguard.store.keys import PLATFORM_PK, POLICY_SK, TENANT_SK, policy_pk, tenant_pk
+from costguard.store.writes import ItemWrite, TransactionBuilder
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """What `seed_quotas` did: the quotas it wrote and those an operator had already set."""
+
+    seeded: tuple[str, ...]
+    kept: tuple[str, ...]
+    first: bool
+    """False when the tenant had been seeded before: nothing was written this time."""
+
+
+class TenantAdmin(PolicyCache):
+    """What an operator (or onboarding) changes about a tenant and its quotas."""
+
+    def quotas(self, tenant_id: str | None) -> list[QuotaState]:
+        """Every quota of a tenant (its own and its users'), or of the platform, with figures."""
+        now = self.now()
+        if tenant_id is None:
+            platform = self.policy_from_item(self.table.get((PLATFORM_PK, POLICY_SK)))
+            return read_states(self.table, "-", platform.quotas, now, consistent=True)
+        validate_tenant_id(tenant_id)
+        tenant = self.policy_from_item(self.table.get((tenant_pk(tenant_id), POLICY_SK)))
+        return read_states(self.table, tenant_id, tenant.quotas, now, consistent=True)
+
+    def create_tenant(
+        self,
+        tenant_id: str,
+        name: str,
+        plan: str | None = None,
+        settings: TenantSettings | None = None,
+    ) -> dict[str, Any]:
+        validate_tenant_id(tenant_id)
+        now = self.now()
+        tx = TransactionBuilder()
+        item = {"tenant_id": tenant_id, "name": name, "plan": plan, "created_at": iso(now)}
+        tx.put((tenant_pk(tenant_id), TENANT_SK), item, "attribute_not_exists(pk)")
+        w = tx.update((tenant_pk(tenant_id), POLICY_SK))
+        w.sets.append(f"{w.name('version')} = if_not_exists({w.name('version')}, {w.value(1)})")
+        w.sets.append(f"{w.name('quotas')} = if_not_exists({w.name('quotas')}, {w.value({})})")
+        if settings is not None:
+            w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
+            w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
+        try:
+            self.table.transact(tx.writes)
+        except Cancelled:
+            raise TenantExists(f"tenant {tenant_id!r} exists") from None
+        self.forget_policy(tenant_pk(tenant_id))
+        return {k: v for k, v in item.items() if v is not None}
+
+    def tenant(self, tenant_id: str) -> dict[str, Any] | None:
+        """The tenant's registration (id, name, plan, created_at), or None."""
+        item = self.table.get((tenant_pk(tenant_id), TENANT_SK))
+        if item is None:
+            return None
+        return {k: item[k] for k in ("tenant_id", "name", "plan", "created_at") if k in item}
+
+    def tenant_settings(self, tenant_id: str) -> TenantSettings:
+        """How the tenant's holds settle at their edges (defaults when never set)."""
+        validate_tenant_id(tenant_id)
+        _, tenant = self.policies(tenant_id, fresh=True)
+        return TenantSettings(overrun=tenant.overrun.value, on_expiry=tenant.on_expiry.value)
+
+    def put_tenant_settings(self, tenant_id: str, settings: TenantSettings) -> TenantSettings:
+        """Replace the tenant's settlement settings; the policy version moves, so every
+        cached copy is re-read by the next reserve that meets it."""
+        validate_tenant_id(tenant_id)
+        w = ItemWrite(key=(tenant_pk(tenant_id), POLICY_SK))
+        version, quotas = w.name("version"), w.name("quotas")
+        w.sets.append(f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}")
+        w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
+        w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
+        w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
+        self.table.update(w)
+        self.forget_policy(tenant_pk(tenant_id))
+        return settings
+
+    def set_paused(self, tenant_id: str, paused: bool, user_id: str | None = None) -> None:
+        """Pause or unpause a tenant or one of its users; takes effect on the next reserve."""
+        validate_tenant_id(tenant_id)
+        w = ItemWrite(key=(tenant_pk(tenant_id), POLICY_SK))
+        version, quotas = w.name("version"), w.name("quotas")
+        w.sets.append(f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}")
+        w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
+        if user_id is None:
+            w.sets.append(f"{w.name('paused')} = {w.value(paused)}")
+        elif paused:
+            w.adds.append(f"{w.name('paused_users')} {w.value({user_id})}")
+        else:
+            w.deletes.append(f"{w.name('paused_users')} {w.value({user_id})}")
+        self.table.update(w)
+        self.forget_policy(tenant_pk(tenant_id))
+
+    def put_quota(self, tenant_id: str | None, quota: QuotaDefinition) -> QuotaState:
+        """Create or replace a quota; a new limit applies to the current period at once.
+
+        One transaction bumps the policy version and moves the current period's counter
+        (`avail += new − old`), so no reserve can pass on the old limit afterwards.
+        """
+        qid = quota.quota_id
+        if (qid.scope is Scope.PLATFORM) != (tenant_id is None):
+            raise InvalidRequest("platform quotas live at /v1/platform/quotas", field="quota_id")
+        if quota.limit_usd < 0:
+            raise InvalidRequest("limit_usd must not be negative", field="limit_usd")
+        owner = tenant_id or "-"
+        if tenant_id is not None:
+            validate_tenant_id(tenant_id)
+        pk = policy_pk(tenant_id)
+        spec = self._spec(quota)
+        for _ in range(8):
+            now = self.now()
+            slot = slot_for(qid, owner, now)
+            found = self.table.batch_get([(pk, POLICY_SK), slot.key], consistent=True)
+            policy_item, counter = found.get((pk, POLICY_SK)), found.get(slot.key)
+            tx = TransactionBuilder()
+            if policy_item is None:
+                tx.put(
+                    (pk, POLICY_SK),
+                    {"version": 1, "quotas": {str(qid): spec}},
+                    "attribute_not_exists(pk)",
+                )
+            else:
+                w = tx.update((pk, POLICY_SK))
+                version = w.name("version")
+                w.sets.append(f"{w.name('quotas')}.{w.name(str(qid))} = {w.value(spec)}")
+                w.sets.append(f"{version} = {version} + {w.value(1)}")
+                w.condition(f"{version} = {w.value(policy_item.get('version', 0))}")
+            self._move_counter(tx, slot, counter, quota.limit_usd)
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled:
+                continue
+            self.forget_policy(pk)
+            after = self.table.get(slot.key, consistent=True)
+            return state(quota, figures(quota, slot, after, now))
+        raise LedgerBusy()
+
+    @staticmethod
+    def _spec(quota: QuotaDefinition) -> dict[str, Any]:
+        """A quota as the policy item stores it."""
+        return {
+            "limit_usd": quota.limit_usd,
+            "mode": quota.mode.value,
+            "thresholds": list(quota.thresholds),
+            "grace_pct": quota.grace_pct,
+        }
+
+    def seed_quotas(
+        self,
+        tenant_id: str,
+        quotas: Iterable[QuotaDefinition],
+        seeded_by: dict[str, str],
+    ) -> SeedResult:
+        """Write a tenant's default quotas once, never replacing a quota that exists.
+
+        One transaction, like `put_quota`: the policy gains the missing quotas, its version
+        moves by one (condition: the version read, no `onboarded` mark, each quota absent) and
+        each current-period counter is moved to the new limits. `seeded_by` (plan, event id…)
+        is kept as the policy's `onboarded` mark, so a replayed or concurrent duplicate writes
+        nothing, even after an operator deleted a default quota.
+        """
+        validate_tenant_id(tenant_id)
+        wanted = {str(q.quota_id): q for q in quotas}
+        if any(q.quota_id.scope is Scope.PLATFORM for q in wanted.values()):
+            raise InvalidRequest("default quotas are tenant quotas", field="quota_id")
+        pk = tenant_pk(tenant_id)
+        for _ in range(8):
+            now = self.now()
+            slots = {qid: slot_for(q.quota_id, tenant_id, now) for qid, q in wanted.items()}
+            keys = sorted({(pk, POLICY_SK), *(s.key for s in slots.values())})
+            found = self.table.batch_get(keys, consistent=True)
+            policy_item = found.get((pk, POLICY_SK))
+            existing = set((policy_item or {}).get("quotas", {}))
+            kept = tuple(sorted(qid for qid in wanted if qid in existing))
+            if policy_item is not None and "onboarded" in policy_item:
+                return SeedResult(seeded=(), kept=kept, first=False)
+            missing = {qid: q for qid, q in sorted(wanted.items()) if qid not in existing}
+            mark = {**{k: v for k, v in seeded_by.items() if v}, "at": iso(now)}
+            tx = TransactionBuilder()
+            if policy_item is None:
+                item = {
+                    "version": 1,
+                    "quotas": {qid: self._spec(q) for qid, q in missing.items()},
+                    "onboarded": mark,
+                }
+                tx.put((pk, POLICY_SK), item, "attribute_not_exists(pk)")
+            else:
+                w = tx.update((pk, POLICY_SK))
+                version = w.name("version")
+                w.condition(f"attribute_not_exists({w.name('onboarded')})")
+                w.sets.append(f"{w.name('onboarded')} = {w.value(mark)}")
+                if "version" in policy_item:
+                    w.condition(f"{version} = {w.value(policy_item['version'])}")
+                else:
+                    w.condition(f"attribute_not_exists({version})")
+                if missing:
+                    w.sets.append(
+                        f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}"
+                    )
+                if missing and "quotas" not in policy_item:
+                    quotas_attr = w.name("quotas")
+                    w.condition(f"attribute_not_exists({quotas_attr})")
+                    specs = {qid: self._spec(q) for qid, q in missing.items()}
+                    w.sets.append(f"{quotas_attr} = {w.value(specs)}")
+                else:
+                    for qid, q in missing.items():
+                        path = f"{w.name('quotas')}.{w.name(qid)}"
+                        w.condition(f"attribute_not_exists({path})")
+                        w.sets.append(f"{path} = {w.value(self._spec(q))}")
+            for qid, q in missing.items():
+                slot = slots[qid]
+                self._move_counter(tx, slot, found.get(slot.key), q.limit_usd)
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled:
+                continue
+            self.forget_policy(pk)
+            return SeedResult(seeded=tuple(missing), kept=kept, first=True)
+        raise LedgerBusy()
+
+    @staticmethod
+    def _move_counter(
+        tx: TransactionBuilder, slot: Slot, counter: dict[str, Any] | None, new_limit: Decimal
+    ) -> None:
+        p = slot.prefix
+        if counter is None:
+            tx.check(slot.key, "attribute_not_exists(pk)")
+            return
+        w = tx.update(slot.key)
+        limit, avail = w.name(p + "limit"), w.name(p + "avail")
+        if p + "limit" in counter:
+            old = counter[p + "limit"]
+            w.sets.append(f"{limit} = {w.value(new_limit)}")
+            w.add(p + "avail", new_limit - old)
+            w.condition(f"{limit} = {w.value(old)}")
+            return
+        spent, held = counter.get(p + "spent", ZERO), counter.get(p + "held", ZERO)
+        w.sets.append(f"{limit} = {w.value(new_limit)}")
+        w.sets.append(f"{avail} = {w.value(new_limit - spent - held)}")
+        w.condition(f"attribute_not_exists({limit})")
+        for attr, value in (("spent", spent), ("held", held)):
+            n = w.name(p + attr)
+            w.condition(f"attribute_not_exists({n}) OR {n} = {w.value(value)}")
+
+    def delete_quota(self, tenant_id: str | None, quota_id: QuotaId) -> None:
+        pk = policy_pk(tenant_id)
+        w = ItemWrite(key=(pk, POLICY_SK))
+        path = f"{w.name('quotas')}.{w.name(str(quota_id))}"
+        w.removes.append(path)
+        w.sets.append(f"{w.name('version')} = {w.name('version')} + {w.value(1)}")
+        w.condition(f"attribute_exists({path})")
+        try:
+            self.table.transact([w])
+        except Cancelled:
+            raise QuotaNotFound(f"no quota {quota_id}") from None
+        self.forget_policy(pk)

@@ -1,0 +1,227 @@
+"""Settling a reservation: commit (charge the actual, free the hold, at most once) and
+release (give the hold back). An expired hold is settled by expiry, never late."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from costguard import telemetry
+from costguard.errors import (
+    InvalidRequest,
+    OverrunRejected,
+    ReservationNotFound,
+    ReservationNotHeld,
+)
+from costguard.ledger.core import OPEN_PREFIX, UNKNOWN_USAGE
+from costguard.ledger.idempotency import request_hash
+from costguard.ledger.plan import ReservationRef
+from costguard.ledger.records import cost_record
+from costguard.ledger.spend import Spending
+from costguard.ledger.spend_writes import settle_hold, usage_fields, usage_of
+from costguard.models import CostRecord, Usage
+from costguard.money import ZERO
+from costguard.quotas import OnOverrun, validate_tenant_id
+from costguard.store.codec import iso
+from costguard.store.dynamo import Cancelled
+from costguard.store.keys import records_pk
+from costguard.store.schema import HOLDS_PK, HOLDS_SK
+from costguard.store.writes import TransactionBuilder
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    reservation_id: str
+    status: str
+    released_usd: Decimal
+
+
+class Settling(Spending):
+    """Commit and release."""
+
+    def commit(self, tenant_id: str, reservation_id: str, usage: Usage | None) -> CostRecord:
+        """Record the actual cost and free the hold, atomically and at most once.
+
+        `usage=None` means the caller cannot tell what the call used (a stream cut before its
+        usage, a provider error after the request was sent): the whole hold is charged, since
+        the hold is the worst case. A retry of the same commit returns the first record. An
+        actual above the hold is recorded in full (the money is spent) with `overrun_usd`,
+        unless the tenant's `overrun` setting is `reject`: then the hold is charged and
+        OverrunRejected raised.
+        """
+        with telemetry.span(
+            "ledger.commit",
+            tenant_id=tenant_id,
+            reservation_id=reservation_id.split("~", 1)[0],
+            resource=usage.resource if usage else None,
+            usage_unknown=usage is None,
+        ) as span:
+            record = self._commit(tenant_id, reservation_id, usage)
+            telemetry.set_attributes(span, {"cost_usd": record.cost_usd, "outcome": "committed"})
+            telemetry.count("Commits")
+            telemetry.usd("SpendUsd", record.cost_usd)
+            if record.overrun_usd:
+                telemetry.usd("OverrunUsd", record.overrun_usd)
+            if record.estimated_usd and usage is not None:
+                error = (record.cost_usd - record.estimated_usd) / record.estimated_usd * 100
+                telemetry.count("EstimateErrorPct", float(error), telemetry.MetricUnit.Percent)
+            return record
+
+    def _commit_open(self, tenant_id: str, reservation_id: str, usage: Usage | None) -> CostRecord:
+        """A reservation granted while the ledger was unreachable (fail open): record what
+        was spent, unenforced and once (the id is the idempotency key); unknown usage is
+        charged at the worst case its id carries."""
+        if usage is None:
+            parts = reservation_id.split("~")
+            if len(parts) != 4 or parts[2] not in ("llm", "sandbox"):
+                raise InvalidRequest(
+                    "this reservation was granted while the ledger was unreachable and its "
+                    "worst case is unknown: record the usage you can estimate",
+                    field="usage_unknown",
+                )
+            try:
+                usage = Usage.model_validate({"resource": parts[2], "cost_usd": parts[3]})
+            except ValueError as exc:
+                raise ReservationNotFound("unknown reservation") from exc
+        return self.record_usage(tenant_id, usage, enforce=False, idempotency_key=reservation_id)
+
+    def _commit(self, tenant_id: str, reservation_id: str, usage: Usage | None) -> CostRecord:
+        validate_tenant_id(tenant_id)
+        if reservation_id.startswith(OPEN_PREFIX):
+            return self._commit_open(tenant_id, reservation_id, usage)
+        ref = ReservationRef.parse(reservation_id)
+        now = self.now()
+        estimate = ref.estimate_usd
+        if usage is None:
+            # The usage comes from the reservation itself: what it held is what is charged.
+            digest = UNKNOWN_USAGE
+            held = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+            if held is None or held.get("plan") != ref.plan or held.get("status") != "held":
+                return self._commit_refused(tenant_id, ref, held, digest, now)
+            rolled = usage_of(held)
+            cost, price = estimate, None
+            fields: dict[str, Any] = {"usage_unknown": True, "settled_by": "usage_unknown"}
+        else:
+            if usage.resource != ref.resource.value:
+                raise InvalidRequest(
+                    f"this reservation is for resource {ref.resource.value!r}", field="resource"
+                )
+            if usage.user_id is not None and usage.user_id != ref.user_id:
+                raise InvalidRequest("user_id differs from the reservation's", field="user_id")
+            digest = request_hash(usage)
+            rolled = usage
+            cost, price = self.prices.cost(usage, ref.created_at)
+            fields = {
+                **usage_fields(usage, price),
+                **usage.attribution(),
+                "settled_by": "commit",
+            }
+            if cost > estimate:
+                _, tenant = self.policies(tenant_id, fresh=True)
+                if tenant.overrun is OnOverrun.REJECT:
+                    fields |= {"settled_by": "overrun_rejected", "actual_usd": cost}
+                    cost = estimate
+                else:
+                    fields |= {"overrun": True, "overrun_usd": cost - estimate}
+        fields = {
+            "status": "committed",
+            "cost_usd": cost,
+            "commit_hash": digest,
+            "recorded_at": iso(now),
+            "overrun": False,
+            "overrun_usd": ZERO,
+            **fields,
+        }
+        tx = TransactionBuilder()
+        settle_hold(tx, tenant_id, ref, cost, rolled, price)
+        rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
+        rec.sets.extend(f"{rec.name(k)} = {rec.value(v)}" for k, v in fields.items())
+        rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
+        rec.condition(
+            f"{rec.name('status')} = {rec.value('held')} AND {rec.name('plan')} = "
+            f"{rec.value(ref.plan)} AND {rec.name('expires_at')} > {rec.value(iso(now))}"
+        )
+        try:
+            self.table.transact(tx.writes)
+        except Cancelled as cancelled:
+            old = cancelled.old(rec.key)
+            return self._commit_refused(tenant_id, ref, old, digest, now)
+        item = {
+            "pk": records_pk(tenant_id),
+            "sk": str(ref.ulid),
+            "tenant_id": tenant_id,
+            "resource": ref.resource.value,
+            "estimate_usd": estimate,
+            "created_at": iso(ref.created_at),
+            "user_id": ref.user_id,
+            "plan": ref.plan,
+            **fields,
+        }
+        if usage is None:
+            assert held is not None
+            item = {**held, **item}  # the reservation's model, tokens and attribution
+        record = cost_record(item)
+        if record.settled_by == "overrun_rejected":
+            raise OverrunRejected(record)
+        return record
+
+    def _commit_refused(
+        self,
+        tenant_id: str,
+        ref: ReservationRef,
+        old: dict[str, Any] | None,
+        digest: str,
+        now: datetime,
+    ) -> CostRecord:
+        if old is None or old.get("plan") != ref.plan:
+            raise ReservationNotFound("unknown reservation")
+        status = old.get("status")
+        if status == "committed":
+            if old.get("settled_by") == "expiry":
+                raise ReservationNotHeld(ref.reservation_id, "expired", old.get("cost_usd"))
+            if old.get("commit_hash") == digest:
+                record = cost_record(old)
+                if record.settled_by == "overrun_rejected":
+                    raise OverrunRejected(record)
+                return record
+            raise ReservationNotHeld(ref.reservation_id, "committed with a different body")
+        if status == "held":
+            self._expire(tenant_id, ref, now)
+            settled = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+            charged = (settled or {}).get("cost_usd") if (settled or {}).get("settled_by") else None
+            raise ReservationNotHeld(ref.reservation_id, "expired", charged)
+        raise ReservationNotHeld(ref.reservation_id, str(status))
+
+    def release(self, tenant_id: str, reservation_id: str) -> ReleaseResult:
+        """Return a hold that will not be used. Releasing twice is harmless."""
+        with telemetry.span(
+            "ledger.release", tenant_id=tenant_id, reservation_id=reservation_id.split("~", 1)[0]
+        ) as span:
+            result = self._release(tenant_id, reservation_id)
+            telemetry.set_attributes(
+                span, {"outcome": result.status, "released_usd": result.released_usd}
+            )
+            telemetry.count("Releases")
+            return result
+
+    def _release(self, tenant_id: str, reservation_id: str) -> ReleaseResult:
+        validate_tenant_id(tenant_id)
+        if reservation_id.startswith(OPEN_PREFIX):
+            return ReleaseResult(reservation_id, "released", ZERO)  # it never held anything
+        ref = ReservationRef.parse(reservation_id)
+        now = self.now()
+        old = self._return_hold(tenant_id, ref, "released", now, only_if_expired=False)
+        if old is None:
+            return ReleaseResult(reservation_id, "released", ref.estimate_usd)
+        if not old or old.get("plan") != ref.plan:
+            raise ReservationNotFound("unknown reservation")
+        if old.get("status") == "held":  # expired, not yet swept: settled as expiry says
+            self._expire(tenant_id, ref, now)
+            return ReleaseResult(reservation_id, "expired", ZERO)
+        if old.get("status") in ("released", "expired"):
+            return ReleaseResult(reservation_id, str(old["status"]), ZERO)
+        if old.get("settled_by") == "expiry":
+            return ReleaseResult(reservation_id, "expired", ZERO)  # expired and charged
+        raise ReservationNotHeld(reservation_id, str(old.get("status")))

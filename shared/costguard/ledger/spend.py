@@ -1,0 +1,404 @@
+"""The spend engine's entry: reserve (hold a worst case) and record (spend without a
+reservation) share one transaction loop; check is their dry run.
+
+Every spend is one DynamoDB transaction whose conditions make it atomic against every quota
+that applies (see docs/data-model.md for the items and why they look like this).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ulid import ULID
+
+from costguard import telemetry
+from costguard.errors import InvalidRequest, LedgerUnavailable, QuotaExceeded
+from costguard.ledger.core import OPEN_PREFIX, POLICY_ATTEMPTS, LedgerBusy
+from costguard.ledger.expiry import Expiry
+from costguard.ledger.figures import binding, figures, read_states
+from costguard.ledger.idempotency import marker_key, put_marker, replayed, request_hash
+from costguard.ledger.plan import ReservationRef, Slot, slot_for
+from costguard.ledger.records import cost_record
+from costguard.ledger.spend_writes import charge_new, roll_up, usage_fields
+from costguard.models import CheckResult, CostRecord, HoldBasis, Reservation, Usage
+from costguard.money import ZERO
+from costguard.quotas import QuotaDefinition, Resource, validate_tenant_id
+from costguard.settings import FailMode
+from costguard.store.codec import iso, parse_iso
+from costguard.store.dynamo import Cancelled
+from costguard.store.keys import PLATFORM_PK, Key, holds_pk, records_pk, tenant_pk
+from costguard.store.schema import HOLDS_PK, HOLDS_SK
+from costguard.store.writes import TransactionBuilder
+
+
+@dataclass
+class Spent:
+    """What the spend loop wrote (the record item, with its key), or the first record of a
+    repeated idempotency key (`replayed`)."""
+
+    item: dict[str, Any]
+    replayed: bool = False
+    ref: ReservationRef | None = None
+    quotas: list[QuotaDefinition] = field(default_factory=list)
+
+
+class Spending(Expiry):
+    """Reserve, record and check."""
+
+    def reserve(
+        self,
+        tenant_id: str,
+        usage: Usage,
+        *,
+        ttl_seconds: int | None = None,
+        with_figures: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Reservation:
+        """Hold the estimated cost against every applicable quota, atomically, or refuse.
+
+        Raises QuotaExceeded naming the binding quota, Paused, UnknownPrice, InvalidRequest.
+        When the ledger cannot be reached: LedgerUnavailable (fail closed, the default), or
+        with `fail_mode=open` an unguarded reservation whose commit is recorded unenforced.
+        """
+        with telemetry.span(
+            "ledger.reserve", tenant_id=tenant_id, resource=usage.resource, user_id=usage.user_id
+        ) as span:
+            try:
+                reservation = self._reserve_or_fail_open(
+                    tenant_id, usage, ttl_seconds, with_figures, idempotency_key
+                )
+            except QuotaExceeded as refused:
+                _count_denial(span, refused)
+                raise
+            telemetry.set_attributes(
+                span,
+                {
+                    "reservation_id": reservation.reservation_id.split("~", 1)[0],
+                    "reserved_usd": reservation.reserved_usd,
+                    "guarded": reservation.guarded,
+                    "outcome": "held",
+                },
+            )
+            telemetry.count("Reservations")
+            telemetry.usd("ReservedUsd", reservation.reserved_usd)
+            return reservation
+
+    def _reserve_or_fail_open(
+        self,
+        tenant_id: str,
+        usage: Usage,
+        ttl_seconds: int | None,
+        with_figures: bool,
+        idempotency_key: str | None,
+    ) -> Reservation:
+        try:
+            return self._reserve(tenant_id, usage, ttl_seconds, with_figures, idempotency_key)
+        except LedgerUnavailable:
+            if self.settings.fail_mode is not FailMode.OPEN:
+                raise
+            now = self.now()
+            ttl = ttl_seconds or self.settings.reservation_ttl_seconds
+            # The worst case rides in the id, so that a commit of unknown usage can charge it
+            # once the ledger is back (when even the prices cannot be read, it is unknown).
+            amount = ""
+            with contextlib.suppress(LedgerUnavailable):
+                amount = f"~{usage.resource}~{self.prices.hold(usage, now).amount}"
+            return Reservation(
+                reservation_id=f"{OPEN_PREFIX}{ULID.from_datetime(now)}{amount}",
+                tenant_id=tenant_id,
+                user_id=usage.user_id,
+                resource=usage.resource,
+                reserved_usd=ZERO,
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl),
+                guarded=False,
+            )
+
+    def _reserve(
+        self,
+        tenant_id: str,
+        usage: Usage,
+        ttl_seconds: int | None,
+        with_figures: bool,
+        idempotency_key: str | None,
+    ) -> Reservation:
+        validate_tenant_id(tenant_id)
+        now = self.now()
+        ttl = ttl_seconds if ttl_seconds is not None else self.settings.reservation_ttl_seconds
+        if not 1 <= ttl <= self.settings.max_reservation_ttl_seconds:
+            raise InvalidRequest(
+                f"ttl_seconds must be between 1 and {self.settings.max_reservation_ttl_seconds}",
+                field="ttl_seconds",
+            )
+        hold = self.prices.hold(usage, now)
+        amount, price = hold.amount, hold.price
+        expires_at = now + timedelta(seconds=ttl)
+        marker = marker_key(tenant_id, "reserve", idempotency_key)
+        digest = request_hash(usage) if marker else ""
+
+        def record(ref: ReservationRef, ulid: ULID) -> dict[str, Any]:
+            return {
+                "tenant_id": tenant_id,
+                "status": "held",
+                "plan": ref.plan,
+                "resource": usage.resource,
+                "estimate_usd": amount,
+                "created_at": iso(now),
+                "expires_at": iso(expires_at),
+                HOLDS_PK: holds_pk(tenant_id),
+                HOLDS_SK: f"{iso(expires_at)}#{ulid}",
+                "hold": hold.describe(),
+                **usage_fields(hold.usage, price),
+                **usage.attribution(),
+            }
+
+        spent = self._spend(
+            tenant_id,
+            usage,
+            amount,
+            now,
+            held=True,
+            enforce=self._enforcing(),
+            marker=marker,
+            digest=digest,
+            record=record,
+        )
+        if spent.replayed:
+            return self._reservation_from(spent.item, with_figures)
+        assert spent.ref is not None
+        quota_states = None
+        # The hold is made: a reservation without figures beats a lost one.
+        with contextlib.suppress(LedgerUnavailable):
+            if with_figures:
+                quota_states = read_states(
+                    self.table, tenant_id, spent.quotas, now, consistent=False
+                )
+        return Reservation(
+            reservation_id=spent.ref.reservation_id,
+            tenant_id=tenant_id,
+            user_id=usage.user_id,
+            resource=usage.resource,
+            reserved_usd=amount,
+            created_at=now,
+            expires_at=expires_at,
+            hold=HoldBasis.model_validate(hold.describe()),
+            quotas=quota_states,
+        )
+
+    def _spend(
+        self,
+        tenant_id: str,
+        usage: Usage,
+        amount: Decimal,
+        now: datetime,
+        *,
+        held: bool,
+        enforce: bool,
+        marker: Key | None,
+        digest: str,
+        record: Callable[[ReservationRef, ULID], dict[str, Any]],
+        roll_up_day: Callable[[TransactionBuilder], None] | None = None,
+    ) -> Spent:
+        """The one transaction loop of a spend: hold (`held`, a reserve) or spend (a record)
+        `amount` on every applicable quota, write its record and its idempotency marker.
+
+        A cancellation is read in order: a policy changed (re-read it, again); the marker
+        exists (the first record); the record id was taken (a new id, again); a quota refused
+        (expire due holds once if it held any, again; else QuotaExceeded). Anything else
+        (a counter moved between reads) is tried again, at most POLICY_ATTEMPTS more times.
+        """
+        resource = Resource(usage.resource)
+        ulid = ULID.from_datetime(now)
+        expired_lazily = False
+        for _ in range(POLICY_ATTEMPTS + 1):
+            platform, tenant = self.policies(tenant_id)
+            if enforce:
+                tenant = self._refuse_if_paused(tenant_id, usage.user_id, tenant)
+            quotas = [
+                *platform.applicable(resource, None),
+                *tenant.applicable(resource, usage.user_id),
+            ]
+            pairs = [(q, slot_for(q.quota_id, tenant_id, now)) for q in quotas]
+            if held:
+                telemetry.annotate(quota_ids=[str(q.quota_id) for q in quotas], amount_usd=amount)
+            if enforce:
+                self._refuse_beyond_limit(pairs, amount, now)
+            ref = ReservationRef.build(
+                ulid, resource, amount if held else ZERO, quotas, usage.user_id
+            )
+            tx = TransactionBuilder()
+            self._check_policy(tx, PLATFORM_PK, platform)
+            self._check_policy(tx, tenant_pk(tenant_id), tenant)
+            for quota, slot in pairs:
+                charge_new(tx, quota, slot, amount, "held" if held else "spent", enforce)
+            if roll_up_day is not None:
+                roll_up_day(tx)
+            item = record(ref, ulid)
+            record_key = (records_pk(tenant_id), str(ulid))
+            tx.put(record_key, item, "attribute_not_exists(pk)")
+            if marker:
+                put_marker(tx, marker, str(ulid), digest, now)
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled as cancelled:
+                failed = cancelled.by_key()
+                if self._apply_policy_failures(failed):
+                    continue
+                if marker and marker in failed:
+                    first = replayed(self.table, tenant_id, failed[marker], digest)
+                    return Spent(first, replayed=True)
+                if record_key in failed:
+                    ulid = ULID.from_datetime(now)
+                    continue
+                bound = binding(pairs, amount, failed, now)
+                if bound is None:
+                    continue
+                if bound.held_usd > 0 and not expired_lazily:
+                    expired_lazily = True
+                    self.expire_due(None if bound.scope == "platform" else tenant_id)
+                    continue
+                raise QuotaExceeded(bound, amount) from None
+            return Spent({"pk": record_key[0], "sk": record_key[1], **item}, ref=ref, quotas=quotas)
+        raise LedgerBusy()
+
+    def _reservation_from(self, item: dict[str, Any], with_figures: bool) -> Reservation:
+        """The reservation a record holds, as its first response showed it (figures: now)."""
+        tenant_id = str(item["tenant_id"])
+        ref = ReservationRef.parse(f"{item['sk']}~{item['plan']}")
+        states = None
+        if with_figures:
+            platform, tenant = self.policies(tenant_id)
+            quotas = [
+                *platform.applicable(ref.resource, None),
+                *tenant.applicable(ref.resource, ref.user_id),
+            ]
+            states = read_states(self.table, tenant_id, quotas, ref.created_at, consistent=False)
+        return Reservation(
+            reservation_id=ref.reservation_id,
+            tenant_id=tenant_id,
+            user_id=ref.user_id,
+            resource=ref.resource.value,
+            reserved_usd=ref.estimate_usd,
+            created_at=parse_iso(item["created_at"]),
+            expires_at=parse_iso(item["expires_at"]),
+            hold=HoldBasis.model_validate(item["hold"]) if item.get("hold") else None,
+            quotas=states,
+        )
+
+    def _refuse_beyond_limit(
+        self, pairs: list[tuple[QuotaDefinition, Slot]], amount: Decimal, at: datetime
+    ) -> None:
+        """An amount above a quota's whole limit can never pass: refuse without writing."""
+        for quota, slot in pairs:
+            threshold = quota.denial_threshold(amount)
+            if threshold is not None and threshold > quota.limit_usd:
+                counter = self.table.get(slot.key, consistent=True)
+                raise QuotaExceeded(figures(quota, slot, counter, at), amount)
+
+    def record_usage(
+        self,
+        tenant_id: str,
+        usage: Usage,
+        *,
+        enforce: bool = True,
+        idempotency_key: str | None = None,
+    ) -> CostRecord:
+        """Record usage that had no reservation, atomically with every applicable quota.
+
+        With `enforce`, a hard quota refuses it (QuotaExceeded); without, it is always
+        recorded (the money was already spent). A repeated `idempotency_key` returns the
+        first record.
+        """
+        with telemetry.span(
+            "ledger.record", tenant_id=tenant_id, resource=usage.resource, enforce=enforce
+        ) as span:
+            try:
+                record = self._record_usage(tenant_id, usage, enforce, idempotency_key)
+            except QuotaExceeded as refused:
+                _count_denial(span, refused)
+                raise
+            telemetry.set_attributes(span, {"cost_usd": record.cost_usd, "outcome": "recorded"})
+            telemetry.count("Records")
+            telemetry.usd("SpendUsd", record.cost_usd)
+            return record
+
+    def _record_usage(
+        self, tenant_id: str, usage: Usage, enforce: bool, idempotency_key: str | None
+    ) -> CostRecord:
+        validate_tenant_id(tenant_id)
+        now = self.now()
+        cost, price = self.prices.cost(usage, now)
+        digest = request_hash(usage)
+
+        def record(ref: ReservationRef, ulid: ULID) -> dict[str, Any]:
+            return {
+                "tenant_id": tenant_id,
+                "status": "recorded",
+                "plan": ref.plan,
+                "resource": usage.resource,
+                "cost_usd": cost,
+                "commit_hash": digest,
+                "created_at": iso(now),
+                "recorded_at": iso(now),
+                "overrun": False,
+                **usage_fields(usage, price),
+                **usage.attribution(),
+            }
+
+        spent = self._spend(
+            tenant_id,
+            usage,
+            cost,
+            now,
+            held=False,
+            enforce=enforce and self._enforcing(),
+            marker=marker_key(tenant_id, "record", idempotency_key),
+            digest=digest,
+            record=record,
+            roll_up_day=lambda tx: roll_up(tx, tenant_id, now, usage, cost, price, usage.user_id),
+        )
+        return cost_record(spent.item)
+
+    def check(self, tenant_id: str, usage: Usage) -> CheckResult:
+        """Dry run: would this estimate be allowed now? Writes nothing but expired holds."""
+        telemetry.count("QuotaChecks")
+        validate_tenant_id(tenant_id)
+        now = self.now()
+        amount = self.prices.hold(usage, now).amount
+        resource = Resource(usage.resource)
+        platform, tenant = self.policies(tenant_id, fresh=True)
+        paused = tenant.paused or bool(usage.user_id and usage.user_id in tenant.paused_users)
+        quotas = [*platform.applicable(resource, None), *tenant.applicable(resource, usage.user_id)]
+        for attempt in range(2):
+            states = read_states(self.table, tenant_id, quotas, now, consistent=True)
+            binding = None
+            if self._enforcing():
+                for quota, state in zip(quotas, states, strict=True):
+                    threshold = quota.denial_threshold(amount)
+                    if threshold is not None and state.remaining_usd < threshold:
+                        binding = state
+                        break
+            if binding is None or binding.reserved_usd == 0 or attempt:
+                break
+            self.expire_due(None if binding.scope == "platform" else tenant_id)
+        return CheckResult(
+            allowed=binding is None and not paused,
+            requested_usd=amount,
+            binding_quota_id=binding.quota_id if binding else None,
+            paused=paused,
+            quotas=states,
+        )
+
+
+def _count_denial(span: Any, refused: QuotaExceeded) -> None:
+    """A refused spend names its binding quota on the span and counts in `Denials`."""
+    b = refused.binding
+    telemetry.set_attributes(span, {"binding_quota_id": b.quota_id})
+    telemetry.dimensional(
+        "Denials", telemetry.MetricUnit.Count, 1, scope=b.scope, resource=b.resource
+    )
