@@ -90,7 +90,7 @@ def measure_requests(rounds: int) -> dict[str, Any]:
 
 def _requests_on(rounds: int) -> dict[str, Any]:
     from costguard.auth import ApiKeys
-    from costguard.ledger.schema import create_table
+    from costguard.store.schema import create_table
 
     from bench.common import bare_update_params, quota
     from bench.profile import COMMIT_BODY, DEFAULT_QUOTAS, RESERVE_BODY, context

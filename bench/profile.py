@@ -319,8 +319,8 @@ def stream_events() -> list[dict[str, Any]]:
     """The stream records of one guarded call (reserve + commit), from moto's stream."""
     import boto3
     from costguard.ledger import Ledger, LedgerTable
-    from costguard.ledger.schema import create_table
     from costguard.settings import Settings
+    from costguard.store.schema import create_table
     from moto import mock_aws
 
     from bench.common import actual, estimate, seed

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeSerializer
-from costguard.ledger.writes import serialize, serialize_item
+from costguard.store.writes import serialize, serialize_item
 
 CASES: list[Any] = [
     "acme",
