@@ -99,6 +99,9 @@ def _requests_on(rounds: int) -> dict[str, Any]:
 
     ledger = get_ledger()
     client = ledger.table.client
+    if TABLE in client.list_tables()["TableNames"]:  # a store kept from an earlier run
+        client.delete_table(TableName=TABLE)
+        client.get_waiter("table_not_exists").wait(TableName=TABLE)
     create_table(client, TABLE)
     ledger.create_tenant(TENANT, "Acme Inc", "pro")
     for text, limit in DEFAULT_QUOTAS.items():
