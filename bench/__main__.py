@@ -1,8 +1,12 @@
-"""`python -m bench`: the ledger benchmark (under a minute; nothing leaves the process).
+"""`python -m bench`: the ledger benchmark (a few minutes; nothing leaves the machine).
 
 1. warm CPU per reserve/commit with DynamoDB stubbed out (botocore Stubber);
 2. DynamoDB calls and request units per operation, priced at on-demand list prices (moto);
-3. latency on moto in-process, for context.
+3. latency on moto in-process, for context;
+4. the API's cold start; 5. `cdk synth`;
+6. CPU per request through the API handler on DynamoDB Local and the cost model (the Lambda
+   memory curve, cost per million guarded calls all-in, projected reserve p50:
+   bench/costmodel.py), then issue 22's targets, each with its figure.
 
 Writes bench/results/ledger.json and bench/results/ledger.md and prints the summary.
 
@@ -15,6 +19,12 @@ the generated price catalog at cold start against the hand-kept one (bench/prici
 `python -m bench collector-down`: what tracing adds per request with the collector down
 (bench/collector_down.py). `python -m bench timezones`: the zone-dependent work of reserve,
 commit and a 429 for a UTC and a Los Angeles tenant (bench/timezones.py; seconds).
+`python -m bench profile`: cProfile of reserve + commit through the API handler and of the
+stream handler per record, with unprofiled ratios (bench/profile.py; about a minute).
+`python -m bench costmodel`: CPU per request through the handler on DynamoDB Local, the Lambda
+memory curve, cost per million guarded calls all-in and a projected reserve p50
+(bench/costmodel.py; minutes). `python -m bench servercpu`: the runner's CPU per guarded call
+against one bare UpdateItem through the same server (bench/servercpu.py; minutes).
 `python -m bench soak`:
 `make run` on its default store for 10,000 guarded calls, 1 and 4 callers, and throughput at
 1/2/4 workers (bench/soak.py; about ten minutes).
@@ -32,6 +42,7 @@ from typing import Any
 
 from bench.coldstart import measure_cold_start
 from bench.common import dummy_aws_environment
+from bench.costmodel import run as measure_cost_model
 from bench.cpu import measure_cpu
 from bench.latency import measure_latency
 from bench.report import render_markdown, write_results
@@ -88,6 +99,21 @@ def main() -> None:
 
         timezones(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["servercpu"]:
+        from bench.servercpu import main as servercpu
+
+        servercpu(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["costmodel"]:
+        from bench.costmodel import main as costmodel
+
+        costmodel(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["profile"]:
+        from bench.profile import main as profile
+
+        profile(sys.argv[2:])
+        return
     if sys.argv[1:2] == ["shards"]:
         from bench.shards import main as shards
 
@@ -103,11 +129,12 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     for key, label, run in (
-        ("cpu_stubbed", "1/5 CPU, stubbed", measure_cpu),
-        ("units", "2/5 calls and units, moto", measure_units),
-        ("latency_moto", "3/5 latency, moto", measure_latency),
-        ("cold_start", "4/5 API cold start, fresh processes", measure_cold_start),
-        ("synth", "5/5 cdk synth and asset sizes", measure_synth),
+        ("cpu_stubbed", "1/6 CPU, stubbed", measure_cpu),
+        ("units", "2/6 calls and units, moto", measure_units),
+        ("latency_moto", "3/6 latency, moto", measure_latency),
+        ("cold_start", "4/6 API cold start, fresh processes", measure_cold_start),
+        ("synth", "5/6 cdk synth and asset sizes", measure_synth),
+        ("cost_model", "6/6 request CPU on DynamoDB Local, cost model", measure_cost_model),
     ):
         print(f"bench: {label}…", file=sys.stderr, flush=True)
         results[key] = run()

@@ -197,6 +197,59 @@ def _synth_section(synth: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cost_model_section(cost: dict[str, Any]) -> list[str]:
+    from bench.costmodel import render
+
+    body = render(cost).splitlines()[2:]  # its own title and date line are this file's
+    return ["", "## 6. Request CPU on DynamoDB Local and the cost model", *body]
+
+
+def _targets_section(results: dict[str, Any]) -> list[str]:
+    """Issue 22's targets, each with the figure this run measured."""
+    cpu, units, cold = results["cpu_stubbed"], results["units"], results["cold_start"]
+    cost = results["cost_model"]
+    default = units["scenarios"]["default"]
+    ops, guarded = default["ops"], default["guarded_call"]["with_figures_false"]
+    stubbed = cpu["ratios_vs_default_client_update_item"]
+    chosen = cost["projection"]["chosen"]
+    rows = [
+        [
+            "server CPU per guarded call ÷ one bare UpdateItem (in-process, handler on "
+            "DynamoDB Local; the runner's form: `python -m bench servercpu`)",
+            "≤ 2.5",
+            cost["server_cpu_over_floor"],
+        ],
+        [
+            "stubbed reserve / commit CPU ÷ a default-client update_item",
+            "≤ 2 / ≤ 2",
+            f"{stubbed['reserve']} / {stubbed['commit']}",
+        ],
+        [
+            "DynamoDB calls: reserve with figures / commit",
+            "1 / 1",
+            f"{ops['reserve_with_figures']['calls']} / {ops['commit']['calls']}",
+        ],
+        ["WRU per guarded call, default quotas", "≤ 10", guarded["wru"]],
+        [
+            f"USD per million guarded calls all-in, API at {chosen['memory_mb']} MB",
+            "≤ 8",
+            chosen["cost_per_million_usd"]["total_usd"],
+        ],
+        ["cold start ÷ a bare boto3.client('dynamodb')", "≤ 2", cold["ratio"]],
+        [
+            f"projected AWS p50 of reserve, {chosen['memory_mb']} MB (parts in section 6)",
+            "≤ 20 ms",
+            chosen["reserve_p50_ms"]["total_ms"],
+        ],
+    ]
+    return [
+        "",
+        "## Targets (issue 22), this run",
+        "",
+        *_table(["target", "goal", "measured"], rows),
+    ]
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [
@@ -211,6 +264,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         *_latency_section(results["latency_moto"]),
         *_cold_start_section(results["cold_start"]),
         *_synth_section(results["synth"]),
+        *(_cost_model_section(results["cost_model"]) if "cost_model" in results else []),
+        *(_targets_section(results) if "cost_model" in results else []),
     ]
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from costguard import services, telemetry
-from costguard.alerts import AlertBook, Publisher, StreamAlerts, publisher_from_settings
+from costguard.alerts import AlertBook, Publisher, StreamAlerts, may_alert, publisher_from_settings
 from costguard.ledger import Ledger, ledger_from_settings
 
 logger = Logger(service=services.ALERTS)
@@ -81,14 +81,21 @@ def handler(
     event: dict[str, Any], context: LambdaContext, watch: StreamAlerts | None = None
 ) -> dict[str, Any]:
     records = event.get("Records") or []
+    # Only records that can alert go through the processor; the rest are done (D68).
+    relevant = [r for r in records if may_alert(r)]
+    result: dict[str, Any] = {"batchItemFailures": []}
     with telemetry.invocation("stream.batch") as span:
         span.set_attribute("costguard.records", len(records))
-        result = process_partial_response(
-            event=event,
-            record_handler=lambda record: record_handler(record, watch),
-            processor=processor,
-            context=context,
-        )
+        span.set_attribute("costguard.relevant_records", len(relevant))
+        if relevant:
+            result = dict(
+                process_partial_response(
+                    event={**event, "Records": relevant},
+                    record_handler=lambda record: record_handler(record, watch),
+                    processor=processor,
+                    context=context,
+                )
+            )
         span.set_attribute("costguard.failed_records", len(result["batchItemFailures"]))
     if result.get("batchItemFailures"):
         metrics.add_metric(

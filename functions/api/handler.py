@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from typing import Any, cast
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, depends
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
@@ -89,6 +90,10 @@ class GuardedValidation(OpenAPIRequestValidationMiddleware):
         return guard(app, cast(NextMiddleware, validate))
 
 
+# Powertools rebuilds a route's `Depends` tree from its type hints on every request
+# (`typing.get_type_hints`, ForwardRefs compiled anew: ~8% of a guarded call's CPU, issue 22).
+# The tree depends only on the route function's signature; overrides apply when solving it.
+depends.build_dependency_tree = functools.cache(depends.build_dependency_tree)
 NOT_FOUND_PATTERN = app._compile_regex(r".*").pattern
 app._request_validation_middleware = GuardedValidation()  # type: ignore[no-untyped-call]
 # Also a middleware of its own (a no-op once guarded): a route without validation is guarded too.
@@ -105,9 +110,15 @@ def _refuse(answer: Any) -> dict[str, Any]:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    http = (event.get("requestContext") or {}).get("http") or {}
+    request = event.get("requestContext") or {}
+    request_id = request.get("requestId")
+    logger.set_correlation_id(request_id)  # read here: correlation_id_path ran JMESPath per call
+    if not telemetry.tracing():
+        with telemetry.request(request_id):
+            return _handle(event, context)
+    http = request.get("http") or {}
     try:
         with telemetry.tracer.start_as_current_span(
             "api.request", context=telemetry.lambda_parent()
@@ -117,10 +128,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 {
                     "http.request.method": http.get("method"),
                     "url.path": http.get("path"),
-                    "request_id": (event.get("requestContext") or {}).get("requestId"),
+                    "request_id": request_id,
                 },
             )
-            with telemetry.request((event.get("requestContext") or {}).get("requestId")):
+            with telemetry.request(request_id):
                 answer = _handle(event, context)
             span.set_attribute("http.response.status_code", int(answer.get("statusCode", 0)))
             return answer

@@ -646,6 +646,40 @@ class Publisher:
 POLICY_CACHE = timedelta(seconds=60)
 
 
+def may_alert(record: Mapping[str, Any]) -> bool:
+    """Whether a stream record, as the stream delivers it (DynamoDB JSON), can lead
+    `StreamAlerts.handle` anywhere but "ignored"; read from the raw attributes, before any
+    image is deserialized. A guarded call causes six records and at most two can matter (the
+    commit's counter change and an overrun): the others cost nothing more than this test.
+
+    Conservative: True for an alert's INSERT, a reservation turning committed with an
+    overrun, and a counter whose `spent` or `limit` of some quota changed (the only way a
+    utilization moves); the full checks follow in `handle`.
+    """
+    event = record.get("eventName")
+    if event not in ("INSERT", "MODIFY"):
+        return False
+    change = record.get("dynamodb") or {}
+    keys = change.get("Keys") or {}
+    pk, sk = (keys.get("pk") or {}).get("S", ""), (keys.get("sk") or {}).get("S", "")
+    new, old = change.get("NewImage") or {}, change.get("OldImage") or {}
+    if pk.endswith("ALERT"):
+        return bool(event == "INSERT" and sk.startswith(RECORD_PREFIX))
+    if pk.endswith("#REC"):
+        if (new.get("status") or {}).get("S") != "committed":
+            return False
+        overrun = (new.get("overrun_usd") or {}).get("N")
+        return overrun is None or Decimal(overrun) != 0  # an odd image: let `handle` judge
+    if Counter.from_key(pk, sk) is None:
+        return False
+    return any(
+        new.get(f"q_{r.value}_{field}") != old.get(f"q_{r.value}_{field}")
+        for r in Resource
+        for field in ("spent", "limit")
+        if f"q_{r.value}_limit" in new
+    )
+
+
 class StreamAlerts:
     """What the alerts function does with each ledger stream record.
 

@@ -103,12 +103,13 @@ def period_key(period: Period, at: datetime, tz: tzinfo | None = None) -> str:
     """`DAY#2026-11-25`, `WEEK#2026-W48`, `MONTH#2026-11` — the counter's sort key (the local
     date in `tz`)."""
     at = _local(at, tz)
+    # Integer fields, not strftime: every reserve and commit builds a few of these.
     if period is Period.DAY:
-        return f"DAY#{at:%Y-%m-%d}"
+        return f"DAY#{at.year:04d}-{at.month:02d}-{at.day:02d}"
     if period is Period.WEEK:
         year, week, _ = at.isocalendar()
         return f"WEEK#{year}-W{week:02d}"
-    return f"MONTH#{at:%Y-%m}"
+    return f"MONTH#{at.year:04d}-{at.month:02d}"
 
 
 def seconds_until_reset(period: Period, at: datetime, tz: tzinfo | None = None) -> int:

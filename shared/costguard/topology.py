@@ -43,7 +43,9 @@ class Function:
         return services.service(self.name)
 
 
-API = Function("api", 512, 10, "costguard HTTP API (every route)", entry="lambda_handler")
+# One full vCPU, chosen from the measured curve (`python -m bench costmodel`, D69): the
+# cheapest memory whose projected reserve p50 is within 20 ms with 10% to spare.
+API = Function("api", 1769, 10, "costguard HTTP API (every route)", entry="lambda_handler")
 SWEEPER = Function(
     "sweeper", 256, 50, "costguard sweeper: returns the holds of expired reservations"
 )

@@ -133,7 +133,7 @@ def test_table_is_on_demand_protected_retained_and_encrypted(synth: Synth) -> No
 @pytest.mark.parametrize(
     ("handler", "memory", "service"),
     [
-        (API_HANDLER, 512, "costguard-api"),
+        (API_HANDLER, 1769, "costguard-api"),
         (SWEEPER_HANDLER, 256, "costguard-sweeper"),
         (ALERTS_HANDLER, 256, "costguard-alerts"),
         (ONBOARDING_HANDLER, 256, "costguard-onboarding"),

@@ -462,3 +462,37 @@ def test_a_threshold_alert_resets_at_the_tenants_local_midnight(pipeline: Pipeli
         "DAY#2026-12-01",
         "2026-12-02T00:00:00.000000Z",
     )
+
+
+def test_only_records_that_can_alert_pass_the_raw_prefilter(pipeline: Pipeline) -> None:
+    """may_alert is conservative: every record `handle` acts on passes it (here the commit's
+    counter change and an overrun), and a guarded call's other records are skipped unread."""
+    from costguard.alerts import may_alert
+    from costguard.models import Usage
+
+    # Given a quota and a first spend (the month's counter exists)
+    set_quota(pipeline.ledger, "acme", "tenant:llm:month", "100")
+    spend(pipeline.ledger, "1")
+    pipeline.flush()
+
+    # When one guarded call runs (reserve, then commit below the hold)
+    estimate = Usage(resource="llm", estimated_cost_usd=Decimal("2"))
+    held = pipeline.ledger.reserve("acme", estimate, with_figures=False)
+    reserved = pipeline.take()
+    pipeline.ledger.commit("acme", held.reservation_id, actual("1.5"))
+    committed = pipeline.take()
+
+    # Then the reserve's records cannot alert (holds move no utilization); of the commit's,
+    # only the counter whose spend moved passes
+    assert [may_alert(r) for r in reserved] == [False] * len(reserved)
+    passed = [r["dynamodb"]["Keys"]["sk"]["S"] for r in committed if may_alert(r)]
+    assert passed == ["MONTH#2026-11"]
+
+    # And a commit beyond its hold (an overrun) passes with its record
+    held = pipeline.ledger.reserve("acme", estimate, with_figures=False)
+    pipeline.take()
+    pipeline.ledger.commit("acme", held.reservation_id, actual("3"))
+    overrun = [r for r in pipeline.take() if may_alert(r)]
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in overrun] == ["TENANT#acme", "TENANT#acme#REC"]
+    assert pipeline.run(overrun) == {"batchItemFailures": []}
+    assert [a["alert_type"] for a in pipeline.alerts()] == ["overrun"]

@@ -112,21 +112,24 @@ class LedgerTable:
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         name = _OPERATION_NAMES.get(operation) or operation.title().replace("_", "")
-        with telemetry.tracer.start_as_current_span(
-            f"dynamodb.{name}", record_exception=False, set_status_on_exception=False
-        ) as span:
-            span.set_attribute("db.system", "dynamodb")
-            span.set_attribute("db.operation", name)
-            span.set_attribute("aws.dynamodb.table_names", [self.name])
-            started = time.perf_counter()
-            try:
+        started = time.perf_counter()
+        try:
+            if not telemetry.tracing():  # no span to start, no attribute to build (D68)
                 return self._send(operation, **kwargs)
-            except Exception as exc:
-                span.set_attribute("costguard.outcome", type(exc).__name__)
-                raise
-            finally:
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                telemetry.count(f"LedgerMs.{name}", elapsed_ms, telemetry.MetricUnit.Milliseconds)
+            with telemetry.tracer.start_as_current_span(
+                f"dynamodb.{name}", record_exception=False, set_status_on_exception=False
+            ) as span:
+                span.set_attribute("db.system", "dynamodb")
+                span.set_attribute("db.operation", name)
+                span.set_attribute("aws.dynamodb.table_names", [self.name])
+                try:
+                    return self._send(operation, **kwargs)
+                except Exception as exc:
+                    span.set_attribute("costguard.outcome", type(exc).__name__)
+                    raise
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            telemetry.count(f"LedgerMs.{name}", elapsed_ms, telemetry.MetricUnit.Milliseconds)
 
     def _send(self, operation: str, **kwargs: Any) -> Any:
         try:
