@@ -32,20 +32,27 @@ STREAM_RETRIES = 10
 STREAM_MAX_RECORD_AGE = Duration.hours(6)
 ITERATOR_AGE_ALARM_MS = 60_000
 # The topology's filters (costguard/topology.py LEDGER_STREAM.accepts, which `make run` applies)
-STREAM_FILTERS = [
-    lambda_.FilterCriteria.filter(
-        {"dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.begins_with(prefix)}}}}
-    )
-    for prefix in LEDGER_STREAM.changed_prefixes
-] + [
-    lambda_.FilterCriteria.filter(
-        {
-            "eventName": lambda_.FilterRule.is_equal("INSERT"),
-            "dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.begins_with(prefix)}}},
-        }
-    )
-    for prefix in LEDGER_STREAM.inserted_prefixes
-]
+STREAM_FILTERS = (
+    [
+        lambda_.FilterCriteria.filter(
+            {"dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.begins_with(prefix)}}}}
+        )
+        for prefix in LEDGER_STREAM.changed_prefixes
+    ]
+    + [
+        lambda_.FilterCriteria.filter(
+            {
+                "eventName": lambda_.FilterRule.is_equal("INSERT"),
+                "dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.begins_with(prefix)}}},
+            }
+        )
+        for prefix in LEDGER_STREAM.inserted_prefixes
+    ]
+    + [
+        lambda_.FilterCriteria.filter({"dynamodb": {"NewImage": {flag: {"BOOL": [True]}}}})
+        for flag in LEDGER_STREAM.flags
+    ]
+)
 
 
 def failure_queue(scope: Construct, construct_id: str) -> sqs.Queue:

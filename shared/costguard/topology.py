@@ -157,11 +157,18 @@ class StreamConsumer:
     """Items whose every change is delivered (sort-key prefixes): the period counters."""
     inserted_prefixes: tuple[str, ...]
     """Items delivered when they are written the first time: alert records."""
+    flags: tuple[str, ...] = ()
+    """Items delivered when a write leaves this boolean attribute true: a reservation's record
+    committed beyond its hold (`overrun`), which the overrun alert comes from."""
 
     def accepts(self, record: Mapping[str, Any]) -> bool:
         """Whether a stream record (Lambda's shape) passes the event source mapping's filters."""
-        sort_key = str(((record.get("dynamodb") or {}).get("Keys") or {}).get("sk", {}).get("S"))
+        change = record.get("dynamodb") or {}
+        sort_key = str((change.get("Keys") or {}).get("sk", {}).get("S"))
         if sort_key.startswith(self.changed_prefixes):
+            return True
+        new = change.get("NewImage") or {}
+        if any((new.get(flag) or {}).get("BOOL") is True for flag in self.flags):
             return True
         return record.get("eventName") == "INSERT" and sort_key.startswith(self.inserted_prefixes)
 
@@ -169,8 +176,10 @@ class StreamConsumer:
 LEDGER_STREAM = StreamConsumer(
     ALERTS,
     batch_size=100,
-    # Only what the alerts function acts on: counters (crossings) and new alert records
-    # (delivery). Reservations, policies, prices and TTL deletions never invoke it.
+    # Only what the alerts function acts on: counters (crossings), new alert records
+    # (delivery) and records committed beyond their hold (overruns). Other reservations,
+    # policies, prices and TTL deletions never invoke it.
     changed_prefixes=("DAY#", "WEEK#", "MONTH#"),
     inserted_prefixes=("A#",),
+    flags=("overrun",),
 )

@@ -118,3 +118,32 @@ def wait_for_alerts(
             return alerts
         time.sleep(0.2)
     raise AssertionError(f"alerts did not settle: {alerts}")
+
+
+def test_a_commit_beyond_its_hold_is_alerted_once_through_the_streams_filters(
+    runner: Server,
+) -> None:
+    """The overrun alert comes from the reservation's record, which the stream's filters must
+    deliver (they are the deployment's: costguard.topology.LEDGER_STREAM)."""
+    tenant = f"overrun-{runner.url.rsplit(':', 1)[1]}"
+    assert runner.call("POST", "/v1/tenants", {"tenant_id": tenant, "name": "O"})[0] == 201
+    path = f"/v1/tenants/{tenant}/quotas/tenant:sandbox:month"
+    assert runner.call("PUT", path, {"limit_usd": "100"})[0] == 200
+    status, _, held = runner.call(
+        "POST",
+        f"/v1/tenants/{tenant}/reservations",
+        {"resource": "sandbox", "estimated_cost_usd": "0.10"},
+    )
+    assert status == 201, held
+    rid = held["reservation_id"]
+    status, _, done = runner.call(
+        "POST",
+        f"/v1/tenants/{tenant}/reservations/{rid}/commit",
+        {"resource": "sandbox", "cost_usd": "0.25"},
+    )
+    assert status == 200, done
+
+    alerts = wait_for_alerts(runner, tenant, lambda a: a["alert_type"] == "overrun", 1)
+
+    [overrun] = alerts
+    assert overrun["title"].endswith("spent $0.150000 beyond its hold"), overrun

@@ -62,11 +62,13 @@ def test_the_stream_mapping_reports_partial_failures_bisects_and_gives_up_bounde
         "Fn::GetAtt": [queue_id, "Arn"]
     }
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    # only counter items and new alert records invoke the function
+    # only counter items, new alert records and records committed beyond their hold (the
+    # overrun alert) invoke the function
     patterns = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
-    prefixes = [p["dynamodb"]["Keys"]["sk"]["S"][0]["prefix"] for p in patterns]
+    prefixes = [p["dynamodb"]["Keys"]["sk"]["S"][0]["prefix"] for p in patterns[:4]]
     assert prefixes == ["DAY#", "WEEK#", "MONTH#", "A#"]
     assert patterns[3]["eventName"] == ["INSERT"]
+    assert patterns[4] == {"dynamodb": {"NewImage": {"overrun": {"BOOL": [True]}}}}
 
 
 def test_the_alerts_topic_is_encrypted_with_a_rotated_key_and_tls_only(synth: Synth) -> None:

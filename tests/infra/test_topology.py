@@ -75,11 +75,11 @@ def matches(pattern: Any, value: Any) -> bool:
     )
 
 
-def record(event_name: str, sort_key: str) -> dict[str, Any]:
-    return {
-        "eventName": event_name,
-        "dynamodb": {"Keys": {"pk": {"S": "TENANT#acme"}, "sk": {"S": sort_key}}},
-    }
+def record(event_name: str, sort_key: str, overrun: bool | None = None) -> dict[str, Any]:
+    change: dict[str, Any] = {"Keys": {"pk": {"S": "TENANT#acme"}, "sk": {"S": sort_key}}}
+    if overrun is not None:
+        change["NewImage"] = {"status": {"S": "committed"}, "overrun": {"BOOL": overrun}}
+    return {"eventName": event_name, "dynamodb": change}
 
 
 def test_the_template_deploys_exactly_the_topology_functions(synth: Synth) -> None:
@@ -144,19 +144,21 @@ def test_every_bus_route_is_a_rule_and_a_local_route_with_the_same_retries(
 
 
 @pytest.mark.parametrize(
-    ("event_name", "sort_key"),
+    ("event_name", "sort_key", "overrun"),
     [
-        ("MODIFY", "MONTH#2026-12"),
-        ("INSERT", "DAY#2026-12-02"),
-        ("MODIFY", "WEEK#2026-W49"),
-        ("INSERT", "A#01JF0000000000000000000000"),
-        ("MODIFY", "A#01JF0000000000000000000000"),  # a delivered alert's status: not again
-        ("INSERT", "R#01JF0000000000000000000000"),  # a reservation
-        ("REMOVE", "POLICY"),
+        ("MODIFY", "MONTH#2026-12", None),
+        ("INSERT", "DAY#2026-12-02", None),
+        ("MODIFY", "WEEK#2026-W49", None),
+        ("INSERT", "A#01JF0000000000000000000000", None),
+        ("MODIFY", "A#01JF0000000000000000000000", None),  # a delivered alert's status: not again
+        ("INSERT", "R#01JF0000000000000000000000", None),  # a reservation
+        ("MODIFY", "01JF0000000000000000000000", True),  # committed beyond its hold
+        ("MODIFY", "01JF0000000000000000000000", False),  # committed within it
+        ("REMOVE", "POLICY", None),
     ],
 )
 def test_the_stream_consumer_takes_the_same_records_and_batches_in_both(
-    synth: Synth, runner: Runner, event_name: str, sort_key: str
+    synth: Synth, runner: Runner, event_name: str, sort_key: str, overrun: bool | None
 ) -> None:
     assert runner.stream is not None
     fn_id, _ = function(synth, topology.LEDGER_STREAM.function.handler)
@@ -168,7 +170,7 @@ def test_the_stream_consumer_takes_the_same_records_and_batches_in_both(
     delivery = runner.stream.delivery
     assert delivery.batch_size == mapping["BatchSize"] == topology.LEDGER_STREAM.batch_size
     patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
-    sample = record(event_name, sort_key)
+    sample = record(event_name, sort_key, overrun)
     deployed = any(matches(pattern, sample) for pattern in patterns)
     assert delivery.accepts is not None
     assert delivery.accepts(sample) is deployed
