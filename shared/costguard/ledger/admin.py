@@ -200,18 +200,7 @@ class TenantAdmin(PolicyCache):
             slot = slot_for(qid, owner, now, self.policy_from_item(policy_item).zone_at(now))
             counter = self.table.get(slot.key, consistent=True)
             tx = TransactionBuilder()
-            if policy_item is None:
-                tx.put(
-                    (pk, POLICY_SK),
-                    {"version": 1, "quotas": {str(qid): spec}},
-                    "attribute_not_exists(pk)",
-                )
-            else:
-                w = tx.update((pk, POLICY_SK))
-                version = w.name("version")
-                w.sets.append(f"{w.name('quotas')}.{w.name(str(qid))} = {w.value(spec)}")
-                w.sets.append(f"{version} = {version} + {w.value(1)}")
-                w.condition(f"{version} = {w.value(policy_item.get('version', 0))}")
+            _write_quota_spec(tx, pk, policy_item, qid, spec)
             self._move_counter(tx, slot, counter, quota.limit_usd)
             try:
                 self.table.transact(tx.writes)
@@ -257,18 +246,7 @@ class TenantAdmin(PolicyCache):
                 **self._spec(quota),
                 **slicing.regrant(tx, old, quota, base, prefix, found, now),
             }
-            if policy_item is None:
-                tx.put(
-                    (pk, POLICY_SK),
-                    {"version": 1, "quotas": {str(qid): spec}},
-                    "attribute_not_exists(pk)",
-                )
-            else:
-                w = tx.update((pk, POLICY_SK))
-                version = w.name("version")
-                w.sets.append(f"{w.name('quotas')}.{w.name(str(qid))} = {w.value(spec)}")
-                w.sets.append(f"{version} = {version} + {w.value(1)}")
-                w.condition(f"{version} = {w.value(policy_item.get('version', 0))}")
+            _write_quota_spec(tx, pk, policy_item, qid, spec)
             try:
                 self.table.transact(tx.writes)
             except Cancelled:
@@ -402,3 +380,24 @@ class TenantAdmin(PolicyCache):
         except Cancelled:
             raise QuotaNotFound(f"no quota {quota_id}") from None
         self.forget_policy(pk)
+
+
+def _write_quota_spec(
+    tx: TransactionBuilder,
+    pk: str,
+    policy_item: dict[str, Any] | None,
+    qid: QuotaId,
+    spec: dict[str, Any],
+) -> None:
+    """The quota's spec into the policy item read as `policy_item`: created if there was none,
+    else set with the version + 1, conditioned on the version read."""
+    if policy_item is None:
+        tx.put(
+            (pk, POLICY_SK), {"version": 1, "quotas": {str(qid): spec}}, "attribute_not_exists(pk)"
+        )
+        return
+    w = tx.update((pk, POLICY_SK))
+    version = w.name("version")
+    w.sets.append(f"{w.name('quotas')}.{w.name(str(qid))} = {w.value(spec)}")
+    w.sets.append(f"{version} = {version} + {w.value(1)}")
+    w.condition(f"{version} = {w.value(policy_item.get('version', 0))}")
