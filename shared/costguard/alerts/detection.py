@@ -1,0 +1,223 @@
+"""Detection: threshold crossings read from counter changes, and the drafts of
+threshold and overrun alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from costguard.alerts.kinds import AlertType, Severity, threshold_severity
+from costguard.money import ZERO, format_usd
+from costguard.periods import parse_period_key, period_end, zone
+from costguard.quotas import QuotaId, Resource, Scope
+from costguard.store.keys import (
+    is_records_pk,
+    principal_of,
+    tenant_of_records_pk,
+)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """Whose counter a ledger item is: `TENANT#acme#USER#u-1 / MONTH#2026-11`."""
+
+    scope: Scope
+    tenant_id: str | None
+    user_id: str | None
+    period_key: str
+    period_start: datetime
+
+    @classmethod
+    def from_key(cls, pk: str, sk: str) -> Counter | None:
+        try:
+            _, start = parse_period_key(sk)
+        except ValueError:
+            return None
+        principal = principal_of(pk)
+        if principal is None:
+            return None
+        scope, tenant_id, user_id = principal
+        return cls(scope, tenant_id, user_id, sk, start)
+
+    def quota_id(self, resource: Resource) -> QuotaId:
+        period, _ = parse_period_key(self.period_key)
+        return QuotaId(self.scope, resource, period, self.user_id)
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """One quota's utilization moved across one or more of its thresholds (upwards)."""
+
+    counter: Counter
+    quota_id: QuotaId
+    mode: str
+    thresholds: tuple[int, ...]
+    """Every threshold crossed by this change, ascending."""
+    spent_usd: Decimal
+    limit_usd: Decimal
+
+    @property
+    def utilization(self) -> Decimal:
+        return utilization(self.spent_usd, self.limit_usd)
+
+
+def utilization(spent: Decimal, limit: Decimal) -> Decimal:
+    """spent / limit; a zero limit with any spend is fully used (and beyond)."""
+    if limit > 0:
+        return spent / limit
+    return Decimal(0) if spent <= 0 else Decimal("Infinity")
+
+
+class QuotaRules(Protocol):
+    def __call__(
+        self, tenant_id: str | None, quota_id: QuotaId
+    ) -> tuple[str, tuple[int, ...]] | None:
+        """(mode, thresholds) of a quota that exists now, or None."""
+
+
+def crossings(
+    pk: str,
+    sk: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    rules: QuotaRules,
+) -> list[Crossing]:
+    """The thresholds a counter item's change crossed, per quota (field group) in it.
+
+    Utilization is spent / limit: money actually spent, not holds that may be released (a
+    hard quota at its limit by holds already refuses, with a 429 naming it). A limit lowered
+    below the spend crosses thresholds too; a period's threshold alerts only once however
+    often utilization goes down and up again (the dedup marker sees to that).
+    """
+    counter = Counter.from_key(pk, sk)
+    if counter is None or not new:
+        return []
+    old = old or {}
+    found: list[Crossing] = []
+    for resource in Resource:
+        p = f"q_{resource.value}_"
+        if p + "limit" not in new:
+            continue
+        limit = Decimal(new[p + "limit"])
+        spent = Decimal(new.get(p + "spent", ZERO))
+        before = utilization(
+            Decimal(old.get(p + "spent", ZERO)), Decimal(old.get(p + "limit", limit))
+        )
+        after = utilization(spent, limit)
+        if after <= before:
+            continue
+        quota_id = counter.quota_id(resource)
+        rule = rules(counter.tenant_id, quota_id)
+        if rule is None:
+            continue
+        mode, thresholds = rule
+        crossed = tuple(t for t in sorted(set(thresholds)) if before * 100 < t <= after * 100)
+        if crossed:
+            found.append(Crossing(counter, quota_id, mode, crossed, spent, limit))
+    return found
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """An alert about to be recorded; `dedup_key` makes it happen once."""
+
+    alert_type: AlertType
+    severity: Severity
+    dedup_key: str
+    tenant_id: str | None
+    title: str
+    message: str
+    quota_id: str | None = None
+    period_key: str | None = None
+    threshold_pct: int | None = None
+    spent_usd: Decimal | None = None
+    limit_usd: Decimal | None = None
+    utilization: Decimal | None = None
+    resets_at: datetime | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+    caused_by_request: str | None = None
+    """The API request whose write crossed the threshold (correlation across the stream)."""
+
+
+def threshold_drafts(crossing: Crossing, tz: str = "UTC") -> list[AlertDraft]:
+    """One draft per crossed threshold, ascending (the last is the one to notify); the period
+    ends at midnight in `tz`, the tenant's zone (platform quotas: UTC)."""
+    c, qid = crossing.counter, crossing.quota_id
+    who = c.tenant_id or "platform"
+    tz = "UTC" if qid.scope is Scope.PLATFORM else tz
+    period, start = parse_period_key(c.period_key, zone(tz))
+    resets = period_end(period, start, zone(tz))
+    local = "" if tz == "UTC" else f" ({resets.astimezone(zone(tz)):%Y-%m-%d %H:%M} {tz})"
+    spent, limit = crossing.spent_usd, crossing.limit_usd
+    used = crossing.utilization
+    pct = "∞" if not used.is_finite() else f"{(used * 100).quantize(Decimal(1))}"
+    drafts = []
+    for threshold in crossing.thresholds:
+        severity = threshold_severity(threshold)
+        drafts.append(
+            AlertDraft(
+                alert_type=AlertType.THRESHOLD,
+                severity=severity,
+                dedup_key=f"threshold#{qid}#{c.period_key}#{threshold}",
+                tenant_id=c.tenant_id,
+                title=f"{who}: {qid} passed {threshold}%",
+                message=(
+                    f"{who} has spent ${format_usd(spent)} of its ${format_usd(limit)} "
+                    f"{qid.period} {qid.resource} limit ({pct}%, {crossing.mode} quota "
+                    f"{qid}); the period resets at {resets:%Y-%m-%d %H:%M} UTC{local}."
+                ),
+                quota_id=str(qid),
+                period_key=c.period_key,
+                threshold_pct=threshold,
+                spent_usd=spent,
+                limit_usd=limit,
+                utilization=used.quantize(Decimal("0.0001")) if used.is_finite() else None,
+                resets_at=resets,
+                details={"mode": crossing.mode, "scope": qid.scope.value}
+                | ({"user_id": qid.user_id} if qid.user_id else {}),
+            )
+        )
+    return drafts
+
+
+def overrun_draft(
+    keys: Mapping[str, Any], old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> AlertDraft | None:
+    """The alert of a commit that spent beyond its hold (once per reservation), if this
+    stream record is one: a reservation's record turning from held to committed with
+    `overrun_usd` > 0."""
+    pk, sk = str(keys.get("pk", "")), str(keys.get("sk", ""))
+    if not is_records_pk(pk) or not new or new.get("status") != "committed":
+        return None
+    if old is not None and old.get("status") == "committed":
+        return None
+    overrun = Decimal(new.get("overrun_usd", ZERO) or ZERO)
+    if overrun <= 0:
+        return None
+    tenant_id = str(new.get("tenant_id") or tenant_of_records_pk(pk))
+    hold, cost = Decimal(new.get("estimate_usd", ZERO)), Decimal(new.get("cost_usd", ZERO))
+    what = new.get("model") or new.get("tier") or new.get("resource")
+    return AlertDraft(
+        alert_type=AlertType.OVERRUN,
+        severity=Severity.WARNING,
+        dedup_key=f"overrun#{sk}",
+        tenant_id=tenant_id,
+        title=f"{tenant_id}: a {what} call spent ${format_usd(overrun)} beyond its hold",
+        message=(
+            f"{tenant_id} committed ${format_usd(cost)} on a reservation that held "
+            f"${format_usd(hold)} ({what}). The whole cost is recorded and counted against "
+            "every quota, past their limits if need be; new reserves are refused until there "
+            "is headroom. Send the output cap your call uses as output_tokens on the reserve."
+        ),
+        spent_usd=cost,
+        details={
+            "reservation_id": f"{sk}~{new.get('plan', '')}",
+            "hold_usd": format_usd(hold),
+            "overrun_usd": format_usd(overrun),
+        }
+        | ({"user_id": str(new["user_id"])} if new.get("user_id") else {}),
+        caused_by_request=str(new["last_request_id"]) if new.get("last_request_id") else None,
+    )
