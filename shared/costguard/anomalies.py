@@ -36,7 +36,13 @@ from costguard.money import ZERO, format_usd
 from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
 from costguard.settings import Settings
 from costguard.stats import judge, pct, usd
-from costguard.store.keys import day_sk
+from costguard.store.keys import (
+    ROLLUP_BUCKET,
+    ROLLUP_BUCKET_USER,
+    ROLLUP_MODEL,
+    ROLLUP_TIER,
+    day_sk,
+)
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,11 @@ def _shares(item: dict[str, Any]) -> dict[str, Decimal]:
     """The parts of a day that can take over its spend: models, tiers, user buckets."""
     out: dict[str, Decimal] = {}
     for attribute, value in item.items():
-        for prefix, dimension in (("usd#m#", "model:"), ("usd#t#", "tier:"), ("usd#b#", "user:")):
+        for prefix, dimension in (
+            (ROLLUP_MODEL, "model:"),
+            (ROLLUP_TIER, "tier:"),
+            (ROLLUP_BUCKET, "user:"),
+        ):
             if attribute.startswith(prefix):
                 out[dimension + attribute.removeprefix(prefix)] = Decimal(value)
     return out
@@ -197,7 +207,7 @@ def _share_findings(
         who = dimension
         if dimension.startswith("user:"):
             bucket = dimension.removeprefix("user:")
-            last = str(item.get(f"usr#b#{bucket}", "?"))
+            last = str(item.get(ROLLUP_BUCKET_USER + bucket, "?"))
             details["last_user_id"] = last
             details["user_bucket"] = bucket
             who = f"users of bucket {bucket} (most recently {last})"

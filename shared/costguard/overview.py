@@ -20,7 +20,7 @@ from costguard.alerts import AlertBook, public_alert
 from costguard.ledger import Ledger
 from costguard.models import Alert, Model, QuotaState, UsdOut
 from costguard.money import ZERO
-from costguard.store.keys import day_of
+from costguard.store.keys import ROLLUP_MODEL, ROLLUP_TIER, day_of
 from costguard.usage import DailyCost, UsageGroup, day_end, day_start
 
 NEAR_LIMIT = Decimal("0.8")
@@ -76,10 +76,11 @@ def overview(
             per_day[day] += amount
             today_usd += amount if day == today else ZERO
             for attribute, value in item.items():
-                if attribute.startswith(("usd#m#", "usd#t#")):
+                if attribute.startswith(ROLLUP_MODEL):
                     # named as GET …/usage?group_by=model names them
-                    kind = "sandbox:" if attribute.startswith("usd#t#") else ""
-                    per_model[kind + attribute[6:]] += Decimal(value)
+                    per_model[attribute.removeprefix(ROLLUP_MODEL)] += Decimal(value)
+                elif attribute.startswith(ROLLUP_TIER):
+                    per_model["sandbox:" + attribute.removeprefix(ROLLUP_TIER)] += Decimal(value)
         spends.append(
             TenantSpend(tenant_id=tenant, spent_usd=spent, calls=calls, today_usd=today_usd)
         )

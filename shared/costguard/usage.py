@@ -16,7 +16,7 @@ from costguard.ledger.service import Ledger
 from costguard.models import Model, UsdOut
 from costguard.money import ZERO
 from costguard.periods import Period, period_end, period_start
-from costguard.store.keys import day_of
+from costguard.store.keys import ROLLUP_MODEL, ROLLUP_TIER, day_of
 
 GroupBy = Literal["model", "user", "conversation", "task", "operation", "resource", "day"]
 ROLLUP_GROUPS = ("model", "resource", "day")
@@ -106,10 +106,10 @@ def _rollup_groups(days: list[dict[str, Any]], group_by: str) -> dict[str, Decim
                     groups[resource] += day[f"usd_{resource}"]
         else:
             for attribute, value in day.items():
-                if attribute.startswith("usd#m#"):
-                    groups[attribute.removeprefix("usd#m#")] += value
-                elif attribute.startswith("usd#t#"):
-                    groups["sandbox:" + attribute.removeprefix("usd#t#")] += value
+                if attribute.startswith(ROLLUP_MODEL):
+                    groups[attribute.removeprefix(ROLLUP_MODEL)] += value
+                elif attribute.startswith(ROLLUP_TIER):
+                    groups["sandbox:" + attribute.removeprefix(ROLLUP_TIER)] += value
     return dict(groups)
 
 

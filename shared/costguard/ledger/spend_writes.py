@@ -12,7 +12,17 @@ from costguard.ledger.plan import ReservationRef, Slot
 from costguard.models import Usage
 from costguard.pricing import ModelPrice, Price
 from costguard.quotas import QuotaDefinition
-from costguard.store.keys import active_pk, active_shard, day_key, day_of, user_bucket
+from costguard.store.keys import (
+    ROLLUP_BUCKET,
+    ROLLUP_BUCKET_USER,
+    ROLLUP_MODEL,
+    ROLLUP_TIER,
+    active_pk,
+    active_shard,
+    day_key,
+    day_of,
+    user_bucket,
+)
 from costguard.store.schema import ACTIVE_PK, ACTIVE_SK
 from costguard.store.writes import ItemWrite, TransactionBuilder
 
@@ -60,13 +70,13 @@ def roll_up(
     w.add("calls", 1)
     if usage.resource == "llm":
         provider = price.provider if isinstance(price, ModelPrice) else (usage.provider or "-")
-        w.add(f"usd#m#{provider}/{usage.model or '-'}", cost)
+        w.add(f"{ROLLUP_MODEL}{provider}/{usage.model or '-'}", cost)
     else:
-        w.add(f"usd#t#{usage.tier or '-'}", cost)
+        w.add(f"{ROLLUP_TIER}{usage.tier or '-'}", cost)
     if user_id:
         bucket = user_bucket(user_id)
-        w.add(f"usd#b#{bucket}", cost)
-        w.sets.append(f"{w.name(f'usr#b#{bucket}')} = {w.value(user_id)}")
+        w.add(f"{ROLLUP_BUCKET}{bucket}", cost)
+        w.sets.append(f"{w.name(ROLLUP_BUCKET_USER + bucket)} = {w.value(user_id)}")
     day = day_of(key[1])
     for attribute, value in (
         (ACTIVE_PK, active_pk(day, active_shard(tenant_id))),

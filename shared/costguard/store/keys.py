@@ -147,6 +147,14 @@ def is_model_price(sk: str) -> bool:
     return sk.startswith(MODEL_PRICE_PREFIX)
 
 
+ROLLUP_MODEL = "usd#m#"
+"""A day rollup's spend by model: `usd#m#<provider>/<model>`."""
+ROLLUP_TIER = "usd#t#"
+"""A day rollup's sandbox spend by tier: `usd#t#<tier>`."""
+ROLLUP_BUCKET = "usd#b#"
+"""A day rollup's spend by user bucket: `usd#b#<bucket>`."""
+ROLLUP_BUCKET_USER = "usr#b#"
+"""A day rollup's last user seen in a bucket: `usr#b#<bucket>`."""
 USER_BUCKETS = 16
 """Users are rolled up per day into this many buckets (`usd#b#07`), whatever their number:
 the day item stays small (its write cost is per KB) and never nears DynamoDB's 400 KB."""
