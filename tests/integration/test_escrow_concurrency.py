@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
-import pytest
 from costguard.ledger import LedgerTable
 from costguard.ledger import escrow as E
 from costguard.settings import Settings
 from costguard.store.writes import ItemWrite
 
-from local import ddblocal
 from tests.support.escrow_driver import (
     BASE,
     PLATFORM_POLICY,
@@ -33,21 +30,10 @@ from tests.support.escrow_driver import (
     LeaseDriver,
     P,
 )
+from tests.support.own_emulator import ddb_local  # noqa: F401 (the module's own emulator)
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
-
-
-@pytest.fixture(scope="module")
-def ddb_local() -> Iterator[str]:
-    """A DynamoDB Local of this module's own: late in the session's emulator (after every
-    earlier integration test's tables and streams) these borrowing races ran ~30× slower
-    (minutes instead of ~20 s), with the emulator's CPU the only thing busy."""
-    server = ddblocal.start()
-    try:
-        yield server.endpoint
-    finally:
-        server.stop()
 
 
 def _driver(local_client: object, slices: int = 8) -> Driver:

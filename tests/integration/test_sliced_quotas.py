@@ -10,32 +10,18 @@ the spend conserves the allowance.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
-import pytest
 from costguard.errors import QuotaExceeded
 from costguard.ledger import Ledger
 from costguard.quotas import QuotaDefinition, QuotaId
 
-from local import ddblocal
 from tests.helpers import actual, estimate, quota_state, usd
+from tests.support.own_emulator import ddb_local  # noqa: F401 (the module's own emulator)
 
 T = "acme"
 Q = "tenant:llm:month"
-
-
-@pytest.fixture(scope="module")
-def ddb_local() -> Iterator[str]:
-    """A DynamoDB Local of this module's own: late in the session's emulator (after every
-    earlier integration test's tables and streams) these borrowing races ran ~30× slower
-    (minutes instead of ~20 s), with the emulator's CPU the only thing busy."""
-    server = ddblocal.start()
-    try:
-        yield server.endpoint
-    finally:
-        server.stop()
 
 
 def _slice(ledger: Ledger, slices: int, limit: str = "100") -> None:
