@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
-from costguard.alerts import AlertBook, Publisher, StreamAlerts, crossings
+from costguard.alerts import AlertBook, Publisher, Rule, StreamAlerts, crossings
 from costguard.ledger import Ledger
 from costguard.notify import PublishFailed, SnsTopic
 from costguard.quotas import QuotaId
@@ -24,7 +24,7 @@ from costguard.quotas import QuotaId
 from functions.alerts import handler as alerts_handler
 from local.streams import MotoStream
 from tests.conftest import Clock
-from tests.helpers import actual, set_quota
+from tests.helpers import actual, estimate, set_quota
 
 CONTEXT = SimpleNamespace(
     function_name="alerts",
@@ -352,8 +352,8 @@ def test_expired_hold_sweeps_ignore_the_outbox(pipeline: Pipeline, clock: Clock)
 
 
 def test_detection_ignores_everything_but_counters_going_up() -> None:
-    def rules(tenant_id: str | None, quota_id: QuotaId) -> tuple[str, tuple[int, ...]]:
-        return "hard", (50, 100)
+    def rules(tenant_id: str | None, quota_id: QuotaId) -> Rule:
+        return Rule("hard", (50, 100))
 
     counter = {"q_llm_limit": Decimal(10), "q_llm_spent": Decimal(6)}
     assert crossings("TENANT#acme#REC", "01J", None, counter, rules) == []
@@ -496,3 +496,217 @@ def test_only_records_that_can_alert_pass_the_raw_prefilter(pipeline: Pipeline) 
     assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in overrun] == ["TENANT#acme", "TENANT#acme#REC"]
     assert pipeline.run(overrun) == {"batchItemFailures": []}
     assert [a["alert_type"] for a in pipeline.alerts()] == ["overrun"]
+
+
+# ---------------------------------------------------------------------- sliced quotas (D77)
+def _slice_quota(ledger: Ledger, limit: str, slices: int, thresholds: tuple[int, ...]) -> None:
+    from costguard.quotas import QuotaDefinition
+
+    ledger.put_quota(
+        "acme",
+        QuotaDefinition(
+            QuotaId.parse("tenant:llm:month"), Decimal(limit), thresholds=thresholds, slices=slices
+        ),
+    )
+
+
+def _spend_on(monkeypatch: pytest.MonkeyPatch, ledger: Ledger, index: int, amount: str) -> None:
+    """Spend on slice `index` of every sliced quota (the ledger's pick, fixed)."""
+    from costguard.ledger import escrow
+
+    monkeypatch.setattr(escrow, "pick", lambda n, rng=None: index)
+    spend(ledger, amount)
+
+
+def test_a_sliced_quota_alerts_on_the_whole_when_no_change_crosses_on_its_slice(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given $8 in 8 slices of $1, alerting at 50 %; slices 0–2 spend 90 % of their own
+    # share each (each slice alone "crosses" 50 and 80) while the whole is at 33.75 %
+    _slice_quota(pipeline.ledger, "8", 8, (50, 80))
+    for index in (0, 1, 2):
+        _spend_on(monkeypatch, pipeline.ledger, index, "0.9")
+    pipeline.flush()
+    assert pipeline.alerts() == []
+
+    # When slices 3–6 spend 40 % of their shares, none crossing anything on its own:
+    # $3.90 (48.75 %) after slice 5, $4.30 (53.75 %) after slice 6
+    for index in (3, 4, 5):
+        _spend_on(monkeypatch, pipeline.ledger, index, "0.4")
+    pipeline.flush()
+    assert pipeline.alerts() == []
+    _spend_on(monkeypatch, pipeline.ledger, 6, "0.4")
+    records = pipeline.flush()
+
+    # Then the whole's 50 % is recorded once, with the whole's figures, and notified
+    (alert,) = pipeline.alerts()
+    assert (alert["quota_id"], alert["threshold_pct"], alert["period_key"]) == (
+        "tenant:llm:month",
+        50,
+        "MONTH#2026-11",
+    )
+    assert (alert["spent_usd"], alert["limit_usd"], alert["utilization"]) == (
+        Decimal("4.3"),
+        Decimal("8"),
+        Decimal("0.5375"),
+    )
+    assert alert["dedup_key"] == "threshold#tenant:llm:month#MONTH#2026-11#50"
+    assert alert["delivery"] == "sent"
+    assert [m["Subject"] for m in pipeline.sns.received()] == [f"[costguard info] {alert['title']}"]
+    # And every record delivered again records nothing more
+    pipeline.run(records)
+    pipeline.run(records)
+    assert len(pipeline.alerts()) == 1
+
+
+def test_a_sliced_quota_records_every_threshold_the_whole_reached_once(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given $8 in 4 slices at 40 %
+    _slice_quota(pipeline.ledger, "8", 4, (50, 80, 100))
+    _spend_on(monkeypatch, pipeline.ledger, 1, "3.2")
+    pipeline.flush()
+    assert pipeline.alerts() == []
+
+    # When one cost on another slice takes the whole to 85 %
+    _spend_on(monkeypatch, pipeline.ledger, 2, "3.6")
+    pipeline.flush()
+
+    # Then 50 and 80 are recorded, one notification (80)
+    alerts = sorted(pipeline.alerts(), key=lambda a: a["threshold_pct"])
+    assert [(a["threshold_pct"], a["notify"]) for a in alerts] == [(50, False), (80, True)]
+    assert {a["spent_usd"] for a in alerts} == {Decimal("6.8")}
+
+    # And spend on a third slice past 100 % adds only 100
+    _spend_on(monkeypatch, pipeline.ledger, 3, "1.5")
+    pipeline.flush()
+    assert sorted(a["threshold_pct"] for a in pipeline.alerts()) == [50, 80, 100]
+
+
+def test_a_borrow_moves_grants_without_a_false_alert(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from costguard.ledger import escrow
+
+    # Given $8 in 8 slices: a reserve of $3 on slice 1 borrows from its siblings
+    _slice_quota(pipeline.ledger, "8", 8, (50,))
+    monkeypatch.setattr(escrow, "pick", lambda n, rng=None: 1)
+    held = pipeline.ledger.reserve("acme", estimate("3"), with_figures=False)
+    pipeline.ledger.commit("acme", held.reservation_id, actual("3"))
+    pipeline.flush()
+
+    # Then slice 1's grant is $3 or more and the lenders' grants went down, but the whole
+    # is at 37.5 %: nothing is recorded
+    assert pipeline.alerts() == []
+
+    # When $1 more is spent on slice 5 (the whole at 50 %)
+    _spend_on(monkeypatch, pipeline.ledger, 5, "1")
+    pipeline.flush()
+    (alert,) = pipeline.alerts()
+    assert (alert["spent_usd"], alert["limit_usd"]) == (Decimal("4"), Decimal("8"))
+
+
+def test_a_lower_limit_on_a_sliced_quota_crosses_on_the_whole(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given $8 in 4 slices, $3 spent (37.5 %)
+    _slice_quota(pipeline.ledger, "8", 4, (50, 80))
+    _spend_on(monkeypatch, pipeline.ledger, 2, "3")
+    pipeline.flush()
+
+    # When the limit is cut to $5 (60 %): the re-grant lowers the slices' grants
+    _slice_quota(pipeline.ledger, "5", 4, (50, 80))
+    pipeline.flush()
+
+    # Then 50 % is recorded on the whole
+    (alert,) = pipeline.alerts()
+    assert (alert["threshold_pct"], alert["spent_usd"], alert["limit_usd"]) == (
+        50,
+        Decimal("3"),
+        Decimal("5"),
+    )
+
+
+def test_a_quota_sliced_within_the_policy_cache_is_read_as_one(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an unsliced $8 quota the alerts function has read (its policy is cached)
+    _slice_quota(pipeline.ledger, "8", 1, (50,))
+    _spend_on(monkeypatch, pipeline.ledger, 0, "1")
+    pipeline.flush()
+
+    # When it is cut into 8 slices and slice 0 spends past its own $1 share (the whole at
+    # 25 %), then slice 0 again to $4.10 (51.25 %)
+    _slice_quota(pipeline.ledger, "8", 8, (50,))
+    _spend_on(monkeypatch, pipeline.ledger, 0, "1")
+    pipeline.flush()
+    assert pipeline.alerts() == []
+    _spend_on(monkeypatch, pipeline.ledger, 3, "2.1")
+    pipeline.flush()
+
+    # Then only the whole's 50 % is recorded
+    (alert,) = pipeline.alerts()
+    assert (alert["spent_usd"], alert["limit_usd"]) == (Decimal("4.1"), Decimal("8"))
+
+
+def test_slice_records_pass_the_prefilter_and_the_streams_filters(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from costguard.alerts import may_alert
+    from costguard.topology import LEDGER_STREAM
+
+    _slice_quota(pipeline.ledger, "8", 8, (50,))
+    pipeline.flush()
+    _spend_on(monkeypatch, pipeline.ledger, 5, "1")
+    records = pipeline.take()
+    passed = [r["dynamodb"]["Keys"]["pk"]["S"] for r in records if may_alert(r)]
+    assert passed == ["TENANT#acme#S05"]
+    assert all(LEDGER_STREAM.accepts(r) for r in records if may_alert(r))
+
+
+class BorrowInFlight:
+    """The ledger table, except that a consistent batch read sees slice 1 before a borrow
+    of $2 reached it while its donors are seen after (separate items, read at different
+    moments: what a screen read can see while a borrow commits)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)
+
+    def batch_get(self, keys: Any, consistent: bool = True) -> dict[Any, dict[str, Any]]:
+        found: dict[Any, dict[str, Any]] = self.table.batch_get(keys, consistent)
+        key = ("TENANT#acme#S01", "MONTH#2026-11")
+        if consistent and key in found:
+            item = dict(found[key])
+            item["q_llm_limit"] -= 2
+            item["q_llm_avail"] -= 2
+            found[key] = item
+        return found
+
+
+def test_a_grant_a_borrow_in_flight_hides_is_not_alerted_on(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from costguard.ledger import escrow
+
+    # Given $8 in 8 slices: $3 reserved and spent on slice 1 (it borrowed $2), $0.50 on
+    # slice 4: the whole at 43.75 %
+    _slice_quota(pipeline.ledger, "8", 8, (50,))
+    monkeypatch.setattr(escrow, "pick", lambda n, rng=None: 1)
+    held = pipeline.ledger.reserve("acme", estimate("3"), with_figures=False)
+    pipeline.ledger.commit("acme", held.reservation_id, actual("3"))
+    _spend_on(monkeypatch, pipeline.ledger, 4, "0.5")
+    records = pipeline.take()
+
+    # When the alerts function's screen read sees the borrow half done ($6 of grants: 58 %)
+    watch = StreamAlerts(
+        BorrowInFlight(pipeline.ledger.table),  # type: ignore[arg-type]
+        pipeline.book,
+        Publisher(pipeline.sns.topic, pipeline.events),
+    )
+    alerts_handler.handler({"Records": records}, CONTEXT, watch=watch)
+
+    # Then the snapshot it confirms on shows the whole as it is: nothing is recorded
+    assert pipeline.alerts() == []

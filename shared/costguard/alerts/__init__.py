@@ -37,10 +37,14 @@ from costguard.alerts.detection import (
     Counter,
     Crossing,
     QuotaRules,
+    Rule,
     crossings,
     overrun_draft,
+    sliced_changes,
     threshold_drafts,
+    threshold_key,
     utilization,
+    whole_crossing,
 )
 from costguard.alerts.kinds import RECORD_PREFIX, AlertType, Severity, threshold_severity
 from costguard.alerts.outbox import Outbox
@@ -71,6 +75,7 @@ __all__ = [
     "Outbox",
     "Publisher",
     "QuotaRules",
+    "Rule",
     "Severity",
     "StreamAlerts",
     "crossings",
@@ -81,7 +86,10 @@ __all__ = [
     "public_alert",
     "publisher_from_settings",
     "redrive_delay",
+    "sliced_changes",
     "threshold_drafts",
+    "threshold_key",
     "threshold_severity",
     "utilization",
+    "whole_crossing",
 ]

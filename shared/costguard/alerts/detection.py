@@ -3,8 +3,8 @@ threshold and overrun alerts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -16,19 +16,25 @@ from costguard.quotas import QuotaId, Resource, Scope
 from costguard.store.keys import (
     is_records_pk,
     principal_of,
+    split_slice,
     tenant_of_records_pk,
 )
 
 
 @dataclass(frozen=True)
 class Counter:
-    """Whose counter a ledger item is: `TENANT#acme#USER#u-1 / MONTH#2026-11`."""
+    """Whose counter a ledger item is: `TENANT#acme#USER#u-1 / MONTH#2026-11`; the item of
+    a sliced quota's slice i > 0 (`TENANT#acme#S03 / MONTH#2026-11`) is the same counter's."""
 
     scope: Scope
     tenant_id: str | None
     user_id: str | None
     period_key: str
     period_start: datetime
+    pk: str = ""
+    """The counter's partition: slice 0's."""
+    slice: int = 0
+    """Which slice of it the item is (0: the counter item itself)."""
 
     @classmethod
     def from_key(cls, pk: str, sk: str) -> Counter | None:
@@ -36,15 +42,36 @@ class Counter:
             _, start = parse_period_key(sk)
         except ValueError:
             return None
-        principal = principal_of(pk)
+        base, index = split_slice(pk)
+        principal = principal_of(base)
         if principal is None:
             return None
         scope, tenant_id, user_id = principal
-        return cls(scope, tenant_id, user_id, sk, start)
+        return cls(scope, tenant_id, user_id, sk, start, base, index)
 
     def quota_id(self, resource: Resource) -> QuotaId:
         period, _ = parse_period_key(self.period_key)
         return QuotaId(self.scope, resource, period, self.user_id)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What alerts need of a quota's spec in its policy."""
+
+    mode: str
+    thresholds: tuple[int, ...]
+    slices: int = 1
+    span: int = 1
+    """As the policy stores them (decisions D74): every slice index that may hold anything."""
+    limit_usd: Decimal = ZERO
+
+    @property
+    def sliced(self) -> bool:
+        return self.slices > 1 or self.span > 1
+
+    @property
+    def indices(self) -> range:
+        return range(max(self.slices, self.span))
 
 
 @dataclass(frozen=True)
@@ -72,10 +99,21 @@ def utilization(spent: Decimal, limit: Decimal) -> Decimal:
 
 
 class QuotaRules(Protocol):
-    def __call__(
-        self, tenant_id: str | None, quota_id: QuotaId
-    ) -> tuple[str, tuple[int, ...]] | None:
-        """(mode, thresholds) of a quota that exists now, or None."""
+    def __call__(self, tenant_id: str | None, quota_id: QuotaId) -> Rule | None:
+        """The rule of a quota that exists now, or None."""
+
+
+def _groups(
+    pk: str, sk: str, new: Mapping[str, Any] | None
+) -> Iterator[tuple[Counter, Resource, str]]:
+    """(counter, resource, field prefix) of each quota field group a counter item has."""
+    counter = Counter.from_key(pk, sk)
+    if counter is None or not new:
+        return
+    for resource in Resource:
+        p = f"q_{resource.value}_"
+        if p + "limit" in new:
+            yield counter, resource, p
 
 
 def crossings(
@@ -85,21 +123,19 @@ def crossings(
     new: Mapping[str, Any] | None,
     rules: QuotaRules,
 ) -> list[Crossing]:
-    """The thresholds a counter item's change crossed, per quota (field group) in it.
+    """The thresholds a counter item's change crossed, per quota (field group) in it, for
+    quotas that are not sliced (a sliced quota's: `whole_crossing`).
 
     Utilization is spent / limit: money actually spent, not holds that may be released (a
     hard quota at its limit by holds already refuses, with a 429 naming it). A limit lowered
     below the spend crosses thresholds too; a period's threshold alerts only once however
     often utilization goes down and up again (the dedup marker sees to that).
     """
-    counter = Counter.from_key(pk, sk)
-    if counter is None or not new:
-        return []
     old = old or {}
     found: list[Crossing] = []
-    for resource in Resource:
-        p = f"q_{resource.value}_"
-        if p + "limit" not in new:
+    for counter, resource, p in _groups(pk, sk, new):
+        assert new is not None
+        if counter.slice:
             continue
         limit = Decimal(new[p + "limit"])
         spent = Decimal(new.get(p + "spent", ZERO))
@@ -111,13 +147,67 @@ def crossings(
             continue
         quota_id = counter.quota_id(resource)
         rule = rules(counter.tenant_id, quota_id)
-        if rule is None:
+        if rule is None or rule.sliced:
             continue
-        mode, thresholds = rule
-        crossed = tuple(t for t in sorted(set(thresholds)) if before * 100 < t <= after * 100)
+        crossed = tuple(t for t in sorted(set(rule.thresholds)) if before * 100 < t <= after * 100)
         if crossed:
-            found.append(Crossing(counter, quota_id, mode, crossed, spent, limit))
+            found.append(Crossing(counter, quota_id, rule.mode, crossed, spent, limit))
     return found
+
+
+def sliced_changes(
+    pk: str,
+    sk: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    rules: QuotaRules,
+) -> list[tuple[Counter, QuotaId, Rule]]:
+    """The sliced quotas whose whole this change of one of their slices may have moved up:
+    its spent went up or its grant down (a borrow, a re-grant, a lower limit); the whole is
+    read to know (`whole_crossing`). Only the relative sizes matter: a slice lent to or
+    retired (grant 0) still counts what is spent on it."""
+    old = old or {}
+    found: list[tuple[Counter, QuotaId, Rule]] = []
+    for counter, resource, p in _groups(pk, sk, new):
+        assert new is not None
+        spent = Decimal(new.get(p + "spent", ZERO))
+        grant = Decimal(new[p + "limit"])
+        up = spent > Decimal(old.get(p + "spent", ZERO)) or grant < Decimal(
+            old.get(p + "limit", grant)
+        )
+        if not up:
+            continue
+        quota_id = counter.quota_id(resource)
+        rule = rules(counter.tenant_id, quota_id)
+        if rule is not None and (rule.sliced or counter.slice):
+            found.append((counter, quota_id, rule))
+    return found
+
+
+def whole_crossing(
+    counter: Counter,
+    quota_id: QuotaId,
+    rule: Rule,
+    spent: Decimal,
+    limit: Decimal,
+    recorded: Iterable[int] = (),
+) -> Crossing | None:
+    """A sliced quota read as one (`spent` and `limit` summed over its slices): every
+    threshold the whole has reached that is not `recorded` yet. Level-triggered: a change of
+    one slice cannot tell where the whole was before it, so whichever change first finds the
+    whole past a threshold records it (the dedup marker keeps it once, D77)."""
+    used = utilization(spent, limit)
+    done = set(recorded)
+    reached = tuple(t for t in sorted(set(rule.thresholds)) if t <= used * 100 and t not in done)
+    if not reached:
+        return None
+    base = replace(counter, slice=0)
+    return Crossing(base, quota_id, rule.mode, reached, spent, limit)
+
+
+def threshold_key(quota_id: QuotaId, period_key: str, threshold: int) -> str:
+    """The dedup key of a quota's threshold in a period: once per period, ever."""
+    return f"threshold#{quota_id}#{period_key}#{threshold}"
 
 
 @dataclass(frozen=True)
@@ -161,7 +251,7 @@ def threshold_drafts(crossing: Crossing, tz: str = "UTC") -> list[AlertDraft]:
             AlertDraft(
                 alert_type=AlertType.THRESHOLD,
                 severity=severity,
-                dedup_key=f"threshold#{qid}#{c.period_key}#{threshold}",
+                dedup_key=threshold_key(qid, c.period_key, threshold),
                 tenant_id=c.tenant_id,
                 title=f"{who}: {qid} passed {threshold}%",
                 message=(

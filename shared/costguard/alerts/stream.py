@@ -3,31 +3,44 @@ record (detect, record, deliver)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import costguard.ledger.escrow as escrow
 from costguard import telemetry
 from costguard.alerts.book import AlertBook
 from costguard.alerts.detection import (
     Counter,
+    Crossing,
+    Rule,
     crossings,
     overrun_draft,
+    sliced_changes,
     threshold_drafts,
+    threshold_key,
+    whole_crossing,
 )
 from costguard.alerts.kinds import RECORD_PREFIX
 from costguard.alerts.publishing import Publisher
+from costguard.money import ZERO
 from costguard.quotas import DEFAULT_THRESHOLDS, Policy, QuotaId, Resource, stored_zone
 from costguard.store.dynamo import LedgerTable
 from costguard.store.keys import (
     POLICY_SK,
+    Key,
+    alert_marker_key,
     is_alerts_pk,
     policy_pk,
 )
 
 POLICY_CACHE = timedelta(seconds=60)
+RECORDED_CACHE = 4096
+"""Threshold markers a container remembers as written: a sliced quota past a threshold reads
+nothing more for it (its slices' changes keep coming)."""
 
 
 def may_alert(record: Mapping[str, Any]) -> bool:
@@ -77,8 +90,9 @@ class StreamAlerts:
         self.table = table
         self.book = book
         self.publisher = publisher
-        self._policies: dict[str, tuple[datetime, dict[str, tuple[str, tuple[int, ...]]]]] = {}
+        self._policies: dict[str, tuple[datetime, dict[str, Rule]]] = {}
         self._zones: dict[str, Policy] = {}
+        self._recorded: OrderedDict[tuple[str | None, str], None] = OrderedDict()
 
     def handle(
         self,
@@ -106,7 +120,7 @@ class StreamAlerts:
                 telemetry.count("AlertsRecorded", len(created))
             return f"recorded {len(created)}"
         with telemetry.span("alerts.detect", counter=f"{pk}/{sk}") as span:
-            found = crossings(pk, sk, old, new, self.rules)
+            found = self.detect(pk, sk, old, new)
             telemetry.set_attributes(
                 span,
                 {
@@ -129,14 +143,114 @@ class StreamAlerts:
                 if request:
                     drafts = [replace(d, caused_by_request=str(request)) for d in drafts]
                 created = self.book.record(drafts)
+                # Every draft's marker exists now: ours, or a concurrent handler's.
+                self._remember(crossing.counter.tenant_id, [d.dedup_key for d in drafts])
                 telemetry.set_attributes(span, {"recorded": len(created)})
                 recorded += len(created)
         if recorded:
             telemetry.count("AlertsRecorded", recorded)
         return f"recorded {recorded}" if found else "ignored"
 
-    def rules(self, tenant_id: str | None, quota_id: QuotaId) -> tuple[str, tuple[int, ...]] | None:
-        """(mode, thresholds) of a quota from its policy item; re-read when it is unknown."""
+    def detect(
+        self, pk: str, sk: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+    ) -> list[Crossing]:
+        """The crossings of a counter item's change: an unsliced quota's from the change
+        itself, a sliced quota's from its whole (D77)."""
+        found = crossings(pk, sk, old, new, self.rules)
+        if found:
+            # Rare (a threshold crossed): make sure the quota was not sliced within the cache's
+            # minute (slice 0 on its own share would alert early).
+            self._policies.pop(policy_pk(found[0].counter.tenant_id), None)
+            found = crossings(pk, sk, old, new, self.rules)
+        for counter, quota_id, rule in sliced_changes(pk, sk, old, new, self.rules):
+            crossing = self.whole(counter, quota_id, rule)
+            if crossing is not None:
+                found.append(crossing)
+        return found
+
+    def whole(self, counter: Counter, quota_id: QuotaId, rule: Rule) -> Crossing | None:
+        """The thresholds a sliced quota as a whole has reached and not yet recorded.
+
+        A consistent read of the policy and every slice screens the change: it sees at least
+        every write committed before this record's (so the last change of a period always
+        finds the whole where it is, with the slices of a reshard that came first), and
+        spend only grows, so it never shows more spend than there is. A borrow in flight may
+        show a grant twice or not at all, so a threshold the screen finds reached is confirmed
+        on a `TransactGetItems` snapshot of the policy and every slice (what borrows are
+        decided on, D75) before it is recorded.
+        """
+        tenant = counter.tenant_id
+        keys = {t: threshold_key(quota_id, counter.period_key, t) for t in rule.thresholds}
+        done = {t for t, k in keys.items() if (tenant, k) in self._recorded}
+        if len(done) == len(keys):
+            return None
+        base = (counter.pk, counter.period_key)
+        prefix = f"q_{quota_id.resource.value}_"
+        crossing = None
+        for read in (self._screen, self._snapshot):
+            found = self._read_whole(read, tenant, quota_id, base, rule)
+            if found is None:
+                return None  # the quota is gone
+            rule, items = found
+            spent, limit = _whole(items, base, prefix, rule)
+            crossing = whole_crossing(counter, quota_id, rule, spent, limit, done)
+            if crossing is None:
+                return None
+        assert crossing is not None
+        markers = self.table.batch_get(
+            [alert_marker_key(tenant, keys[t]) for t in crossing.thresholds], consistent=False
+        )
+        taken = {t for t in crossing.thresholds if alert_marker_key(tenant, keys[t]) in markers}
+        self._remember(tenant, [keys[t] for t in taken])
+        return whole_crossing(
+            counter, quota_id, rule, crossing.spent_usd, crossing.limit_usd, done | taken
+        )
+
+    def _screen(self, keys: list[Key]) -> dict[Key, dict[str, Any]]:
+        return self.table.batch_get(keys, consistent=True)
+
+    def _snapshot(self, keys: list[Key]) -> dict[Key, dict[str, Any]]:
+        return self.table.transact_get(keys)
+
+    def _read_whole(
+        self,
+        read: Callable[[list[Key]], dict[Key, dict[str, Any]]],
+        tenant_id: str | None,
+        quota_id: QuotaId,
+        base: Key,
+        rule: Rule,
+    ) -> tuple[Rule, dict[Key, dict[str, Any]]] | None:
+        """The quota's rule and slices as the policy read with them says (read again with
+        more slices when it names more than were read: a reshard since the cached rule)."""
+        policy_key = (policy_pk(tenant_id), POLICY_SK)
+        indices = rule.indices
+        for _ in range(4):
+            found = read([policy_key, *self._slice_keys(base, indices)])
+            policy = found.get(policy_key) or {}
+            rules = _rules_of(policy)
+            self._policies[policy_key[0]] = (self.book.clock(), rules)
+            fresh = rules.get(str(quota_id))
+            if fresh is None:
+                return None
+            if fresh.indices.stop <= indices.stop:
+                return fresh, found
+            indices = fresh.indices
+        raise RuntimeError(f"{quota_id}: resharded again and again while alerts read it")
+
+    @staticmethod
+    def _slice_keys(base: Key, rule: Rule | range) -> list[Key]:
+        indices = rule.indices if isinstance(rule, Rule) else rule
+        return [escrow.slice_key(base, i) for i in indices]
+
+    def _remember(self, tenant_id: str | None, dedup_keys: list[str]) -> None:
+        for key in dedup_keys:
+            self._recorded[(tenant_id, key)] = None
+            self._recorded.move_to_end((tenant_id, key))
+        while len(self._recorded) > RECORDED_CACHE:
+            self._recorded.popitem(last=False)
+
+    def rules(self, tenant_id: str | None, quota_id: QuotaId) -> Rule | None:
+        """A quota's rule from its policy item; re-read when it is unknown."""
         pk = policy_pk(tenant_id)
         now = self.book.clock()
         for fresh in (False, True):
@@ -156,14 +270,35 @@ class StreamAlerts:
         policy = self._zones.get(policy_pk(tenant_id))
         return policy.zone_at(self.book.clock()) if policy else "UTC"
 
-    def _read_policy(self, pk: str) -> dict[str, tuple[str, tuple[int, ...]]]:
-        item = self.table.get((pk, POLICY_SK), consistent=False) or {}
+    def _read_policy(self, pk: str) -> dict[str, Rule]:
+        item = self.table.get((pk, POLICY_SK), consistent=True) or {}
         try:
             self._zones[pk] = Policy(**stored_zone(item))
         except ValueError:
             self._zones.pop(pk, None)  # a malformed zone: the alert says UTC, nothing is lost
-        rules: dict[str, tuple[str, tuple[int, ...]]] = {}
-        for quota_id, spec in (item.get("quotas") or {}).items():
-            thresholds = tuple(int(t) for t in spec.get("thresholds") or DEFAULT_THRESHOLDS)
-            rules[quota_id] = (str(spec.get("mode", "hard")), thresholds)
-        return rules
+        return _rules_of(item)
+
+
+def _rules_of(item: Mapping[str, Any]) -> dict[str, Rule]:
+    """Every quota's rule in a policy item."""
+    rules: dict[str, Rule] = {}
+    for quota_id, spec in (item.get("quotas") or {}).items():
+        slices = int(spec.get("slices", 1))
+        rules[quota_id] = Rule(
+            mode=str(spec.get("mode", "hard")),
+            thresholds=tuple(int(t) for t in spec.get("thresholds") or DEFAULT_THRESHOLDS),
+            slices=slices,
+            span=int(spec.get("span", slices)),
+            limit_usd=Decimal(spec.get("limit_usd", ZERO)),
+        )
+    return rules
+
+
+def _whole(
+    items: Mapping[Key, Mapping[str, Any]], base: Key, prefix: str, rule: Rule
+) -> tuple[Decimal, Decimal]:
+    """(spent, limit) of a sliced quota summed over its slices; a slice without fields in
+    the period has its virtual grant (escrow)."""
+    layout = escrow.Layout(rule.limit_usd, rule.slices, max(rule.span, rule.slices))
+    whole = escrow.whole(escrow.states_of(items, base, prefix, layout))
+    return whole.spent, whole.limit

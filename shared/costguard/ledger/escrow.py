@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from costguard.store.keys import slice_pk
 from costguard.store.writes import ItemWrite
 
 Key = tuple[str, str]
@@ -42,7 +43,7 @@ def slice_key(base: Key, index: int) -> Key:
     """The item of slice `index` of the counter `base` (slice 0 is the counter itself)."""
     if not 0 <= index < MAX_SLICES:
         raise ValueError(f"slice {index} out of range")
-    return base if index == 0 else (f"{base[0]}#S{index:02d}", base[1])
+    return slice_pk(base[0], index), base[1]
 
 
 def shares(total: Decimal, n: int) -> tuple[Decimal, ...]:

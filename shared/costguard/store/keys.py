@@ -89,6 +89,24 @@ def principal_of(pk: str) -> tuple[Scope, str | None, str | None] | None:
     return None
 
 
+SLICE_MARK = "#S"
+"""A counter's slice i > 0 is the same period under `<pk>#S<ii>` (decisions D74)."""
+
+
+def slice_pk(pk: str, index: int) -> str:
+    """The partition of slice `index` of the counter partition `pk` (slice 0: `pk` itself)."""
+    return pk if index == 0 else f"{pk}{SLICE_MARK}{index:02d}"
+
+
+def split_slice(pk: str) -> tuple[str, int]:
+    """(the counter partition, slice index) of a counter slice's partition key; any other
+    key is its own slice 0."""
+    base, mark, index = pk.rpartition(SLICE_MARK)
+    if mark and len(index) == 2 and index.isdigit() and principal_of(base) is not None:
+        return base, int(index)
+    return pk, 0
+
+
 def day_key(tenant_id: str, at: datetime, tz: str = "UTC") -> Key:
     """The tenant's day item: its day counter and its day rollup (the local day in `tz`)."""
     return tenant_pk(tenant_id), period_key(Period.DAY, at, zone(tz))
