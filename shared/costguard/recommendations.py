@@ -46,7 +46,7 @@ from costguard.periods import Period, period_key, period_start
 from costguard.pricing import ModelPrice
 from costguard.quotas import QuotaId, Resource, Scope
 from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
-from costguard.store.keys import day_sk, principal_pk, tenant_pk
+from costguard.store.keys import day_sk, tenant_pk
 
 Kind = Literal[
     "model_right_sizing", "prompt_caching", "output_caps", "sandbox_time", "quota_limits"
@@ -547,14 +547,11 @@ def quota_limits(
         qid = QuotaId.parse(q.quota_id)
         period = qid.period
         starts = _previous_starts(period, now, PAST_PERIODS[period], tz)
-        pk = principal_pk(qid.scope, tenant_id, qid.user_id)
-        counters = ledger.table.batch_get([(pk, period_key(period, s, tz)) for s in starts])
-        prefix = f"q_{qid.resource.value}_"
-        live: list[tuple[datetime, Decimal, Decimal]] = []
-        for s in starts:
-            item = counters.get((pk, period_key(period, s, tz)))
-            if item and item.get(prefix + "limit") is not None:
-                live.append((s, _d(item.get(prefix + "spent")), _d(item[prefix + "limit"])))
+        # every slice of a sliced quota, summed (D77)
+        totals = ledger.period_totals(tenant_id, qid, [period_key(period, s, tz) for s in starts])
+        live: list[tuple[datetime, Decimal, Decimal]] = [
+            (s, *totals[k]) for s in starts if (k := period_key(period, s, tz)) in totals
+        ]
         if len(live) < MIN_PERIODS[period]:
             continue
         oldest = min(s for s, _, _ in live)

@@ -3,8 +3,9 @@ release, figures, 429 body, reconcile() and quota PUT with `slices` (decisions D
 
 Invariants: exactly as many one-unit reserves are admitted as the limit has units, however
 2,000 of them interleave (a refusal only when the quota as a whole is spent, and its 429 shows
-the whole); figures and reconcile() are exact afterwards; a reshard 8 → 16 → 4 in the middle of
-the spend conserves the allowance.
+the whole); figures and reconcile() are exact afterwards (reconcile() also sums the slices'
+grants to the limit, and names a forged one); a reshard 8 → 16 → 4 in the middle of the spend
+conserves the allowance.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from decimal import Decimal
 
 from costguard.errors import QuotaExceeded
 from costguard.ledger import Ledger
+from costguard.ledger import escrow as E
 from costguard.quotas import QuotaDefinition, QuotaId
+from costguard.store.writes import ItemWrite
 
 from tests.helpers import actual, estimate, quota_state, usd
 from tests.support.own_emulator import ddb_local  # noqa: F401 (the module's own emulator)
@@ -104,4 +107,13 @@ def test_a_reshard_8_16_4_during_the_spend_conserves_it(local_ledger: Ledger) ->
     assert sum(r is not None for r in ids) == 100
     q = quota_state(local_ledger, T, Q)
     assert (q.limit_usd, q.reserved_usd, q.remaining_usd) == (usd("100"), usd("100"), usd("0"))
-    assert local_ledger.reconcile(T) == []
+    assert local_ledger.reconcile(T) == []  # the slices' grants still sum to the limit
+
+    # And a grant forged on a retired slice (its avail moved with it) is reported
+    forge = ItemWrite(key=E.slice_key(("TENANT#acme", q.period_key), 9))
+    forge.add("q_llm_limit", Decimal(1))
+    forge.add("q_llm_avail", Decimal(1))
+    local_ledger.table.update(forge)
+    assert local_ledger.reconcile(T) == [
+        f"{Q} {q.period_key}: slice grants sum to 101.000000 != limit 100"
+    ]

@@ -199,6 +199,33 @@ def test_a_quota_at_its_limit_most_days_and_one_that_never_passes_ten_percent(
     assert low.confidence == "medium"  # 4 of the 8 weeks looked at
 
 
+def test_a_sliced_quota_at_its_limit_is_read_as_one(
+    ledger: Ledger, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from costguard.ledger import escrow
+    from costguard.quotas import QuotaDefinition, QuotaId
+
+    # Given a $10 daily llm quota in 4 slices that ended 8 days at $9.60 (96 %), spent on
+    # slices 1–3 only ($3.20 each): slice 0 has nothing of any of those days
+    clock.at = at(date(2026, 10, 20))
+    ledger.put_quota(
+        "sliced", QuotaDefinition(QuotaId.parse("tenant:llm:day"), Decimal(10), slices=4)
+    )
+    for n in range(8):
+        for index in (1, 2, 3):
+            monkeypatch.setattr(escrow, "pick", lambda n, rng=None, i=index: i)
+            record(ledger, clock, "sliced", at(date(2026, 11, 22) + timedelta(days=n)),
+                   resource="llm", cost_usd="3.20")  # fmt: skip
+    # When the recommendations are computed
+    [often] = advice(ledger, clock, "sliced")
+    # Then each day is read as the whole: 96 % of $10, at the limit 8 days of 8
+    assert often.recommendation_id == "quota_limits:tenant:llm:day"
+    assert often.evidence["periods"] == "8"
+    assert often.evidence["periods_at_limit"] == "8"
+    assert often.evidence["max_utilization_pct"] == "96.0"
+    assert often.evidence["suggested_limit_usd"] == "12.000000"
+
+
 def steady(ledger: Ledger, clock: Clock, tenant: str) -> None:
     """A tenant doing everything right: small model, caches its prefix, caps its holds."""
     start = date(2026, 11, 20)

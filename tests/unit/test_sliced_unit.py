@@ -5,6 +5,7 @@ transaction, and `slices: 1` writes exactly what it always wrote."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from costguard.errors import QuotaExceeded
@@ -97,3 +98,62 @@ def test_a_limit_cut_below_what_is_held_refuses_until_the_whole_has_room(ledger:
     q = quota_state(ledger, T, Q)
     assert (q.limit_usd, q.reserved_usd, q.remaining_usd) == (usd("3"), usd("3"), usd("0"))
     assert ledger.reconcile(T) == []
+
+
+def test_reconcile_reports_a_forged_grant_and_a_broken_avail(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from costguard.store.writes import ItemWrite
+
+    # Given $8 in 4 slices with spend on slice 1: consistent
+    _put(ledger, "8", 4)
+    monkeypatch.setattr(E, "pick", lambda n, rng=None: 1)
+    rid = ledger.reserve(T, estimate("1"), with_figures=False).reservation_id
+    ledger.commit(T, rid, actual("1"))
+    assert ledger.reconcile(T) == []
+
+    # When slice 3 is given $1 out of nothing (grant and avail together: the slice itself
+    # still adds up, only the quota does not)
+    forge = ItemWrite(key=E.slice_key(("TENANT#acme", "MONTH#2026-11"), 3))
+    forge.add("q_llm_limit", Decimal(1))
+    forge.add("q_llm_avail", Decimal(1))
+    ledger.table.update(forge)
+
+    # Then reconcile names the quota, the period and both sums
+    assert ledger.reconcile(T) == [
+        "tenant:llm:month MONTH#2026-11: slice grants sum to 9.000000 != limit 8"
+    ]
+
+    # And a slice whose avail no longer adds up is named too
+    broken = ItemWrite(key=E.slice_key(("TENANT#acme", "MONTH#2026-11"), 2))
+    broken.add("q_llm_limit", Decimal(-1))
+    ledger.table.update(broken)
+    assert ledger.reconcile(T) == [
+        "tenant:llm:month MONTH#2026-11 slice 2: avail 2.000000 != 1.000000"
+    ]
+
+
+def test_figures_read_slice_by_slice_during_a_borrow_show_the_limit(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given $8 in 4 slices with $1 spent
+    _put(ledger, "8", 4)
+    rid = ledger.reserve(T, estimate("1"), with_figures=False).reservation_id
+    ledger.commit(T, rid, actual("1"))
+
+    # When the figures' read (item by item) sees slice 3 before a $2 borrow reached it and
+    # its donor after
+    read = ledger.table.batch_get
+
+    def mid_borrow(keys: Any, consistent: bool = True) -> dict[Any, dict[str, Any]]:
+        found: dict[Any, dict[str, Any]] = read(keys, consistent)
+        key = E.slice_key(("TENANT#acme", "MONTH#2026-11"), 3)
+        if key in found:
+            found[key] = {**found[key], "q_llm_limit": found[key]["q_llm_limit"] - 2}
+        return found
+
+    monkeypatch.setattr(ledger.table, "batch_get", mid_borrow)
+
+    # Then the quota still reads as its $8 limit, $7 remaining
+    q = quota_state(ledger, T, Q)
+    assert (q.limit_usd, q.spent_usd, q.remaining_usd) == (usd("8"), usd("1"), usd("7"))

@@ -14,7 +14,7 @@ import costguard.ledger.slicing as slicing
 from costguard.errors import InvalidRequest, QuotaNotFound, TenantExists
 from costguard.ledger.core import POLICY_ATTEMPTS, LedgerBusy
 from costguard.ledger.figures import figures, read_states, state
-from costguard.ledger.plan import Slot, slot_for
+from costguard.ledger.plan import Slot, field_prefix, slot_for
 from costguard.ledger.policies import PolicyCache
 from costguard.models import QuotaState, TenantSettings, TenantSettingsState
 from costguard.money import ZERO
@@ -27,7 +27,14 @@ from costguard.quotas import (
 )
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled
-from costguard.store.keys import PLATFORM_PK, POLICY_SK, TENANT_SK, policy_pk, tenant_pk
+from costguard.store.keys import (
+    PLATFORM_PK,
+    POLICY_SK,
+    TENANT_SK,
+    policy_pk,
+    principal_pk,
+    tenant_pk,
+)
 from costguard.store.writes import ItemWrite, TransactionBuilder
 
 
@@ -55,6 +62,34 @@ class TenantAdmin(PolicyCache):
         return read_states(
             self.table, tenant_id, tenant.quotas, now, consistent=True, tz=tenant.zone_at(now)
         )
+
+    def period_totals(
+        self, tenant_id: str, quota_id: QuotaId, period_keys: Iterable[str]
+    ) -> dict[str, tuple[Decimal, Decimal]]:
+        """(spent, limit) of a tenant or user quota in each of `period_keys` that has a
+        counter, read as one: every slice of a sliced quota (D77)."""
+        _, tenant = self.policies(tenant_id)
+        quota = next((q for q in tenant.quotas if q.quota_id == quota_id and q.sliced), None)
+        pk = principal_pk(quota_id.scope, tenant_id, quota_id.user_id)
+        prefix = field_prefix(quota_id.resource)
+        bases = [(pk, k) for k in period_keys]
+        wanted = [k for b in bases for k in (slicing.keys(quota, b) if quota else [b])]
+        items = self.table.batch_get(wanted) if wanted else {}
+        totals: dict[str, tuple[Decimal, Decimal]] = {}
+        for base in bases:
+            item = items.get(base) or {}
+            if quota is not None:
+                found = slicing.period_totals(quota, base, prefix, items)
+            elif item.get(prefix + "limit") is not None:
+                found = (
+                    Decimal(str(item.get(prefix + "spent", ZERO))),
+                    Decimal(str(item[prefix + "limit"])),
+                )
+            else:
+                found = None
+            if found is not None:
+                totals[base[1]] = found
+        return totals
 
     def create_tenant(
         self,

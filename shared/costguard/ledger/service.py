@@ -78,6 +78,7 @@ class Ledger(Settling, TenantAdmin):
         )
 
     def reconcile(self, tenant_id: str) -> list[str]:
-        """Differences between the counters and the records that should sum to them; an
-        empty list means the ledger is consistent."""
-        return reconcile(self.table, tenant_id)
+        """Differences between the counters and the records that should sum to them, and
+        between each sliced quota's limit and its slices' grants now; an empty list means
+        the ledger is consistent."""
+        return reconcile(self.table, tenant_id, self.now())

@@ -75,18 +75,36 @@ def whole_counter(
     quota: QuotaDefinition, at_slot: Slot, items: Mapping[Key, Mapping[str, Any]], at: datetime
 ) -> dict[str, Any]:
     """A sliced quota's figures summed over its slices, shaped like one counter item (so
-    figures, the 429 body and checks read it as they read an unsliced counter)."""
+    figures, the 429 body and checks read it as they read an unsliced counter).
+
+    The limit is the verified policy's: the grants of the period sum to it (conservation,
+    which reconcile() checks), and the slices may have been read one by one (figures) while a
+    borrow moved a grant between two of them, which their sum would show twice or not at all.
+    """
     p = at_slot.prefix
-    states = escrow.states_of(items, at_slot.base, p, layout(quota, at_slot.base))
-    whole = escrow.whole(states)
+    lay = layout(quota, at_slot.base)
+    whole = escrow.whole(escrow.states_of(items, at_slot.base, p, lay))
     return {
         "pk": at_slot.base[0],
         "sk": at_slot.base[1],
-        p + "limit": whole.limit,
+        p + "limit": lay.limit,
         p + "spent": whole.spent,
         p + "held": whole.held,
-        p + "avail": whole.avail,
+        p + "avail": lay.limit - whole.spent - whole.held,
     }
+
+
+def period_totals(
+    quota: QuotaDefinition, base: Key, prefix: str, items: Mapping[Key, Mapping[str, Any]]
+) -> tuple[Decimal, Decimal] | None:
+    """(spent, limit) of a sliced quota in the period of `base`, summed over its slices;
+    None when no slice has the quota's fields in that period (no counter). A slice never
+    written in the period counts its share of the quota's limit now (as the ledger would)."""
+    mine = keys(quota, base)
+    if not any(prefix + "limit" in (items.get(k) or {}) for k in mine):
+        return None
+    whole = escrow.whole(escrow.states_of(items, base, prefix, layout(quota, base)))
+    return whole.spent, whole.limit
 
 
 @dataclass(frozen=True)
