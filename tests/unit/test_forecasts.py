@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from costguard.alerts import AlertBook, AlertType
 from costguard.forecasts import ForecastRules, current_forecasts, run_forecasts
 from costguard.ledger import Ledger
@@ -103,6 +104,32 @@ def test_a_new_tenant_gets_a_run_rate_forecast(ledger: Ledger, clock: Clock) -> 
         for a in alerts(ledger, clock, "newco")
     ]
     assert risks == [("medium", "critical"), ("low", "medium")]  # newest first
+
+
+def test_a_sliced_quota_is_forecast_on_the_whole(
+    ledger: Ledger, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from itertools import count
+
+    from costguard.ledger import escrow
+    from costguard.quotas import QuotaDefinition, QuotaId
+
+    # Given the run-rate tenant above with its $100 quota in 8 slices, its spend taking the
+    # slices in turn (slice 0 holds an eighth of it)
+    clock.at = datetime(2026, 11, 22, tzinfo=UTC)
+    ledger.put_quota(
+        "newco", QuotaDefinition(QuotaId.parse("tenant:llm:month"), Decimal(100), slices=8)
+    )
+    turn = count()
+    monkeypatch.setattr(escrow, "pick", lambda n, rng=None: next(turn) % 8)
+    history(ledger, clock, "newco", date(2026, 11, 22), TODAY - timedelta(days=1), lambda d: "10")
+    spend(ledger, clock, "newco", TODAY, "5")
+    run_at(ledger, clock, datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    # Then the forecast is the unsliced one's: $35 spent of $100, 90 projected
+    f = forecast(ledger, "newco", "tenant:llm:month")
+    assert (f["spent_usd"], f["limit_usd"]) == (Decimal(35), Decimal(100))
+    assert (f["method"], f["daily_usd"], f["projected_usd"]) == ("run_rate", 10, Decimal(90))
+    assert (f["breach_on"], f["risk"]) == (None, "medium")
 
 
 def test_day_one_of_a_period_uses_the_profile_not_the_first_hour(
