@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -85,6 +86,39 @@ def test_crossing_80_percent_is_recorded_once_and_reaches_console_slack_and_the_
         e for e in bus["events"] if json.dumps(e).count(leader["alert_id"]) and "Quota" in str(e)
     ]
     assert crossed
+
+
+def test_a_sliced_quota_spent_concurrently_alerts_each_threshold_once_on_the_whole(
+    runner: Server,
+) -> None:
+    """Through `make run`'s stream filters and poller: the slices' records reach the alerts
+    handler, which records 50, 80 and 100 % of the whole once each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tenant = f"sliced-{runner.url.rsplit(':', 1)[1]}"
+    assert runner.call("POST", "/v1/tenants", {"tenant_id": tenant, "name": "S"})[0] == 201
+    status, _, _ = runner.call(
+        "PUT",
+        f"/v1/tenants/{tenant}/quotas/tenant:llm:month",
+        {"limit_usd": "8", "slices": 8, "thresholds": [50, 80, 100]},
+    )
+    assert status == 200
+
+    def use(_: int) -> int:
+        return runner.call(
+            "POST", f"/v1/tenants/{tenant}/usage", {"resource": "llm", "cost_usd": "0.10"}
+        )[0]
+
+    with ThreadPoolExecutor(8) as pool:  # 80 × $0.10 on random slices: exactly the limit
+        assert set(pool.map(use, range(80))) == {201}
+
+    alerts = wait_for_alerts(runner, tenant, lambda a: a["delivery"] in ("sent", "grouped"), 3)
+    assert sorted(a["threshold_pct"] for a in alerts) == [50, 80, 100]
+    assert {a["limit_usd"] for a in alerts} == {"8.000000"}
+    assert all(Decimal(a["spent_usd"]) >= Decimal(8) * a["threshold_pct"] / 100 for a in alerts)
+    assert runner.call("POST", "/local/schedules/stream")[0] == 200
+    status, _, page = runner.call("GET", f"/v1/tenants/{tenant}/alerts")
+    assert len(page["alerts"]) == 3
 
 
 def test_the_slack_notifier_posts_each_notification_once(
