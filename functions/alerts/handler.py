@@ -88,14 +88,15 @@ def handler(
         span.set_attribute("costguard.records", len(records))
         span.set_attribute("costguard.relevant_records", len(relevant))
         if relevant:
-            result = dict(
-                process_partial_response(
-                    event={**event, "Records": relevant},
-                    record_handler=lambda record: record_handler(record, watch),
-                    processor=processor,
-                    context=context,
+            with (watch or root()).batch():  # a sliced quota's whole: read once a batch
+                result = dict(
+                    process_partial_response(
+                        event={**event, "Records": relevant},
+                        record_handler=lambda record: record_handler(record, watch),
+                        processor=processor,
+                        context=context,
+                    )
                 )
-            )
         span.set_attribute("costguard.failed_records", len(result["batchItemFailures"]))
     if result.get("batchItemFailures"):
         metrics.add_metric(

@@ -710,3 +710,37 @@ def test_a_grant_a_borrow_in_flight_hides_is_not_alerted_on(
 
     # Then the snapshot it confirms on shows the whole as it is: nothing is recorded
     assert pipeline.alerts() == []
+
+
+def test_a_batch_reads_a_sliced_quota_once_whatever_its_records(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given spend on 4 slices of a sliced quota, one stream batch with all their changes
+    _slice_quota(pipeline.ledger, "8", 8, (50, 80))
+    pipeline.flush()
+    for index in (1, 2, 3, 4):
+        _spend_on(monkeypatch, pipeline.ledger, index, "1.1")
+    records = pipeline.take()
+    reads: list[int] = []
+    table = pipeline.ledger.table
+
+    class Counting(BorrowInFlight):
+        def batch_get(self, keys: Any, consistent: bool = True) -> dict[Any, dict[str, Any]]:
+            reads.append(len(keys))
+            return dict(table.batch_get(keys, consistent))
+
+    watch = StreamAlerts(
+        Counting(table),  # type: ignore[arg-type]
+        pipeline.book,
+        Publisher(pipeline.sns.topic, pipeline.events),
+    )
+
+    # When the batch is handled (and handled again, as a retry would)
+    alerts_handler.handler({"Records": records}, CONTEXT, watch=watch)
+    alerts_handler.handler({"Records": records}, CONTEXT, watch=watch)
+
+    # Then the whole was read once (the policy and 8 slices), $4.40 of $8 recorded once;
+    # and the retry once more (80 % is still to come)
+    assert [n for n in reads if n == 9] == [9, 9]
+    (alert,) = pipeline.alerts()
+    assert (alert["spent_usd"], alert["threshold_pct"]) == (Decimal("4.4"), 50)

@@ -3,8 +3,10 @@ record (detect, record, deliver)."""
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -93,6 +95,19 @@ class StreamAlerts:
         self._policies: dict[str, tuple[datetime, dict[str, Rule]]] = {}
         self._zones: dict[str, Policy] = {}
         self._recorded: OrderedDict[tuple[str | None, str], None] = OrderedDict()
+        self._batch = threading.local()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One invocation's batch: every record in it was committed before the batch was
+        read from the stream, so one read of a sliced quota's whole (after the first of its
+        records) answers for all of them; the others read nothing. Per thread: concurrent
+        invocations sharing this object each have their own."""
+        self._batch.read = set()
+        try:
+            yield
+        finally:
+            del self._batch.read
 
     def handle(
         self,
@@ -184,6 +199,24 @@ class StreamAlerts:
         done = {t for t, k in keys.items() if (tenant, k) in self._recorded}
         if len(done) == len(keys):
             return None
+        read: set[tuple[str | None, str, str]] | None = getattr(self._batch, "read", None)
+        whole_id = (tenant, str(quota_id), counter.period_key)
+        if read is not None and whole_id in read:
+            return None  # read once this batch, after every change in it
+        crossing = self._whole(counter, quota_id, rule, keys, done)
+        if read is not None:
+            read.add(whole_id)
+        return crossing
+
+    def _whole(
+        self,
+        counter: Counter,
+        quota_id: QuotaId,
+        rule: Rule,
+        keys: Mapping[int, str],
+        done: set[int],
+    ) -> Crossing | None:
+        tenant = counter.tenant_id
         base = (counter.pk, counter.period_key)
         prefix = f"q_{quota_id.resource.value}_"
         crossing = None
