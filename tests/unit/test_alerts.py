@@ -744,3 +744,28 @@ def test_a_batch_reads_a_sliced_quota_once_whatever_its_records(
     assert [n for n in reads if n == 9] == [9, 9]
     (alert,) = pipeline.alerts()
     assert (alert["spent_usd"], alert["threshold_pct"]) == (Decimal("4.4"), 50)
+
+
+def test_a_quota_sliced_within_the_cache_is_read_as_one_from_slice_0_alone(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an unsliced $8 quota the alerts function has read (its policy is cached), $1 spent
+    _slice_quota(pipeline.ledger, "8", 1, (50,))
+    _spend_on(monkeypatch, pipeline.ledger, 0, "1")
+    pipeline.flush()
+
+    # When it is cut into 8 slices (slice 0's grant becomes $1.875, already 53 % used),
+    # slices 1–7 spend $0.40 each (47.5 % of the whole) and then slice 0 $0.30 (51.25 %)
+    _slice_quota(pipeline.ledger, "8", 8, (50,))
+    pipeline.take()  # the re-grant's own records are handled elsewhere
+    for index in range(1, 8):
+        _spend_on(monkeypatch, pipeline.ledger, index, "0.4")
+    _spend_on(monkeypatch, pipeline.ledger, 0, "0.3")
+
+    # and only slice 0's records reach this container (the others' went elsewhere)
+    records = [r for r in pipeline.take() if r["dynamodb"]["Keys"]["pk"]["S"] == "TENANT#acme"]
+    pipeline.run(records)
+
+    # Then the change of slice 0, which crossed nothing of its own share, alerts the whole
+    (alert,) = pipeline.alerts()
+    assert (alert["spent_usd"], alert["limit_usd"]) == (Decimal("4.1"), Decimal("8"))

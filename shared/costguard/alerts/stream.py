@@ -171,6 +171,9 @@ class StreamAlerts:
     ) -> list[Crossing]:
         """The crossings of a counter item's change: an unsliced quota's from the change
         itself, a sliced quota's from its whole (D77)."""
+        counter = Counter.from_key(pk, sk)
+        if counter is not None and new and self._stale(counter, new):
+            self._policies.pop(policy_pk(counter.tenant_id), None)
         found = crossings(pk, sk, old, new, self.rules)
         if found:
             # Rare (a threshold crossed): make sure the quota was not sliced within the cache's
@@ -182,6 +185,22 @@ class StreamAlerts:
             if crossing is not None:
                 found.append(crossing)
         return found
+
+    def _stale(self, counter: Counter, new: Mapping[str, Any]) -> bool:
+        """Whether the cached policy may be older than this change: it says a quota of the
+        counter is not sliced, but the counter's limit is not the quota's (an unsliced
+        counter's limit moves with the policy, in the same transaction; slice 0 of a quota
+        sliced since has its share). Costs nothing while they agree."""
+        if counter.slice:
+            return False
+        for resource in Resource:
+            p = f"q_{resource.value}_"
+            if p + "limit" not in new:
+                continue
+            rule = self.rules(counter.tenant_id, counter.quota_id(resource))
+            if rule is not None and not rule.sliced and Decimal(new[p + "limit"]) != rule.limit_usd:
+                return True
+        return False
 
     def whole(self, counter: Counter, quota_id: QuotaId, rule: Rule) -> Crossing | None:
         """The thresholds a sliced quota as a whole has reached and not yet recorded.
