@@ -176,9 +176,10 @@ class StreamConsumer:
 LEDGER_STREAM = StreamConsumer(
     ALERTS,
     batch_size=100,
-    # Only what the alerts function acts on: counters (crossings), new alert records
-    # (delivery) and records committed beyond their hold (overruns). Other reservations,
-    # policies, prices and TTL deletions never invoke it.
+    # Only what the alerts function acts on: counters (crossings; a sliced quota's slices,
+    # `<pk>#S<ii>`, have the same period sort keys), new alert records (delivery) and records
+    # committed beyond their hold (overruns). Other reservations, policies, prices and TTL
+    # deletions never invoke it.
     changed_prefixes=("DAY#", "WEEK#", "MONTH#"),
     inserted_prefixes=("A#",),
     flags=("overrun",),
