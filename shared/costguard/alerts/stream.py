@@ -190,14 +190,15 @@ class StreamAlerts:
         """Whether the cached policy may be older than this change: it says a quota of the
         counter is not sliced, but the counter's limit is not the quota's (an unsliced
         counter's limit moves with the policy, in the same transaction; slice 0 of a quota
-        sliced since has its share). Costs nothing while they agree."""
-        if counter.slice:
-            return False
+        sliced since has its share). Reads nothing."""
+        cached = self._policies.get(policy_pk(counter.tenant_id))
+        if counter.slice or cached is None:
+            return False  # nothing cached: the next read is fresh anyway
         for resource in Resource:
             p = f"q_{resource.value}_"
             if p + "limit" not in new:
                 continue
-            rule = self.rules(counter.tenant_id, counter.quota_id(resource))
+            rule = cached[1].get(str(counter.quota_id(resource)))
             if rule is not None and not rule.sliced and Decimal(new[p + "limit"]) != rule.limit_usd:
                 return True
         return False
