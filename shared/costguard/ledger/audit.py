@@ -11,7 +11,7 @@ from costguard.errors import ReservationNotFound
 from costguard.ledger.plan import ReservationRef, field_prefix, slot_for
 from costguard.ledger.policies import PolicyCache
 from costguard.money import ZERO
-from costguard.quotas import QuotaDefinition, Resource, Scope
+from costguard.quotas import QuotaDefinition, Resource
 from costguard.store.dynamo import LedgerTable
 from costguard.store.keys import POLICY_SK, Key, records_pk, tenant_pk
 
@@ -70,14 +70,12 @@ def grants(table: LedgerTable, tenant_id: str, at: datetime) -> list[str]:
     """Conservation of the tenant's sliced quotas (D74): in the period at `at`, the grants of
     a quota's slices (virtual ones at their share) sum to its limit, and every stored slice
     has avail = grant − spent − held. Read on a snapshot of the policy and the slices, so a
-    borrow or a reshard running meanwhile cannot show a grant twice or not at all. Quotas of
-    every user (no user id) have one counter per user and are not enumerated here."""
+    borrow or a reshard running meanwhile cannot show a grant twice or not at all."""
     policy_key = (tenant_pk(tenant_id), POLICY_SK)
     policy = PolicyCache.policy_from_item(table.get(policy_key, consistent=True))
     problems: list[str] = []
     for quota in policy.quotas:
-        qid = quota.quota_id
-        if quota.sliced and (qid.scope is Scope.TENANT or qid.user_id is not None):
+        if quota.sliced:
             problems += _conserved(table, tenant_id, quota, at, policy.zone_at(at))
     return problems
 
