@@ -96,6 +96,7 @@ class StreamAlerts:
         self._zones: dict[str, Policy] = {}
         self._recorded: OrderedDict[tuple[str | None, str], None] = OrderedDict()
         self._batch = threading.local()
+        self._lock = threading.Lock()  # `make run` and tests share one across threads
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -296,11 +297,12 @@ class StreamAlerts:
         return [escrow.slice_key(base, i) for i in indices]
 
     def _remember(self, tenant_id: str | None, dedup_keys: list[str]) -> None:
-        for key in dedup_keys:
-            self._recorded[(tenant_id, key)] = None
-            self._recorded.move_to_end((tenant_id, key))
-        while len(self._recorded) > RECORDED_CACHE:
-            self._recorded.popitem(last=False)
+        with self._lock:
+            for key in dedup_keys:
+                self._recorded[(tenant_id, key)] = None
+                self._recorded.move_to_end((tenant_id, key))
+            while len(self._recorded) > RECORDED_CACHE:
+                self._recorded.popitem(last=False)
 
     def rules(self, tenant_id: str | None, quota_id: QuotaId) -> Rule | None:
         """A quota's rule from its policy item; re-read when it is unknown."""
