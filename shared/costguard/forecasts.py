@@ -47,6 +47,7 @@ from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
 from costguard.settings import Settings
 from costguard.stats import fit, pct, usd
 from costguard.store.dynamo import LedgerTable
+from costguard.store.items import DayRollup
 from costguard.store.keys import FORECAST_PREFIX, forecast_key, tenant_pk
 from costguard.store.writes import ItemWrite
 
@@ -103,7 +104,7 @@ def _days(start: date, end_exclusive: date) -> list[date]:
 def project(
     state: QuotaState,
     now: datetime,
-    rollups: dict[date, dict[str, Any]],
+    rollups: dict[date, DayRollup],
     tz: tzinfo = UTC,
 ) -> Projection:
     """Project one quota to the end of its period (see the module's docstring); days are
@@ -120,10 +121,9 @@ def project(
     first = first_spend(rollups)
     history_start = max(first, today - timedelta(days=PROFILE_DAYS)) if first else today
     history_days = max(0, (today - history_start).days)
-    attribute = f"usd_{state.resource}"
     expected: dict[date, Decimal]
     if state.scope == "tenant" and history_days >= MIN_PROFILE_DAYS:
-        history = series(rollups, attribute, history_start, today - timedelta(days=1))
+        history = series(rollups, state.resource, history_start, today - timedelta(days=1))
         model = fit([(d, float(x)) for d, x in history])
         expected = {d: usd(model.expected(d)) for d in [today, *rest]}
         method = "profile" if history_days >= 14 else "level"

@@ -19,8 +19,9 @@ from costguard.alerts.detection import (
 )
 from costguard.alerts.kinds import RECORD_PREFIX
 from costguard.alerts.publishing import Publisher
-from costguard.quotas import DEFAULT_THRESHOLDS, Policy, QuotaId, Resource, stored_zone
+from costguard.quotas import DEFAULT_THRESHOLDS, Policy, QuotaId, Resource
 from costguard.store.dynamo import LedgerTable
+from costguard.store.items import zone_fields
 from costguard.store.keys import (
     POLICY_SK,
     is_alerts_pk,
@@ -159,7 +160,7 @@ class StreamAlerts:
     def _read_policy(self, pk: str) -> dict[str, tuple[str, tuple[int, ...]]]:
         item = self.table.get((pk, POLICY_SK), consistent=False) or {}
         try:
-            self._zones[pk] = Policy(**stored_zone(item))
+            self._zones[pk] = Policy(**zone_fields(item))
         except ValueError:
             self._zones.pop(pk, None)  # a malformed zone: the alert says UTC, nothing is lost
         rules: dict[str, tuple[str, tuple[int, ...]]] = {}

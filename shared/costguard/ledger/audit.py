@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from costguard.errors import ReservationNotFound
+from costguard.errors import LedgerCorrupted, ReservationNotFound
 from costguard.ledger.plan import ReservationRef, field_prefix
 from costguard.money import ZERO
 from costguard.quotas import Resource
 from costguard.store.dynamo import LedgerTable
+from costguard.store.items import CostRecordItem
 from costguard.store.keys import Key, records_pk
 
 
@@ -21,17 +22,19 @@ def reconcile(table: LedgerTable, tenant_id: str) -> list[str]:
     expected: dict[tuple[Key, str], Decimal] = {}
     for item in table.query_all("pk = :p", {":p": records_pk(tenant_id)}, consistent=True):
         try:
-            ref = ReservationRef.parse(f"{item['sk']}~{item['plan']}")
+            record = CostRecordItem.from_item(item)
+            ref = ReservationRef.parse(record.reservation_id)
         except ReservationNotFound:
             return [f"record {item.get('sk')} has a malformed plan"]
-        status = item["status"]
+        except LedgerCorrupted:
+            return [f"record {item.get('sk')} is malformed"]
         for slot in ref.slots(tenant_id):
-            if status in ("committed", "recorded"):
+            if record.settled:
                 k = (slot.key, slot.prefix + "spent")
-                expected[k] = expected.get(k, ZERO) + item["cost_usd"]
-            elif status == "held":
+                expected[k] = expected.get(k, ZERO) + record.charged_usd
+            elif record.status == "held":
                 k = (slot.key, slot.prefix + "held")
-                expected[k] = expected.get(k, ZERO) + item["estimate_usd"]
+                expected[k] = expected.get(k, ZERO) + (record.estimate_usd or ZERO)
     keys = {k for k, _ in expected}
     counters = table.batch_get(sorted(keys), consistent=True) if keys else {}
     problems = []

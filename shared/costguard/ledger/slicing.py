@@ -189,17 +189,6 @@ def regrant_keys(old: QuotaDefinition | None, new: QuotaDefinition, base: Key) -
     return [escrow.slice_key(base, i) for i in range(span)]
 
 
-def spec_fields(item_spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The slicing fields of a stored quota spec, for its QuotaDefinition."""
-    if "slices" not in item_spec:
-        return {}
-    return {
-        "slices": int(item_spec["slices"]),
-        "span": int(item_spec.get("span", item_spec["slices"])),
-        "solo_period": item_spec.get("solo"),
-    }
-
-
 def keys_of(pairs: Iterable[tuple[QuotaDefinition, Slot]], at: datetime) -> list[Key]:
     out: list[Key] = []
     for quota, at_slot in pairs:
