@@ -24,7 +24,7 @@ from costguard.quotas import QuotaDefinition, QuotaId, Scope
 Key = tuple[str, str]
 BORROW_ATTEMPTS = 32
 """Spend attempts a reserve may use for borrowing, beyond its policy refreshes: near
-exhaustion, concurrent borrowers take each other's donors and plan again."""
+exhaustion, concurrent borrowers take each other's donors and compute their moves again."""
 
 
 def layout(quota: QuotaDefinition, base: Key) -> escrow.Layout:
@@ -141,7 +141,7 @@ def decide(
         threshold = quota.denial_threshold(amount)
         assert threshold is not None
         share = escrow.slice_threshold(threshold, amount, lay.pickable)
-        moves = escrow.plan_borrow(states, at_slot.slice, share, threshold)
+        moves = escrow.borrow_moves(states, at_slot.slice, share, threshold)
         if moves is None:
             return Refused(quota, at_slot, whole_counter(quota, at_slot, found, at))
         if not moves:
