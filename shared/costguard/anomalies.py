@@ -21,7 +21,6 @@ today, yesterday and the baseline are read from the rollups of its own calendar.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -32,7 +31,7 @@ from costguard.activity import active_tenants, around, by_day, first_spend, loca
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 from costguard.ledger import Ledger
 from costguard.money import ZERO, format_usd
-from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
+from costguard.schedules import RunReport, TimeLeft, scheduled_run
 from costguard.settings import Settings
 from costguard.stats import judge, pct, usd
 from costguard.store.items import DayRollup
@@ -282,11 +281,7 @@ def run_anomalies(
     workers: int = 1,
 ) -> RunReport:
     """One scheduled run: every tenant with spend today or yesterday, judged and alerted."""
-    started = time.perf_counter()
     now = ledger.now()
-    report = RunReport()
-    tenants = rotated(active_tenants(ledger.table, around(now.date(), 1)), now)
-    report.tenants = len(tenants)
 
     def one(tenant: str) -> tuple[TenantVerdict, int]:
         local = local_now(ledger, tenant)
@@ -299,11 +294,18 @@ def run_anomalies(
         recorded = book.record([f.draft() for f in verdict.findings]) if verdict.findings else []
         return verdict, len(recorded)
 
-    for v, recorded in for_each_tenant(tenants, one, report, time_left, workers):
-        report.examined += 1
+    def tally(report: RunReport, result: tuple[TenantVerdict, int]) -> None:
+        v, recorded = result
         report.findings += len(v.findings)
         report.recorded += recorded
         report.insufficient_history += bool(v.insufficient_history)
         report.notes.extend(f"{v.tenant_id}: no verdict for {n}" for n in v.insufficient_history)
-    report.seconds = time.perf_counter() - started
-    return report
+
+    return scheduled_run(
+        now,
+        lambda: active_tenants(ledger.table, around(now.date(), 1)),
+        one,
+        tally,
+        time_left,
+        workers,
+    )

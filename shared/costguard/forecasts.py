@@ -29,7 +29,6 @@ the fraction of that day's own length.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dt_time
@@ -43,7 +42,7 @@ from costguard.ledger import Ledger
 from costguard.models import QuotaState
 from costguard.money import ZERO, format_usd
 from costguard.periods import Period, parse_period_key, period_end, period_start
-from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
+from costguard.schedules import RunReport, TimeLeft, count_found, scheduled_run
 from costguard.settings import Settings
 from costguard.stats import fit, pct, usd
 from costguard.store.dynamo import LedgerTable
@@ -281,20 +280,15 @@ def run_forecasts(
     workers: int = 1,
 ) -> RunReport:
     """One scheduled run over every tenant with spend in the last `active_days` days."""
-    started = time.perf_counter()
     now = ledger.now()
-    report = RunReport()
-    days = around(now.date(), rules.active_days - 1)
-    tenants = rotated(active_tenants(ledger.table, days), now)
-    report.tenants = len(tenants)
-    for written, recorded in for_each_tenant(
-        tenants, lambda t: forecast_tenant(ledger, book, t, rules), report, time_left, workers
-    ):
-        report.examined += 1
-        report.findings += written
-        report.recorded += recorded
-    report.seconds = time.perf_counter() - started
-    return report
+    return scheduled_run(
+        now,
+        lambda: active_tenants(ledger.table, around(now.date(), rules.active_days - 1)),
+        lambda t: forecast_tenant(ledger, book, t, rules),
+        count_found,
+        time_left,
+        workers,
+    )
 
 
 def current_forecasts(ledger: Ledger, tenant_id: str) -> list[dict[str, Any]]:

@@ -25,11 +25,10 @@ from __future__ import annotations
 import math
 import re
 import statistics
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_CEILING, Decimal
 from itertools import pairwise
 from typing import Any, Literal
@@ -45,7 +44,7 @@ from costguard.money import MICRO, MILLION, ZERO, format_usd
 from costguard.periods import Period, period_key, period_start
 from costguard.pricing import ModelPrice
 from costguard.quotas import QuotaId, Resource, Scope
-from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
+from costguard.schedules import RunReport, TimeLeft, count_found, scheduled_run
 from costguard.store.items import CostRecordItem
 from costguard.store.keys import day_sk, principal_pk, tenant_pk
 
@@ -683,12 +682,7 @@ def run_digests(
     workers: int = 1,
 ) -> RunReport:
     """The weekly run: every tenant with spend in the last 7 days gets its digest, once a week."""
-    started = time.perf_counter()
     now = ledger.now()
-    today = now.date()
-    days: list[date] = around(today, 6)
-    tenants = rotated(active_tenants(ledger.table, days), now)
-    report = RunReport(tenants=len(tenants))
 
     def one(tenant: str) -> tuple[int, int]:
         draft = digest_draft(recommend(ledger, tenant, rules), now)
@@ -696,12 +690,14 @@ def run_digests(
             return 0, 0
         return 1, len(book.record([draft]))
 
-    for findings, recorded in for_each_tenant(tenants, one, report, time_left, workers):
-        report.examined += 1
-        report.findings += findings
-        report.recorded += recorded
-    report.seconds = time.perf_counter() - started
-    return report
+    return scheduled_run(
+        now,
+        lambda: active_tenants(ledger.table, around(now.date(), 6)),
+        one,
+        count_found,
+        time_left,
+        workers,
+    )
 
 
 __all__ = [
