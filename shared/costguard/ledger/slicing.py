@@ -20,8 +20,8 @@ from typing import Any
 import costguard.ledger.escrow as escrow
 from costguard.ledger.plan import Slot, slot_for
 from costguard.quotas import QuotaDefinition, QuotaId, Scope
+from costguard.store.keys import POLICY_SK, Key, policy_pk
 
-Key = tuple[str, str]
 BORROW_ATTEMPTS = 32
 """Spend attempts a reserve may use for borrowing, beyond its policy refreshes: near
 exhaustion, concurrent borrowers take each other's donors and compute their moves again."""
@@ -153,8 +153,7 @@ def decide(
 
 
 def _policy_key(quota: QuotaDefinition, tenant_id: str) -> Key:
-    pk = "PLATFORM" if quota.quota_id.scope is Scope.PLATFORM else f"TENANT#{tenant_id}"
-    return pk, "POLICY"
+    return policy_pk(None if quota.quota_id.scope is Scope.PLATFORM else tenant_id), POLICY_SK
 
 
 def regrant(
