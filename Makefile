@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: install browser test lint format unit bench bench-load bench-soak run demo synth clean prices prices-map
+.PHONY: install browser test lint format unit openapi bench bench-load bench-soak run demo synth clean prices prices-map
 .PHONY: bootstrap deploy diff destroy smoke sam-env sam-validate sam-invoke sam-api
 
 install: .venv/.installed node_modules/.installed prices-map
@@ -59,6 +59,10 @@ test: install browser
 
 unit: install
 	$(RUN) pytest tests/unit
+
+## docs/openapi.json, the API's reference in the repository, written again from the code
+openapi: install
+	COSTGUARD_WRITE_OPENAPI=1 $(RUN) pytest -q tests/api/test_openapi.py -k repository
 
 ## the whole product on http://127.0.0.1:8080 (COSTGUARD_PORT, COSTGUARD_HOST, COSTGUARD_ADMIN_KEY)
 ## on DynamoDB Local, persistent in COSTGUARD_DATA_DIR (default .data/; wipe: stop, rm -rf .data),

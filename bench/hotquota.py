@@ -9,8 +9,8 @@ cannot reach them on one machine. It is driven by what we measure:
    measured the same way on moto (bench/capacity.py's meter) with tests/support/escrow_driver;
 2. DynamoDB's documented ceilings: 1,000 WCU/s and 3,000 RCU/s per partition (a hot item's
    key), transactional writes 2 WRU per item ≤ 1 KB, transactional reads 2 RRU per item;
-3. the borrow rate and donors per borrow near exhaustion, from the real planner
-   (costguard.ledger.escrow.plan_borrow) spending a quota to the last cent (no DynamoDB);
+3. the borrow rate and donors per borrow near exhaustion, from the real borrow computation (`escrow.borrow_moves`)
+   (costguard.ledger.escrow.borrow_moves) spending a quota to the last cent (no DynamoDB);
 4. the latency a borrow adds, measured on DynamoDB Local (a snapshot + a larger transaction).
 
 For each layout the model lists every partition key a guarded call writes or reads, its units
@@ -154,7 +154,7 @@ def platform_capacity(units: dict[str, Any], tenants: int = 1_000) -> list[dict[
 
 
 def exhaustion(slices: int, rng: random.Random, limit: Decimal = Decimal(10_000)) -> dict[str, Any]:
-    """Spend a quota to the last cent through the real planner; count borrows and refusals
+    """Spend a quota to the last cent through the real borrow computation (`escrow.borrow_moves`); count borrows and refusals
     while the whole could still cover the request (false refusals: must be 0)."""
     states = [E.SliceState(i, g, g) for i, g in enumerate(E.shares(limit, slices))]
     avail = {s.index: s.avail for s in states}
@@ -171,7 +171,7 @@ def exhaustion(slices: int, rng: random.Random, limit: Decimal = Decimal(10_000)
         i = E.pick(slices, rng)
         if avail[i] < amount:
             snap = [E.SliceState(k, Decimal(0), v) for k, v in avail.items()]
-            moves = E.plan_borrow(snap, i, amount, amount)
+            moves = E.borrow_moves(snap, i, amount, amount)
             if moves is None:
                 false_refusals += 1
                 continue
@@ -334,7 +334,7 @@ def render(results: dict[str, Any]) -> str:
         "and 16 replicas the bound is the table's default 40,000 WRU/s quota (8,000 reserves/s",
         "at 5 WRU): 20,000/s platform-wide needs that quota raised (an AWS quota request).",
         "",
-        "## Spending a $10,000 quota to the last cent ($0.01–$5 reserves, the real planner)",
+        "## Spending a $10,000 quota to the last cent ($0.01–$5 reserves, the real borrow computation (`escrow.borrow_moves`))",
         "",
         "| slices | reserves | false refusals | reserves that borrow | donors per borrow |"
         " borrow share in the last tenth | left unspent |",

@@ -25,6 +25,7 @@ from costguard.recommendations import (
     right_sizing,
     sandbox_time,
 )
+from costguard.store.items import CostRecordItem
 
 RESULTS = Path(__file__).parent / "results"
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -48,14 +49,16 @@ class StubLedger:
         return []
 
 
-def records(n: int) -> list[dict[str, Any]]:
+def records(n: int) -> list[CostRecordItem]:
     """A tenant's month: 60 % chat turns (conversations of 6), 30 % reserved-and-committed
     calls, 10 % sandbox sessions."""
-    out: list[dict[str, Any]] = []
+    out: list[CostRecordItem] = []
     for i in range(n):
         at = NOW - timedelta(seconds=(n - i) * (30 * 86400 // n))
         base: dict[str, Any] = {
             "sk": f"{i:026d}",
+            "tenant_id": "t",
+            "plan": "-",
             "created_at": at.isoformat().replace("+00:00", "Z"),
             "recorded_at": (at + timedelta(seconds=3)).isoformat().replace("+00:00", "Z"),
         }
@@ -82,7 +85,7 @@ def records(n: int) -> list[dict[str, Any]]:
                 "seconds": Decimal(600 + (i % 7) * 900), "cost_usd": Decimal("0.1"),
                 "price": {"per_second_usd": "0.000037"},
             }  # fmt: skip
-        out.append(base)
+        out.append(CostRecordItem.from_item(base))
     return out
 
 

@@ -19,6 +19,11 @@ def respond(status: int, model: Any) -> Response[Any]:
     return Response(status_code=status, content_type="application/json", body=model)
 
 
+def no_content() -> Response[None]:
+    """A success with nothing to say: 204, no body, no content type."""
+    return Response(status_code=204, content_type=None, body=None)
+
+
 def problem(
     status: int,
     slug: str,

@@ -3,42 +3,12 @@ period's end, stored, and alerted once per rise of its risk. See costguard.forec
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from costguard import services, telemetry
 from costguard.forecasts import ForecastRules, run_forecasts
-from costguard.ledger import Ledger, ledger_from_settings
-from costguard.settings import get_settings
 
-from functions.scheduled import run_scheduled
+from functions.scheduled import scheduled_function
 
-logger = Logger(service=services.FORECAST)
-telemetry.configure_tracing()
-metrics = telemetry.function_metrics(services.FORECAST)
-
-
-@cache
-def root() -> Ledger:
-    """The composition root: the ledger this function runs over, built once per container
-    from its settings (the rules are read per run, the alert book is the run's)."""
-    return ledger_from_settings()
-
-
-@metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext, run: Ledger | None = None) -> Any:
-    rules = ForecastRules.from_settings(get_settings())
-    return run_scheduled(
-        "forecast",
-        run_forecasts,
-        rules,
-        run or root(),
-        event,
-        context,
-        logger,
-        metrics,
-        "ForecastsRecorded",
-    )
+root, handler = scheduled_function(
+    "forecast", run_forecasts, ForecastRules.from_settings, "ForecastsRecorded"
+)
+"""`root()`: the ledger the run goes over (the composition root); `handler(event, context,
+run=None)`: the Lambda handler, `run=` a ledger of the caller's (tests, `make run`)."""

@@ -4,40 +4,12 @@ stream delivers it to SNS, Slack, e-mail and EventBridge). See costguard.recomme
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from costguard import services, telemetry
-from costguard.ledger import Ledger, ledger_from_settings
 from costguard.recommendations import RecommendationRules, run_digests
 
-from functions.scheduled import run_scheduled
+from functions.scheduled import scheduled_function
 
-logger = Logger(service=services.RECOMMENDATIONS)
-telemetry.configure_tracing()
-metrics = telemetry.function_metrics(services.RECOMMENDATIONS)
-
-
-@cache
-def root() -> Ledger:
-    """The composition root: the ledger this function runs over, built once per container
-    from its settings (the rules are read per run, the alert book is the run's)."""
-    return ledger_from_settings()
-
-
-@metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext, run: Ledger | None = None) -> Any:
-    return run_scheduled(
-        "recommendations",
-        run_digests,
-        RecommendationRules(),
-        run or root(),
-        event,
-        context,
-        logger,
-        metrics,
-        "DigestsRecorded",
-    )
+root, handler = scheduled_function(
+    "recommendations", run_digests, lambda _: RecommendationRules(), "DigestsRecorded"
+)
+"""`root()`: the ledger the run goes over (the composition root); `handler(event, context,
+run=None)`: the Lambda handler, `run=` a ledger of the caller's (tests, `make run`)."""

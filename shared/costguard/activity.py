@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from costguard.money import ZERO
 from costguard.periods import zone
 from costguard.store.dynamo import LedgerTable
-from costguard.store.keys import ACTIVE_SHARDS, active_pk, day_of
+from costguard.store.items import DayRollup
+from costguard.store.keys import ACTIVE_SHARDS, active_pk
 from costguard.store.schema import ACTIVE_INDEX, ACTIVE_PK, ACTIVE_SK
 
 if TYPE_CHECKING:
@@ -60,23 +61,25 @@ def active_tenants(table: LedgerTable, days: Iterable[date], page: int = PAGE) -
     return sorted(found)
 
 
-def by_day(items: Iterable[dict[str, Any]]) -> dict[date, dict[str, Any]]:
-    """Day rollup items keyed by their day."""
-    return {date.fromisoformat(day_of(i["sk"])): i for i in items}
+def by_day(rollups: Iterable[DayRollup]) -> dict[date, DayRollup]:
+    """Day rollups keyed by their day."""
+    return {r.day: r for r in rollups}
 
 
 def series(
-    days: dict[date, dict[str, Any]], attribute: str, first: date, last: date
+    days: dict[date, DayRollup], resource: str, first: date, last: date
 ) -> list[tuple[date, Decimal]]:
-    """(day, amount) for every day from `first` to `last`: a day without spend is zero."""
+    """(day, spend on `resource`, or `all`) for every day from `first` to `last`: a day
+    without spend is zero."""
     out = []
     day = first
     while day <= last:
-        out.append((day, Decimal(days.get(day, {}).get(attribute, ZERO))))
+        rollup = days.get(day)
+        out.append((day, rollup.spent(resource) if rollup else ZERO))
         day += timedelta(days=1)
     return out
 
 
-def first_spend(days: dict[date, dict[str, Any]]) -> date | None:
-    spent = [d for d, item in days.items() if item.get("usd_all", ZERO) > 0]
+def first_spend(days: dict[date, DayRollup]) -> date | None:
+    spent = [d for d, rollup in days.items() if rollup.spent() > 0]
     return min(spent) if spent else None

@@ -21,28 +21,21 @@ today, yesterday and the baseline are read from the rollups of its own calendar.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
-from typing import Any
 
 from costguard.activity import active_tenants, around, by_day, first_spend, local_now, series
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
 from costguard.ledger import Ledger
 from costguard.money import ZERO, format_usd
-from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
+from costguard.schedules import RunReport, TimeLeft, scheduled_run
 from costguard.settings import Settings
 from costguard.stats import judge, pct, usd
-from costguard.store.keys import (
-    ROLLUP_BUCKET,
-    ROLLUP_BUCKET_USER,
-    ROLLUP_MODEL,
-    ROLLUP_TIER,
-    day_sk,
-)
+from costguard.store.items import DayRollup
+from costguard.store.keys import day_sk
 
 
 @dataclass(frozen=True)
@@ -157,36 +150,33 @@ def _spend_finding(
     )
 
 
-def _shares(item: dict[str, Any]) -> dict[str, Decimal]:
+def _shares(day: DayRollup | None) -> dict[str, Decimal]:
     """The parts of a day that can take over its spend: models, tiers, user buckets."""
-    out: dict[str, Decimal] = {}
-    for attribute, value in item.items():
-        for prefix, dimension in (
-            (ROLLUP_MODEL, "model:"),
-            (ROLLUP_TIER, "tier:"),
-            (ROLLUP_BUCKET, "user:"),
-        ):
-            if attribute.startswith(prefix):
-                out[dimension + attribute.removeprefix(prefix)] = Decimal(value)
-    return out
+    if day is None:
+        return {}
+    return (
+        {f"model:{k}": v for k, v in day.by_model.items()}
+        | {f"tier:{k}": v for k, v in day.by_tier.items()}
+        | {f"user:{k}": v for k, v in day.by_bucket.items()}
+    )
 
 
 def _share_findings(
     tenant_id: str,
     day: date,
     partial: bool,
-    days: dict[date, dict[str, Any]],
+    days: dict[date, DayRollup],
     history: list[tuple[date, Decimal]],
     rules: AnomalyRules,
 ) -> list[Finding]:
-    item = days.get(day, {})
-    total = Decimal(item.get("usd_all", ZERO))
+    item = days.get(day)
+    total = item.spent() if item else ZERO
     if total < rules.min_usd:
         return []
     base_total = sum((x for _, x in history), ZERO)
     base: dict[str, Decimal] = {}
     for d, _ in history:
-        for dimension, amount in _shares(days.get(d, {})).items():
+        for dimension, amount in _shares(days.get(d)).items():
             base[dimension] = base.get(dimension, ZERO) + amount
     found = []
     for dimension, amount in sorted(_shares(item).items()):
@@ -207,7 +197,7 @@ def _share_findings(
         who = dimension
         if dimension.startswith("user:"):
             bucket = dimension.removeprefix("user:")
-            last = str(item.get(ROLLUP_BUCKET_USER + bucket, "?"))
+            last = item.bucket_users.get(bucket, "?") if item else "?"
             details["last_user_id"] = last
             details["user_bucket"] = bucket
             who = f"users of bucket {bucket} (most recently {last})"
@@ -233,7 +223,7 @@ def _share_findings(
 
 
 def examine(
-    tenant_id: str, items: Iterable[dict[str, Any]], today: date, rules: AnomalyRules
+    tenant_id: str, items: Iterable[DayRollup], today: date, rules: AnomalyRules
 ) -> TenantVerdict:
     """Judge the last complete day and today so far of one tenant from its day rollups."""
     days = by_day(items)
@@ -256,8 +246,8 @@ def examine(
             day,
             partial,
             "all",
-            series(days, "usd_all", start, end),
-            Decimal(item.get("usd_all", ZERO)),
+            series(days, "all", start, end),
+            item.spent(),
             rules,
         )
         if total is not None:
@@ -271,13 +261,13 @@ def examine(
                     day,
                     partial,
                     f"resource:{resource}",
-                    series(days, f"usd_{resource}", start, end),
-                    Decimal(item.get(f"usd_{resource}", ZERO)),
+                    series(days, resource, start, end),
+                    item.spent(resource),
                     rules,
                 )
                 if finding is not None:
                     verdict.findings.append(finding)
-        history = series(days, "usd_all", start, end)
+        history = series(days, "all", start, end)
         verdict.findings.extend(_share_findings(tenant_id, day, partial, days, history, rules))
     return verdict
 
@@ -291,11 +281,7 @@ def run_anomalies(
     workers: int = 1,
 ) -> RunReport:
     """One scheduled run: every tenant with spend today or yesterday, judged and alerted."""
-    started = time.perf_counter()
     now = ledger.now()
-    report = RunReport()
-    tenants = rotated(active_tenants(ledger.table, around(now.date(), 1)), now)
-    report.tenants = len(tenants)
 
     def one(tenant: str) -> tuple[TenantVerdict, int]:
         local = local_now(ledger, tenant)
@@ -308,11 +294,18 @@ def run_anomalies(
         recorded = book.record([f.draft() for f in verdict.findings]) if verdict.findings else []
         return verdict, len(recorded)
 
-    for v, recorded in for_each_tenant(tenants, one, report, time_left, workers):
-        report.examined += 1
+    def tally(report: RunReport, result: tuple[TenantVerdict, int]) -> None:
+        v, recorded = result
         report.findings += len(v.findings)
         report.recorded += recorded
         report.insufficient_history += bool(v.insufficient_history)
         report.notes.extend(f"{v.tenant_id}: no verdict for {n}" for n in v.insufficient_history)
-    report.seconds = time.perf_counter() - started
-    return report
+
+    return scheduled_run(
+        now,
+        lambda: active_tenants(ledger.table, around(now.date(), 1)),
+        one,
+        tally,
+        time_left,
+        workers,
+    )

@@ -29,7 +29,6 @@ the fraction of that day's own length.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dt_time
@@ -43,10 +42,11 @@ from costguard.ledger import Ledger
 from costguard.models import QuotaState
 from costguard.money import ZERO, format_usd
 from costguard.periods import Period, parse_period_key, period_end, period_start
-from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
+from costguard.schedules import RunReport, TimeLeft, count_found, scheduled_run
 from costguard.settings import Settings
 from costguard.stats import fit, pct, usd
 from costguard.store.dynamo import LedgerTable
+from costguard.store.items import DayRollup
 from costguard.store.keys import FORECAST_PREFIX, forecast_key, tenant_pk
 from costguard.store.writes import ItemWrite
 
@@ -103,7 +103,7 @@ def _days(start: date, end_exclusive: date) -> list[date]:
 def project(
     state: QuotaState,
     now: datetime,
-    rollups: dict[date, dict[str, Any]],
+    rollups: dict[date, DayRollup],
     tz: tzinfo = UTC,
 ) -> Projection:
     """Project one quota to the end of its period (see the module's docstring); days are
@@ -120,10 +120,9 @@ def project(
     first = first_spend(rollups)
     history_start = max(first, today - timedelta(days=PROFILE_DAYS)) if first else today
     history_days = max(0, (today - history_start).days)
-    attribute = f"usd_{state.resource}"
     expected: dict[date, Decimal]
     if state.scope == "tenant" and history_days >= MIN_PROFILE_DAYS:
-        history = series(rollups, attribute, history_start, today - timedelta(days=1))
+        history = series(rollups, state.resource, history_start, today - timedelta(days=1))
         model = fit([(d, float(x)) for d, x in history])
         expected = {d: usd(model.expected(d)) for d in [today, *rest]}
         method = "profile" if history_days >= 14 else "level"
@@ -281,20 +280,15 @@ def run_forecasts(
     workers: int = 1,
 ) -> RunReport:
     """One scheduled run over every tenant with spend in the last `active_days` days."""
-    started = time.perf_counter()
     now = ledger.now()
-    report = RunReport()
-    days = around(now.date(), rules.active_days - 1)
-    tenants = rotated(active_tenants(ledger.table, days), now)
-    report.tenants = len(tenants)
-    for written, recorded in for_each_tenant(
-        tenants, lambda t: forecast_tenant(ledger, book, t, rules), report, time_left, workers
-    ):
-        report.examined += 1
-        report.findings += written
-        report.recorded += recorded
-    report.seconds = time.perf_counter() - started
-    return report
+    return scheduled_run(
+        now,
+        lambda: active_tenants(ledger.table, around(now.date(), rules.active_days - 1)),
+        lambda t: forecast_tenant(ledger, book, t, rules),
+        count_found,
+        time_left,
+        workers,
+    )
 
 
 def current_forecasts(ledger: Ledger, tenant_id: str) -> list[dict[str, Any]]:

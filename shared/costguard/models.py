@@ -206,6 +206,14 @@ def _usage_rules(schema: dict[str, Any], model: type[BaseModel]) -> None:
 
 
 TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_whole_number)]
+UsdIn = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_string),
+    Field(ge=0, le=MAX_USD, decimal_places=6),
+    WithJsonSchema(decimal_schema(MAX_USD, 6)),
+]
+"""An amount a caller sends: a decimal string (or a number), at most `MAX_USD`, to the
+millionth of a dollar."""
 """A count of tokens: a whole number (5.0 is read as 5), never negative, at most 100 M."""
 
 
@@ -248,24 +256,8 @@ class Usage(Model):
         ]
         | None
     ) = None
-    estimated_cost_usd: (
-        Annotated[
-            Decimal,
-            BeforeValidator(_decimal_string),
-            Field(ge=0, le=MAX_USD, decimal_places=6),
-            WithJsonSchema(decimal_schema(MAX_USD, 6)),
-        ]
-        | None
-    ) = None
-    cost_usd: (
-        Annotated[
-            Decimal,
-            BeforeValidator(_decimal_string),
-            Field(ge=0, le=MAX_USD, decimal_places=6),
-            WithJsonSchema(decimal_schema(MAX_USD, 6)),
-        ]
-        | None
-    ) = None
+    estimated_cost_usd: UsdIn | None = None
+    cost_usd: UsdIn | None = None
 
     user_id: (
         Annotated[

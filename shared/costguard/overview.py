@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
 
 from pydantic import Field
 
@@ -20,7 +19,7 @@ from costguard.alerts import AlertBook, public_alert
 from costguard.ledger import Ledger
 from costguard.models import Alert, Model, QuotaState, UsdOut
 from costguard.money import ZERO
-from costguard.store.keys import ROLLUP_MODEL, ROLLUP_TIER, day_of
+from costguard.store.items import AlertItem
 from costguard.usage import DailyCost, UsageGroup, day_end, day_start
 
 NEAR_LIMIT = Decimal("0.8")
@@ -64,23 +63,18 @@ def overview(
     per_model: dict[str, Decimal] = defaultdict(lambda: ZERO)
     spends: list[TenantSpend] = []
     near: list[TenantQuota] = []
-    alerts: list[dict[str, Any]] = book.recent(None, limit=alerts_per_tenant)[0]
+    alerts: list[AlertItem] = book.recent(None, limit=alerts_per_tenant)[0]
     for tenant in tenants[:max_tenants]:
         spent = today_usd = ZERO
         calls = 0
-        for item in ledger.daily_rollups(tenant, day_start(first), day_end(today)):
-            day = date.fromisoformat(day_of(str(item["sk"])))
-            amount = Decimal(item.get("usd_all", ZERO))
+        for rollup in ledger.daily_rollups(tenant, day_start(first), day_end(today)):
+            amount = rollup.spent()
             spent += amount
-            calls += int(item.get("calls", 0))
-            per_day[day] += amount
-            today_usd += amount if day == today else ZERO
-            for attribute, value in item.items():
-                if attribute.startswith(ROLLUP_MODEL):
-                    # named as GET …/usage?group_by=model names them
-                    per_model[attribute.removeprefix(ROLLUP_MODEL)] += Decimal(value)
-                elif attribute.startswith(ROLLUP_TIER):
-                    per_model["sandbox:" + attribute.removeprefix(ROLLUP_TIER)] += Decimal(value)
+            calls += rollup.calls
+            per_day[rollup.day] += amount
+            today_usd += amount if rollup.day == today else ZERO
+            for key, value in rollup.by_model_or_tier().items():
+                per_model[key] += value  # named as GET …/usage?group_by=model names them
         spends.append(
             TenantSpend(tenant_id=tenant, spent_usd=spent, calls=calls, today_usd=today_usd)
         )
@@ -90,7 +84,7 @@ def overview(
         alerts.extend(book.recent(tenant, limit=alerts_per_tenant)[0])
     spends.sort(key=lambda s: (-s.spent_usd, s.tenant_id))
     near.sort(key=lambda q: (-q.utilization, q.tenant_id, q.quota_id))
-    alerts.sort(key=lambda a: str(a.get("created_at", "")), reverse=True)
+    alerts.sort(key=lambda a: a.created_at, reverse=True)
     return PlatformOverview(
         from_date=first,
         to_date=today,

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
 from costguard.errors import InvalidRequest
 from costguard.periods import Period, period_end, zone
@@ -162,20 +161,6 @@ class QuotaDefinition:
         if self.grace_pct > 0:
             return amount - self.limit_usd * self.grace_pct / 100
         return None
-
-
-def stored_zone(item: dict[str, Any]) -> dict[str, Any]:
-    """The zone fields of a stored policy item (absent: UTC since always), as `Policy` takes
-    them; ValueError if a stored zone is unknown."""
-    since = item.get("timezone_from")
-    fields: dict[str, Any] = {
-        "timezone": str(item.get("timezone", "UTC")),
-        "timezone_before": str(item.get("timezone_before", "UTC")),
-        "timezone_from": datetime.fromisoformat(since) if since else None,
-    }
-    zone(fields["timezone"])
-    zone(fields["timezone_before"])
-    return fields
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,10 @@ from __future__ import annotations
 import math
 import re
 import statistics
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_CEILING, Decimal
 from itertools import pairwise
 from typing import Any, Literal
@@ -45,7 +44,8 @@ from costguard.money import MICRO, MILLION, ZERO, format_usd
 from costguard.periods import Period, period_key, period_start
 from costguard.pricing import ModelPrice
 from costguard.quotas import QuotaId, Resource, Scope
-from costguard.schedules import RunReport, TimeLeft, for_each_tenant, rotated
+from costguard.schedules import RunReport, TimeLeft, count_found, scheduled_run
+from costguard.store.items import CostRecordItem
 from costguard.store.keys import day_sk, tenant_pk
 
 Kind = Literal[
@@ -135,7 +135,7 @@ class Window:
     first: datetime
     last: datetime
     days: int
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[CostRecordItem] = field(default_factory=list)
     truncated: bool = False
 
     @property
@@ -174,7 +174,7 @@ def read_window(ledger: Ledger, tenant_id: str, rules: RecommendationRules) -> W
     """The tenant's settled records of the last `window_days` (at most `max_records`)."""
     now = ledger.now()
     first = now - timedelta(days=rules.window_days)
-    records: list[dict[str, Any]] = []
+    records: list[CostRecordItem] = []
     after: str | None = None
     truncated = False
     while True:
@@ -201,17 +201,13 @@ def read_window(ledger: Ledger, tenant_id: str, rules: RecommendationRules) -> W
     )
     if records and not earlier:
         # a tenant younger than the window: scale its savings by the days it has existed
-        oldest = min(_created(r) for r in records).date()
+        oldest = min(r.created_at for r in records).date()
         days = min(rules.window_days, (now.date() - oldest).days + 1)
     return Window(first, now, max(1, days), records, truncated)
 
 
-def _created(record: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(record["created_at"]).replace("Z", "+00:00"))
-
-
-def _price(record: dict[str, Any], name: str) -> Decimal | None:
-    price = record.get("price")
+def _price(record: CostRecordItem, name: str) -> Decimal | None:
+    price = record.price
     if isinstance(price, dict) and price.get(name) is not None:
         return Decimal(str(price[name]))
     return None
@@ -244,13 +240,13 @@ def right_sizing(ledger: Ledger, w: Window, rules: RecommendationRules) -> list[
     book = ledger.price_book()
     known = {(p.provider, p.model) for p in book.prices() if isinstance(p, ModelPrice)}
     calls: dict[tuple[str, str], int] = defaultdict(int)
-    short: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    short: dict[tuple[str, str], list[CostRecordItem]] = defaultdict(list)
     for r in w.records:
-        if r.get("resource") != "llm" or not r.get("model") or r.get("output_tokens") is None:
+        if r.resource != "llm" or not r.model or r.output_tokens is None:
             continue
-        subject = (str(r.get("provider") or ""), str(r["model"]))
+        subject = (r.provider or "", r.model)
         calls[subject] += 1
-        if _int(r.get("output_tokens")) <= rules.short_output_tokens:
+        if r.output_tokens <= rules.short_output_tokens:
             short[subject].append(r)
     found = []
     for (provider, model), rows in sorted(short.items()):
@@ -266,16 +262,16 @@ def right_sizing(ledger: Ledger, w: Window, rules: RecommendationRules) -> list[
             cheap.cached_input_per_million_usd,
             cheap.output_per_million_usd,
         )
-        paid = sum((_d(r.get("cost_usd")) for r in rows), ZERO)
+        paid = sum((r.charged_usd for r in rows), ZERO)
         would = ZERO
         for r in rows:
-            cached = _int(r.get("cached_input_tokens"))
-            tokens = (_int(r.get("input_tokens")) - cached, cached, _int(r.get("output_tokens")))
+            cached = _int(r.cached_input_tokens)
+            tokens = (_int(r.input_tokens) - cached, cached, _int(r.output_tokens))
             would += _llm_cost(tokens, prices)
         monthly = _usd((paid - would) * w.scale)
         if monthly < rules.min_monthly_usd:
             continue
-        outputs = [_int(r.get("output_tokens")) for r in rows]
+        outputs = [_int(r.output_tokens) for r in rows]
         name = f"{provider}/{model}"
         found.append(
             Recommendation(
@@ -311,27 +307,27 @@ def right_sizing(ledger: Ledger, w: Window, rules: RecommendationRules) -> list[
 
 def prompt_caching(w: Window, rules: RecommendationRules) -> list[Recommendation]:
     """Inputs that repeat the previous call of their conversation, paid at the full price."""
-    conversations: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    conversations: dict[str, list[CostRecordItem]] = defaultdict(list)
     llm_input = 0
     for r in w.records:
-        if r.get("resource") != "llm" or r.get("input_tokens") is None:
+        if r.resource != "llm" or r.input_tokens is None:
             continue
-        llm_input += _int(r.get("input_tokens"))
-        if r.get("conversation_id"):
-            conversations[str(r["conversation_id"])].append(r)
+        llm_input += _int(r.input_tokens)
+        if r.conversation_id:
+            conversations[r.conversation_id].append(r)
     cacheable = cached = calls = 0
     saving = ZERO
     for rows in conversations.values():
-        rows.sort(key=lambda r: str(r["sk"]))
+        rows.sort(key=lambda r: r.record_id)
         for before, r in pairwise(rows):
-            prefix = min(_int(before.get("input_tokens")), _int(r.get("input_tokens")))
+            prefix = min(_int(before.input_tokens), _int(r.input_tokens))
             if prefix < rules.min_cacheable_tokens:
                 continue
             p_in, p_cached = (
                 _price(r, "input_per_million_usd"),
                 _price(r, "cached_input_per_million_usd"),
             )
-            read = min(prefix, _int(r.get("cached_input_tokens")))
+            read = min(prefix, _int(r.cached_input_tokens))
             calls += 1
             cacheable += prefix
             cached += read
@@ -386,13 +382,13 @@ def output_caps(
     ledger: Ledger, tenant_id: str, w: Window, rules: RecommendationRules
 ) -> list[Recommendation]:
     """Holds many times the spend they settled to: budget locked and reserves refused for nothing."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[str, list[CostRecordItem]] = defaultdict(list)
     for r in w.records:
-        if r.get("status") != "committed" or r.get("estimate_usd") is None:
+        if r.status != "committed" or r.estimate_usd is None:
             continue
-        subject = str(r.get("model") or r.get("tier") or r.get("resource"))
-        if r.get("resource") == "llm" and r.get("provider"):
-            subject = f"{r['provider']}/{subject}"
+        subject = r.model or r.tier or r.resource
+        if r.resource == "llm" and r.provider:
+            subject = f"{r.provider}/{subject}"
         groups[subject].append(r)
     hard_limits = [
         (q.quota_id, q.limit_usd)
@@ -403,24 +399,19 @@ def output_caps(
     for subject, rows in sorted(groups.items()):
         if len(rows) < rules.min_calls:
             continue
-        ratios = [
-            _d(r["estimate_usd"]) / _d(r.get("cost_usd")) if _d(r.get("cost_usd")) > 0 else None
-            for r in rows
-        ]
+        ratios = [_d(r.estimate_usd) / r.charged_usd if r.charged_usd > 0 else None for r in rows]
         finite = [x for x in ratios if x is not None]
         if not finite or Decimal(statistics.median(finite)) < rules.overhold_ratio:
             continue
         excess = [
-            (_created(r), datetime.fromisoformat(str(r["recorded_at"]).replace("Z", "+00:00")),
-             max(ZERO, _d(r["estimate_usd"]) - _d(r.get("cost_usd"))))
+            (r.created_at, r.recorded_at or r.created_at,
+             max(ZERO, _d(r.estimate_usd) - r.charged_usd))
             for r in rows
         ]  # fmt: skip
-        held = sum((_d(r["estimate_usd"]) for r in rows), ZERO)
-        spent = sum((_d(r.get("cost_usd")) for r in rows), ZERO)
+        held = sum((_d(r.estimate_usd) for r in rows), ZERO)
+        spent = sum((r.charged_usd for r in rows), ZERO)
         peak = _peak_overlap(excess)
-        outputs = sorted(
-            _int(r.get("output_tokens")) for r in rows if r.get("output_tokens") is not None
-        )
+        outputs = sorted(_int(r.output_tokens) for r in rows if r.output_tokens is not None)
         evidence = {
             "calls": str(len(rows)),
             "median_hold_to_spend_ratio": str(Decimal(statistics.median(finite)).quantize(PCT)),
@@ -460,10 +451,10 @@ def output_caps(
 
 def sandbox_time(ledger: Ledger, w: Window, rules: RecommendationRules) -> list[Recommendation]:
     """Per tier: time past an idle timeout, or reported idle, that was paid for."""
-    tiers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    tiers: dict[str, list[CostRecordItem]] = defaultdict(list)
     for r in w.records:
-        if r.get("resource") == "sandbox" and r.get("seconds") is not None:
-            tiers[str(r.get("tier") or "-")].append(r)
+        if r.resource == "sandbox" and r.seconds is not None:
+            tiers[r.tier or "-"].append(r)
     book = ledger.price_book()
     found = []
     for tier, rows in sorted(tiers.items()):
@@ -471,8 +462,8 @@ def sandbox_time(ledger: Ledger, w: Window, rules: RecommendationRules) -> list[
         wasted_seconds = ZERO
         saving = ZERO
         for r in rows:
-            seconds = _d(r["seconds"])
-            idle = _d((r.get("metadata") or {}).get("idle_seconds"))
+            seconds = _d(r.seconds)
+            idle = _d((r.metadata or {}).get("idle_seconds"))
             beyond = max(ZERO, seconds - rules.sandbox_long_seconds)
             long += beyond > 0
             idle_reported += idle > 0
@@ -482,7 +473,7 @@ def sandbox_time(ledger: Ledger, w: Window, rules: RecommendationRules) -> list[
             rate = _price(r, "per_second_usd")
             if rate is None:
                 try:
-                    rate = book.tier_price(tier, _created(r)).per_second_usd
+                    rate = book.tier_price(tier, r.created_at).per_second_usd
                 except CostguardError:
                     continue
             wasted_seconds += waste
@@ -490,7 +481,7 @@ def sandbox_time(ledger: Ledger, w: Window, rules: RecommendationRules) -> list[
         monthly = _usd(saving * w.scale)
         if monthly < rules.min_monthly_usd:
             continue
-        seconds_all = [_d(r["seconds"]) for r in rows]
+        seconds_all = [_d(r.seconds) for r in rows]
         found.append(
             Recommendation(
                 recommendation_id=f"sandbox_time:{tier}",
@@ -688,12 +679,7 @@ def run_digests(
     workers: int = 1,
 ) -> RunReport:
     """The weekly run: every tenant with spend in the last 7 days gets its digest, once a week."""
-    started = time.perf_counter()
     now = ledger.now()
-    today = now.date()
-    days: list[date] = around(today, 6)
-    tenants = rotated(active_tenants(ledger.table, days), now)
-    report = RunReport(tenants=len(tenants))
 
     def one(tenant: str) -> tuple[int, int]:
         draft = digest_draft(recommend(ledger, tenant, rules), now)
@@ -701,12 +687,14 @@ def run_digests(
             return 0, 0
         return 1, len(book.record([draft]))
 
-    for findings, recorded in for_each_tenant(tenants, one, report, time_left, workers):
-        report.examined += 1
-        report.findings += findings
-        report.recorded += recorded
-    report.seconds = time.perf_counter() - started
-    return report
+    return scheduled_run(
+        now,
+        lambda: active_tenants(ledger.table, around(now.date(), 6)),
+        one,
+        count_found,
+        time_left,
+        workers,
+    )
 
 
 __all__ = [

@@ -4,11 +4,12 @@ its deadline, and the report it returns."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
 
@@ -94,3 +95,32 @@ def for_each_tenant(
                 else:
                     results.append(result)
     return results
+
+
+R = TypeVar("R")
+
+
+def count_found(report: RunReport, result: tuple[int, int]) -> None:
+    """Tally a tenant's (findings, alerts recorded)."""
+    report.findings += result[0]
+    report.recorded += result[1]
+
+
+def scheduled_run(
+    now: datetime,
+    tenants: Callable[[], list[str]],
+    work: Callable[[str], R],
+    tally: Callable[[RunReport, R], None],
+    time_left: TimeLeft | None,
+    workers: int,
+) -> RunReport:
+    """One scheduled run: the `tenants` it takes (listed now, rotated by the hour), `work` per
+    tenant on the pool within the deadline, each result tallied into the timed report."""
+    started = time.perf_counter()
+    order = rotated(tenants(), now)
+    report = RunReport(tenants=len(order))
+    for result in for_each_tenant(order, work, report, time_left, workers):
+        report.examined += 1
+        tally(report, result)
+    report.seconds = time.perf_counter() - started
+    return report

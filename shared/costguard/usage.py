@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from costguard.activity import local_now
 from costguard.errors import InvalidRequest
@@ -16,7 +16,7 @@ from costguard.ledger.service import Ledger
 from costguard.models import Model, UsdOut
 from costguard.money import ZERO
 from costguard.periods import Period, period_end, period_start
-from costguard.store.keys import ROLLUP_MODEL, ROLLUP_TIER, day_of
+from costguard.store.items import DayRollup
 
 GroupBy = Literal["model", "user", "conversation", "task", "operation", "resource", "day"]
 ROLLUP_GROUPS = ("model", "resource", "day")
@@ -95,21 +95,18 @@ def _sorted(groups: dict[str, Decimal], top: int | None = None) -> list[UsageGro
     return [UsageGroup(key=k, cost_usd=v) for k, v in ordered[:top]]
 
 
-def _rollup_groups(days: list[dict[str, Any]], group_by: str) -> dict[str, Decimal]:
+def _rollup_groups(days: list[DayRollup], group_by: str) -> dict[str, Decimal]:
     groups: defaultdict[str, Decimal] = defaultdict(Decimal)
     for day in days:
         if group_by == "day":
-            groups[day_of(day["sk"])] += day.get("usd_all", ZERO)
+            groups[day.day.isoformat()] += day.spent()
         elif group_by == "resource":
             for resource in ("llm", "sandbox"):
-                if f"usd_{resource}" in day:
-                    groups[resource] += day[f"usd_{resource}"]
+                if resource in day.usd:
+                    groups[resource] += day.usd[resource]
         else:
-            for attribute, value in day.items():
-                if attribute.startswith(ROLLUP_MODEL):
-                    groups[attribute.removeprefix(ROLLUP_MODEL)] += value
-                elif attribute.startswith(ROLLUP_TIER):
-                    groups["sandbox:" + attribute.removeprefix(ROLLUP_TIER)] += value
+            for key, value in day.by_model_or_tier().items():
+                groups[key] += value
     return dict(groups)
 
 
@@ -123,14 +120,8 @@ def _record_groups(
         page, after = ledger.settled_records(
             tenant_id, day_start(first, tz), day_end(last, tz), limit=1000, after=after
         )
-        for item in page:
-            groups[
-                str(
-                    item.get(
-                        f"{field}_id" if field in ("user", "conversation", "task") else field, "-"
-                    )
-                )
-            ] += item["cost_usd"]
+        for record in page:
+            groups[record.attribute(field) or "-"] += record.charged_usd
         seen += len(page)
         if after is None:
             return dict(groups), False
@@ -146,8 +137,8 @@ def usage_report(
     tz = local.tzinfo or UTC
     first, last = date_range(first, last, local.date())
     days = ledger.daily_rollups(tenant_id, day_start(first), day_start(last))
-    total = sum((d.get("usd_all", ZERO) for d in days), ZERO)
-    calls = int(sum(d.get("calls", 0) for d in days))
+    total = sum((d.spent() for d in days), ZERO)
+    calls = sum(d.calls for d in days)
     groups: dict[str, Decimal] = {}
     truncated = False
     if group_by in ROLLUP_GROUPS:
@@ -176,20 +167,20 @@ def summary(ledger: Ledger, tenant_id: str) -> Summary:
     today, tz = local.date(), local.tzinfo or UTC
     first = min(today.replace(day=1), today - timedelta(days=29))
     days = ledger.daily_rollups(tenant_id, day_start(first), day_start(today))
-    by_day = {day_of(d["sk"]): d for d in days}
-    month = [d for k, d in by_day.items() if k >= today.replace(day=1).isoformat()]
+    by_day = {d.day: d.spent() for d in days}
+    month = [d for d in days if d.day >= today.replace(day=1)]
     users, truncated = _record_groups(ledger, tenant_id, today.replace(day=1), today, "user", tz)
     trend = [
         DailyCost(
             day=today - timedelta(days=n),
-            cost_usd=by_day.get((today - timedelta(days=n)).isoformat(), {}).get("usd_all", ZERO),
+            cost_usd=by_day.get(today - timedelta(days=n), ZERO),
         )
         for n in range(29, -1, -1)
     ]
     return Summary(
         tenant_id=tenant_id,
-        month_to_date_usd=sum((d.get("usd_all", ZERO) for d in month), ZERO),
-        today_usd=by_day.get(today.isoformat(), {}).get("usd_all", ZERO),
+        month_to_date_usd=sum((d.spent() for d in month), ZERO),
+        today_usd=by_day.get(today, ZERO),
         top_models=_sorted(_rollup_groups(month, "model"), top=5),
         top_users=_sorted({k: v for k, v in users.items() if k != "-"}, top=5),
         daily_trend=trend,

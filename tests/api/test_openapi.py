@@ -1,8 +1,11 @@
-"""The OpenAPI document is generated from the code, valid, and covers API.md."""
+"""The OpenAPI document is generated from the code, valid, and covers API.md; the copy in the
+repository (docs/openapi.json) is the one the service serves."""
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from openapi_spec_validator import validate
 
@@ -48,3 +51,15 @@ def test_the_document_is_valid_and_covers_api_md(api: Api) -> None:
 def test_interactive_docs_are_served(api: Api) -> None:
     answer = api.call("GET", "/v1/docs", key=None)
     assert answer.status == 200 and "swagger" in answer.text.lower()
+
+
+COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+def test_the_document_in_the_repository_is_the_one_served(api: Api) -> None:
+    """`make openapi` writes it again (COSTGUARD_WRITE_OPENAPI=1) after a change of the API."""
+    served = json.loads(api.call("GET", "/v1/openapi.json", key=None).text)
+    text = json.dumps(served, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if os.environ.get("COSTGUARD_WRITE_OPENAPI") == "1":
+        COMMITTED.write_text(text, "utf-8")
+    assert COMMITTED.read_text("utf-8") == text, "docs/openapi.json is stale: make openapi"

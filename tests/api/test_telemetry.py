@@ -200,7 +200,7 @@ def test_a_stream_batch_is_records_then_detection_then_the_alert_record_then_pub
         and s.attributes.get("costguard.outcome") == "recorded 3"
     ]
     assert crossing[0].attributes["costguard.request_id"] == "req-1"  # type: ignore[index]
-    assert {a["caused_by_request"] for a in book.recent("acme")[0]} == {"req-1"}
+    assert {a.caused_by_request for a in book.recent("acme")[0]} == {"req-1"}
 
 
 def test_a_denial_emits_its_emf_metric_with_scope_and_resource_and_its_stage(

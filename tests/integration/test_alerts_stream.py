@@ -100,12 +100,12 @@ def test_concurrent_handlers_on_overlapping_batches_record_and_notify_once(
 
     # Then each threshold is recorded once and notified once
     alerts, _ = book.recent(T, limit=100)
-    assert sorted(int(a["threshold_pct"]) for a in alerts) == [50, 80, 90, 100]
-    assert all(a["delivery"] in ("sent", "grouped") for a in alerts)
+    assert sorted(a.threshold_pct or 0 for a in alerts) == [50, 80, 90, 100]
+    assert all(a.delivery in ("sent", "grouped") for a in alerts)
     severities = sorted(attributes["severity"] for _, attributes in recorder.messages)
-    notified = [a for a in alerts if a["notify"]]
+    notified = [a for a in alerts if a.notify]
     assert len(recorder.messages) == len(notified) == len(recorder.events)
-    assert severities == sorted(str(a["severity"]) for a in notified)
+    assert severities == sorted(str(a.severity) for a in notified)
     assert "critical" in severities
 
 

@@ -128,7 +128,7 @@ def test_a_commit_raced_five_times_counts_once(local_ledger: Ledger) -> None:
     assert {r.record_id for r in records} == {records[0].record_id}
     assert quota_state(local_ledger, T, "tenant:llm:month").spent_usd == usd("0.7")
     [day] = local_ledger.daily_rollups(T, local_ledger.now(), local_ledger.now())
-    assert day["usd_all"] == usd("0.7") and day["calls"] == 1
+    assert day.spent() == usd("0.7") and day.calls == 1
 
 
 def test_commit_racing_release_settles_exactly_one_way(local_ledger: Ledger) -> None:
@@ -167,7 +167,7 @@ def test_ten_thousand_tiny_costs_add_up_exactly(local_ledger: Ledger) -> None:
     q = quota_state(local_ledger, T, "tenant:llm:month")
     assert q.spent_usd == Decimal("0.003")
     [day] = local_ledger.daily_rollups(T, local_ledger.now(), local_ledger.now())
-    assert (day["usd_all"], day["calls"]) == (Decimal("0.003"), 10_000)
+    assert (day.spent(), day.calls) == (Decimal("0.003"), 10_000)
 
 
 pytestmark = pytest.mark.ddblocal

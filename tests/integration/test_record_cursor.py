@@ -35,11 +35,11 @@ def test_a_records_cursor_outside_the_range_pages_from_where_it_points(
     first = datetime(2026, 11, 25, tzinfo=UTC)
     last = first + timedelta(days=1)
     everything, _ = local_ledger.settled_records(T, first, last, limit=10)
-    ids = [str(item["sk"]) for item in everything]
+    ids = [item.record_id for item in everything]
     after = ids[0] if cursor == "first" else cursor
 
     found, next_cursor = local_ledger.settled_records(T, first, last, limit=10, after=after)
 
     want = {"all": ids, "none": [], "rest": ids[1:]}[expected]
-    assert [str(item["sk"]) for item in found] == want
+    assert [item.record_id for item in found] == want
     assert next_cursor is None

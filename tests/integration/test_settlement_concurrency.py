@@ -112,7 +112,7 @@ def test_tiny_estimates_with_large_commits_record_every_overrun_and_alert_it_onc
     assert created == n
     alerts, _ = book.recent(T, limit=500)
     assert len(alerts) == n
-    assert {a["details"]["overrun_usd"] for a in alerts} == {"0.040000"}
+    assert {a.details["overrun_usd"] for a in alerts if a.details} == {"0.040000"}
 
 
 def test_concurrent_usage_unknown_commits_charge_each_hold_once(local_ledger: Ledger) -> None:

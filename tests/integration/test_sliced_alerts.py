@@ -67,7 +67,7 @@ def test_concurrent_spend_on_8_slices_alerts_each_threshold_once_on_the_whole(
                 lambda job: alerts_handler.handler({"Records": job[1]}, CONTEXT, watch=job[0]),
                 [(watch, batch) for batch in batches for watch in containers],
             )
-            failures.extend(a for a in answers if a["batchItemFailures"])
+            failures.extend(a for a in answers if a.batchItemFailures)
 
     spending = threading.Event()
     spending.set()
@@ -101,13 +101,14 @@ def test_concurrent_spend_on_8_slices_alerts_each_threshold_once_on_the_whole(
 
     # Then each threshold is recorded once, on the whole
     alerts, _ = book.recent(T, limit=100)
-    assert sorted(int(a["threshold_pct"]) for a in alerts) == [50, 80, 100]
+    assert sorted(a.threshold_pct or 0 for a in alerts) == [50, 80, 100]
     for a in alerts:
-        assert (a["quota_id"], a["limit_usd"]) == (Q, usd("100"))
-        assert a["spent_usd"] >= a["threshold_pct"]  # $1 a unit: never early
+        assert (a.quota_id, a.limit_usd) == (Q, usd("100"))
+        assert a.spent_usd is not None and a.threshold_pct is not None
+        assert a.spent_usd >= a.threshold_pct  # $1 a unit: never early
     # and notified once per recording (a threshold reached alone notifies, grouped ones once)
-    notified = [a for a in alerts if a["notify"]]
-    assert all(a["delivery"] in ("sent", "grouped") for a in alerts)
+    notified = [a for a in alerts if a.notify]
+    assert all(a.delivery in ("sent", "grouped") for a in alerts)
     assert len(recorder.messages) == len(notified) == len(recorder.events)
     q = quota_state(local_ledger, T, Q)
     assert (q.limit_usd, q.spent_usd, q.reserved_usd) == (usd("100"), usd("100"), usd("0"))

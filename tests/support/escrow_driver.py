@@ -97,10 +97,10 @@ class Driver:
                     version, layout = self.layout()
                     index, moves = pick % layout.pickable, {}
                     continue
-                planned = E.plan_borrow(states, index, amount, amount)
-                if planned is None:
+                moved = E.borrow_moves(states, index, amount, amount)
+                if moved is None:
                     return None  # the snapshot proves the quota as a whole cannot cover it
-                moves = planned
+                moves = moved
                 self.borrows += 1
                 continue
             return Held(rid, index, amount)
@@ -226,10 +226,10 @@ class LeaseDriver:
                 own = states[lessee]
                 rate = own.grant / E.LEASE_SECONDS  # what the last lease gave, per second
                 size = E.lease_size(rate, amount, states[0].avail)
-                planned = E.plan_lease(states, lessee, amount, size)
-                if planned is None:
+                moved = E.lease_moves(states, lessee, amount, size)
+                if moved is None:
                     return None  # pool and every lease together cannot cover it
-                moves = planned
+                moves = moved
                 self.renewals += 1
                 continue
             return LeaseHeld(rid, tenant, amount)

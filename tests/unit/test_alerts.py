@@ -20,6 +20,7 @@ from costguard.alerts import AlertBook, Publisher, Rule, StreamAlerts, crossings
 from costguard.ledger import Ledger
 from costguard.notify import PublishFailed, SnsTopic
 from costguard.quotas import QuotaId
+from costguard.store.items import AlertItem
 
 from functions.alerts import handler as alerts_handler
 from local.streams import MotoStream
@@ -105,7 +106,7 @@ class Pipeline:
             self.run(records)
         return seen
 
-    def alerts(self, tenant: str | None = "acme") -> list[dict[str, Any]]:
+    def alerts(self, tenant: str | None = "acme") -> list[AlertItem]:
         return self.book.recent(tenant, limit=100)[0]
 
 
@@ -140,13 +141,13 @@ def test_a_jump_from_40_to_95_percent_records_three_thresholds_and_notifies_once
 
     # Then 50, 80 and 90 are recorded, and one warning goes out (at 90 %, naming all three)
     alerts = pipeline.alerts()
-    assert sorted(a["threshold_pct"] for a in alerts) == [50, 80, 90]
-    leader = next(a for a in alerts if a["notify"])
-    assert leader["threshold_pct"] == 90
-    assert leader["severity"] == "warning"
-    assert leader["delivery"] == "sent"
-    assert sorted(leader["grouped"]) == [50, 80, 90]
-    assert {a["notified_in"] for a in alerts if not a["notify"]} == {leader["alert_id"]}
+    assert sorted(a.threshold_pct or 0 for a in alerts) == [50, 80, 90]
+    leader = next(a for a in alerts if a.notify)
+    assert leader.threshold_pct == 90
+    assert leader.severity == "warning"
+    assert leader.delivery == "sent"
+    assert sorted(leader.grouped or []) == [50, 80, 90]
+    assert {a.notified_in for a in alerts if not a.notify} == {leader.alert_id}
     messages = pipeline.sns.received()
     assert len(messages) == 1
     attributes = {k: v["Value"] for k, v in messages[0]["MessageAttributes"].items()}
@@ -164,7 +165,7 @@ def test_a_jump_from_40_to_95_percent_records_three_thresholds_and_notifies_once
     assert body["utilization"] == "0.9500"
     assert body["resets_at"] == "2026-12-01T00:00:00.000000Z"
     assert [t for t, _ in pipeline.events.sent] == ["QuotaThresholdCrossed"]
-    assert pipeline.events.sent[0][1]["alert_id"] == leader["alert_id"]
+    assert pipeline.events.sent[0][1]["alert_id"] == leader.alert_id
 
 
 def test_a_batch_replayed_three_times_notifies_once_per_crossing(pipeline: Pipeline) -> None:
@@ -179,7 +180,7 @@ def test_a_batch_replayed_three_times_notifies_once_per_crossing(pipeline: Pipel
     pipeline.flush()  # the alert records' INSERTs: deliveries
 
     alerts = pipeline.alerts()
-    by_quota = sorted((a["quota_id"], a["threshold_pct"]) for a in alerts)
+    by_quota = sorted((a.quota_id, a.threshold_pct) for a in alerts)
     assert by_quota == [
         ("tenant:all:month", 50),
         ("tenant:llm:month", 50),
@@ -228,7 +229,7 @@ def test_a_poison_record_is_reported_and_the_rest_of_the_batch_processed(
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": "poison-1"}]}
     pipeline.flush()
-    assert sorted(a["threshold_pct"] for a in pipeline.alerts()) == [50, 80, 90]
+    assert sorted(a.threshold_pct or 0 for a in pipeline.alerts()) == [50, 80, 90]
     assert len(pipeline.sns.received()) == 1
 
 
@@ -240,7 +241,7 @@ def test_a_lowered_limit_crosses_thresholds_too(pipeline: Pipeline) -> None:
     set_quota(pipeline.ledger, "acme", "tenant:llm:month", "50")  # 45 of 50 = 90 %
     pipeline.flush()
 
-    assert sorted(a["threshold_pct"] for a in pipeline.alerts()) == [50, 80, 90]
+    assert sorted(a.threshold_pct or 0 for a in pipeline.alerts()) == [50, 80, 90]
 
 
 def test_each_threshold_alerts_once_per_period_even_when_utilization_dips(
@@ -252,13 +253,13 @@ def test_each_threshold_alerts_once_per_period_even_when_utilization_dips(
     set_quota(pipeline.ledger, "acme", "tenant:llm:month", "20")  # 30 %
     spend(pipeline.ledger, "5")  # 55 % again: 50 % was already alerted this month
     pipeline.flush()
-    assert [a["threshold_pct"] for a in pipeline.alerts()] == [50]
+    assert [a.threshold_pct for a in pipeline.alerts()] == [50]
 
     clock.advance(days=6)  # December: a new period alerts again
     spend(pipeline.ledger, "11")
     pipeline.flush()
 
-    periods = sorted(a["period_key"] for a in pipeline.alerts())
+    periods = sorted(str(a.period_key) for a in pipeline.alerts())
     assert periods == ["MONTH#2026-11", "MONTH#2026-12"]
 
 
@@ -269,11 +270,11 @@ def test_user_and_soft_quotas_alert_like_hard_tenant_quotas(pipeline: Pipeline) 
     spend(pipeline.ledger, "2.5", user_id="u-1")
     pipeline.flush()
 
-    (alert,) = [a for a in pipeline.alerts() if a["notify"]]
-    assert alert["quota_id"] == "user:u-1:all:day"
-    assert alert["severity"] == "critical"
-    assert alert["details"] == {"mode": "soft", "scope": "user", "user_id": "u-1"}
-    assert alert["resets_at"] == "2026-11-26T00:00:00.000000Z"
+    (alert,) = [a for a in pipeline.alerts() if a.notify]
+    assert alert.quota_id == "user:u-1:all:day"
+    assert alert.severity == "critical"
+    assert alert.details == {"mode": "soft", "scope": "user", "user_id": "u-1"}
+    assert alert.resets_at == datetime(2026, 11, 26, tzinfo=UTC)
     (message,) = pipeline.sns.received()
     assert message["MessageAttributes"]["scope"]["Value"] == "user"
 
@@ -284,8 +285,8 @@ def test_platform_quota_alerts_carry_no_tenant(pipeline: Pipeline) -> None:
     pipeline.flush()
 
     (alert,) = pipeline.alerts(None)
-    assert alert["quota_id"] == "platform:llm:month"
-    assert "tenant_id" not in alert
+    assert alert.quota_id == "platform:llm:month"
+    assert alert.tenant_id is None
     (message,) = pipeline.sns.received()
     assert "tenant_id" not in message["MessageAttributes"]
     assert message["MessageAttributes"]["scope"]["Value"] == "platform"
@@ -303,17 +304,17 @@ def test_sns_down_keeps_the_alert_pending_and_it_is_sent_once_when_back(
     answer = pipeline.run(inserts)  # SNS accepts, EventBridge refuses
 
     assert len(answer["batchItemFailures"]) == 1
-    (leader,) = [a for a in pipeline.alerts() if a["notify"]]
-    assert leader["delivery"] == "pending"
-    assert "EndpointConnectionError" in leader["last_error"]
+    (leader,) = [a for a in pipeline.alerts() if a.notify]
+    assert leader.delivery == "pending"
+    assert "EndpointConnectionError" in str(leader.last_error)
     assert len(pipeline.sns.received()) == 1
 
     # When EventBridge is back, the stream's retry delivers the rest, once
     pipeline.events.down = False
     pipeline.run(inserts)
     pipeline.run(inserts)
-    (leader,) = [a for a in pipeline.alerts() if a["notify"]]
-    assert leader["delivery"] == "sent"
+    (leader,) = [a for a in pipeline.alerts() if a.notify]
+    assert leader.delivery == "sent"
     assert pipeline.sns.received() == []  # SNS had it already: not sent twice
     assert len(pipeline.events.sent) == 1
 
@@ -333,8 +334,8 @@ def test_the_sweeper_redrives_alerts_the_stream_gave_up_on(
     assert pipeline.book.redrive(pipeline.watch.publisher) == (1, 0)
     assert pipeline.book.redrive(pipeline.watch.publisher) == (0, 0)
 
-    (leader,) = [a for a in pipeline.alerts() if a["notify"]]
-    assert leader["delivery"] == "sent"
+    (leader,) = [a for a in pipeline.alerts() if a.notify]
+    assert leader.delivery == "sent"
     assert len(pipeline.events.sent) == 1
     assert len(pipeline.sns.received()) == 1
 
@@ -382,7 +383,7 @@ def test_the_sample_stream_event_in_events_records_the_jump(pipeline: Pipeline) 
     assert pipeline.run(sample["Records"]) == {"batchItemFailures": []}
     pipeline.flush()
 
-    assert sorted(a["threshold_pct"] for a in pipeline.alerts()) == [50, 80, 90]
+    assert sorted(a.threshold_pct or 0 for a in pipeline.alerts()) == [50, 80, 90]
     assert len(pipeline.sns.received()) == 1
 
 
@@ -411,8 +412,8 @@ def test_an_alert_that_never_publishes_is_redriven_with_backoff_then_given_up(
             assert minutes <= 61, "a redrive never came due"
         waits.append(minutes)
         assert pipeline.book.redrive(pipeline.watch.publisher) == (0, 1)
-        (leader,) = [a for a in pipeline.alerts() if a["notify"]]
-        assert leader["delivery"] == ("failed" if redrive == MAX_REDRIVES else "pending")
+        (leader,) = [a for a in pipeline.alerts() if a.notify]
+        assert leader.delivery == ("failed" if redrive == MAX_REDRIVES else "pending")
         assert pipeline.book.redrive(pipeline.watch.publisher) == (0, 0)  # not due again yet
     assert waits[1:] == [
         int(redrive_delay(n).total_seconds() // 60) for n in range(1, MAX_REDRIVES)
@@ -423,8 +424,8 @@ def test_an_alert_that_never_publishes_is_redriven_with_backoff_then_given_up(
     clock.advance(hours=24)
     assert pipeline.book.pending() == []
     assert pipeline.book.redrive(pipeline.watch.publisher) == (0, 0)
-    (leader,) = [a for a in pipeline.alerts() if a["notify"]]
-    assert "EndpointConnectionError" in leader["last_error"] and leader["failed_at"]
+    (leader,) = [a for a in pipeline.alerts() if a.notify]
+    assert "EndpointConnectionError" in str(leader.last_error) and leader.failed_at
     assert len(pipeline.sns.received()) == 1  # SNS had taken it; never sent twice
     from costguard import telemetry
 
@@ -450,17 +451,15 @@ def test_a_threshold_alert_resets_at_the_tenants_local_midnight(pipeline: Pipeli
     # Then its 50 % alert names its local day and resets at local midnight (08:00 UTC); the
     # platform's resets at UTC midnight
     [mine] = pipeline.alerts()
-    assert (mine["period_key"], mine["resets_at"]) == (
+    assert (mine.period_key, mine.resets_at) == (
         "DAY#2026-11-30",
-        "2026-12-01T08:00:00.000000Z",
+        datetime(2026, 12, 1, 8, tzinfo=UTC),
     )
-    assert (
-        "resets at 2026-12-01 08:00 UTC (2026-12-01 00:00 America/Los_Angeles)" in mine["message"]
-    )
+    assert "resets at 2026-12-01 08:00 UTC (2026-12-01 00:00 America/Los_Angeles)" in mine.message
     [platform] = pipeline.alerts(None)
-    assert (platform["period_key"], platform["resets_at"]) == (
+    assert (platform.period_key, platform.resets_at) == (
         "DAY#2026-12-01",
-        "2026-12-02T00:00:00.000000Z",
+        datetime(2026, 12, 2, tzinfo=UTC),
     )
 
 
@@ -495,7 +494,7 @@ def test_only_records_that_can_alert_pass_the_raw_prefilter(pipeline: Pipeline) 
     overrun = [r for r in pipeline.take() if may_alert(r)]
     assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in overrun] == ["TENANT#acme", "TENANT#acme#REC"]
     assert pipeline.run(overrun) == {"batchItemFailures": []}
-    assert [a["alert_type"] for a in pipeline.alerts()] == ["overrun"]
+    assert [a.alert_type for a in pipeline.alerts()] == ["overrun"]
 
 
 # ---------------------------------------------------------------------- sliced quotas (D77)
@@ -540,19 +539,19 @@ def test_a_sliced_quota_alerts_on_the_whole_when_no_change_crosses_on_its_slice(
 
     # Then the whole's 50 % is recorded once, with the whole's figures, and notified
     (alert,) = pipeline.alerts()
-    assert (alert["quota_id"], alert["threshold_pct"], alert["period_key"]) == (
+    assert (alert.quota_id, alert.threshold_pct, alert.period_key) == (
         "tenant:llm:month",
         50,
         "MONTH#2026-11",
     )
-    assert (alert["spent_usd"], alert["limit_usd"], alert["utilization"]) == (
+    assert (alert.spent_usd, alert.limit_usd, alert.utilization) == (
         Decimal("4.3"),
         Decimal("8"),
         Decimal("0.5375"),
     )
-    assert alert["dedup_key"] == "threshold#tenant:llm:month#MONTH#2026-11#50"
-    assert alert["delivery"] == "sent"
-    assert [m["Subject"] for m in pipeline.sns.received()] == [f"[costguard info] {alert['title']}"]
+    assert alert.dedup_key == "threshold#tenant:llm:month#MONTH#2026-11#50"
+    assert alert.delivery == "sent"
+    assert [m["Subject"] for m in pipeline.sns.received()] == [f"[costguard info] {alert.title}"]
     # And every record delivered again records nothing more
     pipeline.run(records)
     pipeline.run(records)
@@ -573,14 +572,14 @@ def test_a_sliced_quota_records_every_threshold_the_whole_reached_once(
     pipeline.flush()
 
     # Then 50 and 80 are recorded, one notification (80)
-    alerts = sorted(pipeline.alerts(), key=lambda a: a["threshold_pct"])
-    assert [(a["threshold_pct"], a["notify"]) for a in alerts] == [(50, False), (80, True)]
-    assert {a["spent_usd"] for a in alerts} == {Decimal("6.8")}
+    alerts = sorted(pipeline.alerts(), key=lambda a: a.threshold_pct or 0)
+    assert [(a.threshold_pct, a.notify) for a in alerts] == [(50, False), (80, True)]
+    assert {a.spent_usd for a in alerts} == {Decimal("6.8")}
 
     # And spend on a third slice past 100 % adds only 100
     _spend_on(monkeypatch, pipeline.ledger, 3, "1.5")
     pipeline.flush()
-    assert sorted(a["threshold_pct"] for a in pipeline.alerts()) == [50, 80, 100]
+    assert sorted(a.threshold_pct or 0 for a in pipeline.alerts()) == [50, 80, 100]
 
 
 def test_a_borrow_moves_grants_without_a_false_alert(
@@ -603,7 +602,7 @@ def test_a_borrow_moves_grants_without_a_false_alert(
     _spend_on(monkeypatch, pipeline.ledger, 5, "1")
     pipeline.flush()
     (alert,) = pipeline.alerts()
-    assert (alert["spent_usd"], alert["limit_usd"]) == (Decimal("4"), Decimal("8"))
+    assert (alert.spent_usd, alert.limit_usd) == (Decimal("4"), Decimal("8"))
 
 
 def test_a_lower_limit_on_a_sliced_quota_crosses_on_the_whole(
@@ -620,7 +619,7 @@ def test_a_lower_limit_on_a_sliced_quota_crosses_on_the_whole(
 
     # Then 50 % is recorded on the whole
     (alert,) = pipeline.alerts()
-    assert (alert["threshold_pct"], alert["spent_usd"], alert["limit_usd"]) == (
+    assert (alert.threshold_pct, alert.spent_usd, alert.limit_usd) == (
         50,
         Decimal("3"),
         Decimal("5"),
@@ -646,7 +645,7 @@ def test_a_quota_sliced_within_the_policy_cache_is_read_as_one(
 
     # Then only the whole's 50 % is recorded
     (alert,) = pipeline.alerts()
-    assert (alert["spent_usd"], alert["limit_usd"]) == (Decimal("4.1"), Decimal("8"))
+    assert (alert.spent_usd, alert.limit_usd) == (Decimal("4.1"), Decimal("8"))
 
 
 def test_slice_records_pass_the_prefilter_and_the_streams_filters(
@@ -743,7 +742,7 @@ def test_a_batch_reads_a_sliced_quota_once_whatever_its_records(
     # and the retry once more (80 % is still to come)
     assert [n for n in reads if n == 9] == [9, 9]
     (alert,) = pipeline.alerts()
-    assert (alert["spent_usd"], alert["threshold_pct"]) == (Decimal("4.4"), 50)
+    assert (alert.spent_usd, alert.threshold_pct) == (Decimal("4.4"), 50)
 
 
 def test_a_quota_sliced_within_the_cache_is_read_as_one_from_slice_0_alone(
@@ -768,4 +767,4 @@ def test_a_quota_sliced_within_the_cache_is_read_as_one_from_slice_0_alone(
 
     # Then the change of slice 0, which crossed nothing of its own share, alerts the whole
     (alert,) = pipeline.alerts()
-    assert (alert["spent_usd"], alert["limit_usd"]) == (Decimal("4.1"), Decimal("8"))
+    assert (alert.spent_usd, alert.limit_usd) == (Decimal("4.1"), Decimal("8"))

@@ -16,6 +16,7 @@ from costguard.anomalies import AnomalyRules, run_anomalies
 from costguard.ledger import Ledger
 from costguard.models import Usage
 from costguard.schedules import RunReport
+from costguard.store.items import AlertItem
 from costguard.store.keys import USER_BUCKETS, user_bucket
 
 from tests.conftest import Clock
@@ -46,7 +47,7 @@ def run_at(ledger: Ledger, clock: Clock, at: datetime) -> RunReport:
     return run_anomalies(ledger, AlertBook(ledger.table, clock), RULES)
 
 
-def anomalies(ledger: Ledger, clock: Clock, tenant: str) -> list[dict[str, object]]:
+def anomalies(ledger: Ledger, clock: Clock, tenant: str) -> list[AlertItem]:
     items, _ = AlertBook(ledger.table, clock).recent(
         tenant, limit=200, alert_type=AlertType.ANOMALY
     )
@@ -71,17 +72,17 @@ def test_a_flat_tenant_with_one_spike_day_has_exactly_one_anomaly(
         at += timedelta(hours=6)
     # Then exactly one anomaly: the spike day, tenant total, with its figures
     [alert] = anomalies(ledger, clock, "flat")
-    assert alert["dedup_key"] == "anomaly#2026-11-18#all"
-    assert alert["spent_usd"] == Decimal("60")
-    assert alert["severity"] == "critical"  # 60 ≥ 2 × the $11 threshold
-    details = alert["details"]
+    assert alert.dedup_key == "anomaly#2026-11-18#all"
+    assert alert.spent_usd == Decimal("60")
+    assert alert.severity == "critical"  # 60 ≥ 2 × the $11 threshold
+    details = alert.details
     assert isinstance(details, dict)
     assert details["expected_usd"] == "10.000000"
     assert details["threshold_usd"] == "11.000000"  # 10 + 2 × the 5 % floor of a flat history
     assert details["method"] == "stddev"
     assert details["history_days"] == "29"
     assert details["partial"] == "true"  # first seen while the day was still running
-    assert alert["event"] == "CostAnomalyDetected"
+    assert alert.event == "CostAnomalyDetected"
     assert sum(r.recorded for r in reports) == 1
     assert sum(r.findings for r in reports) >= 2  # seen again as "yesterday", recorded once
 
@@ -134,7 +135,7 @@ def test_the_same_week_with_a_real_spike_on_a_monday_is_caught(
     )  # fmt: skip
     run_at(ledger, clock, datetime(2026, 11, 24, 6, 0, tzinfo=UTC))
     [alert] = anomalies(ledger, clock, "weekly")
-    assert alert["dedup_key"] == "anomaly#2026-11-23#all"
+    assert alert.dedup_key == "anomaly#2026-11-23#all"
 
 
 def test_a_new_tenant_with_three_days_gets_no_verdict_and_says_so(
@@ -170,14 +171,14 @@ def test_one_user_taking_over_the_day_is_a_share_jump(ledger: Ledger, clock: Clo
         spend(ledger, clock, "team", TODAY, amount, user_id=user)
     report = run_at(ledger, clock, datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
     # Then two findings: the day's total, and u-4's bucket at 78.95 % against 33.33 %
-    found = {a["dedup_key"]: a for a in anomalies(ledger, clock, "team")}
+    found = {a.dedup_key: a for a in anomalies(ledger, clock, "team")}
     share = found[f"anomaly#2026-11-25#user:{user_bucket('u-4')}"]
-    assert set(found) == {"anomaly#2026-11-25#all", share["dedup_key"]}
-    details = share["details"]
+    assert set(found) == {"anomaly#2026-11-25#all", share.dedup_key}
+    details = share.details
     assert isinstance(details, dict)
     assert details["share_pct"] == "78.95" and details["baseline_share_pct"] == "33.33"
     assert details["last_user_id"] == "u-4"
-    assert share["spent_usd"] == Decimal("30")
+    assert share.spent_usd == Decimal("30")
     assert report.recorded == 2
 
 
@@ -206,7 +207,6 @@ def test_the_day_rollup_holds_a_bounded_number_of_user_buckets(
     for n in range(100):
         spend(ledger, clock, "crowd", TODAY, "0.01", user_id=f"user-{n}")
     [day] = ledger.daily_rollups("crowd", clock.at, clock.at)
-    buckets = {k: v for k, v in day.items() if k.startswith("usd#b#")}
-    assert len(buckets) == USER_BUCKETS
-    assert sum(buckets.values()) == day["usd_all"] == Decimal("1.00")
+    assert len(day.by_bucket) == USER_BUCKETS
+    assert sum(day.by_bucket.values()) == day.spent() == Decimal("1.00")
     assert ledger.reconcile("crowd") == []

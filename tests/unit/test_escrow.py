@@ -1,4 +1,4 @@
-"""The escrow's pure parts: shares, borrow and re-grant plans (no DynamoDB)."""
+"""The escrow's pure parts: shares, borrow moves and re-grant deltas (no DynamoDB)."""
 
 from __future__ import annotations
 
@@ -45,10 +45,10 @@ def snapshots(draw: st.DrawFn) -> list[E.SliceState]:
 def test_a_borrow_is_refused_exactly_when_the_whole_cannot_cover(
     states: list[E.SliceState], amount: Decimal, pick: int
 ) -> None:
-    """No false refusal, no over-admission: the plan brings the slice to the amount from
+    """No false refusal, no over-admission: the moves bring the slice to the amount from
     siblings that have it, or says the whole cannot."""
     target = pick % len(states)
-    moves = E.plan_borrow(states, target, amount, amount)
+    moves = E.borrow_moves(states, target, amount, amount)
     whole = sum((s.avail for s in states), ZERO)
     if moves is None:
         assert whole < amount
@@ -66,7 +66,7 @@ def test_a_regrant_conserves_and_spreads_the_unused_allowance(
     states: list[E.SliceState], limit: Decimal, n: int
 ) -> None:
     grant = sum((s.grant for s in states), ZERO)
-    deltas = E.plan_regrant(states, limit, n)
+    deltas = E.regrant_deltas(states, limit, n)
     assert grant + sum(deltas.values(), ZERO) == limit  # Σ grants becomes the new limit
     after = {
         i: d + next((s.avail for s in states if s.index == i), ZERO) for i, d in deltas.items()

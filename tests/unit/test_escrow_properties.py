@@ -4,7 +4,7 @@ The protocol is driven exactly as the ledger drives it (costguard.ledger.escrow:
 takes one slice, borrows from siblings by transaction when it cannot cover, and is refused only
 on a serializable snapshot of every slice; commit, release and expiry settle on the slice the
 reservation names; a re-grant moves allowance for a new limit or slice count), including
-*stale* plans: a borrow or a re-grant planned on a snapshot that another reserve, commit or
+*stale* moves: a borrow or a re-grant computed on a snapshot that another reserve, commit or
 release changed before it was sent.
 
 After every step: the slices' grants (virtual ones included) sum to the limit (conservation);
@@ -125,7 +125,7 @@ class EscrowMachine(RuleBasedStateMachine):
     def reserve_racing_a_reserve(
         self, amount: Decimal, pick: int, other: Decimal, other_pick: int
     ) -> Any:
-        """A borrow planned on a snapshot that another reserve changes before it is sent."""
+        """A borrow computed on a snapshot that another reserve changes before it is sent."""
         nested: list[Held] = []
 
         def race() -> None:
@@ -167,7 +167,7 @@ class EscrowMachine(RuleBasedStateMachine):
 
     @rule(limit=LIMITS, slices=SLICES, amount=AMOUNTS, pick=st.integers(0, 63))
     def regrant_racing_spend(self, limit: Decimal, slices: int, amount: Decimal, pick: int) -> None:
-        """A reshard planned on a snapshot that a reserve and a settlement change."""
+        """A reshard computed on a snapshot that a reserve and a settlement change."""
 
         def race() -> None:
             self.do_reserve(amount, pick, None)

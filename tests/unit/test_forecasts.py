@@ -10,6 +10,7 @@ import pytest
 from costguard.alerts import AlertBook, AlertType
 from costguard.forecasts import ForecastRules, current_forecasts, run_forecasts
 from costguard.ledger import Ledger
+from costguard.store.items import AlertItem
 
 from tests.conftest import Clock
 from tests.helpers import set_quota
@@ -33,7 +34,7 @@ def forecast(ledger: Ledger, tenant: str, quota_id: str) -> dict[str, Any]:
     return next(f for f in current_forecasts(ledger, tenant) if f["quota_id"] == quota_id)
 
 
-def alerts(ledger: Ledger, clock: Clock, tenant: str) -> list[dict[str, Any]]:
+def alerts(ledger: Ledger, clock: Clock, tenant: str) -> list[AlertItem]:
     items, _ = AlertBook(ledger.table, clock).recent(tenant, alert_type=AlertType.FORECAST)
     return items
 
@@ -61,9 +62,9 @@ def test_a_steadily_growing_tenant_breaches_on_the_day_computed_by_hand(
     assert f["daily_usd"] == Decimal("23.5")  # tomorrow's expected day
     assert f["projected_utilization"] == Decimal("1.095")
     [alert] = alerts(ledger, clock, "grows")
-    assert alert["event"] == "QuotaBreachForecast" and alert["severity"] == "warning"
-    assert alert["details"]["breach_on"] == "2026-11-29"
-    assert alert["details"]["previous_risk"] == "low"
+    assert alert.event == "QuotaBreachForecast" and alert.severity == "warning"
+    assert alert.details["breach_on"] == "2026-11-29"
+    assert alert.details["previous_risk"] == "low"
     assert (report.tenants, report.findings, report.recorded) == (1, 1, 1)
 
 
@@ -100,8 +101,7 @@ def test_a_new_tenant_gets_a_run_rate_forecast(ledger: Ledger, clock: Clock) -> 
     spend(ledger, clock, "newco", TODAY, "1")
     run_at(ledger, clock, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
     risks = [
-        (a["details"]["previous_risk"], a["details"]["risk"])
-        for a in alerts(ledger, clock, "newco")
+        (a.details["previous_risk"], a.details["risk"]) for a in alerts(ledger, clock, "newco")
     ]
     assert risks == [("medium", "critical"), ("low", "medium")]  # newest first
 

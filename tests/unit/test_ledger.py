@@ -117,8 +117,8 @@ def test_commit_moves_the_hold_to_spent_and_writes_the_record_and_rollup(acme: L
         usd("9.99325"),
     )
     [day] = acme.daily_rollups(T, acme.now(), acme.now())
-    assert day["usd_llm"] == day["usd_all"] == usd("0.00675")
-    assert day["usd#m#openai/gpt-4o"] == usd("0.00675") and day["calls"] == 1
+    assert day.spent("llm") == day.spent() == usd("0.00675")
+    assert day.by_model == {"openai/gpt-4o": usd("0.00675")} and day.calls == 1
     assert acme.reconcile(T) == []
 
 
@@ -130,7 +130,7 @@ def test_a_commit_retried_five_times_counts_once(acme: Ledger) -> None:
 
     assert all(a.record_id == first.record_id and a.cost_usd == usd("0.40") for a in again)
     assert quota_state(acme, T, "tenant:llm:month").spent_usd == usd("0.40")
-    assert acme.daily_rollups(T, acme.now(), acme.now())[0]["usd_all"] == usd("0.40")
+    assert acme.daily_rollups(T, acme.now(), acme.now())[0].spent() == usd("0.40")
     assert acme.reconcile(T) == []
 
 
@@ -388,7 +388,7 @@ def test_period_rollover_needs_no_reset_and_late_commits_charge_their_period(
     assert quota_state(acme, T, "tenant:llm:month").reserved_usd == usd("9")
     nov = acme.table.get(("TENANT#acme", "MONTH#2026-11"))
     assert nov and (nov["q_llm_spent"], nov["q_llm_held"]) == (usd("8"), 0)
-    assert acme.daily_rollups(T, clock.at.replace(month=11, day=30), clock.at)[0]["usd_all"] == 8
+    assert acme.daily_rollups(T, clock.at.replace(month=11, day=30), clock.at)[0].spent() == 8
     assert acme.reconcile(T) == []
 
 

@@ -28,7 +28,7 @@ from costguard.periods import Period, period_end, period_key
 from costguard.quotas import Mode, QuotaDefinition, Resource, Scope
 from costguard.settings import Settings
 from costguard.store.dynamo import deserialize
-from costguard.store.keys import records_pk
+from costguard.store.keys import day_sk, records_pk
 from costguard.store.schema import HOLDS_PK, create_table
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
@@ -559,7 +559,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert self.stored_records() == want
 
         days = self.ledger.daily_rollups(T, START, self.clock.at + timedelta(days=1))
-        assert {i["sk"]: (i["usd_all"], i["calls"]) for i in days if "calls" in i} == self.rollups
+        assert {day_sk(d.day): (d.spent(), d.calls) for d in days if d.calls} == self.rollups
 
 
 def test_a_hold_is_due_at_its_exact_expiry(ledger: Ledger, clock: Clock) -> None:

@@ -303,21 +303,21 @@ def test_the_weekly_digest_is_recorded_once_per_tenant_and_iso_week(
     assert (first.tenants, first.findings, first.recorded) == (2, 1, 1)
     assert (again.findings, again.recorded) == (1, 0)
     [digest] = book.recent("sandy", alert_type=AlertType.RECOMMENDATION)[0]
-    assert digest["dedup_key"] == "digest#2026-W49"
-    assert digest["event"] == "RecommendationsDigest"
-    assert digest["severity"] == "info"
-    assert digest["period_key"] == "WEEK#2026-W49"
-    assert digest["details"]["top_1"] == "sandbox_time:gpu"
+    assert digest.dedup_key == "digest#2026-W49"
+    assert digest.event == "RecommendationsDigest"
+    assert digest.severity == "info"
+    assert digest.period_key == "WEEK#2026-W49"
+    assert digest.details["top_1"] == "sandbox_time:gpu"
     # and it goes out like every alert: SNS attributes to filter on, a Slack message
     assert message_attributes(digest)["alert_type"] == "recommendation"
     slack = message(public_alert(digest, for_subscribers=True))
-    assert slack["blocks"][0]["text"]["text"] == digest["title"]
+    assert slack["blocks"][0]["text"]["text"] == digest.title
     assert book.recent("tidy", alert_type=AlertType.RECOMMENDATION)[0] == []
     # And the next ISO week gets its own digest
     clock.at = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
     record(ledger, clock, "sandy", clock.at, resource="sandbox", tier="gpu", seconds="3600")
     assert run_digests(ledger, book, RecommendationRules()).recorded == 1
-    weeks = [a["period_key"] for a in book.recent("sandy", alert_type=AlertType.RECOMMENDATION)[0]]
+    weeks = [a.period_key for a in book.recent("sandy", alert_type=AlertType.RECOMMENDATION)[0]]
     assert weeks == ["WEEK#2026-W50", "WEEK#2026-W49"]
 
 

@@ -30,4 +30,4 @@ def test_the_digest_runs_on_its_sample_event_once_per_week(ledger: Ledger, clock
     assert (first["tenants"], first["examined"], first["recorded"]) == (1, 1, 1)
     assert (again["examined"], again["recorded"]) == (1, 0)
     [alert], _ = AlertBook(ledger.table, clock).recent("sandy", alert_type=AlertType.RECOMMENDATION)
-    assert alert["title"].startswith("sandy: 1 recommendation, $")
+    assert alert.title.startswith("sandy: 1 recommendation, $")

@@ -168,7 +168,7 @@ def test_an_overrun_is_alerted_once_per_reservation(acme: Ledger, clock: Clock) 
 
     assert [len(c) for c in created] == [1, 0, 0]
     (alert,) = book.recent(T)[0]
-    assert alert["details"]["overrun_usd"] == "0.040000"
+    assert alert.details["overrun_usd"] == "0.040000"
     assert overrun_draft(keys, new, new) is None  # a later change of the record: no alert
 
 
@@ -198,7 +198,7 @@ def test_usage_unknown_charges_the_whole_hold_once(acme: Ledger) -> None:
     assert figures(acme) == (usd("0.013"), usd("0"))
     assert acme.reconcile(T) == []
     day = acme.daily_rollups(T, acme.now(), acme.now())
-    assert day[0]["usd#m#openai/gpt-4o"] == usd("0.013")
+    assert day[0].by_model["openai/gpt-4o"] == usd("0.013")
 
 
 def test_usage_unknown_after_a_known_commit_is_refused(acme: Ledger) -> None:
@@ -238,7 +238,7 @@ def test_an_expired_hold_is_charged_by_default_and_a_late_commit_is_refused(
     assert acme.release(T, r.reservation_id).status == "expired"
     assert figures(acme) == (usd("0.30"), usd("0"))
     (record,) = acme.settled_records(T, clock.at.replace(day=1), clock.at, limit=10)[0]
-    assert (record["settled_by"], record["cost_usd"]) == ("expiry", usd("0.30"))
+    assert (record.settled_by, record.cost_usd) == ("expiry", usd("0.30"))
     assert acme.reconcile(T) == []
 
 

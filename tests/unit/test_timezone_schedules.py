@@ -86,8 +86,8 @@ def test_an_anomaly_is_judged_on_the_tenants_local_day(ledger: Ledger, clock: Cl
     # Then its today is 25 November: the $60 is judged against its own $10 days
     assert (report.tenants, report.recorded) == (1, 1)
     [alert] = anomalies(ledger, clock, "flat")
-    assert alert["dedup_key"] == "anomaly#2026-11-25#all"
-    assert alert["spent_usd"] == Decimal("60")
-    details = alert["details"]
+    assert alert.dedup_key == "anomaly#2026-11-25#all"
+    assert alert.spent_usd == Decimal("60")
+    details = alert.details
     assert isinstance(details, dict)
     assert (details["expected_usd"], details["partial"]) == ("10.000000", "true")

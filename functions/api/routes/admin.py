@@ -37,7 +37,7 @@ from costguard.store.codec import iso
 
 from functions.api.access import Access, route
 from functions.api.deps import EventsDep, IdempotencyKey, KeysDep, LedgerDep, OnboardingDep
-from functions.api.problems import respond
+from functions.api.problems import no_content, respond
 
 router = Router()
 logger = Logger(service="costguard-api", child=True)
@@ -151,7 +151,7 @@ def revoke_key(
     tenant_id: str, key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")], keys: KeysDep
 ) -> Response[None]:
     keys.revoke(tenant_id, key_id)
-    return Response(status_code=204, content_type=None, body=None)
+    return no_content()
 
 
 @route(

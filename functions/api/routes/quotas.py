@@ -12,7 +12,7 @@ from costguard.quotas import Mode, QuotaDefinition, QuotaId, Scope
 
 from functions.api.access import Access, route
 from functions.api.deps import LedgerDep
-from functions.api.problems import respond
+from functions.api.problems import no_content, respond
 
 router = Router()
 
@@ -111,7 +111,7 @@ def delete_tenant(tenant_id: str, quota_id: str, ledger: LedgerDep) -> Response[
     if qid.scope is Scope.PLATFORM:
         raise InvalidRequest("a platform quota lives under /v1/platform/quotas", field="quota_id")
     ledger.delete_quota(tenant_id, qid)
-    return Response(status_code=204, content_type=None, body=None)
+    return no_content()
 
 
 @route(
@@ -153,4 +153,4 @@ def delete_platform(quota_id: str, ledger: LedgerDep) -> Response[None]:
     if qid.scope is not Scope.PLATFORM:
         raise InvalidRequest("only platform quotas live here", field="quota_id")
     ledger.delete_quota(None, qid)
-    return Response(status_code=204, content_type=None, body=None)
+    return no_content()

@@ -18,13 +18,8 @@ from costguard.alerts.publishing import Publisher
 from costguard.notify import PublishFailed
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled, LedgerTable
-from costguard.store.keys import (
-    OUTBOX,
-    alert_marker_key,
-    alert_sk,
-    alerts_pk,
-    outbox_sk,
-)
+from costguard.store.items import AlertItem
+from costguard.store.keys import OUTBOX, alert_marker_key, alerts_pk, outbox_sk
 from costguard.store.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK
 from costguard.store.writes import ItemWrite, TransactionBuilder
 
@@ -62,7 +57,7 @@ class AlertBook:
         self.clock = clock
 
     # ------------------------------------------------------------------ record
-    def record(self, drafts: Iterable[AlertDraft]) -> list[dict[str, Any]]:
+    def record(self, drafts: Iterable[AlertDraft]) -> list[AlertItem]:
         """Record the drafts not recorded before; one of them (the most severe) notifies.
 
         Returns the records this call created (none when every draft existed already). Two
@@ -74,20 +69,19 @@ class AlertBook:
             if not pending:
                 return []
             now = self.clock()
-            items = self._items(pending, now)
+            alerts = self._alerts(pending, now)
             tx = TransactionBuilder()
-            for draft, item in zip(pending, items, strict=True):
-                pk = alerts_pk(draft.tenant_id)
+            for draft, alert in zip(pending, alerts, strict=True):
                 tx.put(
                     alert_marker_key(draft.tenant_id, draft.dedup_key),
-                    {"alert_sk": item["sk"], "created_at": item["created_at"]},
+                    {"alert_sk": alert.sk, "created_at": iso(alert.created_at)},
                     "attribute_not_exists(pk)",
                 )
-                body = {k: v for k, v in item.items() if k not in ("pk", "sk")}
-                tx.put((pk, item["sk"]), body)
+                body = alert.to_item()
+                tx.put((alerts_pk(draft.tenant_id), body.pop("sk")), body)
             try:
                 self.table.transact(tx.writes)
-                return items
+                return alerts
             except Cancelled as cancelled:
                 # Markers sit at even positions; drop the drafts someone else recorded.
                 taken = {index // 2 for index, _ in cancelled.failed()}
@@ -95,48 +89,45 @@ class AlertBook:
         return []
 
     @staticmethod
-    def _items(drafts: list[AlertDraft], now: datetime) -> list[dict[str, Any]]:
+    def _alerts(drafts: list[AlertDraft], now: datetime) -> list[AlertItem]:
         leader = max(
             range(len(drafts)),
             key=lambda i: (drafts[i].severity.rank, drafts[i].threshold_pct or 0, i),
         )
-        ids = [ULID.from_datetime(now) for _ in drafts]
-        items = []
+        ids = [str(ULID.from_datetime(now)) for _ in drafts]
+        alerts = []
         for i, draft in enumerate(drafts):
-            item: dict[str, Any] = {
-                "pk": alerts_pk(draft.tenant_id),
-                "sk": alert_sk(str(ids[i])),
-                "alert_id": str(ids[i]),
-                "alert_type": draft.alert_type.value,
-                "event": draft.alert_type.event,
-                "severity": draft.severity.value,
-                "tenant_id": draft.tenant_id,
-                "title": draft.title,
-                "message": draft.message,
-                "quota_id": draft.quota_id,
-                "period_key": draft.period_key,
-                "threshold_pct": draft.threshold_pct,
-                "spent_usd": draft.spent_usd,
-                "limit_usd": draft.limit_usd,
-                "utilization": draft.utilization,
-                "resets_at": iso(draft.resets_at) if draft.resets_at else None,
-                "details": dict(draft.details) or None,
-                "dedup_key": draft.dedup_key,
-                "caused_by_request": draft.caused_by_request,
-                "created_at": iso(now),
-            }
-            if i == leader:
-                item["notify"] = True
-                item["delivery"] = "pending"
-                item["grouped"] = [d.threshold_pct for d in drafts if d.threshold_pct] or None
-                item[HOLDS_PK] = OUTBOX
-                item[HOLDS_SK] = outbox_key(now + REDRIVE_AFTER, str(ids[i]))
-            else:
-                item["notify"] = False
-                item["delivery"] = "grouped"
-                item["notified_in"] = str(ids[leader])
-            items.append({k: v for k, v in item.items() if v is not None})
-        return items
+            lead = i == leader
+            alerts.append(
+                AlertItem(
+                    alert_id=ids[i],
+                    alert_type=draft.alert_type.value,
+                    event=draft.alert_type.event,
+                    severity=draft.severity.value,
+                    tenant_id=draft.tenant_id,
+                    title=draft.title,
+                    message=draft.message,
+                    quota_id=draft.quota_id,
+                    period_key=draft.period_key,
+                    threshold_pct=draft.threshold_pct,
+                    spent_usd=draft.spent_usd,
+                    limit_usd=draft.limit_usd,
+                    utilization=draft.utilization,
+                    resets_at=draft.resets_at,
+                    details=dict(draft.details),
+                    dedup_key=draft.dedup_key,
+                    caused_by_request=draft.caused_by_request,
+                    created_at=now,
+                    notify=lead,
+                    delivery="pending" if lead else "grouped",
+                    grouped=([d.threshold_pct for d in drafts if d.threshold_pct] or None)
+                    if lead
+                    else None,
+                    outbox=outbox_key(now + REDRIVE_AFTER, ids[i]) if lead else None,
+                    notified_in=None if lead else ids[leader],
+                )
+            )
+        return alerts
 
     # ------------------------------------------------------------------ read
     def recent(
@@ -146,7 +137,7 @@ class AlertBook:
         limit: int = 50,
         cursor: str | None = None,
         alert_type: AlertType | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[AlertItem], str | None]:
         """Newest first; `cursor` is the last alert id of the previous page."""
         pk = alerts_pk(tenant_id)
         upper = RECORD_PREFIX + cursor if cursor else RECORD_PREFIX + "\uffff"
@@ -168,8 +159,8 @@ class AlertBook:
             if start is None:
                 break
         more = len(found) > limit
-        found = found[:limit]
-        return found, (found[-1]["alert_id"] if more and found else None)
+        alerts = [AlertItem.from_item(i) for i in found[:limit]]
+        return alerts, (alerts[-1].alert_id if more and alerts else None)
 
     # ------------------------------------------------------------------ deliver
     def deliver(self, pk: str, sk: str, publisher: Publisher, redrive: bool = False) -> str:
@@ -196,25 +187,23 @@ class AlertBook:
             f"({delivery} = {claim.value('sending')} AND {lease} < {claim.value(iso(now))})"
         )
         try:
-            item = self.table.update(claim)
+            alert = AlertItem.from_item(self.table.update(claim))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return "not pending"
             raise
-        done = set(item.get("channels_sent", ()))
+        done = alert.channels_sent or frozenset()
         for channel in publisher.channels:
             if channel in done:
                 continue
             try:
-                with telemetry.span(
-                    "alerts.publish", channel=channel, alert_id=item.get("alert_id")
-                ):
-                    publisher.send(channel, item)
+                with telemetry.span("alerts.publish", channel=channel, alert_id=alert.alert_id):
+                    publisher.send(channel, alert)
                 telemetry.count("AlertsPublished")
             except PublishFailed as exc:
                 telemetry.failed(telemetry.Stage.PUBLISH, exc)
                 telemetry.count("AlertPublishFailures")
-                redrives = int(item.get("redrives", 0)) if redrive else 0
+                redrives = (alert.redrives or 0) if redrive else 0
                 if redrives >= MAX_REDRIVES:
                     self._give_up(pk, sk, until, exc)
                     return "failed"
@@ -226,8 +215,7 @@ class AlertBook:
                 if redrives:
                     due = self.clock() + redrive_delay(redrives)
                     back.sets.append(
-                        f"{back.name(HOLDS_SK)} = "
-                        f"{back.value(outbox_key(due, str(item.get('alert_id'))))}"
+                        f"{back.name(HOLDS_SK)} = {back.value(outbox_key(due, alert.alert_id))}"
                     )
                 back.removes.append(back.name("lease_until"))
                 back.condition(f"{back.name('lease_until')} = {back.value(until)}")

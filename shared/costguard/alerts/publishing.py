@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from costguard.money import format_usd
 from costguard.notify import EventSink, Topic
+from costguard.store.items import AlertItem
 from costguard.store.schema import HOLDS_PK, HOLDS_SK
 
 
-def message_attributes(item: Mapping[str, Any]) -> dict[str, str]:
+def message_attributes(alert: AlertItem) -> dict[str, str]:
     """SNS message attributes subscribers filter on (a platform alert has no tenant_id)."""
-    details = item.get("details") or {}
+    details = alert.details or {}
     return {
-        "tenant_id": item.get("tenant_id") or "",
-        "severity": item["severity"],
-        "alert_type": item["alert_type"],
-        "event": item["event"],
-        "quota_id": item.get("quota_id") or "",
-        "scope": details.get("scope", "tenant" if item.get("tenant_id") else "platform"),
+        "tenant_id": alert.tenant_id or "",
+        "severity": alert.severity,
+        "alert_type": alert.alert_type,
+        "event": alert.event,
+        "quota_id": alert.quota_id or "",
+        "scope": details.get("scope", "tenant" if alert.tenant_id else "platform"),
     }
 
 
@@ -44,11 +44,12 @@ INTERNAL = frozenset(
 DELIVERY = frozenset({"delivery", "delivered_at", "last_error", "failed_at"})
 
 
-def public_alert(item: Mapping[str, Any], for_subscribers: bool = False) -> dict[str, Any]:
-    """The alert as the API (or, without delivery bookkeeping, a subscriber) sees it."""
+def public_alert(alert: AlertItem, for_subscribers: bool = False) -> dict[str, Any]:
+    """The alert as the API (or, without delivery bookkeeping, a subscriber) sees it: its
+    stored attributes but the internal ones, amounts as decimal strings."""
     hidden = INTERNAL | DELIVERY if for_subscribers else INTERNAL
     out: dict[str, Any] = {}
-    for key, value in item.items():
+    for key, value in alert.to_item().items():
         if key in hidden:
             continue
         if key.endswith("_usd") and isinstance(value, Decimal):
@@ -77,7 +78,7 @@ class Publisher:
             name for name, sink in (("sns", self.topic), ("events", self.bus)) if sink is not None
         )
 
-    def send(self, channel: str, item: Mapping[str, Any]) -> None:
+    def send(self, channel: str, item: AlertItem) -> None:
         alert = public_alert(item, for_subscribers=True)
         if channel == "sns":
             assert self.topic is not None

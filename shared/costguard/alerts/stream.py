@@ -29,8 +29,9 @@ from costguard.alerts.detection import (
 from costguard.alerts.kinds import RECORD_PREFIX
 from costguard.alerts.publishing import Publisher
 from costguard.money import ZERO
-from costguard.quotas import DEFAULT_THRESHOLDS, Policy, QuotaId, Resource, stored_zone
+from costguard.quotas import DEFAULT_THRESHOLDS, Policy, QuotaId, Resource
 from costguard.store.dynamo import LedgerTable
+from costguard.store.items import zone_fields
 from costguard.store.keys import (
     POLICY_SK,
     Key,
@@ -328,7 +329,7 @@ class StreamAlerts:
     def _read_policy(self, pk: str) -> dict[str, Rule]:
         item = self.table.get((pk, POLICY_SK), consistent=True) or {}
         try:
-            self._zones[pk] = Policy(**stored_zone(item))
+            self._zones[pk] = Policy(**zone_fields(item))
         except ValueError:
             self._zones.pop(pk, None)  # a malformed zone: the alert says UTC, nothing is lost
         return _rules_of(item)

@@ -27,6 +27,7 @@ from costguard.quotas import (
 )
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled
+from costguard.store.items import policy_of, quota_spec
 from costguard.store.keys import (
     PLATFORM_PK,
     POLICY_SK,
@@ -55,10 +56,10 @@ class TenantAdmin(PolicyCache):
         """Every quota of a tenant (its own and its users'), or of the platform, with figures."""
         now = self.now()
         if tenant_id is None:
-            platform = self.policy_from_item(self.table.get((PLATFORM_PK, POLICY_SK)))
+            platform = policy_of(self.table.get((PLATFORM_PK, POLICY_SK)))
             return read_states(self.table, "-", platform.quotas, now, consistent=True)
         validate_tenant_id(tenant_id)
-        tenant = self.policy_from_item(self.table.get((tenant_pk(tenant_id), POLICY_SK)))
+        tenant = policy_of(self.table.get((tenant_pk(tenant_id), POLICY_SK)))
         return read_states(
             self.table, tenant_id, tenant.quotas, now, consistent=True, tz=tenant.zone_at(now)
         )
@@ -187,7 +188,7 @@ class TenantAdmin(PolicyCache):
                     w.condition(f"{n} = {w.value(item[attribute])}")
                 else:
                     w.condition(f"attribute_not_exists({n})")
-            tz, since, before = self.policy_from_item(item).zone_change(settings.timezone, now)
+            tz, since, before = policy_of(item).zone_change(settings.timezone, now)
         w.sets.append(f"{w.name('timezone')} = {w.value(tz)}")
         if since is None:
             w.removes.extend([w.name("timezone_from"), w.name("timezone_before")])
@@ -226,13 +227,13 @@ class TenantAdmin(PolicyCache):
         if tenant_id is not None:
             validate_tenant_id(tenant_id)
         pk = policy_pk(tenant_id)
-        spec = self._spec(quota)
+        spec = quota_spec(quota)
         if quota.sliced or self._sliced_now(pk, qid):
             return self._put_sliced_quota(tenant_id, quota)
         for _ in range(8):
             now = self.now()
             policy_item = self.table.get((pk, POLICY_SK), consistent=True)
-            slot = slot_for(qid, owner, now, self.policy_from_item(policy_item).zone_at(now))
+            slot = slot_for(qid, owner, now, policy_of(policy_item).zone_at(now))
             counter = self.table.get(slot.key, consistent=True)
             tx = TransactionBuilder()
             _write_quota_spec(tx, pk, policy_item, qid, spec)
@@ -247,7 +248,7 @@ class TenantAdmin(PolicyCache):
         raise LedgerBusy()
 
     def _sliced_now(self, pk: str, qid: QuotaId) -> bool:
-        current = self.policy_from_item(self.table.get((pk, POLICY_SK), consistent=True))
+        current = policy_of(self.table.get((pk, POLICY_SK), consistent=True))
         return any(q.quota_id == qid and q.sliced for q in current.quotas)
 
     def _put_sliced_quota(self, tenant_id: str | None, quota: QuotaDefinition) -> QuotaState:
@@ -261,24 +262,22 @@ class TenantAdmin(PolicyCache):
         for _ in range(16):
             now = self.now()
             policy_item = self.table.get((pk, POLICY_SK), consistent=True)
-            current = self.policy_from_item(policy_item)
+            current = policy_of(policy_item)
             tz = current.zone_at(now)  # a platform quota: UTC whatever this says (slot_for)
             base = slot_for(qid, owner, now, tz).base
             old = next((q for q in current.quotas if q.quota_id == qid), None)
             keys = slicing.regrant_keys(old, quota, base)
             found = self.table.transact_get([(pk, POLICY_SK), *keys])
             policy_item = found.get((pk, POLICY_SK))
-            old = next(
-                (q for q in self.policy_from_item(policy_item).quotas if q.quota_id == qid), None
-            )
+            old = next((q for q in policy_of(policy_item).quotas if q.quota_id == qid), None)
             if keys != slicing.regrant_keys(old, quota, base) or (
-                self.policy_from_item(policy_item).zone_at(now) != tz
+                policy_of(policy_item).zone_at(now) != tz
             ):
                 continue  # resharded or moved to another zone meanwhile
             tx = TransactionBuilder()
             prefix = slot_for(qid, owner, now, tz).prefix
             spec = {
-                **self._spec(quota),
+                **quota_spec(quota),
                 **slicing.regrant(tx, old, quota, base, prefix, found, now),
             }
             _write_quota_spec(tx, pk, policy_item, qid, spec)
@@ -287,20 +286,10 @@ class TenantAdmin(PolicyCache):
             except Cancelled:
                 continue
             self.forget_policy(pk)
-            fresh = self.policy_from_item(self.table.get((pk, POLICY_SK), consistent=True))
+            fresh = policy_of(self.table.get((pk, POLICY_SK), consistent=True))
             stored = next(q for q in fresh.quotas if q.quota_id == qid)
             return read_states(self.table, owner, [stored], now, consistent=True)[0]
         raise LedgerBusy()
-
-    @staticmethod
-    def _spec(quota: QuotaDefinition) -> dict[str, Any]:
-        """A quota as the policy item stores it."""
-        return {
-            "limit_usd": quota.limit_usd,
-            "mode": quota.mode.value,
-            "thresholds": list(quota.thresholds),
-            "grace_pct": quota.grace_pct,
-        }
 
     def seed_quotas(
         self,
@@ -327,7 +316,7 @@ class TenantAdmin(PolicyCache):
             policy_item = self.table.batch_get([(pk, POLICY_SK)], consistent=True).get(
                 (pk, POLICY_SK)
             )
-            tz = self.policy_from_item(policy_item).zone_at(now)
+            tz = policy_of(policy_item).zone_at(now)
             slots = {qid: slot_for(q.quota_id, tenant_id, now, tz) for qid, q in wanted.items()}
             keys = sorted({s.key for s in slots.values()})
             found = self.table.batch_get(keys, consistent=True) if keys else {}
@@ -341,7 +330,7 @@ class TenantAdmin(PolicyCache):
             if policy_item is None:
                 item = {
                     "version": 1,
-                    "quotas": {qid: self._spec(q) for qid, q in missing.items()},
+                    "quotas": {qid: quota_spec(q) for qid, q in missing.items()},
                     "onboarded": mark,
                 }
                 tx.put((pk, POLICY_SK), item, "attribute_not_exists(pk)")
@@ -361,13 +350,13 @@ class TenantAdmin(PolicyCache):
                 if missing and "quotas" not in policy_item:
                     quotas_attr = w.name("quotas")
                     w.condition(f"attribute_not_exists({quotas_attr})")
-                    specs = {qid: self._spec(q) for qid, q in missing.items()}
+                    specs = {qid: quota_spec(q) for qid, q in missing.items()}
                     w.sets.append(f"{quotas_attr} = {w.value(specs)}")
                 else:
                     for qid, q in missing.items():
                         path = f"{w.name('quotas')}.{w.name(qid)}"
                         w.condition(f"attribute_not_exists({path})")
-                        w.sets.append(f"{path} = {w.value(self._spec(q))}")
+                        w.sets.append(f"{path} = {w.value(quota_spec(q))}")
             for qid, q in missing.items():
                 slot = slots[qid]
                 self._move_counter(tx, slot, found.get(slot.key), q.limit_usd)

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import costguard.ledger.escrow as escrow
 import costguard.ledger.slicing as slicing
-from costguard.errors import ReservationNotFound
+from costguard.errors import LedgerCorrupted, ReservationNotFound
 from costguard.ledger.plan import ReservationRef, field_prefix, slot_for
-from costguard.ledger.policies import PolicyCache
 from costguard.money import ZERO
 from costguard.quotas import QuotaDefinition, Resource
 from costguard.store.dynamo import LedgerTable
+from costguard.store.items import CostRecordItem, policy_of
 from costguard.store.keys import POLICY_SK, Key, records_pk, tenant_pk
 
 
@@ -30,17 +30,19 @@ def _records(table: LedgerTable, tenant_id: str) -> list[str]:
     expected: dict[tuple[Key, str], Decimal] = {}
     for item in table.query_all("pk = :p", {":p": records_pk(tenant_id)}, consistent=True):
         try:
-            ref = ReservationRef.parse(f"{item['sk']}~{item['plan']}")
+            record = CostRecordItem.from_item(item)
+            ref = ReservationRef.parse(record.reservation_id)
         except ReservationNotFound:
             return [f"record {item.get('sk')} has a malformed plan"]
-        status = item["status"]
+        except LedgerCorrupted:
+            return [f"record {item.get('sk')} is malformed"]
         for slot in ref.slots(tenant_id):
-            if status in ("committed", "recorded"):
+            if record.settled:
                 k = (slot.key, slot.prefix + "spent")
-                expected[k] = expected.get(k, ZERO) + item["cost_usd"]
-            elif status == "held":
+                expected[k] = expected.get(k, ZERO) + record.charged_usd
+            elif record.status == "held":
                 k = (slot.key, slot.prefix + "held")
-                expected[k] = expected.get(k, ZERO) + item["estimate_usd"]
+                expected[k] = expected.get(k, ZERO) + (record.estimate_usd or ZERO)
     keys = {k for k, _ in expected}
     counters = table.batch_get(sorted(keys), consistent=True) if keys else {}
     problems = []
@@ -72,7 +74,7 @@ def grants(table: LedgerTable, tenant_id: str, at: datetime) -> list[str]:
     has avail = grant − spent − held. Read on a snapshot of the policy and the slices, so a
     borrow or a reshard running meanwhile cannot show a grant twice or not at all."""
     policy_key = (tenant_pk(tenant_id), POLICY_SK)
-    policy = PolicyCache.policy_from_item(table.get(policy_key, consistent=True))
+    policy = policy_of(table.get(policy_key, consistent=True))
     problems: list[str] = []
     for quota in policy.quotas:
         if quota.sliced:
@@ -88,7 +90,7 @@ def _conserved(
     for _ in range(4):
         slot = slot_for(qid, tenant_id, at, tz)
         found = table.transact_get([policy_key, *slicing.keys(quota, slot.base)])
-        policy = PolicyCache.policy_from_item(found.get(policy_key))
+        policy = policy_of(found.get(policy_key))
         fresh = next((q for q in policy.quotas if q.quota_id == qid), None)
         if fresh is None:
             return []  # deleted meanwhile

@@ -146,7 +146,7 @@ def slice_threshold(threshold: Decimal, amount: Decimal, n: int) -> Decimal:
     return amount - (amount - threshold) / n
 
 
-def plan_borrow(
+def borrow_moves(
     states: Sequence[SliceState], target: int, threshold: Decimal, whole_threshold: Decimal
 ) -> dict[int, Decimal] | None:
     """Moves (donor → amount) that bring slice `target` to `threshold`, from a snapshot.
@@ -179,7 +179,7 @@ def plan_borrow(
     return moves
 
 
-def plan_regrant(
+def regrant_deltas(
     states: Sequence[SliceState], new_limit: Decimal, new_slices: int
 ) -> dict[int, Decimal]:
     """Per slice, the amount its grant and avail move by so that the grants sum to
@@ -289,10 +289,10 @@ def add_regrant(
     Every slice that is virtual under the old layout and would be read differently under the
     new one is materialized (created with its old virtual grant plus its move); slices that
     give allowance keep `avail >= 0` under concurrent reserves (the transaction is cancelled
-    and re-planned otherwise). The caller adds the policy update (new limit, slices, span,
+    and computed again otherwise). The caller adds the policy update (new limit, slices, span,
     version + 1, conditioned on the version read) to the same transaction.
     """
-    deltas = plan_regrant(states, new_limit, new_slices)
+    deltas = regrant_deltas(states, new_limit, new_slices)
     stored = {s.index for s in states if s.stored}
     spare = sum((s.avail for s in states), ZERO) + new_limit - sum((s.grant for s in states), ZERO)
     for index, delta in sorted(deltas.items()):
@@ -326,7 +326,7 @@ def lease_size(rate: Decimal, amount: Decimal, pool_avail: Decimal) -> Decimal:
     return max(amount, min(want, (pool_avail / 4).quantize(QUANTUM, rounding=ROUND_DOWN)))
 
 
-def plan_lease(
+def lease_moves(
     states: Sequence[SliceState], lessee: int, amount: Decimal, size: Decimal
 ) -> dict[int, Decimal] | None:
     """Moves that renew lease `lessee` (index ≥ 1; index 0 is the pool) so it covers

@@ -7,22 +7,12 @@ which refreshes the cache.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
-import costguard.ledger.slicing as slicing
-from costguard.errors import InvalidRequest, LedgerCorrupted, Paused
+from costguard.errors import Paused
 from costguard.ledger.core import LedgerCore
-from costguard.quotas import (
-    DEFAULT_THRESHOLDS,
-    Mode,
-    OnExpiry,
-    OnOverrun,
-    Policy,
-    QuotaDefinition,
-    QuotaId,
-    stored_zone,
-)
+from costguard.quotas import Policy
+from costguard.store.items import policy_of
 from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, tenant_pk
 from costguard.store.writes import TransactionBuilder
 
@@ -48,44 +38,6 @@ class PolicyCache(LedgerCore):
         with self._lock:
             self._policies.pop(pk, None)
 
-    @staticmethod
-    def policy_from_item(item: dict[str, Any] | None) -> Policy:
-        if item is None:
-            return Policy()
-        try:
-            quotas = tuple(
-                QuotaDefinition(
-                    quota_id=QuotaId.parse(quota_id),
-                    limit_usd=Decimal(spec["limit_usd"]),
-                    mode=Mode(spec.get("mode", "hard")),
-                    thresholds=tuple(int(t) for t in spec.get("thresholds", DEFAULT_THRESHOLDS)),
-                    grace_pct=Decimal(spec.get("grace_pct", 0)),
-                    **slicing.spec_fields(spec),
-                )
-                for quota_id, spec in sorted(item.get("quotas", {}).items())
-            )
-            return Policy(
-                version=int(item.get("version", 0)),
-                exists=True,
-                paused=bool(item.get("paused", False)),
-                paused_users=frozenset(item.get("paused_users", set())),
-                quotas=quotas,
-                overrun=OnOverrun(item.get("overrun", OnOverrun.RECORD)),
-                on_expiry=OnExpiry(item.get("on_expiry", OnExpiry.CHARGE)),
-                **stored_zone(item),
-            )
-        # InvalidRequest: a stored quota id that does not parse is the ledger's fault, not
-        # the caller's (it was a 422); AttributeError: `quotas` that is not a map (a 500).
-        except (
-            KeyError,
-            ValueError,
-            TypeError,
-            AttributeError,
-            ArithmeticError,
-            InvalidRequest,
-        ) as exc:
-            raise LedgerCorrupted(f"policy item {item.get('pk')} is malformed") from exc
-
     def policies(self, tenant_id: str, fresh: bool = False) -> tuple[Policy, Policy]:
         """(platform, tenant) policies, from the cache unless `fresh` or not cached."""
         keys = [(PLATFORM_PK, POLICY_SK), (tenant_pk(tenant_id), POLICY_SK)]
@@ -94,7 +46,7 @@ class PolicyCache(LedgerCore):
         if missing:
             found = self.table.batch_get(missing, consistent=True)
             for k in missing:
-                self._cache_put(k[0], self.policy_from_item(found.get(k)))
+                self._cache_put(k[0], policy_of(found.get(k)))
         platform = self._cache_get(keys[0][0]) or Policy()
         tenant = self._cache_get(keys[1][0]) or Policy()
         return platform, tenant
@@ -120,6 +72,6 @@ class PolicyCache(LedgerCore):
         refreshed = False
         for (pk, sk), item in failed.items():
             if sk == POLICY_SK:
-                self._cache_put(pk, self.policy_from_item(item))
+                self._cache_put(pk, policy_of(item))
                 refreshed = True
         return refreshed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -10,8 +11,8 @@ from ulid import ULID
 from costguard.errors import LedgerCorrupted
 from costguard.models import CostRecord
 from costguard.money import ZERO
-from costguard.store.codec import opt_int, parse_iso
 from costguard.store.dynamo import LedgerTable
+from costguard.store.items import CostRecordItem, DayRollup
 from costguard.store.keys import day_sk, records_pk, tenant_pk
 
 
@@ -25,55 +26,58 @@ def record_id_bounds(first: datetime, last: datetime) -> tuple[str, str]:
     return low, high
 
 
-def cost_record(item: dict[str, Any]) -> CostRecord:
-    """A record item as the API shows it; a malformed item is a corrupted ledger."""
+def api_record(record: CostRecordItem) -> CostRecord:
+    """A record as the API shows it; a record that cannot be shown is a corrupted ledger."""
+    if record.cost_usd is None or record.recorded_at is None:
+        raise LedgerCorrupted(f"cost record {record.record_id} is not settled")
     try:
-        status = item["status"]
-        reservation_id = None
-        if status == "committed":
-            reservation_id = f"{item['sk']}~{item['plan']}"
         return CostRecord(
-            record_id=item["sk"],
-            tenant_id=item["tenant_id"],
-            reservation_id=reservation_id,
-            status=status,
-            resource=item["resource"],
-            cost_usd=item["cost_usd"],
-            estimated_usd=item.get("estimate_usd"),
-            overrun=bool(item.get("overrun", False)),
-            overrun_usd=item.get("overrun_usd", ZERO),
-            usage_unknown=bool(item.get("usage_unknown", False)),
-            settled_by=item.get("settled_by"),
-            actual_usd=item.get("actual_usd"),
-            provider=item.get("provider"),
-            model=item.get("model"),
-            tier=item.get("tier"),
-            input_tokens=opt_int(item.get("input_tokens")),
-            output_tokens=opt_int(item.get("output_tokens")),
-            cached_input_tokens=opt_int(item.get("cached_input_tokens")),
-            cache_write_input_tokens=opt_int(item.get("cache_write_input_tokens")),
-            cache_write_1h_input_tokens=opt_int(item.get("cache_write_1h_input_tokens")),
-            reasoning_tokens=opt_int(item.get("reasoning_tokens")),
-            service_tier=item.get("service_tier"),
-            seconds=item.get("seconds"),
-            price=item.get("price"),
-            user_id=item.get("user_id"),
-            conversation_id=item.get("conversation_id"),
-            task_id=item.get("task_id"),
-            operation=item.get("operation"),
-            metadata=item.get("metadata"),
-            occurred_at=parse_iso(item["created_at"]),
-            recorded_at=parse_iso(item["recorded_at"]),
+            record_id=record.record_id,
+            tenant_id=record.tenant_id,
+            reservation_id=record.reservation_id if record.status == "committed" else None,
+            status=record.status,
+            resource=record.resource,
+            cost_usd=record.cost_usd,
+            estimated_usd=record.estimate_usd,
+            overrun=bool(record.overrun),
+            overrun_usd=record.overrun_usd or ZERO,
+            usage_unknown=bool(record.usage_unknown),
+            settled_by=record.settled_by,
+            actual_usd=record.actual_usd,
+            provider=record.provider,
+            model=record.model,
+            tier=record.tier,
+            input_tokens=record.input_tokens,
+            output_tokens=record.output_tokens,
+            cached_input_tokens=record.cached_input_tokens,
+            cache_write_input_tokens=record.cache_write_input_tokens,
+            cache_write_1h_input_tokens=record.cache_write_1h_input_tokens,
+            reasoning_tokens=record.reasoning_tokens,
+            service_tier=record.service_tier,
+            seconds=record.seconds,
+            price=record.price,
+            user_id=record.user_id,
+            conversation_id=record.conversation_id,
+            task_id=record.task_id,
+            operation=record.operation,
+            metadata=record.metadata,
+            occurred_at=record.created_at,
+            recorded_at=record.recorded_at,
         )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise LedgerCorrupted(f"cost record {item.get('sk')} is malformed") from exc
+    except ValueError as exc:  # pydantic's: a status or value the API cannot show
+        raise LedgerCorrupted(f"cost record {record.record_id} is malformed") from exc
+
+
+def cost_record(item: Mapping[str, Any]) -> CostRecord:
+    """A record item as the API shows it (what the spend engine answers with)."""
+    return api_record(CostRecordItem.from_item(item))
 
 
 def daily_rollups(
     table: LedgerTable, tenant_id: str, first: datetime, last: datetime
-) -> list[dict[str, Any]]:
-    """The tenant's day items from `first` to `last` (inclusive days)."""
-    return table.query_all(
+) -> list[DayRollup]:
+    """The tenant's day rollups from `first` to `last` (inclusive days)."""
+    items = table.query_all(
         "pk = :p AND sk BETWEEN :a AND :b",
         {
             ":p": tenant_pk(tenant_id),
@@ -81,18 +85,20 @@ def daily_rollups(
             ":b": day_sk(last),
         },
     )
+    return [DayRollup.from_item(i) for i in items]
 
 
 def records(
     table: LedgerTable, tenant_id: str, first: datetime, last: datetime
-) -> list[dict[str, Any]]:
+) -> list[CostRecordItem]:
     """Every record (held, settled or recorded) created between `first` and `last`."""
     low, high = record_id_bounds(first, last)
-    return table.query_all(
+    items = table.query_all(
         "pk = :p AND sk BETWEEN :a AND :b",
         {":p": records_pk(tenant_id), ":a": low, ":b": high},
         consistent=True,
     )
+    return [CostRecordItem.from_item(i) for i in items]
 
 
 def settled_records(
@@ -106,7 +112,7 @@ def settled_records(
     user_id: str | None = None,
     conversation_id: str | None = None,
     max_pages: int = 8,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[CostRecordItem], str | None]:
     """Up to `limit` committed or recorded cost records, oldest first, after record `after`.
 
     Returns the records and the record id to continue after (None at the end). Reads at
@@ -136,7 +142,7 @@ def settled_records(
         if after is not None and after >= low
         else None
     )
-    found: list[dict[str, Any]] = []
+    found: list[CostRecordItem] = []
     for _ in range(max_pages):
         page, last_key = table.query(
             "pk = :p AND sk BETWEEN :a AND :b",
@@ -146,7 +152,7 @@ def settled_records(
             filter_expression=" AND ".join(filters),
             names={"#st": "status"},
         )
-        found.extend(page)
+        found.extend(CostRecordItem.from_item(i) for i in page)
         if last_key is None:
             return found, None
         start = last_key

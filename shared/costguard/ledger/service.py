@@ -13,15 +13,15 @@ docs/decisions.md, D56):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from costguard.ledger.admin import SeedResult, TenantAdmin
 from costguard.ledger.audit import reconcile
 from costguard.ledger.core import LedgerBusy
-from costguard.ledger.records import cost_record, daily_rollups, records, settled_records
+from costguard.ledger.records import api_record, daily_rollups, records, settled_records
 from costguard.ledger.settle import ReleaseResult, Settling
 from costguard.models import CostRecord
 from costguard.pricing import Price, PriceBook
+from costguard.store.items import CostRecordItem, DayRollup
 
 __all__ = ["Ledger", "LedgerBusy", "ReleaseResult", "SeedResult"]
 
@@ -37,17 +37,15 @@ class Ledger(Settling, TenantAdmin):
         """Add a price from its effective date on; earlier prices stay for history."""
         self.prices.put(price)
 
-    def cost_record(self, item: dict[str, Any]) -> CostRecord:
-        """A record item as the API shows it."""
-        return cost_record(item)
+    def cost_record(self, record: CostRecordItem) -> CostRecord:
+        """A settled record as the API shows it."""
+        return api_record(record)
 
-    def daily_rollups(
-        self, tenant_id: str, first: datetime, last: datetime
-    ) -> list[dict[str, Any]]:
-        """The tenant's day items from `first` to `last` (inclusive days)."""
+    def daily_rollups(self, tenant_id: str, first: datetime, last: datetime) -> list[DayRollup]:
+        """The tenant's day rollups from `first` to `last` (inclusive days)."""
         return daily_rollups(self.table, tenant_id, first, last)
 
-    def records(self, tenant_id: str, first: datetime, last: datetime) -> list[dict[str, Any]]:
+    def records(self, tenant_id: str, first: datetime, last: datetime) -> list[CostRecordItem]:
         """Every record (held, settled or recorded) created between `first` and `last`."""
         return records(self.table, tenant_id, first, last)
 
@@ -62,7 +60,7 @@ class Ledger(Settling, TenantAdmin):
         user_id: str | None = None,
         conversation_id: str | None = None,
         max_pages: int = 8,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[CostRecordItem], str | None]:
         """Up to `limit` committed or recorded cost records, oldest first, after record `after`
         (see `records.settled_records`)."""
         return settled_records(

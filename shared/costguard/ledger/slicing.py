@@ -20,11 +20,11 @@ from typing import Any
 import costguard.ledger.escrow as escrow
 from costguard.ledger.plan import Slot, slot_for
 from costguard.quotas import QuotaDefinition, QuotaId, Scope
+from costguard.store.keys import POLICY_SK, Key, policy_pk
 
-Key = tuple[str, str]
 BORROW_ATTEMPTS = 32
 """Spend attempts a reserve may use for borrowing, beyond its policy refreshes: near
-exhaustion, concurrent borrowers take each other's donors and plan again."""
+exhaustion, concurrent borrowers take each other's donors and compute their moves again."""
 
 
 def layout(quota: QuotaDefinition, base: Key) -> escrow.Layout:
@@ -159,7 +159,7 @@ def decide(
         threshold = quota.denial_threshold(amount)
         assert threshold is not None
         share = escrow.slice_threshold(threshold, amount, lay.pickable)
-        moves = escrow.plan_borrow(states, at_slot.slice, share, threshold)
+        moves = escrow.borrow_moves(states, at_slot.slice, share, threshold)
         if moves is None:
             return Refused(quota, at_slot, whole_counter(quota, at_slot, found, at))
         if not moves:
@@ -171,8 +171,7 @@ def decide(
 
 
 def _policy_key(quota: QuotaDefinition, tenant_id: str) -> Key:
-    pk = "PLATFORM" if quota.quota_id.scope is Scope.PLATFORM else f"TENANT#{tenant_id}"
-    return pk, "POLICY"
+    return policy_pk(None if quota.quota_id.scope is Scope.PLATFORM else tenant_id), POLICY_SK
 
 
 def regrant(
@@ -205,17 +204,6 @@ def regrant(
 def regrant_keys(old: QuotaDefinition | None, new: QuotaDefinition, base: Key) -> list[Key]:
     span = max(new.slices, *((old.slices, old.span) if old else (1,)))
     return [escrow.slice_key(base, i) for i in range(span)]
-
-
-def spec_fields(item_spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The slicing fields of a stored quota spec, for its QuotaDefinition."""
-    if "slices" not in item_spec:
-        return {}
-    return {
-        "slices": int(item_spec["slices"]),
-        "span": int(item_spec.get("span", item_spec["slices"])),
-        "solo_period": item_spec.get("solo"),
-    }
 
 
 def keys_of(pairs: Iterable[tuple[QuotaDefinition, Slot]], at: datetime) -> list[Key]:

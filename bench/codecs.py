@@ -1,0 +1,126 @@
+"""`python -m bench.codecs`: what the typed item codec costs on the request path (seconds).
+
+Commit and record answer with `costguard.ledger.records.cost_record(item)`: the record item
+decoded into `CostRecordItem`, then the API's `CostRecord`. Measured against building the
+`CostRecord` straight from the dict (what the code did before the codec, kept here as the
+reference) and against the decode alone. Writes bench/results/codecs.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import timeit
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from costguard.ledger.records import cost_record
+from costguard.models import CostRecord
+from costguard.money import ZERO
+from costguard.store.codec import opt_int, parse_iso
+from costguard.store.items import CostRecordItem
+
+RESULTS = Path(__file__).parent / "results"
+
+ITEM: dict[str, Any] = {
+    "pk": "TENANT#acme#REC",
+    "sk": "01KB0000000000000000000000",
+    "tenant_id": "acme",
+    "resource": "llm",
+    "estimate_usd": Decimal("0.16884"),
+    "created_at": "2026-11-25T12:00:00.000000Z",
+    "user_id": "u-1",
+    "plan": "l~0.16884~tm-la~dS0x",
+    "status": "committed",
+    "cost_usd": Decimal("0.00305"),
+    "commit_hash": "abc",
+    "recorded_at": "2026-11-25T12:00:01.000000Z",
+    "overrun": False,
+    "overrun_usd": Decimal(0),
+    "settled_by": "commit",
+    "provider": "openai",
+    "model": "gpt-4o",
+    "input_tokens": Decimal(900),
+    "output_tokens": Decimal(80),
+    "cached_input_tokens": Decimal(0),
+    "price": {"input_per_million_usd": "2.5", "output_per_million_usd": "10"},
+}
+"""A committed record as a commit writes it (the shape of every guarded call's answer)."""
+
+
+def direct(item: dict[str, Any]) -> CostRecord:
+    """The pre-codec path, as `cost_record` was: the API model straight from the dict."""
+    status = item["status"]
+    reservation_id = None
+    if status == "committed":
+        reservation_id = f"{item['sk']}~{item['plan']}"
+    return CostRecord(
+        record_id=item["sk"],
+        tenant_id=item["tenant_id"],
+        reservation_id=reservation_id,
+        status=status,
+        resource=item["resource"],
+        cost_usd=item["cost_usd"],
+        estimated_usd=item.get("estimate_usd"),
+        overrun=bool(item.get("overrun", False)),
+        overrun_usd=item.get("overrun_usd", ZERO),
+        usage_unknown=bool(item.get("usage_unknown", False)),
+        settled_by=item.get("settled_by"),
+        actual_usd=item.get("actual_usd"),
+        provider=item.get("provider"),
+        model=item.get("model"),
+        tier=item.get("tier"),
+        input_tokens=opt_int(item.get("input_tokens")),
+        output_tokens=opt_int(item.get("output_tokens")),
+        cached_input_tokens=opt_int(item.get("cached_input_tokens")),
+        cache_write_input_tokens=opt_int(item.get("cache_write_input_tokens")),
+        cache_write_1h_input_tokens=opt_int(item.get("cache_write_1h_input_tokens")),
+        reasoning_tokens=opt_int(item.get("reasoning_tokens")),
+        service_tier=item.get("service_tier"),
+        seconds=item.get("seconds"),
+        price=item.get("price"),
+        user_id=item.get("user_id"),
+        conversation_id=item.get("conversation_id"),
+        task_id=item.get("task_id"),
+        operation=item.get("operation"),
+        metadata=item.get("metadata"),
+        occurred_at=parse_iso(item["created_at"]),
+        recorded_at=parse_iso(item["recorded_at"]),
+    )
+
+
+def best_us(paths: dict[str, Any], number: int = 2000, rounds: int = 15) -> dict[str, float]:
+    """The least µs per call of each path, the paths interleaved round by round so that a
+    busy neighbour on shared cores slows them alike."""
+    best = dict.fromkeys(paths, float("inf"))
+    for _ in range(rounds):
+        for name, fn in paths.items():
+            best[name] = min(best[name], timeit.timeit(fn, number=number) / number * 1e6)
+    return {name: round(us, 2) for name, us in best.items()}
+
+
+def main() -> None:
+    assert direct(ITEM) == cost_record(ITEM)
+    figures = best_us(
+        {
+            "direct_us": lambda: direct(ITEM),
+            "codec_us": lambda: cost_record(ITEM),
+            "decode_only_us": lambda: CostRecordItem.from_item(ITEM),
+        }
+    )
+    figures["added_us"] = round(figures["codec_us"] - figures["direct_us"], 2)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "codecs.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (RESULTS / "codecs.md").write_text(
+        "# The cost-record codec on the request path (`python -m bench.codecs`)\n\n"
+        "| path | µs per answer (best of 15 interleaved rounds × 2,000) |\n|---|---|\n"
+        f"| `CostRecord` straight from the dict (before) | {figures['direct_us']} |\n"
+        f"| `cost_record`: `CostRecordItem.from_item` → `CostRecord` | {figures['codec_us']} |\n"
+        f"| `CostRecordItem.from_item` alone | {figures['decode_only_us']} |\n"
+        f"| added per commit or record | {figures['added_us']} |\n"
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
