@@ -67,7 +67,7 @@ def test_concurrent_spend_on_8_slices_alerts_each_threshold_once_on_the_whole(
                 lambda job: alerts_handler.handler({"Records": job[1]}, CONTEXT, watch=job[0]),
                 [(watch, batch) for batch in batches for watch in containers],
             )
-            failures.extend(a for a in answers if a.batchItemFailures)
+            failures.extend(a for a in answers if a["batchItemFailures"])
 
     spending = threading.Event()
     spending.set()
