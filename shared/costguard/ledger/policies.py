@@ -7,12 +7,15 @@ which refreshes the cache.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import costguard.ledger.slicing as slicing
 from costguard.errors import InvalidRequest, LedgerCorrupted, Paused
 from costguard.ledger.core import LedgerCore
+from costguard.periods import Period, period_key, zone
 from costguard.quotas import (
     DEFAULT_THRESHOLDS,
     Mode,
@@ -25,6 +28,43 @@ from costguard.quotas import (
 )
 from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, tenant_pk
 from costguard.store.writes import TransactionBuilder
+
+PV = "pv"
+"""The tenant policy version stamped on the tenant's counter items (D71)."""
+BOUNDARY_MARGIN = timedelta(minutes=5)
+"""How far from a period boundary the adjacent period's counter is stamped too (clocks)."""
+
+
+def stamped_keys(tenant_id: str, policy: Policy, now: datetime) -> list[Key]:
+    """The tenant's counter items a reserve at about `now` may write alone (D71): each
+    period's current one, and the adjacent period's within BOUNDARY_MARGIN of a boundary."""
+    pk = tenant_pk(tenant_id)
+    keys = {
+        (pk, period_key(period, at, zone(policy.zone_at(at))))
+        for period in Period
+        for at in (now - BOUNDARY_MARGIN, now, now + BOUNDARY_MARGIN)
+    }
+    return sorted(keys)
+
+
+def stamp_version(
+    tx: TransactionBuilder, keys: list[Key], found: Mapping[Key, Any], version: int
+) -> None:
+    """Stamp `pv = version` on each existing counter of `keys`, in the transaction that
+    writes the tenant policy's `version`; a counter read as absent is checked absent (one
+    created meanwhile cancels the write, which is re-read and retried). An item the
+    transaction already writes gets the stamp on that write (a Put or a check: left as is)."""
+    writes = {w.key: w for w in tx.writes}
+    for key in keys:
+        w = writes.get(key)
+        if w is None and key not in found:
+            tx.check(key, "attribute_not_exists(pk)")
+            continue
+        if w is None:
+            w = tx.update(key)
+            w.condition("attribute_exists(pk)")
+        if w.kind == "Update" and PV not in w.names.values():
+            w.sets.append(f"{w.name(PV)} = {w.value(version)}")
 
 
 class PolicyCache(LedgerCore):

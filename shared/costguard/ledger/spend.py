@@ -31,7 +31,7 @@ from costguard.ledger.figures import binding, figures, read_states
 from costguard.ledger.idempotency import marker_key, put_marker, replayed, request_hash
 from costguard.ledger.plan import ReservationRef, Slot
 from costguard.ledger.records import cost_record
-from costguard.ledger.spend_writes import charge_new, roll_up, stamp, usage_fields
+from costguard.ledger.spend_writes import charge_new, roll_up, stamp, stamp_pv, usage_fields
 from costguard.models import CheckResult, CostRecord, HoldBasis, Reservation, Usage
 from costguard.money import ZERO
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, validate_tenant_id
@@ -256,6 +256,8 @@ class Spending(Expiry):
                     stamp(tx.update(slot.key))
                 else:
                     charge_new(tx, quota, slot, amount, target, enforce)
+            if tenant.exists:
+                stamp_pv(tx, pairs, tenant.version)
             if roll_up_day is not None:
                 roll_up_day(tx, tz)
             item = record(ref, ulid)
