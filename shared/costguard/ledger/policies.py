@@ -7,6 +7,7 @@ which refreshes the cache.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,6 +25,7 @@ from costguard.quotas import (
     Policy,
     QuotaDefinition,
     QuotaId,
+    Resource,
     stored_zone,
 )
 from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, tenant_pk
@@ -31,6 +33,9 @@ from costguard.store.writes import TransactionBuilder
 
 PV = "pv"
 """The tenant policy version stamped on the tenant's counter items (D71)."""
+PLATFORM_FRESH_SECONDS = 5.0
+"""A platform quota write takes effect for every reserve within this (it is announced with
+`effective_at`, D71): a single-item reserve trusts a platform policy read no longer ago."""
 BOUNDARY_MARGIN = timedelta(minutes=5)
 """How far from a period boundary the adjacent period's counter is stamped too (clocks)."""
 
@@ -132,12 +137,29 @@ class PolicyCache(LedgerCore):
         cached = [None if fresh else self._cache_get(pk) for pk, _ in keys]
         missing = [k for k, c in zip(keys, cached, strict=True) if c is None]
         if missing:
+            read_at = time.monotonic()
             found = self.table.batch_get(missing, consistent=True)
             for k in missing:
                 self._cache_put(k[0], self.policy_from_item(found.get(k)))
+            if keys[0] in missing:
+                self._platform_read_at = read_at
         platform = self._cache_get(keys[0][0]) or Policy()
         tenant = self._cache_get(keys[1][0]) or Policy()
         return platform, tenant
+
+    def _platform_quiet(self, resource: Resource) -> bool:
+        """True while the platform policy, read consistently less than PLATFORM_FRESH_SECONDS
+        ago, has no quota for `resource`: a reserve may then skip its policy check (D71)."""
+        if (
+            time.monotonic() - self._platform_read_at > PLATFORM_FRESH_SECONDS
+            or self._cache_get(PLATFORM_PK) is None
+        ):
+            read_at = time.monotonic()
+            item = self.table.get((PLATFORM_PK, POLICY_SK), consistent=True)
+            self._cache_put(PLATFORM_PK, self.policy_from_item(item))
+            self._platform_read_at = read_at
+        platform = self._cache_get(PLATFORM_PK) or Policy()
+        return not platform.applicable(resource, None)
 
     @staticmethod
     def _check_policy(tx: TransactionBuilder, pk: str, policy: Policy) -> None:

@@ -109,6 +109,14 @@ def settle_hold(
     roll_up(tx, tenant_id, ref.created_at, usage, charged, price, ref.user_id, ref.tz)
 
 
+def give_back(tx: TransactionBuilder, tenant_id: str, ref: ReservationRef) -> None:
+    """The counter writes of returning a hold uncharged (release, expiry with `release`)."""
+    for slot in ref.slots(tenant_id):
+        w = tx.update(slot.key)
+        w.add(slot.prefix + "held", -ref.estimate_usd)
+        w.add(slot.prefix + "avail", ref.estimate_usd)
+
+
 def usage_fields(usage: Usage, price: Price | None) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "model": usage.model,
