@@ -380,3 +380,24 @@ def test_reconcile_reports_a_hold_count_that_disagrees_with_the_holds(acme: Ledg
     )
 
     assert acme.reconcile(T) == [f"{MONTH} hn 2 != 1"]
+
+
+def test_the_sweeper_drops_a_counter_from_its_list_once_no_hold_can_remain(
+    acme: Ledger, clock: Clock
+) -> None:
+    # Given November's counter listed by an in-item hold, settled since
+    r = acme.reserve(T, estimate("1"))
+    acme.commit(T, r.reservation_id, actual("1"))
+
+    # When the sweeper runs in December, within a day plus the longest TTL of its end
+    clock.at = clock.at.replace(month=12, day=2, hour=23)
+    acme.expire_due()
+    listed_in_december = HOLDS_PK in _counter(acme)
+    # ...and after that
+    clock.advance(days=1, seconds=acme.settings.max_reservation_ttl_seconds)
+    acme.expire_due()
+
+    # Then it stays listed while a late hold could remain, and leaves the list after
+    assert listed_in_december
+    assert HOLDS_PK not in _counter(acme) and HOLDS_SK not in _counter(acme)
+    assert _counter(acme)[HOLD_COUNT] == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,12 @@ from costguard.errors import InvalidRequest, QuotaNotFound, TenantExists
 from costguard.ledger.core import POLICY_ATTEMPTS, LedgerBusy
 from costguard.ledger.figures import figures, read_states, state
 from costguard.ledger.plan import Slot, slot_for
-from costguard.ledger.policies import PolicyCache, stamp_version, stamped_keys
+from costguard.ledger.policies import (
+    PLATFORM_FRESH_SECONDS,
+    PolicyCache,
+    stamp_version,
+    stamped_keys,
+)
 from costguard.models import QuotaState, TenantSettings, TenantSettingsState
 from costguard.money import ZERO
 from costguard.quotas import (
@@ -251,8 +256,17 @@ class TenantAdmin(PolicyCache):
                 continue
             self.forget_policy(pk)
             after = self.table.get(slot.key, consistent=True)
-            return state(quota, figures(quota, slot, after, now))
+            return self._announced(tenant_id, state(quota, figures(quota, slot, after, now)), now)
         raise LedgerBusy()
+
+    @staticmethod
+    def _announced(tenant_id: str | None, written: QuotaState, now: datetime) -> QuotaState:
+        """A platform quota write applies to every reserve within PLATFORM_FRESH_SECONDS (a
+        single-item reserve trusts a platform policy read that long, D71): said so."""
+        if tenant_id is not None:
+            return written
+        effective = now + timedelta(seconds=PLATFORM_FRESH_SECONDS)
+        return written.model_copy(update={"effective_at": effective})
 
     def _sliced_now(self, pk: str, qid: QuotaId) -> bool:
         current = self.policy_from_item(self.table.get((pk, POLICY_SK), consistent=True))
@@ -298,7 +312,8 @@ class TenantAdmin(PolicyCache):
             self.forget_policy(pk)
             fresh = self.policy_from_item(self.table.get((pk, POLICY_SK), consistent=True))
             stored = next(q for q in fresh.quotas if q.quota_id == qid)
-            return read_states(self.table, owner, [stored], now, consistent=True)[0]
+            written = read_states(self.table, owner, [stored], now, consistent=True)[0]
+            return self._announced(tenant_id, written, now)
         raise LedgerBusy()
 
     @staticmethod

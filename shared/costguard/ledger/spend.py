@@ -231,9 +231,9 @@ class Spending(Expiry):
         if usage.attribution().keys() - {"user_id"}:
             return None
         for _ in range(POLICY_ATTEMPTS + 1):
+            _, tenant = self.policies(tenant_id)  # a cold process reads both policies here
             if not self._platform_quiet(resource):
                 return None
-            _, tenant = self.policies(tenant_id)
             enforce = self._enforcing()
             if enforce:
                 tenant = self._refuse_if_paused(tenant_id, usage.user_id, tenant)
