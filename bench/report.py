@@ -13,13 +13,14 @@ _CPU_ROWS = (
     ("commit", "commit"),
     ("bare_update_item", "bare UpdateItem"),
     ("bare_update_item_default_client", "bare UpdateItem, default boto3 client"),
-    ("bare_transact_write_items_reserve_params", "bare TransactWriteItems, reserve's items"),
-    ("bare_transact_write_items_commit_params", "bare TransactWriteItems, commit's items"),
+    ("bare_reserve_request", "reserve's request sent bare (UpdateItem)"),
+    ("bare_commit_request", "commit's request sent bare (TransactWriteItems)"),
     ("reserve_telemetry_on", "reserve, telemetry on (OpenTelemetry SDK spans + EMF)"),
     ("commit_telemetry_on", "commit, telemetry on"),
 )
 _UNIT_ROWS = (
     ("reserve_cold", "reserve, cold process"),
+    ("reserve_first_in_item", "reserve, its counter's first hold in the item (D72 listing)"),
     ("reserve", "reserve (with_figures=False)"),
     ("reserve_with_figures", "reserve (with_figures=True)"),
     ("commit", "commit"),
@@ -55,7 +56,7 @@ def _cpu_section(cpu: dict[str, Any]) -> list[str]:
             ]
         )
     own = cpu["ledger_own_cpu_p50_us"]
-    items = cpu["transact_items"]
+    requests = cpu["requests"]
     return [
         f"## 1. Warm CPU per call, DynamoDB stubbed ({cpu['iterations']} calls each, "
         f"{cpu['warmup']} warm-up)",
@@ -65,8 +66,8 @@ def _cpu_section(cpu: dict[str, Any]) -> list[str]:
             rows,
         ),
         "",
-        f"Ledger's own CPU (p50 minus the same transaction sent bare): reserve {own['reserve']} µs "
-        f"({items['reserve']} actions), commit {own['commit']} µs ({items['commit']} actions).",
+        f"Ledger's own CPU (p50 minus the same request sent bare): reserve {own['reserve']} µs "
+        f"({requests['reserve']}), commit {own['commit']} µs ({requests['commit']}).",
         "Stubbed calls pay botocore's validation, endpoint resolution and serialization; "
         "no signing, HTTP or response parsing. The ledger's client turns botocore's client-side "
         "parameter validation off; a plain `boto3.client('dynamodb')` keeps it on.",

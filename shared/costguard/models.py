@@ -367,6 +367,9 @@ class QuotaState(Model):
     thresholds: list[int]
     period_key: str
     resets_at: datetime
+    effective_at: datetime | None = None
+    """After a platform quota write: every reserve applies it from this instant on (a write
+    is announced 5 s ahead, docs/decisions.md D71); absent otherwise."""
 
 
 def _known_zone(name: str) -> str:

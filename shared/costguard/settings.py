@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     reservation_ttl_seconds: int = Field(default=900, ge=5, le=86_400)
     """How long a hold lives when the caller does not say; expired holds are returned."""
     max_reservation_ttl_seconds: int = Field(default=86_400, ge=5, le=7 * 86_400)
+    single_item_reserve: bool = True
+    """Reserve in one UpdateItem on the counter when every quota lives on it (D70); off:
+    every reserve is a transaction with a record (the path before issue 22)."""
     price_cache_seconds: int = Field(default=60, ge=0, le=3600)
     fallback_input_per_million_usd: Decimal | None = None
     """With the output price below: price unknown models at this instead of refusing them."""

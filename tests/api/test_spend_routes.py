@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from tests.api.conftest import Api
@@ -199,9 +201,12 @@ def test_admin_routes_and_their_refusals(api: Api, key: str) -> None:
     assert api.call("DELETE", f"/v1/tenants/{T}/quotas/tenant:llm:month").status == 204
     gone = api.call("DELETE", f"/v1/tenants/{T}/quotas/tenant:llm:month")
     assert (gone.status, gone.headers["content-type"]) == (404, "application/problem+json")
-    assert (
-        api.call("PUT", "/v1/platform/quotas/platform:all:month", {"limit_usd": "1"}).status == 200
-    )
+    put = api.call("PUT", "/v1/platform/quotas/platform:all:month", {"limit_usd": "1"})
+    # announced: every process's reserves apply it within 5 s (D71); a tenant quota at once
+    written = datetime.fromisoformat(put.json["effective_at"])
+    assert (put.status, written) == (200, api.ledger.now() + timedelta(seconds=5))
+    tenant_put = api.call("PUT", f"/v1/tenants/{T}/quotas/tenant:sandbox:month", {"limit_usd": "1"})
+    assert tenant_put.json["effective_at"] is None
     platform = api.call("GET", "/v1/platform/quotas").json["quotas"]
     assert [q["quota_id"] for q in platform] == ["platform:all:month"]
     r = api.call(

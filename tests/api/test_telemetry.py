@@ -97,7 +97,9 @@ def test_a_reserve_is_request_then_authorize_then_ledger_then_pricing_and_dynamo
         (2, "pricing"),
         (3, "dynamodb.Query"),  # the stored prices: first use in this process (cached 60 s)
         (2, "dynamodb.BatchGetItem"),  # the policies: first reserve of this process
-        (2, "dynamodb.TransactWriteItems"),  # the reserve itself: one call
+        (2, "dynamodb.UpdateItem"),  # the one-write reserve (D70): no counter yet, it fails…
+        (2, "dynamodb.GetItem"),  # …on an absent item (read to tell)…
+        (2, "dynamodb.TransactWriteItems"),  # …so the period's first reserve is a transaction
         (2, "dynamodb.BatchGetItem"),  # the figures of the answer
     ]
     request = attrs(finished, "api.request")
@@ -111,6 +113,20 @@ def test_a_reserve_is_request_then_authorize_then_ledger_then_pricing_and_dynamo
     assert reserve["costguard.outcome"] == "held"
     write = attrs(finished, "dynamodb.TransactWriteItems")
     assert write["db.system"] == "dynamodb"
+
+    # Then every reserve of the period: one UpdateItem, whose new image is the figures
+    spans.clear()
+    again = api.call(
+        "POST", "/v1/tenants/acme/reservations", {"resource": "llm", "estimated_cost_usd": "0.5"}
+    )
+    assert (again.status, again.json["quotas"][0]["reserved_usd"]) == (201, "1.000000")
+    assert tree(spans.get_finished_spans(), "api.request") == [
+        (0, "api.request"),
+        (1, "authorize"),
+        (1, "ledger.reserve"),
+        (2, "pricing"),
+        (2, "dynamodb.UpdateItem"),
+    ]
 
 
 def test_a_commit_is_ledger_commit_then_pricing_then_the_ledger_write(

@@ -55,7 +55,8 @@ def test_every_attribute_of_every_record_the_engine_writes_survives_the_codec(
     who = {"user_id": "u-1", "conversation_id": "c-1", "task_id": "t-1", "operation": "chat"}
     committed = acme.reserve(T, gpt4o(input_tokens=1_000, output_tokens=100, **who))
     acme.commit(T, committed.reservation_id, gpt4o(input_tokens=900, output_tokens=80, **who))
-    acme.reserve(T, gpt4o(input_tokens=10, output_tokens=10))
+    # (a hold with attribution beyond user_id is a transaction with its own held record, D82)
+    acme.reserve(T, gpt4o(input_tokens=10, output_tokens=10, **who))
     released = acme.reserve(T, gpt4o(input_tokens=10, output_tokens=10))
     acme.release(T, released.reservation_id)
     over = acme.reserve(T, gpt4o(input_tokens=10, output_tokens=10))

@@ -39,6 +39,13 @@ if TYPE_CHECKING:
 T = "acme"
 
 
+@pytest.fixture(params=[True, False], ids=["single_item", "transactional"])
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """Every test on both reserve paths: one UpdateItem on the counter (D70) and the
+    transaction with a record."""
+    return Settings(table_name="costguard-test", single_item_reserve=request.param)
+
+
 @pytest.fixture
 def acme(ledger: Ledger) -> Ledger:
     ledger.create_tenant(T, "Acme Inc", "pro")
@@ -554,6 +561,9 @@ def test_a_hold_made_is_returned_even_when_the_figures_cannot_be_read(acme: Ledg
     def down(*_: object, **__: object) -> NoReturn:
         raise LedgerUnavailable("ledger unavailable: ReadTimeoutError", 2)
 
+    # The transactional reserve reads its figures after its write (D8); the single-item one
+    # has them from its write (tests/unit/test_single_item.py)
+    acme.settings = acme.settings.model_copy(update={"single_item_reserve": False})
     acme.reserve(T, estimate("0.5"))  # the policies are cached now
     working = acme.table.batch_get
     acme.table.batch_get = down  # type: ignore[method-assign]

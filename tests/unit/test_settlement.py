@@ -20,6 +20,15 @@ from tests.conftest import Clock
 from tests.helpers import actual, estimate, quota_state, set_quota, usd
 
 T = "acme"
+
+
+@pytest.fixture(params=[True, False], ids=["single_item", "transactional"])
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """Every test on both reserve paths: one UpdateItem on the counter (D70) and the
+    transaction with a record."""
+    return Settings(table_name="costguard-test", single_item_reserve=request.param)
+
+
 Q = "tenant:llm:month"
 
 

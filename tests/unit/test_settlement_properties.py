@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from importlib import resources
 
 import boto3
@@ -46,6 +46,7 @@ TABLE = "costguard-settle"
 LIMIT = Decimal("0.50")
 START = datetime(2027, 1, 12, 12, 0, tzinfo=UTC)  # after every catalog price takes effect
 ZERO = Decimal(0)
+MICRO = Decimal("0.000001")
 
 
 def _rates() -> tuple[Decimal, Decimal, int]:
@@ -86,7 +87,11 @@ class Call:
 
 
 class SettlementMachine(RuleBasedStateMachine):
+    """Reserves take the single-item path while the counter's hold map has room (D70), the
+    transaction beyond: both kinds of hold live side by side."""
+
     calls = Bundle("calls")
+    single_item_reserve = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -94,7 +99,7 @@ class SettlementMachine(RuleBasedStateMachine):
         self.mock.start()
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client, TABLE)
-        s = Settings(table_name=TABLE)
+        s = Settings(table_name=TABLE, single_item_reserve=self.single_item_reserve)
         self.clock = Clock(START)
         self.ledger = Ledger(LedgerTable(client, TABLE, s), s, clock=self.clock)
         self.ledger.create_tenant(T, "Acme")
@@ -166,7 +171,8 @@ class SettlementMachine(RuleBasedStateMachine):
                     self.expired(c)
                 assert late.status == "expired"
                 # the client's part: usage the ledger did not charge is recorded, unenforced
-                uncharged = cost - (late.charged_usd or ZERO)
+                # (a recorded cost has at most 6 decimals: rounded up, as a client would)
+                uncharged = (cost - (late.charged_usd or ZERO)).quantize(MICRO, ROUND_CEILING)
                 if uncharged > 0:
                     self.ledger.record_usage(
                         T, Usage(resource="llm", cost_usd=uncharged), enforce=False
@@ -263,4 +269,16 @@ SettlementMachine.TestCase.settings = settings(
 )
 test_no_money_escapes = pytest.mark.filterwarnings("ignore::UserWarning")(
     SettlementMachine.TestCase
+)
+
+
+class TransactionalSettlementMachine(SettlementMachine):
+    """The same, every reserve a transaction with its record (the path before D70)."""
+
+    single_item_reserve = False
+
+
+TransactionalSettlementMachine.TestCase.settings = SettlementMachine.TestCase.settings
+test_no_money_escapes_transactional = pytest.mark.filterwarnings("ignore::UserWarning")(
+    TransactionalSettlementMachine.TestCase
 )

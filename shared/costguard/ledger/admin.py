@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,12 @@ from costguard.errors import InvalidRequest, QuotaNotFound, TenantExists
 from costguard.ledger.core import POLICY_ATTEMPTS, LedgerBusy
 from costguard.ledger.figures import figures, read_states, state
 from costguard.ledger.plan import Slot, field_prefix, slot_for
-from costguard.ledger.policies import PolicyCache
+from costguard.ledger.policies import (
+    PLATFORM_FRESH_SECONDS,
+    PolicyCache,
+    stamp_version,
+    stamped_keys,
+)
 from costguard.models import QuotaState, TenantSettings, TenantSettingsState
 from costguard.money import ZERO
 from costguard.quotas import (
@@ -157,15 +162,16 @@ class TenantAdmin(PolicyCache):
         for _ in range(POLICY_ATTEMPTS + 1):
             now = self.now()
             item = self.table.get((pk, POLICY_SK), consistent=True)
-            w = ItemWrite(key=(pk, POLICY_SK))
-            version, quotas = w.name("version"), w.name("quotas")
-            w.sets.append(f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}")
+            tx = TransactionBuilder()
+            w = self._bump_version(tx, pk, item)
+            quotas = w.name("quotas")
             w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
             w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
             w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
             self._set_zone(w, item, settings, now)
+            self._stamp(tx, tenant_id, item, now)
             try:
-                self.table.transact([w])
+                self.table.transact(tx.writes)
             except Cancelled:
                 continue
             self.forget_policy(pk)
@@ -199,18 +205,59 @@ class TenantAdmin(PolicyCache):
     def set_paused(self, tenant_id: str, paused: bool, user_id: str | None = None) -> None:
         """Pause or unpause a tenant or one of its users; takes effect on the next reserve."""
         validate_tenant_id(tenant_id)
-        w = ItemWrite(key=(tenant_pk(tenant_id), POLICY_SK))
-        version, quotas = w.name("version"), w.name("quotas")
-        w.sets.append(f"{version} = if_not_exists({version}, {w.value(0)}) + {w.value(1)}")
-        w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
-        if user_id is None:
-            w.sets.append(f"{w.name('paused')} = {w.value(paused)}")
-        elif paused:
-            w.adds.append(f"{w.name('paused_users')} {w.value({user_id})}")
+        pk = tenant_pk(tenant_id)
+        for _ in range(POLICY_ATTEMPTS + 1):
+            now = self.now()
+            item = self.table.get((pk, POLICY_SK), consistent=True)
+            tx = TransactionBuilder()
+            w = self._bump_version(tx, pk, item)
+            quotas = w.name("quotas")
+            w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
+            if user_id is None:
+                w.sets.append(f"{w.name('paused')} = {w.value(paused)}")
+            elif paused:
+                w.adds.append(f"{w.name('paused_users')} {w.value({user_id})}")
+            else:
+                w.deletes.append(f"{w.name('paused_users')} {w.value({user_id})}")
+            self._stamp(tx, tenant_id, item, now)
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled:
+                continue
+            self.forget_policy(pk)
+            return
+        raise LedgerBusy()
+
+    @staticmethod
+    def _bump_version(tx: TransactionBuilder, pk: str, item: dict[str, Any] | None) -> ItemWrite:
+        """The policy update moving the version read (`item`'s) by one, on condition that it
+        is still the one read: the counters are stamped with exactly that new version (D71)."""
+        w = tx.update((pk, POLICY_SK))
+        version = w.name("version")
+        if item is None:
+            w.condition("attribute_not_exists(pk)")
+        elif "version" in item:
+            w.condition(f"{version} = {w.value(item['version'])}")
         else:
-            w.deletes.append(f"{w.name('paused_users')} {w.value({user_id})}")
-        self.table.update(w)
-        self.forget_policy(tenant_pk(tenant_id))
+            w.condition(f"attribute_exists(pk) AND attribute_not_exists({version})")
+        w.sets.append(f"{version} = {w.value(int((item or {}).get('version', 0)) + 1)}")
+        return w
+
+    def _stamp(
+        self,
+        tx: TransactionBuilder,
+        tenant_id: str | None,
+        policy_item: dict[str, Any] | None,
+        now: datetime,
+    ) -> None:
+        """Stamp the tenant policy's next version on its counters of the current periods,
+        in the transaction that writes it (D71): a process whose cached policy is older is
+        refused by the counter itself. The platform's is announced instead (no stamp)."""
+        if tenant_id is None:
+            return
+        keys = stamped_keys(tenant_id, policy_of(policy_item), now)
+        found = self.table.batch_get(keys, consistent=True)
+        stamp_version(tx, keys, found, int((policy_item or {}).get("version", 0)) + 1)
 
     def put_quota(self, tenant_id: str | None, quota: QuotaDefinition) -> QuotaState:
         """Create or replace a quota; a new limit applies to the current period at once.
@@ -238,14 +285,24 @@ class TenantAdmin(PolicyCache):
             tx = TransactionBuilder()
             _write_quota_spec(tx, pk, policy_item, qid, spec)
             self._move_counter(tx, slot, counter, quota.limit_usd)
+            self._stamp(tx, tenant_id, policy_item, now)
             try:
                 self.table.transact(tx.writes)
             except Cancelled:
                 continue
             self.forget_policy(pk)
             after = self.table.get(slot.key, consistent=True)
-            return state(quota, figures(quota, slot, after, now))
+            return self._announced(tenant_id, state(quota, figures(quota, slot, after, now)), now)
         raise LedgerBusy()
+
+    @staticmethod
+    def _announced(tenant_id: str | None, written: QuotaState, now: datetime) -> QuotaState:
+        """A platform quota write applies to every reserve within PLATFORM_FRESH_SECONDS (a
+        single-item reserve trusts a platform policy read that long, D71): said so."""
+        if tenant_id is not None:
+            return written
+        effective = now + timedelta(seconds=PLATFORM_FRESH_SECONDS)
+        return written.model_copy(update={"effective_at": effective})
 
     def _sliced_now(self, pk: str, qid: QuotaId) -> bool:
         current = policy_of(self.table.get((pk, POLICY_SK), consistent=True))
@@ -281,6 +338,7 @@ class TenantAdmin(PolicyCache):
                 **slicing.regrant(tx, old, quota, base, prefix, found, now),
             }
             _write_quota_spec(tx, pk, policy_item, qid, spec)
+            self._stamp(tx, tenant_id, policy_item, now)
             try:
                 self.table.transact(tx.writes)
             except Cancelled:
@@ -288,7 +346,8 @@ class TenantAdmin(PolicyCache):
             self.forget_policy(pk)
             fresh = policy_of(self.table.get((pk, POLICY_SK), consistent=True))
             stored = next(q for q in fresh.quotas if q.quota_id == qid)
-            return read_states(self.table, owner, [stored], now, consistent=True)[0]
+            written = read_states(self.table, owner, [stored], now, consistent=True)[0]
+            return self._announced(tenant_id, written, now)
         raise LedgerBusy()
 
     def seed_quotas(
@@ -360,6 +419,8 @@ class TenantAdmin(PolicyCache):
             for qid, q in missing.items():
                 slot = slots[qid]
                 self._move_counter(tx, slot, found.get(slot.key), q.limit_usd)
+            if missing:
+                self._stamp(tx, tenant_id, policy_item, now)
             try:
                 self.table.transact(tx.writes)
             except Cancelled:
@@ -394,16 +455,24 @@ class TenantAdmin(PolicyCache):
 
     def delete_quota(self, tenant_id: str | None, quota_id: QuotaId) -> None:
         pk = policy_pk(tenant_id)
-        w = ItemWrite(key=(pk, POLICY_SK))
-        path = f"{w.name('quotas')}.{w.name(str(quota_id))}"
-        w.removes.append(path)
-        w.sets.append(f"{w.name('version')} = {w.name('version')} + {w.value(1)}")
-        w.condition(f"attribute_exists({path})")
-        try:
-            self.table.transact([w])
-        except Cancelled:
-            raise QuotaNotFound(f"no quota {quota_id}") from None
-        self.forget_policy(pk)
+        for _ in range(POLICY_ATTEMPTS + 1):
+            now = self.now()
+            item = self.table.get((pk, POLICY_SK), consistent=True)
+            if item is None or str(quota_id) not in item.get("quotas", {}):
+                raise QuotaNotFound(f"no quota {quota_id}")
+            tx = TransactionBuilder()
+            w = self._bump_version(tx, pk, item)
+            path = f"{w.name('quotas')}.{w.name(str(quota_id))}"
+            w.removes.append(path)
+            w.condition(f"attribute_exists({path})")
+            self._stamp(tx, tenant_id, item, now)
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled:
+                continue  # the policy or a counter moved since it was read
+            self.forget_policy(pk)
+            return
+        raise LedgerBusy()
 
 
 def _write_quota_spec(

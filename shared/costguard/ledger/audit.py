@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import costguard.ledger.escrow as escrow
+import costguard.ledger.in_item as in_item
 import costguard.ledger.slicing as slicing
 from costguard.errors import LedgerCorrupted, ReservationNotFound
 from costguard.ledger.plan import ReservationRef, field_prefix, slot_for
@@ -43,9 +44,20 @@ def _records(table: LedgerTable, tenant_id: str) -> list[str]:
             elif record.status == "held":
                 k = (slot.key, slot.prefix + "held")
                 expected[k] = expected.get(k, ZERO) + (record.estimate_usd or ZERO)
-    keys = {k for k, _ in expected}
+    keys = {k for k, _ in expected} | in_item.listed(table, tenant_id)
     counters = table.batch_get(sorted(keys), consistent=True) if keys else {}
     problems = []
+    for key, counter in counters.items():  # holds in the counter item (D72)
+        count = 0
+        for ref, _ in in_item.holds(counter):
+            count += 1
+            for slot in ref.slots(tenant_id):
+                k = (slot.key, slot.prefix + "held")
+                expected[k] = expected.get(k, ZERO) + ref.estimate_usd
+        if counter.get(in_item.HOLD_COUNT, 0) != count:
+            problems.append(
+                f"{key} {in_item.HOLD_COUNT} {counter.get(in_item.HOLD_COUNT)} != {count}"
+            )
     for (key, attr), want in sorted(expected.items()):
         have = counters.get(key, {}).get(attr, ZERO)
         if have != want:

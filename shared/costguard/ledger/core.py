@@ -45,6 +45,8 @@ class LedgerCore:
         self._policies: OrderedDict[str, Policy] = OrderedDict()
         self._policy_cache_size = policy_cache_size
         self._lock = threading.Lock()
+        self._platform_read_at = float("-inf")
+        """When this process last read the platform policy (time.monotonic(), D71)."""
         self.prices = PriceStore(table, settings, self.now)
 
     def now(self) -> datetime:

@@ -3,22 +3,33 @@ back, or charged in full), by the sweeper for everyone or lazily for one tenant.
 
 from __future__ import annotations
 
-from datetime import datetime
+import contextlib
+from collections import defaultdict
+from datetime import datetime, timedelta
 from typing import Any
 
+import costguard.ledger.in_item as in_item
 from costguard import telemetry
 from costguard.errors import LedgerCorrupted, ReservationNotFound
 from costguard.ledger.core import GARBAGE_AFTER
 from costguard.ledger.plan import ReservationRef
 from costguard.ledger.policies import PolicyCache
-from costguard.ledger.spend_writes import settle_hold, usage_of
+from costguard.ledger.spend_writes import give_back, settle_hold, usage_of
 from costguard.money import ZERO
+from costguard.periods import parse_period_key, period_end
 from costguard.quotas import OnExpiry
 from costguard.store.codec import iso
-from costguard.store.dynamo import Cancelled
-from costguard.store.keys import HOLD_PREFIX, holds_pk, records_pk, tenant_of_holds_pk
+from costguard.store.dynamo import Cancelled, ConditionFailed
+from costguard.store.keys import (
+    HOLD_PREFIX,
+    Key,
+    holds_pk,
+    records_pk,
+    tenant_of_holds_pk,
+    tenant_pk,
+)
 from costguard.store.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE
-from costguard.store.writes import TransactionBuilder
+from costguard.store.writes import ItemWrite, TransactionBuilder
 
 
 class Expiry(PolicyCache):
@@ -32,10 +43,7 @@ class Expiry(PolicyCache):
         A release (`only_if_expired=False`) needs the hold alive: an expired hold is settled
         by the tenant's `on_expiry` setting, never by a late release (as a late commit)."""
         tx = TransactionBuilder()
-        for slot in ref.slots(tenant_id):
-            w = tx.update(slot.key)
-            w.add(slot.prefix + "held", -ref.estimate_usd)
-            w.add(slot.prefix + "avail", ref.estimate_usd)
+        give_back(tx, tenant_id, ref)
         rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
         for k, v in (
             ("status", status),
@@ -100,6 +108,115 @@ class Expiry(PolicyCache):
             return self._charge_expired(tenant_id, ref, now)
         return self._return_hold(tenant_id, ref, "expired", now, only_if_expired=True) is None
 
+    def _expire_in_item(
+        self, tenant_id: str, due: list[tuple[ReservationRef, dict[str, Any]]], now: datetime
+    ) -> int:
+        """Settle expired in-item holds of a tenant as its `on_expiry` says (read fresh, once);
+        the number this call settled (another settler may have won some)."""
+        if not due:
+            return 0
+        _, tenant = self.policies(tenant_id, fresh=True)
+        settled = 0
+        for ref, held in due:
+            try:
+                settled += self._settle_in_item_expired(tenant_id, ref, held, now, tenant.on_expiry)
+            except LedgerCorrupted:
+                continue  # reconcile() reports it; the others go on
+        return settled
+
+    def _settle_in_item_expired(
+        self,
+        tenant_id: str,
+        ref: ReservationRef,
+        held: dict[str, Any],
+        now: datetime,
+        on_expiry: OnExpiry,
+    ) -> bool:
+        """One transaction: the hold out of its counter (condition: there, expired), the
+        charge or the give-back, and its record put (condition: absent), so that a commit,
+        a release and any number of settlers settle it exactly once."""
+        tx = TransactionBuilder()
+        estimate = ref.estimate_usd
+        record = in_item.record(tenant_id, ref, held)
+        if on_expiry is OnExpiry.CHARGE:
+            settle_hold(tx, tenant_id, ref, estimate, in_item.usage_of(held, ref), None)
+            record |= {
+                "status": "committed",
+                "cost_usd": estimate,
+                "commit_hash": "expiry",
+                "settled_by": "expiry",
+                "usage_unknown": True,
+                "overrun": False,
+                "overrun_usd": ZERO,
+                "recorded_at": iso(now),
+            }
+        else:
+            give_back(tx, tenant_id, ref)
+            record |= {
+                "status": "expired",
+                "settled_at": iso(now),
+                TTL_ATTRIBUTE: int((now + GARBAGE_AFTER).timestamp()),
+            }
+        in_item.take_out(tx.update(ref.slots(tenant_id)[0].key), ref, now, expired=True)
+        tx.put((records_pk(tenant_id), str(ref.ulid)), record, "attribute_not_exists(pk)")
+        try:
+            self.table.transact(tx.writes)
+        except Cancelled:
+            return False
+        if on_expiry is OnExpiry.CHARGE:
+            telemetry.usd("ExpiredChargedUsd", estimate)
+        return True
+
+    def _expire_listed(self, tenant_id: str | None, now: datetime, limit: int) -> int:
+        """Walk the counters that held in-item holds (of one tenant, or everyone's: the
+        sweeper) and settle their expired holds; a counter of a long-ended period with no
+        hold left leaves the list (D72)."""
+        if tenant_id is not None:
+            listed, _ = self.table.query(
+                f"{HOLDS_PK} = :p",
+                {":p": in_item.listed_pk(tenant_id)},
+                index=HOLDS_INDEX,
+                limit=limit,
+            )
+        else:
+            listed = self.table.scan_index(
+                HOLDS_INDEX,
+                f"begins_with({HOLDS_PK}, :held)",
+                {":held": in_item.LISTED_PREFIX},
+                limit,
+            )
+        keys = sorted({in_item.counter_of_listing(item) for item in listed})
+        if not keys:
+            return 0
+        counters = self.table.batch_get(keys, consistent=True)
+        due: dict[str, list[tuple[ReservationRef, dict[str, Any]]]] = defaultdict(list)
+        for key in keys:
+            counter = counters.get(key)
+            tenant = key[0].removeprefix(tenant_pk(""))
+            if found := in_item.due(counter, now):
+                due[tenant].extend(found)
+            elif not any(True for _ in in_item.holds(counter)):
+                self._delist(key, now)
+        return sum(self._expire_in_item(t, held, now) for t, held in due.items())
+
+    def _delist(self, key: Key, now: datetime) -> None:
+        """A counter whose period ended longer ago than any hold lives leaves the list."""
+        try:
+            period, first = parse_period_key(key[1])
+        except ValueError:
+            return
+        # A day either side: the key's date is local to a zone the listing does not say.
+        ended = period_end(period, first) + timedelta(days=1)
+        if now < ended + timedelta(seconds=self.settings.max_reservation_ttl_seconds):
+            return
+        w = ItemWrite(key=key)
+        count = w.name(in_item.HOLD_COUNT)
+        w.removes.extend([w.name(HOLDS_PK), w.name(HOLDS_SK)])
+        w.condition(f"attribute_not_exists({count}) OR {count} = {w.value(0)}")
+        w.condition("attribute_exists(pk)")
+        with contextlib.suppress(ConditionFailed):
+            self.table.update_or_old(w)
+
     def expire_due(self, tenant_id: str | None = None, limit: int = 200) -> int:
         """Return the holds of reservations past their expiry; the number returned.
 
@@ -124,7 +241,7 @@ class Expiry(PolicyCache):
                 {":hold": HOLD_PREFIX, ":now": due_bound},
                 limit,
             )
-        returned = 0
+        returned = self._expire_listed(tenant_id, now, limit)
         for item in due:
             tenant = tenant_of_holds_pk(item[HOLDS_PK])
             ulid_text = item[HOLDS_SK].rsplit("#", 1)[1]

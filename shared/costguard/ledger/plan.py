@@ -19,6 +19,9 @@ from costguard.periods import Period, period_key, zone
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
 from costguard.store.keys import Key, principal_pk
 
+IN_ITEM_FLAG = "@"
+"""Marks a reservation id whose hold lives in its counter item (D70)."""
+
 
 def field_prefix(resource: Resource) -> str:
     return f"q_{resource.value}_"
@@ -93,6 +96,9 @@ class ReservationRef:
     periods (a sixth `~` part, absent for UTC; commit and release need no extra read)."""
     slices: tuple[int, ...] = ()
     """The slice of each hold (aligned with `holds`; empty: all on slice 0)."""
+    in_item: bool = False
+    """Held in its counter item's hold map, not by a record (D70, D72): `@` before the holds
+    in the id. Its settlement takes the hold out of the counter and puts the record."""
 
     @property
     def created_at(self) -> datetime:
@@ -117,7 +123,8 @@ class ReservationRef:
             )
         )
         user = _b64(self.user_id) if self.user_id else ""
-        plan = f"{self.resource.letter}~{self.estimate_usd}~{holds}~{user}"
+        flag = IN_ITEM_FLAG if self.in_item else ""
+        plan = f"{self.resource.letter}~{self.estimate_usd}~{flag}{holds}~{user}"
         return plan if self.tz == "UTC" else f"{plan}~{_b64(self.tz)}"
 
     @cached_property
@@ -141,6 +148,7 @@ class ReservationRef:
         user_id: str | None,
         tz: str = "UTC",
         slices: dict[QuotaId, int] | None = None,
+        in_item: bool = False,
     ) -> ReservationRef:
         """`slices`: the slice each sliced quota's hold takes (others: slice 0)."""
         chosen = {
@@ -151,7 +159,9 @@ class ReservationRef:
         }
         holds = tuple(sorted(chosen, key=lambda h: (h[0].letter, h[1].letter, h[2].letter)))
         taken = tuple(chosen[h] for h in holds)
-        return cls(ulid, resource, estimate, holds, user_id, tz, taken if any(taken) else ())
+        return cls(
+            ulid, resource, estimate, holds, user_id, tz, taken if any(taken) else (), in_item
+        )
 
     @classmethod
     def parse(cls, reservation_id: str) -> ReservationRef:
@@ -163,6 +173,8 @@ class ReservationRef:
             tz = _unb64(rest[0]) if rest else "UTC"
             zone(tz)
             ulid = ULID.from_str(ulid_text)
+            in_item = holds_text.startswith(IN_ITEM_FLAG)
+            holds_text = holds_text.removeprefix(IN_ITEM_FLAG)
             holds: list[tuple[Scope, Period, Resource]] = []
             slices: list[int] = []
             for group in filter(None, holds_text.split(".")):
@@ -186,6 +198,7 @@ class ReservationRef:
                 user_id,
                 tz,
                 tuple(slices) if any(slices) else (),
+                in_item,
             )
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
             raise ReservationNotFound("unknown reservation") from exc
@@ -193,4 +206,10 @@ class ReservationRef:
             raise ReservationNotFound("unknown reservation")
         if any(s is Scope.USER for s, _, _ in ref.holds) and not user_id:
             raise ReservationNotFound("unknown reservation")
+        if ref.in_item and (
+            ref.slices
+            or len({(s, p) for s, p, _ in ref.holds}) != 1
+            or ref.holds[0][0] is not Scope.TENANT
+        ):
+            raise ReservationNotFound("unknown reservation")  # one tenant counter, or none
         return ref

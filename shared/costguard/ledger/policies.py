@@ -7,14 +7,61 @@ which refreshes the cache.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from costguard.errors import Paused
 from costguard.ledger.core import LedgerCore
-from costguard.quotas import Policy
+from costguard.periods import Period, period_key, zone
+from costguard.quotas import (
+    Policy,
+    Resource,
+)
 from costguard.store.items import policy_of
 from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, tenant_pk
 from costguard.store.writes import TransactionBuilder
+
+PV = "pv"
+"""The tenant policy version stamped on the tenant's counter items (D71)."""
+PLATFORM_FRESH_SECONDS = 5.0
+"""A platform quota write takes effect for every reserve within this (it is announced with
+`effective_at`, D71): a single-item reserve trusts a platform policy read no longer ago."""
+BOUNDARY_MARGIN = timedelta(minutes=5)
+"""How far from a period boundary the adjacent period's counter is stamped too (clocks)."""
+
+
+def stamped_keys(tenant_id: str, policy: Policy, now: datetime) -> list[Key]:
+    """The tenant's counter items a reserve at about `now` may write alone (D71): each
+    period's current one, and the adjacent period's within BOUNDARY_MARGIN of a boundary."""
+    pk = tenant_pk(tenant_id)
+    keys = {
+        (pk, period_key(period, at, zone(policy.zone_at(at))))
+        for period in Period
+        for at in (now - BOUNDARY_MARGIN, now, now + BOUNDARY_MARGIN)
+    }
+    return sorted(keys)
+
+
+def stamp_version(
+    tx: TransactionBuilder, keys: list[Key], found: Mapping[Key, Any], version: int
+) -> None:
+    """Stamp `pv = version` on each existing counter of `keys`, in the transaction that
+    writes the tenant policy's `version`; a counter read as absent is checked absent (one
+    created meanwhile cancels the write, which is re-read and retried). An item the
+    transaction already writes gets the stamp on that write (a Put or a check: left as is)."""
+    writes = {w.key: w for w in tx.writes}
+    for key in keys:
+        w = writes.get(key)
+        if w is None and key not in found:
+            tx.check(key, "attribute_not_exists(pk)")
+            continue
+        if w is None:
+            w = tx.update(key)
+            w.condition("attribute_exists(pk)")
+        if w.kind == "Update" and PV not in w.names.values():
+            w.sets.append(f"{w.name(PV)} = {w.value(version)}")
 
 
 class PolicyCache(LedgerCore):
@@ -44,12 +91,29 @@ class PolicyCache(LedgerCore):
         cached = [None if fresh else self._cache_get(pk) for pk, _ in keys]
         missing = [k for k, c in zip(keys, cached, strict=True) if c is None]
         if missing:
+            read_at = time.monotonic()
             found = self.table.batch_get(missing, consistent=True)
             for k in missing:
                 self._cache_put(k[0], policy_of(found.get(k)))
+            if keys[0] in missing:
+                self._platform_read_at = read_at
         platform = self._cache_get(keys[0][0]) or Policy()
         tenant = self._cache_get(keys[1][0]) or Policy()
         return platform, tenant
+
+    def _platform_quiet(self, resource: Resource) -> bool:
+        """True while the platform policy, read consistently less than PLATFORM_FRESH_SECONDS
+        ago, has no quota for `resource`: a reserve may then skip its policy check (D71)."""
+        if (
+            time.monotonic() - self._platform_read_at > PLATFORM_FRESH_SECONDS
+            or self._cache_get(PLATFORM_PK) is None
+        ):
+            read_at = time.monotonic()
+            item = self.table.get((PLATFORM_PK, POLICY_SK), consistent=True)
+            self._cache_put(PLATFORM_PK, policy_of(item))
+            self._platform_read_at = read_at
+        platform = self._cache_get(PLATFORM_PK) or Policy()
+        return not platform.applicable(resource, None)
 
     @staticmethod
     def _check_policy(tx: TransactionBuilder, pk: str, policy: Policy) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import costguard.ledger.in_item as in_item
 from costguard import telemetry
 from costguard.errors import (
     InvalidRequest,
@@ -15,19 +16,20 @@ from costguard.errors import (
     ReservationNotFound,
     ReservationNotHeld,
 )
-from costguard.ledger.core import OPEN_PREFIX, UNKNOWN_USAGE
+from costguard.ledger.core import GARBAGE_AFTER, OPEN_PREFIX, UNKNOWN_USAGE
 from costguard.ledger.idempotency import request_hash
 from costguard.ledger.plan import ReservationRef
 from costguard.ledger.records import cost_record
 from costguard.ledger.spend import Spending
-from costguard.ledger.spend_writes import settle_hold, usage_fields, usage_of
+from costguard.ledger.spend_writes import give_back, settle_hold, usage_fields, usage_of
 from costguard.models import CostRecord, Usage
 from costguard.money import ZERO
+from costguard.pricing import Price
 from costguard.quotas import OnOverrun, validate_tenant_id
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled
-from costguard.store.keys import records_pk
-from costguard.store.schema import HOLDS_PK, HOLDS_SK
+from costguard.store.keys import Key, records_pk
+from costguard.store.schema import HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE
 from costguard.store.writes import TransactionBuilder
 
 
@@ -94,7 +96,17 @@ class Settling(Spending):
         ref = ReservationRef.parse(reservation_id)
         now = self.now()
         estimate = ref.estimate_usd
-        if usage is None:
+        held: dict[str, Any] | None = None
+        if usage is None and ref.in_item:
+            # The usage comes from the hold in the counter: what it held is what is charged.
+            digest = UNKNOWN_USAGE
+            held = in_item.found(self.table.get(self._counter_of(tenant_id, ref)), ref)
+            if held is None:
+                return self._in_item_refused(tenant_id, ref, None, digest, now, read=True)
+            rolled = in_item.usage_of(held, ref)
+            cost, price = estimate, None
+            fields: dict[str, Any] = {"usage_unknown": True, "settled_by": "usage_unknown"}
+        elif usage is None:
             # The usage comes from the reservation itself: what it held is what is charged.
             digest = UNKNOWN_USAGE
             held = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
@@ -102,7 +114,7 @@ class Settling(Spending):
                 return self._commit_refused(tenant_id, ref, held, digest, now)
             rolled = usage_of(held)
             cost, price = estimate, None
-            fields: dict[str, Any] = {"usage_unknown": True, "settled_by": "usage_unknown"}
+            fields = {"usage_unknown": True, "settled_by": "usage_unknown"}
         else:
             if usage.resource != ref.resource.value:
                 raise InvalidRequest(
@@ -134,6 +146,8 @@ class Settling(Spending):
             "overrun_usd": ZERO,
             **fields,
         }
+        if ref.in_item:
+            return self._commit_in_item(tenant_id, ref, held, cost, rolled, price, fields, now)
         tx = TransactionBuilder()
         settle_hold(tx, tenant_id, ref, cost, rolled, price)
         rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
@@ -166,6 +180,75 @@ class Settling(Spending):
         if record.settled_by == "overrun_rejected":
             raise OverrunRejected(record)
         return record
+
+    @staticmethod
+    def _counter_of(tenant_id: str, ref: ReservationRef) -> Key:
+        return ref.slots(tenant_id)[0].key
+
+    def _commit_in_item(
+        self,
+        tenant_id: str,
+        ref: ReservationRef,
+        held: dict[str, Any] | None,
+        cost: Decimal,
+        rolled: Usage,
+        price: Price | None,
+        fields: dict[str, Any],
+        now: datetime,
+    ) -> CostRecord:
+        """Commit an in-item hold (D72): one transaction takes the hold out of the counter
+        (condition: there as the id says, alive), charges it, rolls the day up and puts the
+        record (condition: absent, so a retried commit finds and answers it)."""
+        tx = TransactionBuilder()
+        settle_hold(tx, tenant_id, ref, cost, rolled, price)
+        counter = self._counter_of(tenant_id, ref)
+        in_item.take_out(tx.update(counter), ref, now, expired=False)
+        record_key = (records_pk(tenant_id), str(ref.ulid))
+        item = {**in_item.record(tenant_id, ref, held), **fields}
+        tx.put(record_key, item, "attribute_not_exists(pk)")
+        try:
+            self.table.transact(tx.writes)
+        except Cancelled as cancelled:
+            return self._in_item_refused(
+                tenant_id,
+                ref,
+                cancelled.old(record_key),
+                fields["commit_hash"],
+                now,
+                counter=cancelled.old(counter),
+            )
+        record = cost_record({"pk": record_key[0], "sk": record_key[1], **item})
+        if record.settled_by == "overrun_rejected":
+            raise OverrunRejected(record)
+        return record
+
+    def _in_item_refused(
+        self,
+        tenant_id: str,
+        ref: ReservationRef,
+        old: dict[str, Any] | None,
+        digest: str,
+        now: datetime,
+        *,
+        counter: dict[str, Any] | None = None,
+        read: bool = False,
+    ) -> CostRecord:
+        """Why an in-item commit did not apply: its record exists (a retry, or settled
+        otherwise: answered as any record), or its hold is in the counter but expired
+        (settled by expiry now, 409 with what it charged), or neither (unknown)."""
+        if read:
+            old = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+        if old is not None:
+            return self._commit_refused(tenant_id, ref, old, digest, now)
+        if read:
+            counter = self.table.get(self._counter_of(tenant_id, ref), consistent=True)
+        held = in_item.found(counter, ref)
+        if held is None:
+            raise ReservationNotFound("unknown reservation")
+        self._expire_in_item(tenant_id, [(ref, held)], now)
+        settled = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+        charged = (settled or {}).get("cost_usd") if (settled or {}).get("settled_by") else None
+        raise ReservationNotHeld(ref.reservation_id, "expired", charged)
 
     def _commit_refused(
         self,
@@ -212,6 +295,8 @@ class Settling(Spending):
             return ReleaseResult(reservation_id, "released", ZERO)  # it never held anything
         ref = ReservationRef.parse(reservation_id)
         now = self.now()
+        if ref.in_item:
+            return self._release_in_item(tenant_id, ref, now)
         old = self._return_hold(tenant_id, ref, "released", now, only_if_expired=False)
         if old is None:
             return ReleaseResult(reservation_id, "released", ref.estimate_usd)
@@ -225,3 +310,38 @@ class Settling(Spending):
         if old.get("settled_by") == "expiry":
             return ReleaseResult(reservation_id, "expired", ZERO)  # expired and charged
         raise ReservationNotHeld(reservation_id, str(old.get("status")))
+
+    def _release_in_item(self, tenant_id: str, ref: ReservationRef, now: datetime) -> ReleaseResult:
+        """Release an in-item hold: one transaction gives it back, takes it out of the counter
+        (condition: there, alive) and puts a `released` record (TTL) that answers a late
+        release or commit; an expired hold is settled as expiry says, never released late."""
+        tx = TransactionBuilder()
+        give_back(tx, tenant_id, ref)
+        counter = self._counter_of(tenant_id, ref)
+        in_item.take_out(tx.update(counter), ref, now, expired=False)
+        record_key = (records_pk(tenant_id), str(ref.ulid))
+        released = {
+            **in_item.record(tenant_id, ref, None),
+            "status": "released",
+            "settled_at": iso(now),
+            TTL_ATTRIBUTE: int((now + GARBAGE_AFTER).timestamp()),
+        }
+        tx.put(record_key, released, "attribute_not_exists(pk)")
+        try:
+            self.table.transact(tx.writes)
+        except Cancelled as cancelled:
+            old = cancelled.old(record_key)
+            if old is None:
+                held = in_item.found(cancelled.old(counter), ref)
+                if held is None:
+                    raise ReservationNotFound("unknown reservation") from None
+                self._expire_in_item(tenant_id, [(ref, held)], now)
+                return ReleaseResult(ref.reservation_id, "expired", ZERO)
+            if old.get("plan") != ref.plan:
+                raise ReservationNotFound("unknown reservation") from None
+            if old.get("status") in ("released", "expired"):
+                return ReleaseResult(ref.reservation_id, str(old["status"]), ZERO)
+            if old.get("settled_by") == "expiry":
+                return ReleaseResult(ref.reservation_id, "expired", ZERO)
+            raise ReservationNotHeld(ref.reservation_id, str(old.get("status"))) from None
+        return ReleaseResult(ref.reservation_id, "released", ref.estimate_usd)

@@ -17,6 +17,7 @@ from typing import Any
 from ulid import ULID
 
 import costguard.ledger.escrow as escrow
+import costguard.ledger.in_item as in_item
 import costguard.ledger.slicing as slicing
 from costguard import telemetry
 from costguard.errors import (
@@ -25,19 +26,21 @@ from costguard.errors import (
     QuotaExceeded,
     QuotaFigures,
 )
+from costguard.holds import Hold
 from costguard.ledger.core import OPEN_PREFIX, POLICY_ATTEMPTS, LedgerBusy
 from costguard.ledger.expiry import Expiry
-from costguard.ledger.figures import binding, figures, read_states
+from costguard.ledger.figures import binding, figures, read_states, state
 from costguard.ledger.idempotency import marker_key, put_marker, replayed, request_hash
 from costguard.ledger.plan import ReservationRef, Slot
+from costguard.ledger.policies import PV
 from costguard.ledger.records import cost_record
-from costguard.ledger.spend_writes import charge_new, roll_up, stamp, usage_fields
+from costguard.ledger.spend_writes import charge_new, roll_up, stamp, stamp_pv, usage_fields
 from costguard.models import CheckResult, CostRecord, HoldBasis, Reservation, Usage
 from costguard.money import ZERO
-from costguard.quotas import QuotaDefinition, QuotaId, Resource, validate_tenant_id
+from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope, validate_tenant_id
 from costguard.settings import FailMode
 from costguard.store.codec import iso, parse_iso
-from costguard.store.dynamo import Cancelled
+from costguard.store.dynamo import Cancelled, ConditionFailed
 from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, holds_pk, records_pk, tenant_pk
 from costguard.store.schema import HOLDS_PK, HOLDS_SK
 from costguard.store.writes import TransactionBuilder
@@ -164,6 +167,10 @@ class Spending(Expiry):
                 **usage.attribution(),
             }
 
+        if marker is None and self.settings.single_item_reserve:
+            single = self._reserve_in_item(tenant_id, usage, hold, now, expires_at, with_figures)
+            if single is not None:
+                return single
         spent = self._spend(
             tenant_id,
             usage,
@@ -196,6 +203,103 @@ class Spending(Expiry):
             hold=HoldBasis.model_validate(hold.describe()),
             quotas=quota_states,
         )
+
+    def _reserve_in_item(
+        self,
+        tenant_id: str,
+        usage: Usage,
+        hold: Hold,
+        now: datetime,
+        expires_at: datetime,
+        with_figures: bool,
+    ) -> Reservation | None:
+        """The single-item reserve (D70): one conditional UpdateItem on the tenant's counter,
+        its new image the figures. None when it does not apply (a platform or user quota, a
+        sliced quota, quotas on several items, no counter yet, a counter not stamped with the
+        policy version, a full hold map, attribution beyond the user): the transaction
+        decides then.
+
+        A failed condition is read from the item as it was: a newer `pv` (the policy changed:
+        re-read it, again); a quota below its threshold (expire due holds once if it held
+        any, in the counter and in records, again; else QuotaExceeded). Expired holds are
+        settled where a transaction's are: by a refused reserve and by the sweeper."""
+        resource = Resource(usage.resource)
+        amount = hold.amount
+        expired_lazily = False
+        # Attribution beyond the user rides on the record a transaction writes at once (a
+        # commit need not repeat it): such a reserve keeps the transaction.
+        if usage.attribution().keys() - {"user_id"}:
+            return None
+        for _ in range(POLICY_ATTEMPTS + 1):
+            _, tenant = self.policies(tenant_id)  # a cold process reads both policies here
+            if not self._platform_quiet(resource):
+                return None
+            enforce = self._enforcing()
+            if enforce:
+                tenant = self._refuse_if_paused(tenant_id, usage.user_id, tenant)
+            quotas = tenant.applicable(resource, usage.user_id)
+            if (
+                not tenant.exists
+                or not quotas
+                or any(q.quota_id.scope is not Scope.TENANT or q.sliced for q in quotas)
+            ):
+                return None
+            tz = tenant.zone_at(now)
+            pairs = [(q, slicing.slot(q, tenant_id, now, 0, tz)) for q in quotas]
+            key = pairs[0][1].key
+            if any(slot.key != key for _, slot in pairs):
+                return None
+            telemetry.annotate(quota_ids=[str(q.quota_id) for q in quotas], amount_usd=amount)
+            if enforce:
+                self._refuse_beyond_limit(pairs, amount, now)
+            ref = ReservationRef.build(
+                ULID.from_datetime(now), resource, amount, quotas, usage.user_id, tz, in_item=True
+            )
+            tx = TransactionBuilder()
+            for quota, slot in pairs:
+                charge_new(tx, quota, slot, amount, "held", enforce)
+            [w] = tx.writes
+            in_item.add(
+                w,
+                ref,
+                in_item.entry(ref, expires_at, hold.usage, hold.price),
+                tenant_id,
+                tenant.version,
+            )
+            try:
+                counter = self.table.update_or_old(w)
+            except ConditionFailed as failed:
+                old = failed.old
+                stamped = None if old is None else old.get(PV)
+                if old is None or stamped is None or stamped < tenant.version:
+                    return None  # no counter yet, or one the policy's writes did not stamp
+                if stamped > tenant.version:
+                    self.policies(tenant_id, fresh=True)
+                    continue
+                if old.get(in_item.HOLD_COUNT, 0) >= in_item.MAX_HOLDS:
+                    return None
+                bound = binding(pairs, amount, {key: old}, now) if enforce else None
+                if bound is None:
+                    continue  # the counter moved between the write and its answer
+                if bound.held_usd > 0 and not expired_lazily:
+                    expired_lazily = True
+                    self.expire_due(tenant_id)
+                    continue
+                raise QuotaExceeded(bound, amount) from None
+            return Reservation(
+                reservation_id=ref.reservation_id,
+                tenant_id=tenant_id,
+                user_id=usage.user_id,
+                resource=usage.resource,
+                reserved_usd=amount,
+                created_at=now,
+                expires_at=expires_at,
+                hold=HoldBasis.model_validate(hold.describe()),
+                quotas=[state(q, figures(q, s, counter, now)) for q, s in pairs]
+                if with_figures
+                else None,
+            )
+        return None
 
     def _spend(
         self,
@@ -256,6 +360,8 @@ class Spending(Expiry):
                     stamp(tx.update(slot.key))
                 else:
                     charge_new(tx, quota, slot, amount, target, enforce)
+            if tenant.exists:
+                stamp_pv(tx, pairs, tenant.version)
             if roll_up_day is not None:
                 roll_up_day(tx, tz)
             item = record(ref, ulid)

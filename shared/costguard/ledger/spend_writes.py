@@ -9,9 +9,10 @@ from typing import Any
 
 from costguard import telemetry
 from costguard.ledger.plan import ReservationRef, Slot
+from costguard.ledger.policies import PV
 from costguard.models import Usage
 from costguard.pricing import ModelPrice, Price
-from costguard.quotas import QuotaDefinition
+from costguard.quotas import QuotaDefinition, Scope
 from costguard.store.keys import (
     ROLLUP_BUCKET,
     ROLLUP_BUCKET_USER,
@@ -108,6 +109,14 @@ def settle_hold(
     roll_up(tx, tenant_id, ref.created_at, usage, charged, price, ref.user_id, ref.tz)
 
 
+def give_back(tx: TransactionBuilder, tenant_id: str, ref: ReservationRef) -> None:
+    """The counter writes of returning a hold uncharged (release, expiry with `release`)."""
+    for slot in ref.slots(tenant_id):
+        w = tx.update(slot.key)
+        w.add(slot.prefix + "held", -ref.estimate_usd)
+        w.add(slot.prefix + "avail", ref.estimate_usd)
+
+
 def usage_fields(usage: Usage, price: Price | None) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "model": usage.model,
@@ -135,6 +144,18 @@ def usage_of(held: dict[str, Any]) -> Usage:
         model=held.get("model"),
         tier=held.get("tier"),
     )
+
+
+def stamp_pv(
+    tx: TransactionBuilder, pairs: list[tuple[QuotaDefinition, Slot]], version: int
+) -> None:
+    """A spend whose transaction proved the tenant policy's `version` stamps it on the tenant
+    counters it writes (D71): a counter created by it is stamped like the others."""
+    for _, slot in pairs:
+        if slot.scope is Scope.TENANT and slot.key == slot.base:
+            w = tx.update(slot.key)
+            if PV not in w.names.values():
+                w.sets.append(f"{w.name(PV)} = {w.value(version)}")
 
 
 def stamp(write: ItemWrite) -> None:

@@ -54,6 +54,14 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
+class ConditionFailed(Exception):
+    """A single write's condition failed; `old` is the item as it was (None: absent)."""
+
+    def __init__(self, old: dict[str, Any] | None) -> None:
+        super().__init__("condition failed")
+        self.old = old
+
+
 class Cancelled(Exception):
     """A transaction was cancelled by a condition; `reasons` are aligned with its items.
 
@@ -309,6 +317,28 @@ class LedgerTable:
         body = write.to_transact_item(self.name)["Update"]
         body.pop("ReturnValuesOnConditionCheckFailure", None)
         answer = self._call("update_item", ReturnValues="ALL_NEW", **body)
+        return deserialize(answer.get("Attributes", {}))
+
+    def update_or_old(self, write: ItemWrite) -> dict[str, Any]:
+        """One conditional UpdateItem returning the item it wrote (`ALL_NEW`); a failed
+        condition raises ConditionFailed with the item as it was (`ALL_OLD`, None: absent)."""
+        body = write.to_transact_item(self.name)["Update"]
+        try:
+            answer = self._call("update_item", ReturnValues="ALL_NEW", **body)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") == "ValidationException" and _TYPE_MISMATCH.search(
+                str(error.get("Message", ""))
+            ):
+                raise LedgerCorrupted(f"a write met a malformed item: {error}") from exc
+            if error.get("Code") != "ConditionalCheckFailedException":
+                raise
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            if old is None and "ReturnValuesOnConditionCheckFailure" in body:
+                # An emulator that does not return the item: read it (a decision on it is
+                # re-checked by the next write anyway).
+                raise ConditionFailed(self.get(write.key)) from exc
+            raise ConditionFailed(deserialize(old) if old else None) from exc
         return deserialize(answer.get("Attributes", {}))
 
     def put(self, write: ItemWrite) -> None:
