@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import costguard.ledger.leasing as leasing
 from costguard import telemetry
 from costguard.errors import LedgerCorrupted, ReservationNotFound
 from costguard.ledger.core import GARBAGE_AFTER
@@ -16,7 +17,14 @@ from costguard.money import ZERO
 from costguard.quotas import OnExpiry
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled
-from costguard.store.keys import HOLD_PREFIX, holds_pk, records_pk, tenant_of_holds_pk
+from costguard.store.keys import (
+    HOLD_PREFIX,
+    PLATFORM_PK,
+    POLICY_SK,
+    holds_pk,
+    records_pk,
+    tenant_of_holds_pk,
+)
 from costguard.store.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE
 from costguard.store.writes import TransactionBuilder
 
@@ -138,4 +146,12 @@ class Expiry(PolicyCache):
                 continue  # its counter is malformed (reconcile() reports it); the others go on
         if returned:
             telemetry.count("Expiries", returned)
+        if tenant_id is None:
+            self.return_expired_leases()
         return returned
+
+    def return_expired_leases(self) -> int:
+        """Expired leases of leased platform quotas give their unused allowance back to the
+        pool (D78); the number of leases returned."""
+        platform = self.policy_from_item(self.table.get((PLATFORM_PK, POLICY_SK)))
+        return leasing.sweep(self.table, platform.quotas, self.now())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import costguard.ledger.leasing as leasing
 import costguard.ledger.slicing as slicing
 from costguard.errors import InvalidRequest, LedgerCorrupted, Paused
 from costguard.ledger.core import LedgerCore
@@ -61,6 +62,7 @@ class PolicyCache(LedgerCore):
                     thresholds=tuple(int(t) for t in spec.get("thresholds", DEFAULT_THRESHOLDS)),
                     grace_pct=Decimal(spec.get("grace_pct", 0)),
                     **slicing.spec_fields(spec),
+                    **leasing.spec_fields(spec),
                 )
                 for quota_id, spec in sorted(item.get("quotas", {}).items())
             )
