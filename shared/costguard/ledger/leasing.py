@@ -239,7 +239,7 @@ def decide(
     policy, the pool and every lease decides between renewing (from the pool, else by
     recall) and refusing. None when no lease is short (the caller's other rules apply)."""
     for quota, at_slot in pairs:
-        if at_slot.lessee is None or at_slot.key not in failed:
+        if at_slot.lessee is None or not any(_ours(k, at_slot) for k in failed):
             continue
         snap = snapshot(table, quota, at_slot.base, pool_slot(at_slot).prefix, at_slot.lessee)
         if snap.version != platform_version:
@@ -259,6 +259,13 @@ def decide(
         until = iso(at + timedelta(seconds=escrow.LEASE_SECONDS))
         return Renew(quota.quota_id, moves, snap.tenants, until)
     return None
+
+
+def _ours(key: Key, at_slot: Slot) -> bool:
+    """A failed item of the lease's renewal: the lease, the pool or a lease recalled."""
+    return key == pool_slot(at_slot).key or (
+        key[1] == at_slot.base[1] and key[0].startswith("TENANT#")
+    )
 
 
 def sweep(table: Any, quotas: Iterable[QuotaDefinition], at: datetime) -> int:

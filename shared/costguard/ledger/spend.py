@@ -307,6 +307,7 @@ class Spending(Expiry):
                     renewals[decided.quota_id] = decided
                     borrows += 1
                     continue
+                renewals = {}  # a renewal planned on what changed since: plan again if short
                 if isinstance(decided, slicing.Borrow):
                     moves[decided.quota_id] = decided.moves
                     borrows += 1
