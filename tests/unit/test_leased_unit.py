@@ -77,8 +77,8 @@ def test_an_expired_lease_is_renewed_sized_from_what_it_was_given(
     clock.advance(seconds=61)  # the lease expired with 0 left
     ledger.reserve("acme", estimate("1"), with_figures=False)
     lease = _lease(ledger, "acme")
-    # Renewed by max(amount, grant so far) = 4 (under a quarter of the pool's 96).
-    assert (lease["limit"], lease["avail"]) == (usd("8"), usd("3"))
+    # Renewed by the request + the grant so far = 1 + 4 (under a quarter of the pool's 96).
+    assert (lease["limit"], lease["avail"]) == (usd("9"), usd("4"))
     assert lease["until"] > "2026-11-25T12:01:01"
     assert _grants(ledger, "acme") == usd("100")
     assert ledger.reconcile("acme") == []

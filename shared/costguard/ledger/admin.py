@@ -229,7 +229,7 @@ class TenantAdmin(PolicyCache):
             validate_tenant_id(tenant_id)
         pk = policy_pk(tenant_id)
         spec = self._spec(quota)
-        if quota.leased or self._leased_now(pk, qid):
+        if quota.leased or (tenant_id is None and self._leased_now(pk, qid)):
             return self._put_leased_quota(quota)
         if quota.sliced or self._sliced_now(pk, qid):
             return self._put_sliced_quota(tenant_id, quota)

@@ -249,8 +249,12 @@ def decide(
         live = str(snap.items.get(at_slot.key, {}).get(at_slot.prefix + "until", "")) > iso(at)
         if live and own.avail >= amount:
             return None  # the lease covers it: another quota on the same item failed
-        rate = own.grant / escrow.LEASE_SECONDS  # what the tenant's leases gave, per second
-        size = escrow.lease_size(rate, amount, max(snap.states[0].avail, ZERO))
+        # The request plus the lease's rate for a lease's life (D87): the rate is what the
+        # tenant's leases were given this period per lease life, so a busy tenant's lease
+        # doubles with each renewal (up to a quarter of the pool) and renews about once per
+        # lease life; its first lease is the request alone.
+        rate = own.grant / escrow.LEASE_SECONDS
+        size = amount + escrow.lease_size(rate, ZERO, max(snap.states[0].avail, ZERO))
         moves = escrow.plan_lease(snap.states, lessee, amount, size)
         if moves is None:
             return Refused(quota, pool_slot(at_slot), whole_of(quota, at_slot, snap))
