@@ -18,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from costguard.errors import QuotaExceeded
-from costguard.ledger import Ledger
+from costguard.ledger import Ledger, leasing
+from costguard.ledger import escrow as E
+from costguard.ledger.plan import slot_for
 from costguard.quotas import QuotaDefinition, QuotaId
 
 from tests.conftest import Clock
@@ -97,11 +99,24 @@ def test_commits_releases_lease_expiry_and_the_sweeper_racing(
         else:
             local_ledger.release(TENANTS[k % 50], rid)
 
+    samples: list[tuple[Decimal, Decimal]] = []
+
     def time_passes() -> None:
-        # Leases live 60 s: every 20 s step expires some, and the sweeper returns them.
+        # Leases live 60 s: every 20 s step expires some, and the sweeper returns them; each
+        # step also takes a snapshot of the pool and every lease (grants, spent + held).
+        # At most 60 steps (20 min): the holds (ttl 1 h) never expire under the racers.
+        quota = QuotaDefinition(QuotaId.parse(Q), Decimal(LIMIT), leased=True)
+        steps = 0
         while not done.wait(0.2):
-            clock.advance(seconds=20)
+            if steps < 60:
+                clock.advance(seconds=20)
+                steps += 1
             local_ledger.return_expired_leases()
+            pool = slot_for(quota.quota_id, "-", clock())
+            snap = leasing.snapshot(local_ledger.table, quota, pool.base, pool.prefix)
+            if snap.consistent:
+                whole = E.whole(snap.states)
+                samples.append((whole.limit, whole.spent + whole.held))
 
     with ThreadPoolExecutor(33) as pool:
         ticking = pool.submit(time_passes)
@@ -109,6 +124,8 @@ def test_commits_releases_lease_expiry_and_the_sweeper_racing(
         done.set()
         ticking.result()
 
+    # At every step the grants summed to the limit and spent + held never exceeded it.
+    assert samples and all(g == LIMIT and used <= LIMIT for g, used in samples), samples
     # Every refusal saw the whole with nothing left in the pool or any lease.
     assert all(r.binding.remaining_usd < 1 for r in refusals)
     assert _whole(local_ledger) == (usd("100"), Decimal(committed), usd("0"))

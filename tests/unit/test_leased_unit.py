@@ -196,3 +196,25 @@ def test_lease_plan_ids_round_trip() -> None:
     ref = ReservationRef.parse(rid)
     assert ref.slices == (LEASED, 0) and ref.reservation_id == rid
     assert E.lease_prefix("q_all_") == LP
+
+
+def test_a_reserve_the_pool_cannot_serve_takes_back_an_expired_lease(
+    ledger: Ledger, clock: Clock
+) -> None:
+    # Given acme's lease holding 6 unused and the pool empty after bolt took the rest
+    _put(ledger, "10")
+    held = ledger.reserve("acme", estimate("6"), with_figures=False).reservation_id
+    ledger.release("acme", held)
+    ledger.reserve("bolt", estimate("4"), with_figures=False)
+    assert (_pool(ledger)["avail"], _lease(ledger, "acme")["avail"]) == (usd("0"), usd("6"))
+    # When acme's lease has expired (no sweep yet) and cove needs 5
+    clock.advance(seconds=61)
+    ledger.reserve("cove", estimate("5"), with_figures=False)
+    # Then cove's renewal took it from acme's expired lease, in its own transaction
+    assert (_lease(ledger, "acme")["avail"], _lease(ledger, "acme")["limit"]) == (
+        usd("1"), usd("1")
+    )  # fmt: skip
+    assert _lease(ledger, "cove")["limit"] == usd("5")
+    assert _grants(ledger, "acme", "bolt", "cove") == usd("10")
+    for t in ("acme", "bolt", "cove"):
+        assert ledger.reconcile(t) == []

@@ -38,6 +38,8 @@ ZERO = Decimal(0)
 POLICY: Key = (PLATFORM_PK, POLICY_SK)
 SNAPSHOT_ITEMS = 100
 """TransactGetItems reads at most 100 items: the policy, the pool and 98 leases at once."""
+SNAPSHOT_ATTEMPTS = 16
+"""Reads of the snapshot while new lessees keep appearing (each is read again with them)."""
 
 
 def slot(quota: QuotaDefinition, tenant_id: str, at: datetime) -> Slot:
@@ -137,10 +139,13 @@ def snapshot(
 ) -> Snapshot:
     """A serializable read of the platform policy, the pool and every lease it lists (plus
     `also`'s). Beyond 98 leases the leases are read in chunks after the snapshot: grants can
-    then show twice or not at all while a renewal runs (`consistent` is False)."""
+    then show twice or not at all while a renewal runs (`consistent` is False, as when new
+    lessees kept appearing on every read). A refusal decided on such a read may be false; an
+    admission never exceeds the limit (every move is guarded)."""
     lp = escrow.lease_prefix(prefix)
     pool_item = table.get(base, consistent=True) or {}
-    for _ in range(4):
+    complete = False
+    for _ in range(SNAPSHOT_ATTEMPTS):
         names = sorted({*lessees(pool_item, prefix), *((also,) if also else ())})
         keys = [POLICY, base, *(lease_key(base, t) for t in names)]
         found = table.transact_get(keys[:SNAPSHOT_ITEMS])
@@ -148,9 +153,9 @@ def snapshot(
         if rest:
             found.update(table.batch_get(rest, consistent=True))
         pool_item = found.get(base) or {}
-        if set(lessees(pool_item, prefix)) - set(names):
-            continue  # a new lessee meanwhile: read again with it
-        break
+        complete = not set(lessees(pool_item, prefix)) - set(names)
+        if complete:
+            break  # else a new lessee meanwhile: read again with it
     version = found.get(POLICY, {}).get("version")
     pool = escrow.state_of(pool_item, prefix, 0, escrow.Layout(quota.limit_usd))
     leases = [
@@ -162,7 +167,7 @@ def snapshot(
         tuple(names),
         [pool, *leases],
         found,
-        consistent=not rest,
+        consistent=complete and not rest,
     )
 
 
