@@ -225,6 +225,52 @@ def escrow_units() -> dict[str, Any]:
         out["reserve_that_borrows"] = _summary(meter.take(), skip_reads=1)
         driver.regrant(Decimal(80), 16)
         out["reshard_8_to_16"] = _summary(meter.take(), skip_reads=1)
+    out.update(lease_units())
+    return out
+
+
+def lease_units(lessees: int = 10) -> dict[str, Any]:
+    """Request units of a reserve under a leased platform quota, through the Ledger on moto
+    (D78): on its live lease, and one that renews it (a snapshot of the policy, the pool and
+    `lessees` leases, then the transaction that moves allowance from the pool)."""
+    from datetime import UTC, datetime, timedelta
+
+    import boto3
+    from costguard.ledger import Ledger, LedgerTable
+    from costguard.models import Usage
+    from costguard.quotas import QuotaDefinition, QuotaId
+    from costguard.settings import Settings
+    from costguard.store.schema import create_table
+    from moto import mock_aws
+
+    from bench.capacity import CapacityMeter
+    from local import moto_fixes
+
+    moto_fixes.apply()
+    now = [datetime(2026, 11, 25, 12, tzinfo=UTC)]
+    out: dict[str, Any] = {}
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        reader = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "lease", stream=False)
+        settings = Settings(table_name="lease")
+        ledger = Ledger(LedgerTable(client, "lease", settings), settings, clock=lambda: now[0])
+        ledger.put_quota(
+            None, QuotaDefinition(QuotaId.parse("platform:llm:month"), Decimal(1000), leased=True)
+        )
+        usage = Usage(resource="llm", estimated_cost_usd="1")
+        for k in range(lessees):
+            ledger.reserve(f"t-{k:02d}", usage, with_figures=False)
+        meter = CapacityMeter(client, reader, "lease")
+        ledger.reserve("t-00", usage, with_figures=False)  # the lease had 1: renews
+        out["ledger_reserve_that_renews_its_lease"] = _summary(meter.take(), skip_reads=0)
+        live = ledger.reserve("t-00", usage, with_figures=False)
+        out["ledger_reserve_on_its_live_lease"] = _summary(meter.take(), skip_reads=0)
+        ledger.release("t-00", live.reservation_id)  # t-00's lease keeps 1 unused
+        now[0] += timedelta(seconds=E.LEASE_SECONDS + 1)
+        meter.take()
+        ledger.return_expired_leases()  # the policy, the pool, the leases; one returns
+        out[f"ledger_sweep_of_{lessees}_expired_leases"] = _summary(meter.take(), skip_reads=0)
     return out
 
 
@@ -378,10 +424,23 @@ def render(results: dict[str, Any]) -> str:
         "  limit changes by re-grant — proven on DynamoDB Local through the Ledger",
         "  (tests/integration/test_sliced_quotas.py: 100 units in 8 slices, 2,000 concurrent",
         "  reserves → exactly 100; with commits and releases; with a reshard 8 → 16 → 4).",
-        "  Platform leases are not wired into the spend engine yet.",
-        "- Not built: alerts on the whole of a sliced quota (slice 0 alerts on its own share;",
-        "  other slices are ignored by the alerts function), slicing of the record partition,",
-        "  holds index keys, day rollup and policy checks, automatic slicing.",
+        "- In the spend engine (costguard.ledger.leasing): leased platform quotas — `leased`",
+        "  on the platform quota PUT; a reserve holds on the tenant's lease (its own counter",
+        "  item), renewed from the pool or by recall in the reserve's transaction, refused on a",
+        "  snapshot of the pool and every lease; commit, release and expiry on the lease; the",
+        "  sweeper returns expired leases; figures, the 429, reconcile() and threshold alerts",
+        "  as one — proven on DynamoDB Local through the Ledger",
+        "  (tests/integration/test_leased_quotas.py: 100 units over 50 tenants, 1,000",
+        "  concurrent reserves → exactly 100; with commits, releases, lease expiry and the",
+        "  sweeper racing). The platform policy `ConditionCheck` is still in every reserve",
+        "  (the row above that binds at ~1,500/s) until platform quota writes are announced",
+        "  ahead (decisions D71) or the policy is replicated.",
+        "- Every read sees the whole, threshold alerts included (decisions D85: a consistent",
+        "  read of the policy and the N slices per stream batch that changed the quota, N + 1 RRU,",
+        "  plus a snapshot when a threshold looks reached; D88: a leased quota's pool and leases",
+        "  — reads, not writes: the capacity model's write ceilings are unchanged).",
+        "- Not built: slicing of the record partition, holds index keys, day rollup and policy",
+        "  checks, automatic slicing.",
         "",
         "## Assumptions",
         "",

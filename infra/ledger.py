@@ -81,14 +81,18 @@ API_ACCESS = TableAccess(
 SWEEPER_ACCESS = TableAccess(
     # Ledger.expire_due(None): a Scan of the sparse index, then per due hold a transaction of
     # Updates (its counters and its record). AlertBook.redrive: a Query of the index's outbox
-    # partition, then the alert's delivery claim and marks (UpdateItem). Nothing else.
-    table=("dynamodb:UpdateItem",),
+    # partition, then the alert's delivery claim and marks (UpdateItem). Ledger.return_expired_
+    # leases: the platform policy and each leased quota's pool (GetItem), the leases the pool
+    # lists (BatchGetItem), then per expired lease a transaction of two Updates (D87).
+    table=("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
     holds_index=("dynamodb:Query", "dynamodb:Scan"),
 )
 ALERTS_ACCESS = TableAccess(
     # StreamAlerts: a policy's thresholds (GetItem); an alert's dedup markers and records
-    # (PutItem, inside one transaction); its delivery claim and marks (UpdateItem).
-    table=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+    # (PutItem, inside one transaction); its delivery claim and marks (UpdateItem); the whole
+    # of a sliced or leased quota: its slices, or its pool and leases, and the markers of the
+    # thresholds it reached (BatchGetItem; a snapshot is TransactGetItems, i.e. GetItem).
+    table=("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 )
 
 ONBOARDING_ACCESS = TableAccess(

@@ -588,6 +588,9 @@ class QuotaPut(Model):
     slices: Annotated[int, Field(ge=1, le=64), BeforeValidator(_whole_number)] = 1
     """Escrow slices for a hot quota (each its own item; their grants sum to the limit).
     Changing it later moves the unused allowance by transaction."""
+    leased: Annotated[bool, Field(strict=True)] = False
+    """A hard platform quota held through per-tenant leases of its allowance, so that a
+    reserve does not write the platform counter (D78). Once leased, it stays leased."""
 
 
 class TenantCreate(Model):

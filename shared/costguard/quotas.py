@@ -145,6 +145,8 @@ class QuotaDefinition:
     """The largest slice count it ever had: every slice index that may hold anything."""
     solo_period: str | None = None
     """The period whose limit was cut below its use: reserves take slice 0 only there (D76)."""
+    leased: bool = False
+    """A platform quota held through per-tenant leases of its allowance (D78, D87)."""
 
     @property
     def sliced(self) -> bool:

@@ -30,9 +30,14 @@ API_TABLE_ACTIONS = {
     "dynamodb:UpdateItem",
 }
 API_INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
-SWEEPER_TABLE_ACTIONS = {"dynamodb:UpdateItem"}
+SWEEPER_TABLE_ACTIONS = {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"}
 SWEEPER_INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
-ALERTS_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+ALERTS_TABLE_ACTIONS = {
+    "dynamodb:BatchGetItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+}
 PUBLISH = {"sns", "kms", "events"}
 """Publishing alerts: sns:Publish on the alerts topic, its key's Decrypt + GenerateDataKey, and
 events:PutEvents on the bus."""

@@ -33,6 +33,7 @@ def _definition(quota_id: str, body: QuotaPut, platform: bool) -> QuotaDefinitio
         tuple(sorted(set(body.thresholds))),
         Decimal(body.grace_pct),
         slices=body.slices,
+        leased=body.leased,
     )
 
 

@@ -64,6 +64,8 @@ class Rule:
     span: int = 1
     """As the policy stores them (decisions D74): every slice index that may hold anything."""
     limit_usd: Decimal = ZERO
+    leased: bool = False
+    """A platform quota held through leases (D78): its whole is the pool and the leases."""
 
     @property
     def sliced(self) -> bool:
@@ -147,7 +149,7 @@ def crossings(
             continue
         quota_id = counter.quota_id(resource)
         rule = rules(counter.tenant_id, quota_id)
-        if rule is None or rule.sliced:
+        if rule is None or rule.sliced or rule.leased:
             continue
         crossed = tuple(t for t in sorted(set(rule.thresholds)) if before * 100 < t <= after * 100)
         if crossed:
@@ -181,6 +183,42 @@ def sliced_changes(
         rule = rules(counter.tenant_id, quota_id)
         if rule is not None and (rule.sliced or counter.slice):
             found.append((counter, quota_id, rule))
+    return found
+
+
+def leased_changes(
+    pk: str,
+    sk: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    rules: QuotaRules,
+) -> list[tuple[Counter, QuotaId, Rule]]:
+    """The leased platform quotas whose whole this change may have moved up (D78, D88): a
+    tenant's lease spent more (`l_<r>_spent`, on the tenant's counter item of the platform
+    period), or the pool (the platform counter) spent more or lost grant. The whole, read
+    from the pool and every lease, says whether a threshold was reached."""
+    counter = Counter.from_key(pk, sk)
+    if counter is None or not new or counter.slice or counter.user_id:
+        return []
+    old = old or {}
+    found: list[tuple[Counter, QuotaId, Rule]] = []
+    platform = replace(counter, scope=Scope.PLATFORM, tenant_id=None, pk="PLATFORM")
+    for resource in Resource:
+        q = f"q_{resource.value}_"
+        p = q if counter.scope is Scope.PLATFORM else "l" + q[1:]
+        if p + "limit" not in new:
+            continue
+        spent = Decimal(new.get(p + "spent", ZERO))
+        grant = Decimal(new[p + "limit"])
+        up = spent > Decimal(old.get(p + "spent", ZERO)) or (
+            counter.scope is Scope.PLATFORM and grant < Decimal(old.get(p + "limit", grant))
+        )
+        if not up:
+            continue
+        quota_id = platform.quota_id(resource)
+        rule = rules(None, quota_id)
+        if rule is not None and rule.leased:
+            found.append((platform, quota_id, rule))
     return found
 
 

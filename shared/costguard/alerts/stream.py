@@ -20,6 +20,7 @@ from costguard.alerts.detection import (
     Crossing,
     Rule,
     crossings,
+    leased_changes,
     overrun_draft,
     sliced_changes,
     threshold_drafts,
@@ -73,10 +74,11 @@ def may_alert(record: Mapping[str, Any]) -> bool:
     if Counter.from_key(pk, sk) is None:
         return False
     return any(
-        new.get(f"q_{r.value}_{field}") != old.get(f"q_{r.value}_{field}")
+        new.get(f"{x}_{r.value}_{field}") != old.get(f"{x}_{r.value}_{field}")
+        for x in ("q", "l")  # a quota's fields, or a tenant's lease of a platform quota (D78)
         for r in Resource
         for field in ("spent", "limit")
-        if f"q_{r.value}_limit" in new
+        if f"{x}_{r.value}_limit" in new
     )
 
 
@@ -186,6 +188,10 @@ class StreamAlerts:
             crossing = self.whole(counter, quota_id, rule)
             if crossing is not None:
                 found.append(crossing)
+        for counter, quota_id, rule in leased_changes(pk, sk, old, new, self.rules):
+            crossing = self.whole(counter, quota_id, rule)
+            if crossing is not None:
+                found.append(crossing)
         return found
 
     def _stale(self, counter: Counter, new: Mapping[str, Any]) -> bool:
@@ -201,7 +207,9 @@ class StreamAlerts:
             if p + "limit" not in new:
                 continue
             rule = cached[1].get(str(counter.quota_id(resource)))
-            if rule is not None and not rule.sliced and Decimal(new[p + "limit"]) != rule.limit_usd:
+            if rule is None or rule.sliced or rule.leased:
+                continue  # a slice's or the pool's grant is not the limit
+            if Decimal(new[p + "limit"]) != rule.limit_usd:
                 return True
         return False
 
@@ -242,6 +250,8 @@ class StreamAlerts:
         base = (counter.pk, counter.period_key)
         prefix = f"q_{quota_id.resource.value}_"
         crossing = None
+        if rule.leased:
+            return self._leased_whole(counter, quota_id, keys, done)
         for read in (self._screen, self._snapshot):
             found = self._read_whole(read, tenant, quota_id, base, rule)
             if found is None:
@@ -260,6 +270,40 @@ class StreamAlerts:
         return whole_crossing(
             counter, quota_id, rule, crossing.spent_usd, crossing.limit_usd, done | taken
         )
+
+    def _leased_whole(
+        self, counter: Counter, quota_id: QuotaId, keys: Mapping[int, str], done: set[int]
+    ) -> Crossing | None:
+        """A leased quota's whole (D88): the policy and the pool read together, then every
+        lease the pool lists. Spent only grows on each item and a lease is listed on the pool
+        before anything is spent on it, so the sum never shows more spend than there is, and
+        it sees every write committed before this record's; the limit is the policy's (the
+        grants sum to it), so a renewal moving a grant changes nothing here."""
+        base = (counter.pk, counter.period_key)
+        prefix = f"q_{quota_id.resource.value}_"
+        policy_key = (policy_pk(None), POLICY_SK)
+        found = self.table.batch_get([policy_key, base], consistent=True)
+        rules = _rules_of(found.get(policy_key) or {})
+        self._policies[policy_key[0]] = (self.book.clock(), rules)
+        rule = rules.get(str(quota_id))
+        if rule is None or not rule.leased:
+            return None  # gone, or no longer leased
+        pool = found.get(base) or {}
+        lp = escrow.lease_prefix(prefix)
+        names = sorted(pool.get(lp + "lessees", set()))
+        leases = self._screen([("TENANT#" + t, base[1]) for t in names]) if names else {}
+        spent = Decimal(pool.get(prefix + "spent", ZERO)) + sum(
+            (Decimal(item.get(lp + "spent", ZERO)) for item in leases.values()), ZERO
+        )
+        crossing = whole_crossing(counter, quota_id, rule, spent, rule.limit_usd, done)
+        if crossing is None:
+            return None
+        markers = self.table.batch_get(
+            [alert_marker_key(None, keys[t]) for t in crossing.thresholds], consistent=False
+        )
+        taken = {t for t in crossing.thresholds if alert_marker_key(None, keys[t]) in markers}
+        self._remember(None, [keys[t] for t in taken])
+        return whole_crossing(counter, quota_id, rule, spent, rule.limit_usd, done | taken)
 
     def _screen(self, keys: list[Key]) -> dict[Key, dict[str, Any]]:
         return self.table.batch_get(keys, consistent=True)
@@ -346,6 +390,7 @@ def _rules_of(item: Mapping[str, Any]) -> dict[str, Rule]:
             slices=slices,
             span=int(spec.get("span", slices)),
             limit_usd=Decimal(spec.get("limit_usd", ZERO)),
+            leased=bool(spec.get("leased", False)),
         )
     return rules
 

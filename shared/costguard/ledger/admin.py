@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import costguard.ledger.escrow as escrow
 import costguard.ledger.slicing as slicing
 from costguard.errors import InvalidRequest, QuotaNotFound, TenantExists
 from costguard.ledger.core import POLICY_ATTEMPTS, LedgerBusy
@@ -24,6 +25,7 @@ from costguard.ledger.policies import (
 from costguard.models import QuotaState, TenantSettings, TenantSettingsState
 from costguard.money import ZERO
 from costguard.quotas import (
+    Mode,
     QuotaDefinition,
     QuotaId,
     Scope,
@@ -275,6 +277,8 @@ class TenantAdmin(PolicyCache):
             validate_tenant_id(tenant_id)
         pk = policy_pk(tenant_id)
         spec = quota_spec(quota)
+        if quota.leased or (tenant_id is None and self._leased_now(pk, qid)):
+            return self._put_leased_quota(quota)
         if quota.sliced or self._sliced_now(pk, qid):
             return self._put_sliced_quota(tenant_id, quota)
         for _ in range(8):
@@ -303,6 +307,47 @@ class TenantAdmin(PolicyCache):
             return written
         effective = now + timedelta(seconds=PLATFORM_FRESH_SECONDS)
         return written.model_copy(update={"effective_at": effective})
+
+    def _leased_now(self, pk: str, qid: QuotaId) -> bool:
+        current = policy_of(self.table.get((pk, POLICY_SK), consistent=True))
+        return any(q.quota_id == qid and q.leased for q in current.quotas)
+
+    def _put_leased_quota(self, quota: QuotaDefinition) -> QuotaState:
+        """A PUT of a leased platform quota (D78): the policy (version + 1, conditioned on the
+        version read) and, in the same transaction, the pool moved by the change of limit
+        (`grant += new − old`, relative: leases keep theirs, so pool + leases = the new limit;
+        a cut below what is leased, spent and held leaves the pool negative until leases come
+        back). A leased quota stays leased, hard and unsliced."""
+        qid = quota.quota_id
+        if qid.scope is not Scope.PLATFORM or quota.mode is not Mode.HARD or quota.sliced:
+            raise InvalidRequest(
+                "only a hard, unsliced platform quota can be leased", field="leased"
+            )
+        if not quota.leased:
+            raise InvalidRequest("a leased quota stays leased (delete it first)", field="leased")
+        for _ in range(8):
+            now = self.now()
+            policy_item = self.table.get((PLATFORM_PK, POLICY_SK), consistent=True)
+            old = next((q for q in policy_of(policy_item).quotas if q.quota_id == qid), None)
+            slot = slot_for(qid, "-", now)
+            tx = TransactionBuilder()
+            _write_quota_spec(tx, PLATFORM_PK, policy_item, qid, quota_spec(quota))
+            if old is not None and old.limit_usd != quota.limit_usd:
+                escrow.move(
+                    tx.update(slot.key),
+                    slot.prefix,
+                    old.limit_usd,
+                    quota.limit_usd - old.limit_usd,
+                    guard=False,
+                )
+            try:
+                self.table.transact(tx.writes)
+            except Cancelled:
+                continue
+            self.forget_policy(PLATFORM_PK)
+            written = read_states(self.table, "-", [quota], now, consistent=True)[0]
+            return self._announced(None, written, now)
+        raise LedgerBusy()
 
     def _sliced_now(self, pk: str, qid: QuotaId) -> bool:
         current = policy_of(self.table.get((pk, POLICY_SK), consistent=True))

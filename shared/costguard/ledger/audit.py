@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import costguard.ledger.escrow as escrow
 import costguard.ledger.in_item as in_item
+import costguard.ledger.leasing as leasing
 import costguard.ledger.slicing as slicing
 from costguard.errors import LedgerCorrupted, ReservationNotFound
 from costguard.ledger.plan import ReservationRef, field_prefix, slot_for
@@ -14,7 +15,7 @@ from costguard.money import ZERO
 from costguard.quotas import QuotaDefinition, Resource
 from costguard.store.dynamo import LedgerTable
 from costguard.store.items import CostRecordItem, policy_of
-from costguard.store.keys import POLICY_SK, Key, records_pk, tenant_pk
+from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, records_pk, tenant_pk
 
 
 def reconcile(table: LedgerTable, tenant_id: str, at: datetime | None = None) -> list[str]:
@@ -24,7 +25,15 @@ def reconcile(table: LedgerTable, tenant_id: str, at: datetime | None = None) ->
     counter field any record touches; with `at`, the grants of each sliced quota's period at
     `at` must sum to its limit (`grants`). An empty list means the ledger is consistent.
     """
-    return _records(table, tenant_id) + (grants(table, tenant_id, at) if at else [])
+    return _records(table, tenant_id) + (
+        grants(table, tenant_id, at) + leases(table, at) if at else []
+    )
+
+
+def leases(table: LedgerTable, at: datetime) -> list[str]:
+    """Conservation of the leased platform quotas (D78): pool + Σ lease grants = limit."""
+    policy = policy_of(table.get((PLATFORM_PK, POLICY_SK), consistent=True))
+    return [p for q in policy.quotas if q.leased for p in leasing.conserved(table, q, at)]
 
 
 def _records(table: LedgerTable, tenant_id: str) -> list[str]:
@@ -64,8 +73,10 @@ def _records(table: LedgerTable, tenant_id: str) -> list[str]:
             problems.append(f"{key} {attr}: counter {have} != records {want}")
     for key, counter in counters.items():
         for field in ("llm", "sandbox", "all"):
-            p = field_prefix(Resource(field))
-            if p + "limit" in counter:
+            q = field_prefix(Resource(field))
+            for p in (q, escrow.lease_prefix(q)):
+                if p + "limit" not in counter:
+                    continue
                 try:
                     computed = (
                         counter[p + "limit"]

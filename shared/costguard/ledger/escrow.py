@@ -356,11 +356,16 @@ def lease_moves(
 
 
 def lease_hold(
-    w: ItemWrite, prefix: str, amount: Decimal, now: str, renew: tuple[Decimal, str] | None
+    w: ItemWrite,
+    prefix: str,
+    amount: Decimal,
+    now: str,
+    renew: tuple[Decimal, str] | None,
+    target: str = "held",
 ) -> None:
-    """Hold `amount` on a tenant's lease (`prefix` = `l_r_`): while it is live, or, with
-    `renew = (moved, until)`, after `moved` came from the pool or other leases in the same
-    transaction (the lease then lives until `until`)."""
+    """Hold (`target='held'`) or spend (`'spent'`) `amount` on a tenant's lease (`prefix` =
+    `l_r_`): while it is live, or, with `renew = (moved, until)`, after `moved` came from the
+    pool or other leases in the same transaction (the lease then lives until `until`)."""
     avail, until = w.name(prefix + "avail"), w.name(prefix + "until")
     if renew is None:
         w.sets.append(f"{avail} = {avail} - {w.value(amount)}")
@@ -374,7 +379,7 @@ def lease_hold(
         w.sets.append(f"{w.name(prefix + 'at')} = {w.value(now)}")
         enough = f"{avail} >= {w.value(amount - moved)}"
         w.condition(f"attribute_not_exists({avail}) OR {enough}" if moved >= amount else enough)
-    w.add(prefix + "held", amount)
+    w.add(prefix + target, amount)
 
 
 def lease_return(lease: ItemWrite, pool: ItemWrite, lp: str, pp: str, v: Decimal, now: str) -> None:

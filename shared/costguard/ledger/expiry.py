@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import costguard.ledger.in_item as in_item
+import costguard.ledger.leasing as leasing
 from costguard import telemetry
 from costguard.errors import LedgerCorrupted, ReservationNotFound
 from costguard.ledger.core import GARBAGE_AFTER
@@ -20,8 +21,11 @@ from costguard.periods import parse_period_key, period_end
 from costguard.quotas import OnExpiry
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled, ConditionFailed
+from costguard.store.items import policy_of
 from costguard.store.keys import (
     HOLD_PREFIX,
+    PLATFORM_PK,
+    POLICY_SK,
     Key,
     holds_pk,
     records_pk,
@@ -255,4 +259,12 @@ class Expiry(PolicyCache):
                 continue  # its counter is malformed (reconcile() reports it); the others go on
         if returned:
             telemetry.count("Expiries", returned)
+        if tenant_id is None:
+            self.return_expired_leases()
         return returned
+
+    def return_expired_leases(self) -> int:
+        """Expired leases of leased platform quotas give their unused allowance back to the
+        pool (D78); the number of leases returned."""
+        platform = policy_of(self.table.get((PLATFORM_PK, POLICY_SK)))
+        return leasing.sweep(self.table, platform.quotas, self.now())

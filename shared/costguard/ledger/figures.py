@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import costguard.ledger.leasing as leasing
 import costguard.ledger.slicing as slicing
 from costguard.errors import QuotaFigures
 from costguard.ledger.plan import Slot, slot_for
@@ -74,17 +75,26 @@ def read_states(
     keys = slicing.keys_of(pairs, at)  # a sliced quota: every slice, summed (D77)
     counters = table.batch_get(keys, consistent=consistent) if keys else {}
     return [
-        state(
-            q,
-            figures(
-                q,
-                s,
-                slicing.whole_counter(q, s, counters, at) if q.sliced else counters.get(s.key),
-                at,
-            ),
-        )
+        state(q, figures(q, s, _counter(table, q, s, counters, at, consistent), at))
         for q, s in pairs
     ]
+
+
+def _counter(
+    table: LedgerTable,
+    quota: QuotaDefinition,
+    at_slot: Slot,
+    counters: dict[Key, dict[str, Any]],
+    at: datetime,
+    consistent: bool,
+) -> dict[str, Any] | None:
+    """A quota's counter as one: a sliced quota summed over its slices (D77), a leased one
+    over its pool and leases (D78)."""
+    if quota.leased:
+        return leasing.whole_counter(table, quota, at_slot, counters, consistent)
+    if quota.sliced:
+        return slicing.whole_counter(quota, at_slot, counters, at)
+    return counters.get(at_slot.key)
 
 
 def binding(
@@ -94,8 +104,8 @@ def binding(
     at: datetime,
 ) -> QuotaFigures | None:
     for quota, slot in quotas:
-        if slot.key not in failed:
-            continue
+        if slot.key not in failed or slot.lessee is not None:
+            continue  # a lease's refusal is decided on the whole (costguard.ledger.leasing)
         counter = failed[slot.key] or {}
         threshold = quota.denial_threshold(amount)
         avail = counter_figure(counter, slot.prefix + "avail", quota.limit_usd)

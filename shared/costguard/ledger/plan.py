@@ -13,11 +13,14 @@ from functools import cached_property
 from ulid import ULID
 
 from costguard.errors import ReservationNotFound
-from costguard.ledger.escrow import MAX_SLICES, slice_key
+from costguard.ledger.escrow import MAX_SLICES, lease_prefix, slice_key
 from costguard.money import parse_usd
 from costguard.periods import Period, period_key, zone
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
-from costguard.store.keys import Key, principal_pk
+from costguard.store.keys import Key, principal_pk, tenant_pk
+
+LEASED = -1
+"""The "slice" of a hold on a tenant's lease of a leased platform quota (plan letter `l`)."""
 
 IN_ITEM_FLAG = "@"
 """Marks a reservation id whose hold lives in its counter item (D70)."""
@@ -39,14 +42,20 @@ class Slot:
     slice: int = 0
     tz: str = "UTC"
     """The zone of the period's calendar: the tenant's for its and its users' quotas."""
+    lessee: str | None = None
+    """A leased platform quota's hold: on this tenant's lease (its counter item of the
+    platform period, `l_` fields), not on the platform counter (D78)."""
 
     @property
     def key(self) -> Key:
+        if self.lessee is not None:
+            return tenant_pk(self.lessee), self.base[1]
         return slice_key(self.base, self.slice)
 
     @property
     def prefix(self) -> str:
-        return field_prefix(self.resource)
+        p = field_prefix(self.resource)
+        return lease_prefix(p) if self.lessee is not None else p
 
 
 def slot_for(
@@ -112,12 +121,13 @@ class ReservationRef:
         """The part of the id after the ULID; stored on the record and checked on settle.
 
         Groups are counter items: `tm-la` (tenant month counter, fields llm and all), or with
-        a slice `tm7-l` (slice 7 of it); an unsliced plan is what it always was."""
+        a slice `tm7-l` (slice 7 of it), or on the tenant's lease of a leased platform quota
+        `pml-a`; an unsliced plan is what it always was."""
         by_counter: dict[tuple[Scope, Period, int], list[str]] = {}
         for i, (scope, period, resource) in enumerate(self.holds):
             by_counter.setdefault((scope, period, self.slice_of(i)), []).append(resource.letter)
         holds = ".".join(
-            f"{s.letter}{p.letter}{n or ''}-{''.join(sorted(letters))}"
+            f"{s.letter}{p.letter}{_slice_text(n)}-{''.join(sorted(letters))}"
             for (s, p, n), letters in sorted(
                 by_counter.items(), key=lambda kv: (kv[0][0].letter, kv[0][1].letter, kv[0][2])
             )
@@ -133,10 +143,17 @@ class ReservationRef:
 
     def slots(self, tenant_id: str) -> list[Slot]:
         at = self.created_at
-        return [
-            _slot(scope, period, resource, tenant_id, self.user_id, at, self.tz, self.slice_of(i))
-            for i, (scope, period, resource) in enumerate(self.holds)
-        ]
+        out = []
+        for i, (scope, period, resource) in enumerate(self.holds):
+            index = self.slice_of(i)
+            if index == LEASED:
+                s = _slot(scope, period, resource, tenant_id, None, at, self.tz)
+                out.append(Slot(s.scope, s.period, s.resource, s.base, LEASED, s.tz, tenant_id))
+            else:
+                out.append(
+                    _slot(scope, period, resource, tenant_id, self.user_id, at, self.tz, index)
+                )
+        return out
 
     @classmethod
     def build(
@@ -181,9 +198,7 @@ class ReservationRef:
                 head, letters = group.split("-")
                 scope = {"p": Scope.PLATFORM, "t": Scope.TENANT, "u": Scope.USER}[head[0]]
                 period = Period.from_letter(head[1])
-                index = int(head[2:]) if len(head) > 2 else 0
-                if not 0 <= index < MAX_SLICES:
-                    raise ValueError("slice out of range")
+                index = _parse_slice(head[2:], scope)
                 holds.extend((scope, period, Resource.from_letter(x)) for x in letters)
                 slices.extend(index for _ in letters)
             order = sorted(range(len(holds)), key=lambda i: tuple(x.letter for x in holds[i]))
@@ -213,3 +228,18 @@ class ReservationRef:
         ):
             raise ReservationNotFound("unknown reservation")  # one tenant counter, or none
         return ref
+
+
+def _slice_text(index: int) -> str:
+    return "l" if index == LEASED else str(index or "")
+
+
+def _parse_slice(text: str, scope: Scope) -> int:
+    if text == "l":
+        if scope is not Scope.PLATFORM:
+            raise ValueError("only platform quotas are leased")
+        return LEASED
+    index = int(text) if text else 0
+    if not 0 <= index < MAX_SLICES:
+        raise ValueError("slice out of range")
+    return index

@@ -18,6 +18,7 @@ from ulid import ULID
 
 import costguard.ledger.escrow as escrow
 import costguard.ledger.in_item as in_item
+import costguard.ledger.leasing as leasing
 import costguard.ledger.slicing as slicing
 from costguard import telemetry
 from costguard.errors import (
@@ -328,6 +329,7 @@ class Spending(Expiry):
         expired_lazily = False
         pick = escrow.pick(escrow.MAX_SLICES)  # the slice of every sliced quota (D75)
         moves: dict[QuotaId, dict[int, Decimal]] = {}
+        renewals: dict[QuotaId, leasing.Renew] = {}  # leased platform quotas (D78)
         borrows = 0  # borrowing attempts have their own budget; the others are as before
         for attempt in range(POLICY_ATTEMPTS + 1 + slicing.BORROW_ATTEMPTS):
             if attempt - borrows > POLICY_ATTEMPTS:
@@ -340,7 +342,12 @@ class Spending(Expiry):
                 *tenant.applicable(resource, usage.user_id),
             ]
             tz = tenant.zone_at(now)  # platform quotas: UTC, whatever this says (slot_for)
-            pairs = [(q, slicing.slot(q, tenant_id, now, pick, tz)) for q in quotas]
+            pairs = [
+                (q, leasing.slot(q, tenant_id, now))
+                if q.leased
+                else (q, slicing.slot(q, tenant_id, now, pick, tz))
+                for q in quotas
+            ]
             if held:
                 telemetry.annotate(quota_ids=[str(q.quota_id) for q in quotas], amount_usd=amount)
             if enforce:
@@ -354,7 +361,11 @@ class Spending(Expiry):
             self._check_policy(tx, tenant_pk(tenant_id), tenant)
             for quota, slot in pairs:
                 target = "held" if held else "spent"
-                if quota.sliced:
+                if quota.leased:
+                    renewal = renewals.get(quota.quota_id)
+                    leasing.charge(tx, quota, slot, amount, target, enforce, now, renewal)
+                    stamp(tx.update(slot.key))
+                elif quota.sliced:
                     spread = moves.get(quota.quota_id, {})
                     slicing.charge(tx, quota, slot, amount, target, enforce, now, spread)
                     stamp(tx.update(slot.key))
@@ -374,7 +385,7 @@ class Spending(Expiry):
             except Cancelled as cancelled:
                 failed = cancelled.by_key()
                 if self._apply_policy_failures(failed):
-                    moves = {}
+                    moves, renewals = {}, {}
                     continue
                 if marker and marker in failed:
                     first = replayed(self.table, tenant_id, failed[marker], digest)
@@ -388,20 +399,28 @@ class Spending(Expiry):
                 }
                 decided = (
                     slicing.decide(self.table, pairs, failed, amount, now, versions, tenant_id)
+                    or leasing.decide(
+                        self.table, pairs, failed, amount, now, versions[(PLATFORM_PK, POLICY_SK)]
+                    )
                     if enforce
                     else None
                 )
-                if isinstance(decided, slicing.Stale):
+                if isinstance(decided, (slicing.Stale, leasing.Stale)):
                     self._apply_policy_failures(decided.policies)
-                    moves = {}
+                    moves, renewals = {}, {}
                     continue
+                if isinstance(decided, leasing.Renew):
+                    renewals[decided.quota_id] = decided
+                    borrows += 1
+                    continue
+                renewals = {}  # a renewal planned on what changed since: plan again if short
                 if isinstance(decided, slicing.Borrow):
                     moves[decided.quota_id] = decided.moves
                     borrows += 1
                     continue
                 bound: QuotaFigures | None = (
                     figures(decided.quota, decided.at_slot, decided.counter, now)
-                    if isinstance(decided, slicing.Refused)
+                    if isinstance(decided, (slicing.Refused, leasing.Refused))
                     else binding(pairs, amount, failed, now)
                 )
                 if bound is None:
@@ -447,13 +466,16 @@ class Spending(Expiry):
         for quota, slot in pairs:
             threshold = quota.denial_threshold(amount)
             if threshold is not None and threshold > quota.limit_usd:
-                counter: dict[str, Any] | None = (
-                    slicing.whole_counter(
-                        quota, slot, self.table.batch_get(slicing.keys(quota, slot.base)), at
-                    )
-                    if quota.sliced
-                    else self.table.get(slot.key, consistent=True)
-                )
+                counter: dict[str, Any] | None
+                if quota.leased:
+                    slot = leasing.pool_slot(slot)
+                    pool = {slot.key: self.table.get(slot.key, consistent=True) or {}}
+                    counter = leasing.whole_counter(self.table, quota, slot, pool, True)
+                elif quota.sliced:
+                    found = self.table.batch_get(slicing.keys(quota, slot.base))
+                    counter = slicing.whole_counter(quota, slot, found, at)
+                else:
+                    counter = self.table.get(slot.key, consistent=True)
                 raise QuotaExceeded(figures(quota, slot, counter, at), amount)
 
     def record_usage(

@@ -67,7 +67,8 @@ def zone_fields(item: Item) -> dict[str, Any]:
 
 
 def quota_of(quota_id: str, spec: Item) -> QuotaDefinition:
-    """One quota of a policy item's `quotas` map (the slicing fields only when sliced, D74)."""
+    """One quota of a policy item's `quotas` map (the slicing fields only when sliced, D74;
+    `leased` only when leased, D78)."""
     sliced: dict[str, Any] = {}
     if "slices" in spec:
         sliced = {
@@ -81,6 +82,7 @@ def quota_of(quota_id: str, spec: Item) -> QuotaDefinition:
         mode=Mode(spec.get("mode", "hard")),
         thresholds=tuple(int(t) for t in spec.get("thresholds", DEFAULT_THRESHOLDS)),
         grace_pct=Decimal(spec.get("grace_pct", 0)),
+        leased=bool(spec.get("leased", False)),
         **sliced,
     )
 
@@ -93,6 +95,7 @@ def quota_spec(quota: QuotaDefinition) -> dict[str, Any]:
         "mode": quota.mode.value,
         "thresholds": list(quota.thresholds),
         "grace_pct": quota.grace_pct,
+        **({"leased": True} if quota.leased else {}),
     }
 
 

@@ -109,6 +109,7 @@ class QuotaPut(Request):
     thresholds: list[int] = [50, 80, 90, 100]
     grace_pct: Usd = Decimal(0)
     slices: int = 1
+    leased: bool = False
 
 
 class TenantSettings(Body):
