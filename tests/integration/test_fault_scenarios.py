@@ -466,6 +466,9 @@ def test_a_policy_missing_its_limit_is_refused_for_its_tenant_only(
     api, _ = stage()
     assert api.reserve().status == 201  # policy cached in this process
     _corrupt(local_ledger, (f"TENANT#{A}", "POLICY"), quotas=quotas, version=99)
+    # as a policy write does, the version is stamped on the tenant's counter (D71): a policy
+    # changed behind the ledger's back without it is not seen by a warm one-write reserve
+    _corrupt(local_ledger, (f"TENANT#{A}", "MONTH#2026-11"), pv=99)
 
     refused = api.reserve()
     listed = api.call("GET", f"/v1/tenants/{A}/quotas")

@@ -54,17 +54,20 @@ def _conflict(url: str) -> AWSResponse:
 
 
 class Injector:
-    """Before-send hook on TransactWriteItems: plays a fault for the next `count` sends."""
+    """Before-send hook on an operation (TransactWriteItems unless told): plays a fault for the
+    next `count` sends."""
 
-    def __init__(self, client: Any, fault: str, count: int) -> None:
+    def __init__(
+        self, client: Any, fault: str, count: int, operation: str = "TransactWriteItems"
+    ) -> None:
         self.fault, self.count, self.sends = fault, count, 0
         self.tokens: list[str] = []
         self._http = urllib3.PoolManager()
-        client.meta.events.register("before-send.dynamodb.TransactWriteItems", self)
+        client.meta.events.register(f"before-send.dynamodb.{operation}", self)
 
     def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
         self.sends += 1
-        self.tokens.append(json.loads(request.body)["ClientRequestToken"])
+        self.tokens.append(json.loads(request.body).get("ClientRequestToken", ""))
         if self.count <= 0:
             return None
         self.count -= 1
@@ -77,6 +80,9 @@ class Injector:
 
 @pytest.fixture
 def acme(local_ledger: Ledger) -> Ledger:
+    """On the transactional reserve (the faults below are a transaction's); the one-write
+    reserve's lost answer has its own test."""
+    local_ledger.settings = local_ledger.settings.model_copy(update={"single_item_reserve": False})
     set_quota(local_ledger, T, "tenant:llm:month", "10")
     local_ledger.reserve(T, estimate("0.01"))  # warm the policy cache
     return local_ledger
@@ -135,6 +141,31 @@ def test_a_write_applied_but_unanswered_is_resent_with_its_token_and_counted_onc
     }[operation]
     assert (q.spent_usd, q.reserved_usd) == (usd(str(expected[0])), usd(expected[1]))
     assert acme.reconcile(T) == []
+
+
+def test_a_one_write_reserve_applied_but_unanswered_holds_once(
+    local_ledger: Ledger, local_client: DynamoDBClient
+) -> None:
+    # Given a warm tenant whose reserves take the one-write path (D70)
+    set_quota(local_ledger, T, "tenant:llm:month", "10")
+    local_ledger.reserve(T, estimate("0.01"))  # the period's first reserve: a transaction
+    injector = Injector(local_client, "lost", count=1, operation="UpdateItem")
+
+    # When the reserve's UpdateItem is applied but its answer is lost (the SDK resends it)
+    r = local_ledger.reserve(T, estimate("3"))
+
+    # Then the resend finds its hold and the reservation stands, held once
+    assert injector.sends == 2
+    assert "~@" in r.reservation_id
+    assert r.quotas is not None and r.quotas[0].reserved_usd == usd("3.01")
+    q = quota_state(local_ledger, T, "tenant:llm:month")
+    assert (q.spent_usd, q.reserved_usd) == (usd("0"), usd("3.01"))
+    assert local_ledger.reconcile(T) == []
+    # and it settles once
+    local_ledger.commit(T, r.reservation_id, actual("2.5"))
+    q = quota_state(local_ledger, T, "tenant:llm:month")
+    assert (q.spent_usd, q.reserved_usd) == (usd("2.5"), usd("0.01"))
+    assert local_ledger.reconcile(T) == []
 
 
 def test_an_unreachable_ledger_is_ledger_unavailable(clock: Clock) -> None:

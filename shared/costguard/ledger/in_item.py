@@ -65,7 +65,12 @@ def add(w: ItemWrite, ref: ReservationRef, held: dict[str, Any], tenant_id: str,
     """The single-item reserve's own part of its UpdateItem (the quotas' part is charge_new's):
     the hold, its count (condition below MAX_HOLDS), the tenant policy version it proved
     (condition `pv`, D71) and the counter's listing for the sweeper (set once)."""
-    w.sets.append(f"{w.name(attribute(ref))} = {w.value(held)}")
+    h = w.name(attribute(ref))
+    w.sets.append(f"{h} = {w.value(held)}")
+    # Not idempotent by itself (an UpdateItem has no request token): a resend of a write
+    # whose answer was lost would hold twice. The hold's own absence makes it fail instead,
+    # and the reserve reads its hold in ALL_OLD as made.
+    w.condition(f"attribute_not_exists({h})")
     count = w.name(HOLD_COUNT)
     w.add(HOLD_COUNT, 1)
     w.condition(f"attribute_not_exists({count}) OR {count} < {w.value(MAX_HOLDS)}")

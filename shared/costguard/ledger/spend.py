@@ -271,22 +271,26 @@ class Spending(Expiry):
                 counter = self.table.update_or_old(w)
             except ConditionFailed as failed:
                 old = failed.old
-                stamped = None if old is None else old.get(PV)
-                if old is None or stamped is None or stamped < tenant.version:
-                    return None  # no counter yet, or one the policy's writes did not stamp
-                if stamped > tenant.version:
-                    self.policies(tenant_id, fresh=True)
-                    continue
-                if old.get(in_item.HOLD_COUNT, 0) >= in_item.MAX_HOLDS:
-                    return None
-                bound = binding(pairs, amount, {key: old}, now) if enforce else None
-                if bound is None:
-                    continue  # the counter moved between the write and its answer
-                if bound.held_usd > 0 and not expired_lazily:
-                    expired_lazily = True
-                    self.expire_due(tenant_id)
-                    continue
-                raise QuotaExceeded(bound, amount) from None
+                if old is not None and in_item.found(old, ref) is not None:
+                    # The write was applied and its answer lost; the resend found the hold.
+                    counter = old
+                else:
+                    stamped = None if old is None else old.get(PV)
+                    if old is None or stamped is None or stamped < tenant.version:
+                        return None  # no counter yet, or one the policy's writes did not stamp
+                    if stamped > tenant.version:
+                        self.policies(tenant_id, fresh=True)
+                        continue
+                    if old.get(in_item.HOLD_COUNT, 0) >= in_item.MAX_HOLDS:
+                        return None
+                    bound = binding(pairs, amount, {key: old}, now) if enforce else None
+                    if bound is None:
+                        continue  # the counter moved between the write and its answer
+                    if bound.held_usd > 0 and not expired_lazily:
+                        expired_lazily = True
+                        self.expire_due(tenant_id)
+                        continue
+                    raise QuotaExceeded(bound, amount) from None
             return Reservation(
                 reservation_id=ref.reservation_id,
                 tenant_id=tenant_id,
