@@ -185,6 +185,8 @@ class QuotaState(Body):
     thresholds: list[int]
     period_key: str
     resets_at: datetime
+    effective_at: datetime | None = None
+    """On the answer to a platform quota write: when every reserve applies it (within 5 s)."""
 
 
 class QuotaList(Body):
