@@ -27,14 +27,14 @@ from typing import Any
 
 import costguard.ledger.escrow as escrow
 from costguard.ledger.plan import LEASED, Slot, slot_for
+from costguard.ledger.slicing import Refused, Stale  # the same outcomes as a borrow's
+from costguard.money import ZERO
 from costguard.quotas import QuotaDefinition, QuotaId
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled
-from costguard.store.keys import PLATFORM_PK, POLICY_SK, tenant_pk
+from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, tenant_pk
 from costguard.store.writes import TransactionBuilder
 
-Key = tuple[str, str]
-ZERO = Decimal(0)
 POLICY: Key = (PLATFORM_PK, POLICY_SK)
 SNAPSHOT_ITEMS = 100
 """TransactGetItems reads at most 100 items: the policy, the pool and 98 leases at once."""
@@ -216,20 +216,6 @@ def whole_counter(
         ),
     ]
     return _counter(quota, pool, escrow.whole(states))
-
-
-@dataclass(frozen=True)
-class Refused:
-    """The pool and every lease together cannot cover the request: the whole's figures."""
-
-    quota: QuotaDefinition
-    at_slot: Slot
-    counter: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Stale:
-    policies: dict[Key, dict[str, Any] | None]
 
 
 def decide(

@@ -409,7 +409,7 @@ class Spending(Expiry):
                     if enforce
                     else None
                 )
-                if isinstance(decided, (slicing.Stale, leasing.Stale)):
+                if isinstance(decided, slicing.Stale):
                     self._apply_policy_failures(decided.policies)
                     moves, renewals = {}, {}
                     continue
@@ -424,7 +424,7 @@ class Spending(Expiry):
                     continue
                 bound: QuotaFigures | None = (
                     figures(decided.quota, decided.at_slot, decided.counter, now)
-                    if isinstance(decided, (slicing.Refused, leasing.Refused))
+                    if isinstance(decided, slicing.Refused)
                     else binding(pairs, amount, failed, now)
                 )
                 if bound is None:
