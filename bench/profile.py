@@ -146,6 +146,7 @@ def canned(client: Any, calls: dict[str, int]) -> None:
                     "tenant_id": {"S": TENANT},
                     "role": {"S": "tenant"},
                     "fingerprint": {"S": fingerprint(TENANT_KEY)},
+                    "created_at": {"S": "2026-11-25T12:00:00.000000Z"},
                     "revoked": {"BOOL": False},
                 }
             }

@@ -12,11 +12,13 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from costguard.errors import NOT_FOUND, CostguardError
 from costguard.quotas import validate_tenant_id
 from costguard.store.dynamo import LedgerTable
+from costguard.store.items import ApiKeyItem
 from costguard.store.keys import API_KEY_SK, api_key_pk
 from costguard.store.writes import ItemWrite
 
@@ -66,21 +68,12 @@ class ApiKeys:
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
 
-    def issue(self, tenant_id: str, created_at: str) -> IssuedKey:
+    def issue(self, tenant_id: str, created_at: datetime) -> IssuedKey:
         validate_tenant_id(tenant_id)
         key_id = secrets.token_hex(8)
         api_key = f"{KEY_PREFIX}.{key_id}.{secrets.token_urlsafe(32)}"
-        write = ItemWrite(
-            key=(api_key_pk(key_id), KEY_SK),
-            kind="Put",
-            item={
-                "tenant_id": tenant_id,
-                "role": "tenant",
-                "fingerprint": fingerprint(api_key),
-                "created_at": created_at,
-                "revoked": False,
-            },
-        )
+        stored = ApiKeyItem(key_id, tenant_id, fingerprint(api_key), created_at)
+        write = ItemWrite(key=(api_key_pk(key_id), KEY_SK), kind="Put", item=stored.to_item())
         write.condition("attribute_not_exists(pk)")
         self._table.put(write)
         return IssuedKey(key_id, api_key, "tenant", tenant_id)
@@ -114,13 +107,10 @@ class ApiKeys:
         if hit is not None and now - hit[0] < self._cache_seconds:
             return hit[1]
         item = self._table.get((api_key_pk(parts[1]), KEY_SK), consistent=False)
+        key = None if item is None else ApiKeyItem.from_item(item)
         principal = None
-        if (
-            item
-            and not item.get("revoked")
-            and hmac.compare_digest(str(item.get("fingerprint", "")), print_)
-        ):
-            principal = Principal("tenant", str(item["tenant_id"]), parts[1])
+        if key and not key.revoked and hmac.compare_digest(key.fingerprint, print_):
+            principal = Principal("tenant", key.tenant_id, key.key_id)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -34,7 +34,6 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dt_time
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
 from costguard.activity import active_tenants, around, by_day, first_spend, local_now, series
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
@@ -46,7 +45,7 @@ from costguard.schedules import RunReport, TimeLeft, count_found, scheduled_run
 from costguard.settings import Settings
 from costguard.stats import fit, pct, usd
 from costguard.store.dynamo import LedgerTable
-from costguard.store.items import DayRollup
+from costguard.store.items import DayRollup, ForecastItem
 from costguard.store.keys import FORECAST_PREFIX, forecast_key, tenant_pk
 from costguard.store.writes import ItemWrite
 
@@ -162,79 +161,79 @@ def risk_of(state: QuotaState, p: Projection, today: date, rules: ForecastRules)
     return Risk.LOW
 
 
-def forecast_item(state: QuotaState, p: Projection, risk: Risk, now: datetime) -> dict[str, Any]:
-    """The stored forecast of a quota (what the API serves), money rounded to micro-dollars."""
+def forecast_item(state: QuotaState, p: Projection, risk: Risk, now: datetime) -> ForecastItem:
+    """The stored forecast of a quota (what the API serves), to the second."""
     limit = state.limit_usd
-    item: dict[str, Any] = {
-        "quota_id": state.quota_id,
-        "scope": state.scope,
-        "resource": state.resource,
-        "period": state.period,
-        "period_key": state.period_key,
-        "resets_at": state.resets_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "computed_at": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "spent_usd": state.spent_usd,
-        "limit_usd": limit,
-        "projected_usd": p.projected_usd,
-        "projected_utilization": (p.projected_usd / limit).quantize(UTIL) if limit > 0 else None,
-        "daily_usd": p.daily_usd,
-        "breach_on": p.breach_on.isoformat() if p.breach_on else None,
-        "risk": risk.value,
-        "method": p.method,
-        "history_days": p.history_days,
-    }
-    if state.user_id:
-        item["user_id"] = state.user_id
-    return item
-
-
-def stored_forecasts(table: LedgerTable, tenant_id: str) -> list[dict[str, Any]]:
-    """The latest forecast of each quota of a tenant (one Query)."""
-    return table.query_all(
-        "pk = :p AND begins_with(sk, :f)", {":p": tenant_pk(tenant_id), ":f": FORECAST_PREFIX}
+    return ForecastItem(
+        quota_id=state.quota_id,
+        scope=state.scope,
+        resource=state.resource,
+        period=state.period,
+        period_key=state.period_key,
+        resets_at=state.resets_at.astimezone(UTC).replace(microsecond=0),
+        computed_at=now.astimezone(UTC).replace(microsecond=0),
+        spent_usd=state.spent_usd,
+        limit_usd=limit,
+        projected_usd=p.projected_usd,
+        projected_utilization=(p.projected_usd / limit).quantize(UTIL) if limit > 0 else None,
+        daily_usd=p.daily_usd,
+        breach_on=p.breach_on,
+        risk=risk.value,
+        method=p.method,
+        history_days=p.history_days,
+        user_id=state.user_id or None,
     )
 
 
-def breach_draft(tenant_id: str, item: dict[str, Any], risk: Risk, previous: Risk) -> AlertDraft:
-    spent, limit = item["spent_usd"], item["limit_usd"]
+def stored_forecasts(table: LedgerTable, tenant_id: str) -> list[ForecastItem]:
+    """The latest forecast of each quota of a tenant (one Query)."""
+    items = table.query_all(
+        "pk = :p AND begins_with(sk, :f)", {":p": tenant_pk(tenant_id), ":f": FORECAST_PREFIX}
+    )
+    return [ForecastItem.from_item(item) for item in items]
+
+
+def breach_draft(tenant_id: str, f: ForecastItem, risk: Risk, previous: Risk) -> AlertDraft:
+    spent, limit = f.spent_usd, f.limit_usd
+    breach_on = f.breach_on.isoformat() if f.breach_on else ""
     when = (
         f"is spent (${format_usd(spent)} of ${format_usd(limit)})"
         if spent >= limit
         else (
-            f"is predicted to be reached on {item['breach_on']}"
-            if item["breach_on"]
+            f"is predicted to be reached on {breach_on}"
+            if breach_on
             else "is not predicted to be reached"
         )
     )
     return AlertDraft(
         alert_type=AlertType.FORECAST,
         severity=risk.severity,
-        dedup_key=f"forecast#{item['quota_id']}#{item['period_key']}#{risk.value}",
+        dedup_key=f"forecast#{f.quota_id}#{f.period_key}#{risk.value}",
         tenant_id=tenant_id,
-        title=f"{tenant_id}: {item['quota_id']} forecast risk {risk.value}",
+        title=f"{tenant_id}: {f.quota_id} forecast risk {risk.value}",
         message=(
-            f"{tenant_id}'s {item['quota_id']} limit of ${format_usd(limit)} {when}: "
-            f"${format_usd(spent)} spent, ${format_usd(item['projected_usd'])} projected by "
-            f"the end of the period (risk {previous.value} → {risk.value}, {item['method']})."
+            f"{tenant_id}'s {f.quota_id} limit of ${format_usd(limit)} {when}: "
+            f"${format_usd(spent)} spent, ${format_usd(f.projected_usd)} projected by "
+            f"the end of the period (risk {previous.value} → {risk.value}, {f.method})."
         ),
-        quota_id=item["quota_id"],
-        period_key=item["period_key"],
+        quota_id=f.quota_id,
+        period_key=f.period_key,
         spent_usd=spent,
         limit_usd=limit,
         utilization=(spent / limit).quantize(UTIL) if limit > 0 else None,
-        resets_at=datetime.fromisoformat(item["resets_at"].replace("Z", "+00:00")),
+        resets_at=f.resets_at,
         details={
             "risk": risk.value,
             "previous_risk": previous.value,
-            "projected_usd": format_usd(item["projected_usd"]),
-            "projected_utilization_pct": str(pct(item["projected_utilization"] or 0)),
-            "breach_on": item["breach_on"] or "",
-            "daily_usd": format_usd(item["daily_usd"]),
-            "method": item["method"],
-            "history_days": str(item["history_days"]),
-            "scope": item["scope"],
+            "projected_usd": format_usd(f.projected_usd),
+            "projected_utilization_pct": str(pct(f.projected_utilization or 0)),
+            "breach_on": breach_on,
+            "daily_usd": format_usd(f.daily_usd),
+            "method": f.method,
+            "history_days": str(f.history_days),
+            "scope": f.scope,
         }
-        | ({"user_id": item["user_id"]} if item.get("user_id") else {}),
+        | ({"user_id": f.user_id} if f.user_id else {}),
     )
 
 
@@ -253,19 +252,18 @@ def forecast_tenant(
         return 0, 0
     since = datetime.combine(today - timedelta(days=PROFILE_DAYS), dt_time.min, tz)
     rollups = by_day(ledger.daily_rollups(tenant_id, since, local))
-    before = {i["quota_id"]: i for i in stored_forecasts(ledger.table, tenant_id)}
+    before = {f.quota_id: f for f in stored_forecasts(ledger.table, tenant_id)}
     written = recorded = 0
     for state in states:
         p = project(state, now, rollups, tz)
         risk = risk_of(state, p, today, rules)
-        item = forecast_item(state, p, risk, now)
+        forecast = forecast_item(state, p, risk, now)
         old = before.get(state.quota_id)
-        previous = (
-            Risk(old["risk"]) if old and old.get("period_key") == state.period_key else Risk.LOW
-        )
+        previous = Risk(old.risk) if old and old.period_key == state.period_key else Risk.LOW
         if risk.rank > previous.rank and risk is not Risk.LOW:
-            recorded += len(book.record([breach_draft(tenant_id, item, risk, previous)]))
-        write = ItemWrite(key=forecast_key(tenant_id, state.quota_id), kind="Put", item=item)
+            recorded += len(book.record([breach_draft(tenant_id, forecast, risk, previous)]))
+        key = forecast_key(tenant_id, state.quota_id)
+        write = ItemWrite(key=key, kind="Put", item=forecast.to_item())
         ledger.table.put(write)
         written += 1
     return written, recorded
@@ -291,16 +289,11 @@ def run_forecasts(
     )
 
 
-def current_forecasts(ledger: Ledger, tenant_id: str) -> list[dict[str, Any]]:
+def current_forecasts(ledger: Ledger, tenant_id: str) -> list[ForecastItem]:
     """The stored forecasts of a tenant whose period has not ended, by quota id."""
     now = ledger.now()
-    live = []
-    for item in stored_forecasts(ledger.table, tenant_id):
-        resets = datetime.fromisoformat(item["resets_at"].replace("Z", "+00:00"))
-        if resets > now:
-            # DynamoDB keeps no nulls: put the absent optional fields back.
-            live.append({"breach_on": None, "projected_utilization": None, **item})
-    return sorted(live, key=lambda i: str(i["quota_id"]))
+    live = [f for f in stored_forecasts(ledger.table, tenant_id) if f.resets_at > now]
+    return sorted(live, key=lambda f: f.quota_id)
 
 
 __all__ = ["ZERO", "Risk", "current_forecasts", "forecast_tenant", "project", "run_forecasts"]

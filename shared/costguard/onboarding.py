@@ -35,6 +35,7 @@ from costguard.quotas import (
     QuotaId,
     Scope,
 )
+from costguard.store.items import TenantItem
 
 TENANT_CREATED = "TenantCreated"
 """The `detail-type` of the event."""
@@ -254,7 +255,7 @@ class Onboarding:
 
 def announce_tenant(
     sink: EventSink,
-    tenant: Mapping[str, Any],
+    tenant: TenantItem,
     onboarding: Onboarding,
     unpublished: Callable[[PublishFailed], None] = lambda _: None,
 ) -> Onboarded | None:
@@ -265,7 +266,7 @@ def announce_tenant(
     `unpublished` is told first (other subscribers of the event will not get it), so the loss
     is reported even when the direct seeding fails too.
     """
-    detail = {k: v for k, v in tenant.items() if v is not None}
+    detail = tenant.to_item()
     try:
         sink.put(TENANT_CREATED, detail)
     except PublishFailed as exc:

@@ -10,19 +10,34 @@ from typing import Any
 
 import pytest
 from costguard.alerts import AlertBook, AlertDraft, AlertType, Severity
+from costguard.auth import ApiKeys, fingerprint
 from costguard.errors import LedgerCorrupted
+from costguard.forecasts import ForecastRules, current_forecasts, run_forecasts
 from costguard.ledger import Ledger
 from costguard.models import Usage
 from costguard.quotas import Mode
 from costguard.store.items import (
     AlertItem,
+    ApiKeyItem,
     CostRecordItem,
     DayRollup,
+    ForecastItem,
+    TenantItem,
     policy_of,
     quota_spec,
 )
-from costguard.store.keys import POLICY_SK, alerts_pk, records_pk, tenant_pk
+from costguard.store.keys import (
+    API_KEY_SK,
+    FORECAST_PREFIX,
+    POLICY_SK,
+    TENANT_SK,
+    alerts_pk,
+    api_key_pk,
+    records_pk,
+    tenant_pk,
+)
 from costguard.store.schema import HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE
+from costguard.store.writes import ItemWrite
 
 from tests.conftest import Clock
 from tests.helpers import actual, quota, set_quota, usd
@@ -208,3 +223,111 @@ def test_every_attribute_of_a_recorded_alert_survives_the_codec(
 def test_an_alert_without_a_title_is_corrupted() -> None:
     with pytest.raises(LedgerCorrupted):
         AlertItem.from_item({"sk": "A#1", "alert_id": "1", "alert_type": "threshold"})
+
+
+def without_keys(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+
+def test_every_attribute_of_a_stored_forecast_survives_the_codec(
+    acme: Ledger, clock: Clock
+) -> None:
+    # Given a tenant quota about to break (a breach day, a utilization) and a user quota
+    set_quota(acme, T, "user:u-1:llm:day", "8.00")
+    acme.record_usage(T, actual("6.00", user_id="u-1"))
+    report = run_forecasts(acme, AlertBook(acme.table, clock), ForecastRules())
+    assert report.tenants == 1
+
+    # When the stored forecasts are read back
+    stored = acme.table.query_all(
+        "pk = :p AND begins_with(sk, :f)", {":p": tenant_pk(T), ":f": FORECAST_PREFIX}
+    )
+    served = current_forecasts(acme, T)
+
+    # Then each is exactly what its codec writes, and decodes to what is served
+    assert [i["quota_id"] for i in stored] == ["tenant:llm:month", "user:u-1:llm:day"]
+    assert [without_keys(i) for i in stored] == [f.to_item() for f in served]
+    assert [ForecastItem.from_item(f.to_item()) for f in served] == served
+    tenant_quota, user_quota = served
+    assert tenant_quota.breach_on is not None and tenant_quota.projected_utilization
+    assert (tenant_quota.user_id, user_quota.user_id) == (None, "u-1")
+    assert "user_id" not in stored[0] and stored[1]["user_id"] == "u-1"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"risk": "dire"}, "a risk no forecast has"),
+        ({"spent_usd": None}, "no spend"),
+        ({"breach_on": "soon"}, "a breach day that does not parse"),
+        ({"history_days": "many"}, "history that is not a number"),
+    ],
+)
+def test_a_malformed_forecast_is_a_corrupted_ledger(
+    acme: Ledger, clock: Clock, change: dict[str, Any], why: str
+) -> None:
+    acme.record_usage(T, actual("6.00"))
+    run_forecasts(acme, AlertBook(acme.table, clock), ForecastRules())
+    [item] = acme.table.query_all(
+        "pk = :p AND begins_with(sk, :f)", {":p": tenant_pk(T), ":f": FORECAST_PREFIX}
+    )
+    broken = {
+        k: v for k, v in (item | {"breach_on": "2026-11-30"} | change).items() if v is not None
+    }
+
+    with pytest.raises(LedgerCorrupted):
+        ForecastItem.from_item(broken)
+
+
+def test_an_api_key_item_survives_the_codec_and_verifies(acme: Ledger) -> None:
+    keys = ApiKeys(acme.table, frozenset(), cache_seconds=0)
+    issued = keys.issue(T, acme.now())
+
+    item = acme.table.get((api_key_pk(issued.key_id), API_KEY_SK), consistent=True)
+
+    assert item is not None
+    key = ApiKeyItem.from_item(item)
+    assert key == ApiKeyItem(issued.key_id, T, fingerprint(issued.api_key), acme.now())
+    assert key.to_item() == without_keys(item)
+    assert keys.verify(issued.api_key) is not None
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"fingerprint": None}, "no fingerprint: nothing to compare with"),
+        ({"fingerprint": 42}, "a fingerprint that is not a string"),
+        ({"tenant_id": None}, "a key bound to no tenant"),
+        ({"created_at": "today"}, "a time that does not parse"),
+    ],
+)
+def test_a_malformed_api_key_item_is_a_corrupted_ledger_where_it_is_verified(
+    acme: Ledger, change: dict[str, Any], why: str
+) -> None:
+    keys = ApiKeys(acme.table, frozenset(), cache_seconds=0)
+    issued = keys.issue(T, acme.now())
+    key = (api_key_pk(issued.key_id), API_KEY_SK)
+    item = acme.table.get(key, consistent=True)
+    assert item is not None
+    broken = {k: v for k, v in (without_keys(item) | change).items() if v is not None}
+    acme.table.put(ItemWrite(key=key, kind="Put", item=broken))
+
+    with pytest.raises(LedgerCorrupted):
+        keys.verify(issued.api_key)
+
+
+@pytest.mark.parametrize("plan", ["pro", None])
+def test_a_tenant_registration_survives_the_codec(ledger: Ledger, plan: str | None) -> None:
+    created = ledger.create_tenant(T, "Acme Inc", plan)
+
+    item = ledger.table.get((tenant_pk(T), TENANT_SK), consistent=True)
+
+    assert item is not None and created == TenantItem(T, "Acme Inc", ledger.now(), plan)
+    assert created.to_item() == without_keys(item)
+    assert ledger.tenant(T) == created
+    assert ("plan" in item) is (plan is not None)
+
+
+def test_a_registration_without_a_name_is_corrupted() -> None:
+    with pytest.raises(LedgerCorrupted):
+        TenantItem.from_item({"pk": "TENANT#acme", "sk": "TENANT", "tenant_id": T})

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
 from costguard.alerts import AlertBook
 from costguard.anomalies import run_anomalies
 from costguard.forecasts import ForecastRules, current_forecasts, run_forecasts
 from costguard.ledger import Ledger
 from costguard.models import TenantSettings, Usage
+from costguard.store.items import ForecastItem
 
 from tests.conftest import Clock
 from tests.helpers import set_quota
@@ -27,7 +27,7 @@ def tenant_in(ledger: Ledger, clock: Clock, tenant: str, tz: str, at: datetime) 
     ledger.create_tenant(tenant, tenant.title(), settings=TenantSettings(timezone=tz))
 
 
-def forecast_at(ledger: Ledger, clock: Clock, tenant: str, at: datetime) -> dict[str, Any]:
+def forecast_at(ledger: Ledger, clock: Clock, tenant: str, at: datetime) -> ForecastItem:
     clock.at = at
     report = run_forecasts(ledger, AlertBook(ledger.table, clock), ForecastRules())
     assert report.tenants == 1
@@ -49,8 +49,8 @@ def test_a_forecast_on_the_25_hour_day_counts_the_rest_of_that_day(
 
     # Then, by hand: a run rate floored at $2 a day; 24.5 of the day's 25 hours are left
     # (2 × 0.98 = 1.96), then 2 to 30 November (29 days × $2): 2 + 1.96 + 58 = 61.96
-    assert (f["period_key"], f["resets_at"]) == ("MONTH#2026-11", "2026-12-01T08:00:00Z")
-    assert (f["method"], f["projected_usd"]) == ("run_rate", Decimal("61.96"))
+    assert (f.period_key, f.resets_at) == ("MONTH#2026-11", datetime(2026, 12, 1, 8, tzinfo=UTC))
+    assert (f.method, f.projected_usd) == ("run_rate", Decimal("61.96"))
 
 
 def test_a_forecast_in_kolkata_starts_the_month_at_local_midnight(
@@ -67,8 +67,11 @@ def test_a_forecast_in_kolkata_starts_the_month_at_local_midnight(
     f = forecast_at(ledger, clock, "bom", datetime(2026, 11, 30, 19, 0, tzinfo=UTC))
 
     # Then December: 2 + 2 × 23.5/24 (the rest of 1 December) + 30 × 2 = 63.958333
-    assert (f["period_key"], f["resets_at"]) == ("MONTH#2026-12", "2026-12-31T18:30:00Z")
-    assert f["projected_usd"] == Decimal("63.958333")
+    assert (f.period_key, f.resets_at) == (
+        "MONTH#2026-12",
+        datetime(2026, 12, 31, 18, 30, tzinfo=UTC),
+    )
+    assert f.projected_usd == Decimal("63.958333")
 
 
 def test_an_anomaly_is_judged_on_the_tenants_local_day(ledger: Ledger, clock: Clock) -> None:

@@ -33,7 +33,6 @@ from costguard.pricing.views import (
     pricing_cursor,
     pricing_cursor_key,
 )
-from costguard.store.codec import iso
 
 from functions.api.access import Access, route
 from functions.api.deps import EventsDep, IdempotencyKey, KeysDep, LedgerDep, OnboardingDep
@@ -65,14 +64,15 @@ def create_tenant(
     except TenantExists:
         # A retried create (same Idempotency-Key and body) answers as the first one did.
         existing = ledger.tenant(tenant_id) if idempotency_key and body.tenant_id else None
-        if existing is None or (existing["name"], existing.get("plan")) != (body.name, body.plan):
+        if existing is None or (existing.name, existing.plan) != (body.name, body.plan):
             raise
         created = existing
     # TenantCreated seeds the default quotas (functions/onboarding); a replayed create announces
     # again, which heals a first attempt that failed after the tenant was written (seeding is
     # idempotent). When the bus refuses the event, the defaults are seeded right here.
     announce_tenant(events, created, onboarding, unpublished=_report_unpublished)
-    return respond(201, Tenant(**created, settings=ledger.tenant_settings(tenant_id)))
+    answer = Tenant(**created.to_item(), settings=ledger.tenant_settings(tenant_id))
+    return respond(201, answer)
 
 
 def _report_unpublished(exc: PublishFailed) -> None:
@@ -129,7 +129,7 @@ def unpause(
     status_code=201,
 )
 def issue_key(tenant_id: str, ledger: LedgerDep, keys: KeysDep) -> Response[IssuedApiKey]:
-    issued = keys.issue(tenant_id, iso(ledger.now()))
+    issued = keys.issue(tenant_id, ledger.now())
     return respond(
         201,
         IssuedApiKey(

@@ -23,6 +23,8 @@ router = Router()
     summary="Latest forecast per quota: projected spend, predicted breach day, risk",
 )
 def tenant_forecast(tenant_id: str, ledger: LedgerDep) -> Response[ForecastList]:
-    items = current_forecasts(ledger, tenant_id)
-    forecasts = [QuotaForecast.model_validate(item) for item in items]
+    forecasts = [
+        QuotaForecast.model_validate(f, from_attributes=True)
+        for f in current_forecasts(ledger, tenant_id)
+    ]
     return respond(200, ForecastList(tenant_id=tenant_id, forecasts=forecasts))

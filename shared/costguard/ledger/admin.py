@@ -34,7 +34,7 @@ from costguard.quotas import (
 )
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled
-from costguard.store.items import policy_of, quota_spec
+from costguard.store.items import TenantItem, policy_of, quota_spec
 from costguard.store.keys import (
     PLATFORM_PK,
     POLICY_SK,
@@ -105,7 +105,7 @@ class TenantAdmin(PolicyCache):
         name: str,
         plan: str | None = None,
         settings: TenantSettings | None = None,
-    ) -> dict[str, Any]:
+    ) -> TenantItem:
         """Register a tenant. Its `timezone` applies at once, unless the tenant had a policy
         (quotas, settings) before it was registered: then at the next midnight of the zone
         in effect, as any change (D64)."""
@@ -114,8 +114,8 @@ class TenantAdmin(PolicyCache):
         for _ in range(POLICY_ATTEMPTS + 1):
             now = self.now()
             tx = TransactionBuilder()
-            item = {"tenant_id": tenant_id, "name": name, "plan": plan, "created_at": iso(now)}
-            tx.put((pk, TENANT_SK), item, "attribute_not_exists(pk)")
+            registration = TenantItem(tenant_id, name, now, plan)
+            tx.put((pk, TENANT_SK), registration.to_item(), "attribute_not_exists(pk)")
             w = tx.update((pk, POLICY_SK))
             version = w.name("version")
             w.sets.append(f"{version} = if_not_exists({version}, {w.value(1)})")
@@ -131,15 +131,13 @@ class TenantAdmin(PolicyCache):
                     raise TenantExists(f"tenant {tenant_id!r} exists") from None
                 continue  # the policy moved between the read and the write
             self.forget_policy(pk)
-            return {k: v for k, v in item.items() if v is not None}
+            return registration
         raise LedgerBusy()
 
-    def tenant(self, tenant_id: str) -> dict[str, Any] | None:
+    def tenant(self, tenant_id: str) -> TenantItem | None:
         """The tenant's registration (id, name, plan, created_at), or None."""
         item = self.table.get((tenant_pk(tenant_id), TENANT_SK))
-        if item is None:
-            return None
-        return {k: item[k] for k in ("tenant_id", "name", "plan", "created_at") if k in item}
+        return None if item is None else TenantItem.from_item(item)
 
     def tenant_settings(self, tenant_id: str) -> TenantSettingsState:
         """The tenant's settings (defaults when never set) and the zone in effect now."""

@@ -9,17 +9,20 @@ path, and a dataclass costs a few microseconds where a pydantic model costs tens
 - `CostRecordItem`: a reservation or cost record (`TENANT#<t>#REC / <ulid>`);
 - `DayRollup`: a tenant's day item read as its rollup (spend by resource, model, tier, user
   bucket; written by `ADD`s, so it has no `to_item`);
-- `AlertItem`: an alert record (`…#ALERT / A#<ulid>`), with its delivery bookkeeping.
+- `AlertItem`: an alert record (`…#ALERT / A#<ulid>`), with its delivery bookkeeping;
+- `ForecastItem`: a quota's latest forecast (`TENANT#<t> / FORECAST#<quota>`);
+- `ApiKeyItem`: a tenant's API key, hashed (`APIKEY#<id> / APIKEY`);
+- `TenantItem`: a tenant's registration (`TENANT#<t> / TENANT`).
 
-The spend engine still writes records as dicts (`costguard.ledger.spend`, `settle`); moving
-its writes onto `CostRecordItem.to_item` is the next step (docs/decisions.md D90).
+Counter items stay maps read through `costguard.store.codec.counter_figure` (their attributes
+are named by quota and slice, D80).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +47,7 @@ from costguard.store.keys import (
     ROLLUP_TIER,
     alert_sk,
     day_of,
+    key_id_of,
 )
 from costguard.store.schema import HOLDS_PK, HOLDS_SK
 
@@ -440,3 +444,165 @@ class AlertItem:
             else:
                 out[f.name] = value
         return out
+
+
+# ----------------------------------------------------------------------------- forecast
+
+FORECAST_RISKS = frozenset({"low", "medium", "high", "critical"})
+FORECAST_METHODS = frozenset({"profile", "level", "run_rate"})
+
+
+def _iso_seconds(at: datetime) -> str:
+    """A forecast's times: whole seconds, UTC, `Z` (what `GET …/forecast` has always shown)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastItem:
+    """The latest forecast of a quota as stored (`TENANT#<t>` / `FORECAST#<quota>`), replaced
+    each run; the API serves it as `QuotaForecast`."""
+
+    quota_id: str
+    scope: str
+    """`tenant` or `user` (platform quotas are not forecast)."""
+    resource: str
+    period: str
+    period_key: str
+    resets_at: datetime
+    computed_at: datetime
+    spent_usd: Decimal
+    limit_usd: Decimal
+    projected_usd: Decimal
+    daily_usd: Decimal
+    risk: str
+    """`low`, `medium`, `high` or `critical` (`costguard.forecasts.Risk`)."""
+    method: str
+    history_days: int
+    projected_utilization: Decimal | None = None
+    breach_on: date | None = None
+    user_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.risk not in FORECAST_RISKS or self.method not in FORECAST_METHODS:
+            raise ValueError(f"a forecast with risk {self.risk!r} by {self.method!r}")
+
+    @classmethod
+    def from_item(cls, item: Item) -> ForecastItem:
+        """Decode a forecast; a missing or mistyped attribute is a corrupted ledger."""
+        try:
+            g = item.get
+            breach_on = g("breach_on")
+            return cls(
+                quota_id=str(item["quota_id"]),
+                scope=str(item["scope"]),
+                resource=str(item["resource"]),
+                period=str(item["period"]),
+                period_key=str(item["period_key"]),
+                resets_at=parse_iso(item["resets_at"]),
+                computed_at=parse_iso(item["computed_at"]),
+                spent_usd=Decimal(item["spent_usd"]),
+                limit_usd=Decimal(item["limit_usd"]),
+                projected_usd=Decimal(item["projected_usd"]),
+                daily_usd=Decimal(item["daily_usd"]),
+                risk=str(item["risk"]),
+                method=str(item["method"]),
+                history_days=int(item["history_days"]),
+                projected_utilization=_opt_decimal(g("projected_utilization")),
+                breach_on=None if breach_on is None else date.fromisoformat(breach_on),
+                user_id=g("user_id"),
+            )
+        except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+            raise LedgerCorrupted(f"forecast {item.get('sk')} is malformed") from exc
+
+    def to_item(self) -> dict[str, Any]:
+        """The stored attributes, absent when None (the key is `forecast_key`'s)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, datetime):
+                value = _iso_seconds(value)
+            elif isinstance(value, date):
+                value = value.isoformat()
+            out[f.name] = value
+        return out
+
+
+# ------------------------------------------------------------------------------ API key
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyItem:
+    """A tenant's API key as stored (`APIKEY#<key_id>` / `APIKEY`): only its SHA-256 (D13)."""
+
+    key_id: str
+    tenant_id: str
+    fingerprint: str
+    created_at: datetime
+    role: str = "tenant"
+    revoked: bool = False
+
+    @classmethod
+    def from_item(cls, item: Item) -> ApiKeyItem:
+        """Decode a key item; a missing or mistyped attribute is a corrupted ledger."""
+        try:
+            fingerprint, tenant_id = item["fingerprint"], item["tenant_id"]
+            if not isinstance(fingerprint, str) or not isinstance(tenant_id, str):
+                raise TypeError("fingerprint and tenant_id are strings")
+            return cls(
+                key_id=key_id_of(str(item["pk"])),
+                tenant_id=tenant_id,
+                fingerprint=fingerprint,
+                created_at=parse_iso(item["created_at"]),
+                role=str(item.get("role", "tenant")),
+                revoked=bool(item.get("revoked", False)),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LedgerCorrupted(f"API key item {item.get('pk')} is malformed") from exc
+
+    def to_item(self) -> dict[str, Any]:
+        """The stored attributes (the key is `api_key_pk(key_id)` / `API_KEY_SK`)."""
+        return {
+            "tenant_id": self.tenant_id,
+            "role": self.role,
+            "fingerprint": self.fingerprint,
+            "created_at": iso(self.created_at),
+            "revoked": self.revoked,
+        }
+
+
+# ------------------------------------------------------------------------ registration
+
+
+@dataclass(frozen=True, slots=True)
+class TenantItem:
+    """A tenant's registration (`TENANT#<t>` / `TENANT`): what `POST /v1/tenants` wrote and
+    `TenantCreated` announces."""
+
+    tenant_id: str
+    name: str
+    created_at: datetime
+    plan: str | None = None
+
+    @classmethod
+    def from_item(cls, item: Item) -> TenantItem:
+        """Decode a registration; a missing or mistyped attribute is a corrupted ledger."""
+        try:
+            name, plan = item["name"], item.get("plan")
+            if not isinstance(name, str) or not isinstance(plan, str | None):
+                raise TypeError("name and plan are strings")
+            return cls(
+                tenant_id=str(item["tenant_id"]),
+                name=name,
+                created_at=parse_iso(item["created_at"]),
+                plan=plan,
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LedgerCorrupted(f"tenant item {item.get('pk')} is malformed") from exc
+
+    def to_item(self) -> dict[str, Any]:
+        """The stored attributes, `plan` absent when None (also `TenantCreated`'s detail)."""
+        out = {"tenant_id": self.tenant_id, "name": self.name, "plan": self.plan}
+        out["created_at"] = iso(self.created_at)
+        return {k: v for k, v in out.items() if v is not None}

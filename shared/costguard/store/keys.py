@@ -153,6 +153,11 @@ def api_key_pk(key_id: str) -> str:
     return f"APIKEY#{key_id}"
 
 
+def key_id_of(pk: str) -> str:
+    """The key id of an `APIKEY#<id>` partition key."""
+    return pk.removeprefix("APIKEY#")
+
+
 def model_price_sk(provider: str, model: str, effective_from: str) -> str:
     return f"{MODEL_PRICE_PREFIX}{provider}#{model}#{effective_from}"
 
