@@ -3,7 +3,12 @@
 Commit and record answer with `costguard.ledger.records.cost_record(item)`: the record item
 decoded into `CostRecordItem`, then the API's `CostRecord`. Measured against building the
 `CostRecord` straight from the dict (what the code did before the codec, kept here as the
-reference) and against the decode alone. Writes bench/results/codecs.{json,md}.
+reference) and against the decode alone.
+
+The write side: the spend engine encodes each record it puts or sets through
+`CostRecordItem.encode` (D107). Measured against the plain dict it built before (a copy that
+drops None, what `in_item.record` did) and against building the frozen dataclass and calling
+`to_item` (the form not chosen). Writes bench/results/codecs.{json,md}.
 """
 
 from __future__ import annotations
@@ -89,6 +94,43 @@ def direct(item: dict[str, Any]) -> CostRecord:
     )
 
 
+WRITE: dict[str, Any] = {k: v for k, v in ITEM.items() if k not in ("pk", "sk")} | {
+    "user_id": None,  # an absent attribution, as the engine passes it
+}
+"""A committed record's attributes as the engine passes them to the encoder (times as text)."""
+
+
+def plain_write(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The pre-codec write: the attributes as a dict, None dropped."""
+    return {k: v for k, v in attributes.items() if v is not None}
+
+
+def dataclass_write() -> dict[str, Any]:
+    """The form not chosen: the frozen dataclass built from typed values, then `to_item`."""
+    at = parse_iso(ITEM["created_at"])
+    return CostRecordItem(
+        record_id=ITEM["sk"],
+        tenant_id="acme",
+        status="committed",
+        plan=ITEM["plan"],
+        resource="llm",
+        created_at=at,
+        estimate_usd=ITEM["estimate_usd"],
+        cost_usd=ITEM["cost_usd"],
+        recorded_at=at,
+        overrun=False,
+        overrun_usd=ITEM["overrun_usd"],
+        commit_hash="abc",
+        settled_by="commit",
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=900,
+        output_tokens=80,
+        cached_input_tokens=0,
+        price=ITEM["price"],
+    ).to_item()
+
+
 def best_us(paths: dict[str, Any], number: int = 2000, rounds: int = 15) -> dict[str, float]:
     """The least µs per call of each path, the paths interleaved round by round so that a
     busy neighbour on shared cores slows them alike."""
@@ -109,6 +151,16 @@ def main() -> None:
         }
     )
     figures["added_us"] = round(figures["codec_us"] - figures["direct_us"], 2)
+    assert CostRecordItem.encode(WRITE) == plain_write(WRITE)
+    writes = best_us(
+        {
+            "write_dict_us": lambda: plain_write(WRITE),
+            "write_encode_us": lambda: CostRecordItem.encode(WRITE),
+            "write_dataclass_us": dataclass_write,
+        }
+    )
+    figures |= writes
+    figures["write_added_us"] = round(writes["write_encode_us"] - writes["write_dict_us"], 2)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "codecs.json").write_text(json.dumps(figures, indent=2) + "\n")
     (RESULTS / "codecs.md").write_text(
@@ -118,6 +170,13 @@ def main() -> None:
         f"| `cost_record`: `CostRecordItem.from_item` → `CostRecord` | {figures['codec_us']} |\n"
         f"| `CostRecordItem.from_item` alone | {figures['decode_only_us']} |\n"
         f"| added per commit or record | {figures['added_us']} |\n"
+        "\nThe write: a committed record's attributes as the engine puts them (D107).\n\n"
+        "| path | µs per record written |\n|---|---|\n"
+        f"| a plain dict, None dropped (before) | {figures['write_dict_us']} |\n"
+        f"| `CostRecordItem.encode` (chosen) | {figures['write_encode_us']} |\n"
+        f"| `CostRecordItem(...)` then `to_item` (not chosen) | "
+        f"{figures['write_dataclass_us']} |\n"
+        f"| added per record written | {figures['write_added_us']} |\n"
     )
     print(json.dumps(figures))
 

@@ -331,3 +331,19 @@ def test_a_tenant_registration_survives_the_codec(ledger: Ledger, plan: str | No
 def test_a_registration_without_a_name_is_corrupted() -> None:
     with pytest.raises(LedgerCorrupted):
         TenantItem.from_item({"pk": "TENANT#acme", "sk": "TENANT", "tenant_id": T})
+
+
+def test_the_engines_encoder_writes_only_what_a_record_declares() -> None:
+    at = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+    encoded = CostRecordItem.encode(
+        {"status": "released", "settled_at": at, "user_id": None, TTL_ATTRIBUTE: 1}
+    )
+
+    assert encoded == {
+        "status": "released",
+        "settled_at": "2026-11-25T12:00:00.000000Z",
+        TTL_ATTRIBUTE: 1,
+    }
+    with pytest.raises(ValueError, match="no attribute 'cost'"):
+        CostRecordItem.encode({"status": "committed", "cost": usd("1")})

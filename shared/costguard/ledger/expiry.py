@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import costguard.ledger.in_item as in_item
@@ -21,7 +22,7 @@ from costguard.periods import parse_period_key, period_end
 from costguard.quotas import OnExpiry
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled, ConditionFailed
-from costguard.store.items import policy_of
+from costguard.store.items import CostRecordItem, policy_of
 from costguard.store.keys import (
     HOLD_PREFIX,
     PLATFORM_PK,
@@ -34,6 +35,34 @@ from costguard.store.keys import (
 )
 from costguard.store.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE
 from costguard.store.writes import ItemWrite, TransactionBuilder
+
+
+def charged_by_expiry(estimate: Decimal, now: datetime) -> dict[str, Any]:
+    """A record's attributes once expiry charged its hold in full (`on_expiry: charge`)."""
+    return CostRecordItem.encode(
+        {
+            "status": "committed",
+            "cost_usd": estimate,
+            "commit_hash": "expiry",
+            "settled_by": "expiry",
+            "usage_unknown": True,
+            "overrun": False,
+            "overrun_usd": ZERO,
+            "recorded_at": now,
+        }
+    )
+
+
+def given_back(status: str, now: datetime) -> dict[str, Any]:
+    """A record's attributes once its hold went back uncharged (`released`, `expired`): kept
+    a while to answer a late commit or release, then removed by TTL."""
+    return CostRecordItem.encode(
+        {
+            "status": status,
+            "settled_at": now,
+            TTL_ATTRIBUTE: int((now + GARBAGE_AFTER).timestamp()),
+        }
+    )
 
 
 class Expiry(PolicyCache):
@@ -49,11 +78,7 @@ class Expiry(PolicyCache):
         tx = TransactionBuilder()
         give_back(tx, tenant_id, ref)
         rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
-        for k, v in (
-            ("status", status),
-            ("settled_at", iso(now)),
-            (TTL_ATTRIBUTE, int((now + GARBAGE_AFTER).timestamp())),
-        ):
+        for k, v in given_back(status, now).items():
             rec.sets.append(f"{rec.name(k)} = {rec.value(v)}")
         rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
         rec.condition(
@@ -80,16 +105,7 @@ class Expiry(PolicyCache):
         tx = TransactionBuilder()
         settle_hold(tx, tenant_id, ref, estimate, usage_of(held), None)
         rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
-        for k, v in (
-            ("status", "committed"),
-            ("cost_usd", estimate),
-            ("commit_hash", "expiry"),
-            ("settled_by", "expiry"),
-            ("usage_unknown", True),
-            ("overrun", False),
-            ("overrun_usd", ZERO),
-            ("recorded_at", iso(now)),
-        ):
+        for k, v in charged_by_expiry(estimate, now).items():
             rec.sets.append(f"{rec.name(k)} = {rec.value(v)}")
         rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
         rec.condition(
@@ -144,23 +160,10 @@ class Expiry(PolicyCache):
         record = in_item.record(tenant_id, ref, held)
         if on_expiry is OnExpiry.CHARGE:
             settle_hold(tx, tenant_id, ref, estimate, in_item.usage_of(held, ref), None)
-            record |= {
-                "status": "committed",
-                "cost_usd": estimate,
-                "commit_hash": "expiry",
-                "settled_by": "expiry",
-                "usage_unknown": True,
-                "overrun": False,
-                "overrun_usd": ZERO,
-                "recorded_at": iso(now),
-            }
+            record |= charged_by_expiry(estimate, now)
         else:
             give_back(tx, tenant_id, ref)
-            record |= {
-                "status": "expired",
-                "settled_at": iso(now),
-                TTL_ATTRIBUTE: int((now + GARBAGE_AFTER).timestamp()),
-            }
+            record |= given_back("expired", now)
         in_item.take_out(tx.update(ref.slots(tenant_id)[0].key), ref, now, expired=True)
         tx.put((records_pk(tenant_id), str(ref.ulid)), record, "attribute_not_exists(pk)")
         try:

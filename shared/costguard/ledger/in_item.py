@@ -22,6 +22,7 @@ from costguard.models import Usage
 from costguard.pricing import ModelPrice, Price
 from costguard.store.codec import iso
 from costguard.store.dynamo import LedgerTable
+from costguard.store.items import CostRecordItem
 from costguard.store.keys import Key, tenant_pk
 from costguard.store.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK
 from costguard.store.writes import ItemWrite
@@ -144,7 +145,7 @@ def record(tenant_id: str, ref: ReservationRef, held: dict[str, Any] | None) -> 
     if held is not None:
         item["expires_at"] = held.get("x")
         item |= held.get("u") or {}
-    return {k: v for k, v in item.items() if v is not None}
+    return CostRecordItem.encode(item)
 
 
 def listed(table: LedgerTable, tenant_id: str) -> set[Key]:

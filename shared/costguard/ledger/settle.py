@@ -28,6 +28,7 @@ from costguard.pricing import Price
 from costguard.quotas import OnOverrun, validate_tenant_id
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled
+from costguard.store.items import CostRecordItem
 from costguard.store.keys import Key, records_pk
 from costguard.store.schema import HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE
 from costguard.store.writes import TransactionBuilder
@@ -146,6 +147,7 @@ class Settling(Spending):
             "overrun_usd": ZERO,
             **fields,
         }
+        fields = CostRecordItem.encode(fields)
         if ref.in_item:
             return self._commit_in_item(tenant_id, ref, held, cost, rolled, price, fields, now)
         tx = TransactionBuilder()
@@ -326,7 +328,7 @@ class Settling(Spending):
             "settled_at": iso(now),
             TTL_ATTRIBUTE: int((now + GARBAGE_AFTER).timestamp()),
         }
-        tx.put(record_key, released, "attribute_not_exists(pk)")
+        tx.put(record_key, CostRecordItem.encode(released), "attribute_not_exists(pk)")
         try:
             self.table.transact(tx.writes)
         except Cancelled as cancelled:

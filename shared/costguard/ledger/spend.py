@@ -42,6 +42,7 @@ from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope, validate
 from costguard.settings import FailMode
 from costguard.store.codec import iso, parse_iso
 from costguard.store.dynamo import Cancelled, ConditionFailed
+from costguard.store.items import CostRecordItem
 from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, holds_pk, records_pk, tenant_pk
 from costguard.store.schema import HOLDS_PK, HOLDS_SK
 from costguard.store.writes import TransactionBuilder
@@ -153,7 +154,7 @@ class Spending(Expiry):
         digest = request_hash(usage) if marker else ""
 
         def record(ref: ReservationRef, ulid: ULID) -> dict[str, Any]:
-            return {
+            item = {
                 "tenant_id": tenant_id,
                 "status": "held",
                 "plan": ref.plan,
@@ -167,6 +168,7 @@ class Spending(Expiry):
                 **usage_fields(hold.usage, price),
                 **usage.attribution(),
             }
+            return CostRecordItem.encode(item)
 
         if marker is None and self.settings.single_item_reserve:
             single = self._reserve_in_item(tenant_id, usage, hold, now, expires_at, with_figures)
@@ -518,7 +520,7 @@ class Spending(Expiry):
         digest = request_hash(usage)
 
         def record(ref: ReservationRef, ulid: ULID) -> dict[str, Any]:
-            return {
+            item = {
                 "tenant_id": tenant_id,
                 "status": "recorded",
                 "plan": ref.plan,
@@ -531,6 +533,7 @@ class Spending(Expiry):
                 **usage_fields(usage, price),
                 **usage.attribution(),
             }
+            return CostRecordItem.encode(item)
 
         spent = self._spend(
             tenant_id,
