@@ -4,7 +4,7 @@ each cached copy is re-read by the next reserve that meets it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -158,6 +158,21 @@ class TenantAdmin(PolicyCache):
         re-read by the next reserve that meets it. A new `timezone` takes effect at the next
         local midnight of the zone in effect (D64)."""
         validate_tenant_id(tenant_id)
+
+        def change(w: ItemWrite, item: dict[str, Any] | None, now: datetime) -> None:
+            w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
+            w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
+            self._set_zone(w, item, settings, now)
+
+        self._write_tenant_policy(tenant_id, change)
+        return self.tenant_settings(tenant_id)
+
+    def _write_tenant_policy(
+        self, tenant_id: str, change: Callable[[ItemWrite, dict[str, Any] | None, datetime], None]
+    ) -> None:
+        """One write of the tenant's policy: read it, move its version, `change` it, stamp its
+        counters (D71), as one transaction; one that met another write is done again from a
+        fresh read."""
         pk = tenant_pk(tenant_id)
         for _ in range(POLICY_ATTEMPTS + 1):
             now = self.now()
@@ -166,16 +181,14 @@ class TenantAdmin(PolicyCache):
             w = self._bump_version(tx, pk, item)
             quotas = w.name("quotas")
             w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
-            w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
-            w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
-            self._set_zone(w, item, settings, now)
+            change(w, item, now)
             self._stamp(tx, tenant_id, item, now)
             try:
                 self.table.transact(tx.writes)
             except Cancelled:
                 continue
             self.forget_policy(pk)
-            return self.tenant_settings(tenant_id)
+            return
         raise LedgerBusy()
 
     def _set_zone(
@@ -205,28 +218,16 @@ class TenantAdmin(PolicyCache):
     def set_paused(self, tenant_id: str, paused: bool, user_id: str | None = None) -> None:
         """Pause or unpause a tenant or one of its users; takes effect on the next reserve."""
         validate_tenant_id(tenant_id)
-        pk = tenant_pk(tenant_id)
-        for _ in range(POLICY_ATTEMPTS + 1):
-            now = self.now()
-            item = self.table.get((pk, POLICY_SK), consistent=True)
-            tx = TransactionBuilder()
-            w = self._bump_version(tx, pk, item)
-            quotas = w.name("quotas")
-            w.sets.append(f"{quotas} = if_not_exists({quotas}, {w.value({})})")
+
+        def change(w: ItemWrite, item: dict[str, Any] | None, now: datetime) -> None:
             if user_id is None:
                 w.sets.append(f"{w.name('paused')} = {w.value(paused)}")
             elif paused:
                 w.adds.append(f"{w.name('paused_users')} {w.value({user_id})}")
             else:
                 w.deletes.append(f"{w.name('paused_users')} {w.value({user_id})}")
-            self._stamp(tx, tenant_id, item, now)
-            try:
-                self.table.transact(tx.writes)
-            except Cancelled:
-                continue
-            self.forget_policy(pk)
-            return
-        raise LedgerBusy()
+
+        self._write_tenant_policy(tenant_id, change)
 
     @staticmethod
     def _bump_version(tx: TransactionBuilder, pk: str, item: dict[str, Any] | None) -> ItemWrite:

@@ -65,6 +65,27 @@ def given_back(status: str, now: datetime) -> dict[str, Any]:
     )
 
 
+def settle_held(
+    tx: TransactionBuilder,
+    tenant_id: str,
+    ref: ReservationRef,
+    attributes: dict[str, Any],
+    now: datetime,
+    expired: bool,
+) -> ItemWrite:
+    """The update settling a held record with `attributes`, out of the `holds` index, on
+    condition that it is still the hold the id names and expired (`expired`) or alive."""
+    rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
+    rec.sets.extend(f"{rec.name(k)} = {rec.value(v)}" for k, v in attributes.items())
+    rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
+    rec.condition(
+        f"{rec.name('status')} = {rec.value('held')} AND {rec.name('plan')} = {rec.value(ref.plan)}"
+    )
+    at = rec.value(iso(now))
+    rec.condition(f"{rec.name('expires_at')} {'<=' if expired else '>'} {at}")
+    return rec
+
+
 class Expiry(PolicyCache):
     """Returns or charges holds that outlived their reservation."""
 
@@ -77,18 +98,7 @@ class Expiry(PolicyCache):
         by the tenant's `on_expiry` setting, never by a late release (as a late commit)."""
         tx = TransactionBuilder()
         give_back(tx, tenant_id, ref)
-        rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
-        for k, v in given_back(status, now).items():
-            rec.sets.append(f"{rec.name(k)} = {rec.value(v)}")
-        rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
-        rec.condition(
-            f"{rec.name('status')} = {rec.value('held')} AND "
-            f"{rec.name('plan')} = {rec.value(ref.plan)}"
-        )
-        if only_if_expired:
-            rec.condition(f"{rec.name('expires_at')} <= {rec.value(iso(now))}")
-        else:
-            rec.condition(f"{rec.name('expires_at')} > {rec.value(iso(now))}")
+        rec = settle_held(tx, tenant_id, ref, given_back(status, now), now, only_if_expired)
         try:
             self.table.transact(tx.writes)
         except Cancelled as cancelled:
@@ -104,15 +114,7 @@ class Expiry(PolicyCache):
         estimate = ref.estimate_usd
         tx = TransactionBuilder()
         settle_hold(tx, tenant_id, ref, estimate, usage_of(held), None)
-        rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
-        for k, v in charged_by_expiry(estimate, now).items():
-            rec.sets.append(f"{rec.name(k)} = {rec.value(v)}")
-        rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
-        rec.condition(
-            f"{rec.name('status')} = {rec.value('held')} AND "
-            f"{rec.name('plan')} = {rec.value(ref.plan)} AND "
-            f"{rec.name('expires_at')} <= {rec.value(iso(now))}"
-        )
+        settle_held(tx, tenant_id, ref, charged_by_expiry(estimate, now), now, expired=True)
         try:
             self.table.transact(tx.writes)
         except Cancelled:
