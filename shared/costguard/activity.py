@@ -10,6 +10,7 @@ by page; nothing scans the table or reads a cost record. The day is the tenant's
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from costguard.ledger import Ledger
 
 PAGE = 1000
+LISTERS = 8
+"""Queries of the `active` index in flight at once: within botocore's default pool of 10."""
 
 
 def local_now(ledger: Ledger, tenant_id: str) -> datetime:
@@ -41,24 +44,37 @@ def around(today: date, before: int, after: int = 1) -> list[date]:
     return [today + timedelta(days=n) for n in range(-before - 1, after + 1)]
 
 
-def active_tenants(table: LedgerTable, days: Iterable[date], page: int = PAGE) -> list[str]:
-    """Every tenant with spend on one of `days`, sorted, each once."""
-    found: set[str] = set()
-    for day in days:
-        for shard in range(ACTIVE_SHARDS):
-            start: dict[str, Any] | None = None
-            while True:
-                items, start = table.query(
-                    f"{ACTIVE_PK} = :p",
-                    {":p": active_pk(day.isoformat(), shard)},
-                    index=ACTIVE_INDEX,
-                    limit=page,
-                    start_key=start,
-                )
-                found.update(str(i[ACTIVE_SK]) for i in items)
-                if start is None:
-                    break
-    return sorted(found)
+def active_tenants(
+    table: LedgerTable, days: Iterable[date], page: int = PAGE, workers: int = LISTERS
+) -> list[str]:
+    """Every tenant with spend on one of `days`, sorted, each once.
+
+    One Query per day and shard (16 a day: a 90-day overview is 1,440), `workers` at a time:
+    one after another they took 17–21 s for 90 days on DynamoDB Local, near or past the 30 s
+    API Gateway waits (the schemathesis run against `make run` found it, D108)."""
+
+    def listed(partition: str) -> list[str]:
+        found: list[str] = []
+        start: dict[str, Any] | None = None
+        while True:
+            items, start = table.query(
+                f"{ACTIVE_PK} = :p",
+                {":p": partition},
+                index=ACTIVE_INDEX,
+                limit=page,
+                start_key=start,
+            )
+            found.extend(str(i[ACTIVE_SK]) for i in items)
+            if start is None:
+                return found
+
+    partitions = [
+        active_pk(day.isoformat(), shard) for day in days for shard in range(ACTIVE_SHARDS)
+    ]
+    if workers <= 1 or len(partitions) <= 1:
+        return sorted({t for p in partitions for t in listed(p)})
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="active") as pool:
+        return sorted({t for tenants in pool.map(listed, partitions) for t in tenants})
 
 
 def by_day(rollups: Iterable[DayRollup]) -> dict[date, DayRollup]:
