@@ -1,17 +1,20 @@
-"""Hostile input generated from the service's own OpenAPI document (schemathesis).
+"""Hostile input generated from the service's own OpenAPI document (schemathesis), against
+`make run` over a real socket.
 
-Every operation of `GET /v1/openapi.json` is fed schema-valid and schema-violating requests
-through the local runner's WSGI app (`local.server.Runner.wsgi`: werkzeug request → API
-Gateway v2 event → the real Lambda handler → the embedded store), then sequences of calls
-chained by the links schemathesis infers (create a tenant → issue its key → reserve → commit…:
-the stateful phase). In process rather than over a socket: the same code path minus the TCP
-hop, deterministic (`derandomize`), and fast enough for `make test`. The e2e tests cover the
-socket.
+The module starts the local runner as `make run` does (`python -m local`: the API handler in
+its worker processes, DynamoDB Local started by the runner in a temporary data folder, the
+stream poller, the bus, the schedules) on a free 127.0.0.1 port, and stops it at the end
+(SIGTERM, waited for). Every operation of the served document is fed schema-valid and
+schema-violating requests over HTTP, then sequences of calls chained by the links
+schemathesis infers (create a tenant → issue its key → reserve → commit…: the stateful
+phase). Deterministic in what it sends (`derandomize`); bounded by the example and step
+counts, a 120 s readiness deadline, a 29 s timeout per request (API Gateway waits 30) and a 30 s stop.
 
 Every check schemathesis has runs on every answer (no 5xx; status, content type, headers and
 body as documented; schema-violating requests refused, schema-valid ones accepted; no key →
-401; use after free; resources available after creation…). After the run, the ledger still
-reconciles.
+401; use after free; resources available after creation…). After each scenario and after the
+run, the ledger still reconciles (read by this process straight from the runner's DynamoDB
+Local).
 
 One check is narrowed, not dropped: `positive_data_acceptance` tolerates the refusals of a
 schema-valid request that depend on state or on a comparison JSON Schema cannot state, each
@@ -21,26 +24,32 @@ named below (`TOLERATED`), and nothing else.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
-import uuid
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from costguard.ledger import Ledger, ledger_from_settings
 from costguard.quotas import TENANT_ID
+from costguard.settings import Settings
 from hypothesis import HealthCheck, settings
 from schemathesis.core.failures import Failure
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from functions.api.handler import app
 from functions.api.routes.health import openapi_document
-from local.server import Runner, build
+from local.store import client_for
+from tests.e2e.conftest import ADMIN, Server, start_runner, stop_runner
+from tests.helpers import quota
 
-ADMIN = "cg-admin-fuzz-0123456789"
 TENANT = "fuzz-acme"
+REQUEST_TIMEOUT = 29
+"""Seconds: API Gateway's HTTP API waits 30 s for its integration; slower is a failure there."""
 EXAMPLES = int(os.environ.get("COSTGUARD_FUZZ_EXAMPLES", "25"))
 STEPS = int(os.environ.get("COSTGUARD_FUZZ_STEPS", "10"))
 TOLERATED: dict[str, str] = {
@@ -114,48 +123,59 @@ EXCLUDED = [positive_data_acceptance]
 ADDED = [positive_data_accepted_unless_state]
 
 
-def _fresh_runner() -> tuple[Runner, Any]:
-    """A runner on an empty embedded store, with the seeded tenant and its quotas."""
-    from costguard.settings import Settings
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
-    from tests.helpers import quota
 
-    # its own table: the embedded stores of one process share moto's backend
-    table = f"costguard-fuzz-{uuid.uuid4().hex[:8]}"
-    settings = Settings(admin_key=ADMIN, api_key_cache_seconds=0, table_name=table)
-    runner, close = build(settings, None)
-    runner.ledger.create_tenant(TENANT, "Fuzz Acme", "pro")
-    runner.ledger.put_quota(TENANT, quota("tenant:llm:month", "100"))
-    runner.ledger.put_quota(TENANT, quota("tenant:all:month", "150"))
-    return runner, close
+class Fuzzed:
+    """The runner under fuzz (`make run` in a process of its own) and a ledger on its store."""
+
+    def __init__(self) -> None:
+        ddb_port = _free_port()
+        self.server: Server = start_runner(
+            {
+                "COSTGUARD_DDB_PORT": str(ddb_port),
+                "COSTGUARD_API_KEY_CACHE_SECONDS": "0",  # a revoked key is refused at once
+            }
+        )
+        settings = Settings(admin_key=ADMIN, api_key_cache_seconds=0)
+        client = client_for(f"http://127.0.0.1:{ddb_port}")
+        self.ledger: Ledger = ledger_from_settings(settings, client)
+        self.scenarios = itertools.count()
+
+    def seed(self, tenant: str) -> None:
+        """The tenant the generated ids are half aimed at, with two quotas."""
+        self.ledger.create_tenant(tenant, "Fuzz Acme", "pro")
+        self.ledger.put_quota(tenant, quota("tenant:llm:month", "100"))
+        self.ledger.put_quota(tenant, quota("tenant:all:month", "150"))
 
 
 @pytest.fixture(scope="module", autouse=True)
-def runner() -> Iterator[Runner]:
-
-    runner, close = _fresh_runner()
+def runner() -> Iterator[Fuzzed]:
+    fuzzed = Fuzzed()
     try:
-        _current.append(runner)
-        yield runner
+        served = fuzzed.server.http.request("GET", fuzzed.server.url + "/v1/openapi.json")
+        assert json.loads(served.data) == json.loads(SERVED)  # the contract fuzzed is served
+        fuzzed.seed(TENANT)
+        _current.append(fuzzed)
+        yield fuzzed
     finally:
         _current.clear()
-        app.dependency_overrides.clear()
-        close()
+        stop_runner(fuzzed.server)
 
 
-_current: list[Runner] = []
+_current: list[Fuzzed] = []
+_seeded: list[str] = [TENANT]
+"""The seeded tenant of the running phase: TENANT, or the stateful scenario's own."""
 
 
-def _app(environ: dict[str, Any], start_response: Any) -> Any:
-    """The WSGI app schemathesis calls: the runner of the running module."""
-    return _current[-1].wsgi(environ, start_response)
-
-
-# The document the runner serves at GET /v1/openapi.json, loaded at collection time (the
-# runner and its store exist only while this module's tests run).
-DOCUMENT = json.loads(openapi_document(app))
-schema = schemathesis.openapi.from_dict(DOCUMENT)
-schema.app = _app
+# The document the runner serves at GET /v1/openapi.json, built at collection time (the
+# runner exists only while this module's tests run; the fixture checks it serves this one).
+SERVED = openapi_document(app)
+DOCUMENT = json.loads(SERVED)
+schema = schemathesis.openapi.from_dict(json.loads(SERVED))  # a copy: schemathesis edits it
 
 
 @schema.auth()
@@ -177,7 +197,7 @@ def _aim_at_the_seeded_tenant(case: Any) -> None:
     if isinstance(generated, str) and TENANT_ID.fullmatch(generated):  # not a negative case
         digest = hashlib.sha256(generated.encode()).digest()[0]
         if digest % 2 == 0:
-            params["tenant_id"] = TENANT
+            params["tenant_id"] = _seeded[-1]
 
 
 @schema.parametrize()
@@ -188,10 +208,10 @@ def _aim_at_the_seeded_tenant(case: Any) -> None:
     suppress_health_check=list(HealthCheck),
     database=None,
 )
-def test_every_operation_answers_as_documented_and_never_5xx(case: Any, runner: Runner) -> None:
+def test_every_operation_answers_as_documented_and_never_5xx(case: Any, runner: Fuzzed) -> None:
     _aim_at_the_seeded_tenant(case)
 
-    response = case.call()
+    response = case.call(base_url=runner.server.url, timeout=REQUEST_TIMEOUT)
 
     case.validate_response(response, excluded_checks=EXCLUDED, additional_checks=ADDED)
     if response.status_code >= 400:
@@ -203,18 +223,24 @@ def test_every_operation_answers_as_documented_and_never_5xx(case: Any, runner: 
 
 
 class Workflow(schema.as_state_machine()):  # type: ignore[misc]
-    """The stateful phase: chains of calls along the inferred links, every check on each. Each
-    scenario starts on an empty store: Hypothesis replays a scenario's prefix while it explores,
-    and the same calls must meet the same state (a tenant created twice would be a 409)."""
+    """The stateful phase: chains of calls along the inferred links, every check on each. The
+    runner's store is shared by every scenario (as a developer's `make run` is); each
+    scenario, and each replay of one while Hypothesis explores, gets a seeded tenant of its
+    own, so its calls meet that tenant as the scenario left it and nothing else. A generated
+    tenant id met again finds its tenant created (a 409, which a valid request may get)."""
 
     def setup(self) -> None:
-        self._runner, self._close = _fresh_runner()
-        _current.append(self._runner)
+        fuzzed = _current[-1]
+        self._tenant = f"fuzz-s{next(fuzzed.scenarios)}"
+        fuzzed.seed(self._tenant)
+        _seeded.append(self._tenant)
 
     def teardown(self) -> None:
-        _current.remove(self._runner)
-        assert self._runner.ledger.reconcile(TENANT) == []
-        self._close()
+        _seeded.remove(self._tenant)
+        assert _current[-1].ledger.reconcile(self._tenant) == []
+
+    def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+        return {"base_url": _current[-1].server.url, "timeout": REQUEST_TIMEOUT}
 
     def validate_response(
         self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
@@ -239,5 +265,6 @@ TestStatefulWorkflows.settings = settings(
 )
 
 
-def test_the_ledger_still_reconciles_after_the_fuzzing(runner: Runner) -> None:
+def test_the_ledger_still_reconciles_after_the_fuzzing(runner: Fuzzed) -> None:
     assert runner.ledger.reconcile(TENANT) == []
+    assert runner.server.process.poll() is None, runner.server.output()
