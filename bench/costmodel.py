@@ -108,7 +108,7 @@ def _requests_on(rounds: int) -> dict[str, Any]:
     for text, limit in DEFAULT_QUOTAS.items():
         ledger.put_quota(TENANT, quota(text, str(int(limit) * 1_000_000)))
     keys: ApiKeys = get_keys()
-    key = keys.issue(TENANT, "2026-12-01T00:00:00Z").api_key
+    key = keys.issue(TENANT, ledger.now()).api_key
     ctx = context()
     floor = bare_update_params(f"TENANT#{TENANT}#FLOOR", "1000000")
     floor["TableName"] = TABLE
