@@ -2,19 +2,19 @@
 `make run` over a real socket.
 
 The module starts the local runner as `make run` does (`python -m local`: the API handler in
-its worker processes, DynamoDB Local started by the runner in a temporary data folder, the
-stream poller, the bus, the schedules) on a free 127.0.0.1 port, and stops it at the end
-(SIGTERM, waited for). Every operation of the served document is fed schema-valid and
-schema-violating requests over HTTP, then sequences of calls chained by the links
-schemathesis infers (create a tenant → issue its key → reserve → commit…: the stateful
-phase). Deterministic in what it sends (`derandomize`); bounded by the example and step
-counts, a 120 s readiness deadline, a 29 s timeout per request (API Gateway waits 30) and a 30 s stop.
+its worker processes, the stream poller, the bus, the schedules) on a free 127.0.0.1 port, on
+a table of its own of the session's DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`, as `make run`
+takes one), and stops it at the end (SIGTERM, waited for). Every operation of the served
+document is fed schema-valid and schema-violating requests over HTTP; then sequences of calls
+chained by the links schemathesis infers (create a tenant → issue its key → reserve →
+commit…: the stateful phase), each scenario on a runner and table of its own. Deterministic in
+what it sends (`derandomize`); bounded by the example and step counts, a 120 s readiness
+deadline per runner, a 29 s timeout per request (API Gateway waits 30) and a 30 s stop.
 
 Every check schemathesis has runs on every answer (no 5xx; status, content type, headers and
 body as documented; schema-violating requests refused, schema-valid ones accepted; no key →
 401; use after free; resources available after creation…). After each scenario and after the
-run, the ledger still reconciles (read by this process straight from the runner's DynamoDB
-Local).
+run, the ledger still reconciles (read by this process from the runner's table).
 
 One check is narrowed, not dropped: `positive_data_acceptance` tolerates the refusals of a
 schema-valid request that depend on state or on a comparison JSON Schema cannot state, each
@@ -24,11 +24,10 @@ named below (`TOLERATED`), and nothing else.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import re
-import socket
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -123,52 +122,51 @@ EXCLUDED = [positive_data_acceptance]
 ADDED = [positive_data_accepted_unless_state]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Fuzzed:
-    """The runner under fuzz (`make run` in a process of its own) and a ledger on its store."""
+    """A runner under fuzz (`make run` in a process of its own, on a table of its own of the
+    session's DynamoDB Local) and a ledger on its table."""
 
-    def __init__(self) -> None:
-        ddb_port = _free_port()
+    def __init__(self, endpoint: str, workers: int | None = None) -> None:
+        self.endpoint = endpoint
+        self.table = f"costguard-fuzz-{uuid.uuid4().hex[:8]}"
         self.server: Server = start_runner(
             {
-                "COSTGUARD_DDB_PORT": str(ddb_port),
+                "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+                "COSTGUARD_TABLE_NAME": self.table,
                 "COSTGUARD_API_KEY_CACHE_SECONDS": "0",  # a revoked key is refused at once
+                **({"COSTGUARD_WORKERS": str(workers)} if workers else {}),
             }
         )
-        settings = Settings(admin_key=ADMIN, api_key_cache_seconds=0)
-        client = client_for(f"http://127.0.0.1:{ddb_port}")
-        self.ledger: Ledger = ledger_from_settings(settings, client)
-        self.scenarios = itertools.count()
+        settings = Settings(admin_key=ADMIN, api_key_cache_seconds=0, table_name=self.table)
+        self.client = client_for(endpoint)
+        self.ledger: Ledger = ledger_from_settings(settings, self.client)
+        self.ledger.create_tenant(TENANT, "Fuzz Acme", "pro")
+        self.ledger.put_quota(TENANT, quota("tenant:llm:month", "100"))
+        self.ledger.put_quota(TENANT, quota("tenant:all:month", "150"))
 
-    def seed(self, tenant: str) -> None:
-        """The tenant the generated ids are half aimed at, with two quotas."""
-        self.ledger.create_tenant(tenant, "Fuzz Acme", "pro")
-        self.ledger.put_quota(tenant, quota("tenant:llm:month", "100"))
-        self.ledger.put_quota(tenant, quota("tenant:all:month", "150"))
+    def close(self) -> None:
+        """Stop the runner (SIGTERM, waited for), then drop its table."""
+        try:
+            stop_runner(self.server)
+        finally:
+            self.client.delete_table(TableName=self.table)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def runner() -> Iterator[Fuzzed]:
-    fuzzed = Fuzzed()
+def runner(ddb_local: str) -> Iterator[Fuzzed]:
+    _endpoint.append(ddb_local)
+    fuzzed = Fuzzed(ddb_local)
     try:
         served = fuzzed.server.http.request("GET", fuzzed.server.url + "/v1/openapi.json")
         assert json.loads(served.data) == json.loads(SERVED)  # the contract fuzzed is served
-        fuzzed.seed(TENANT)
-        _current.append(fuzzed)
         yield fuzzed
     finally:
-        _current.clear()
-        stop_runner(fuzzed.server)
+        _endpoint.clear()
+        fuzzed.close()
 
 
-_current: list[Fuzzed] = []
-_seeded: list[str] = [TENANT]
-"""The seeded tenant of the running phase: TENANT, or the stateful scenario's own."""
+_endpoint: list[str] = []
+"""The session's DynamoDB Local, for the stateful scenarios' runners."""
 
 
 # The document the runner serves at GET /v1/openapi.json, built at collection time (the
@@ -197,7 +195,7 @@ def _aim_at_the_seeded_tenant(case: Any) -> None:
     if isinstance(generated, str) and TENANT_ID.fullmatch(generated):  # not a negative case
         digest = hashlib.sha256(generated.encode()).digest()[0]
         if digest % 2 == 0:
-            params["tenant_id"] = _seeded[-1]
+            params["tenant_id"] = TENANT
 
 
 @schema.parametrize()
@@ -223,24 +221,22 @@ def test_every_operation_answers_as_documented_and_never_5xx(case: Any, runner: 
 
 
 class Workflow(schema.as_state_machine()):  # type: ignore[misc]
-    """The stateful phase: chains of calls along the inferred links, every check on each. The
-    runner's store is shared by every scenario (as a developer's `make run` is); each
-    scenario, and each replay of one while Hypothesis explores, gets a seeded tenant of its
-    own, so its calls meet that tenant as the scenario left it and nothing else. A generated
-    tenant id met again finds its tenant created (a 409, which a valid request may get)."""
+    """The stateful phase: chains of calls along the inferred links, every check on each. Each
+    scenario starts a runner of its own on an empty table (one worker): Hypothesis replays a
+    scenario's prefix while it explores, and the same calls must meet the same state (a tenant
+    created twice would be a 409, and the next rule drawn would differ)."""
 
     def setup(self) -> None:
-        fuzzed = _current[-1]
-        self._tenant = f"fuzz-s{next(fuzzed.scenarios)}"
-        fuzzed.seed(self._tenant)
-        _seeded.append(self._tenant)
+        self._fuzzed = Fuzzed(_endpoint[-1], workers=1)
 
     def teardown(self) -> None:
-        _seeded.remove(self._tenant)
-        assert _current[-1].ledger.reconcile(self._tenant) == []
+        try:
+            assert self._fuzzed.ledger.reconcile(TENANT) == []
+        finally:
+            self._fuzzed.close()
 
     def get_call_kwargs(self, case: Any) -> dict[str, Any]:
-        return {"base_url": _current[-1].server.url, "timeout": REQUEST_TIMEOUT}
+        return {"base_url": self._fuzzed.server.url, "timeout": REQUEST_TIMEOUT}
 
     def validate_response(
         self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
