@@ -127,7 +127,6 @@ class Fuzzed:
     session's DynamoDB Local) and a ledger on its table."""
 
     def __init__(self, endpoint: str, workers: int | None = None) -> None:
-        self.endpoint = endpoint
         self.table = f"costguard-fuzz-{uuid.uuid4().hex[:8]}"
         self.server: Server = start_runner(
             {
@@ -140,9 +139,13 @@ class Fuzzed:
         settings = Settings(admin_key=ADMIN, api_key_cache_seconds=0, table_name=self.table)
         self.client = client_for(endpoint)
         self.ledger: Ledger = ledger_from_settings(settings, self.client)
-        self.ledger.create_tenant(TENANT, "Fuzz Acme", "pro")
-        self.ledger.put_quota(TENANT, quota("tenant:llm:month", "100"))
-        self.ledger.put_quota(TENANT, quota("tenant:all:month", "150"))
+        try:
+            self.ledger.create_tenant(TENANT, "Fuzz Acme", "pro")
+            self.ledger.put_quota(TENANT, quota("tenant:llm:month", "100"))
+            self.ledger.put_quota(TENANT, quota("tenant:all:month", "150"))
+        except BaseException:
+            self.close()  # a runner is never left behind
+            raise
 
     def close(self) -> None:
         """Stop the runner (SIGTERM, waited for), then drop its table."""
