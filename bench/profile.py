@@ -446,6 +446,33 @@ def stream_profile(rounds: int) -> dict[str, Any]:
     }
 
 
+CUTS = """## Where the time went, and what was cut (issue 22, D102–D103)
+
+Stubbed, through the ledger alone, a reserve (one `UpdateItem`) was 2.33× and a commit (one
+`TransactWriteItems` of 3 actions) 3.35× a default-client `update_item` (`python -m bench`,
+section 1, 2026-12-02 05:18). Half of the commit was botocore, not costguard: its JSON
+serializer walked every attribute value against the service model (≈ 130 µs of a 289 µs bare
+`TransactWriteItems`, where `json.dumps` of the same request takes ≈ 25 µs) and its endpoint
+rules ran a JMESPath search over the transaction's items for `ResourceArnList` on every call
+(≈ 85 µs). The ledger's requests are already wire form, so the ledger's client dumps them and
+remembers the endpoint per operation and table (D102, byte for byte against botocore's:
+bare `TransactWriteItems` 289 → 85 µs, `UpdateItem` 115 → 58 µs). With telemetry off, metric
+figures were still computed and every ledger call timed (D103). What remains, by the
+profiles below: in a commit, parsing the reservation id (its ULID and the round-trip check of
+the plan, ≈ 20 µs), building the three writes and their expressions (`settle_hold`,
+`roll_up`, `take_out`, `to_transact_item`), the API model of the record (`cost_record`:
+codec + pydantic) and the request hash; botocore's remaining per-call machinery (events,
+user agent, checksum context) is ≈ 40–55 µs a call. After: reserve 1.63×, commit 1.92×
+(`python -m bench`, 2026-12-02 08:53, a loaded 2-core machine: ratios are interleaved).
+
+Through the API handler, a request costs ≈ 0.55 ms of resolver, middleware and response
+work before any ledger code (`GET /v1/health`), so two requests cannot be 2.5× one bare
+`UpdateItem` in process: 2 × (1.89 ms floor + 0.55 ms) is 2.58× already (`bench/results/ledger.md`
+section 6). Through `make run`'s HTTP front end the floor pays the same front end, and that
+ratio is the one `python -m bench servercpu` reports.
+"""
+
+
 def render(results: dict[str, Any]) -> str:
     api, s, ratios = results["api"], results["stream"], results["interleaved"]
     lines = [
@@ -471,6 +498,7 @@ def render(results: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in api["dynamodb_calls_per_guarded_call"].items())
         + ". Profiled times below are inflated by cProfile (~1.5–2×); compare rows, not totals.",
         "",
+        CUTS,
         "## By package (own time, µs per guarded call, profiled)",
         "",
         "| where | µs |",
