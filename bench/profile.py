@@ -138,7 +138,7 @@ def canned(client: Any, calls: dict[str, int]) -> None:
         "Query": lambda _: {"Items": [], "Count": 0},
         "GetItem": lambda params: (
             {"Item": _policy_item()}
-            if '"POLICY"' in params["body"].decode()
+            if _asks_policy_item(params["body"].decode())
             else {
                 "Item": {
                     "pk": {"S": f"APIKEY#{KEY_ID}"},
@@ -166,7 +166,13 @@ def canned(client: Any, calls: dict[str, int]) -> None:
 
 def _asks_policy(params: dict[str, Any]) -> bool:
     keys = json.loads(params["body"])["RequestItems"][TABLE]["Keys"]
-    return any(k["sk"]["S"] == "POLICY" for k in keys)
+    return any(k["sk"]["S"] == "POLICY" and k["pk"]["S"] == f"TENANT#{TENANT}" for k in keys)
+
+
+def _asks_policy_item(body: str) -> bool:
+    """The tenant's policy is the one there is (no platform policy: a default deployment,
+    whose reserves take the single-item path, D70)."""
+    return '"POLICY"' in body and f'"TENANT#{TENANT}"' in body
 
 
 def guarded_call(handler: Callable[..., Any], ctx: Any, minimal: bool) -> None:
@@ -259,10 +265,58 @@ def api_profile(calls: int, minimal: bool) -> dict[str, Any]:
         "guarded_calls": calls,
         "prefer_minimal": minimal,
         "cpu_us_per_guarded_call_unprofiled": round(plain / calls * 1e6, 1),
-        "dynamodb_calls_per_guarded_call": {k: v / (2 * calls) for k, v in counted.items()},
+        # profile() runs the guarded call `calls` times unprofiled and as many profiled
+        "dynamodb_calls_per_guarded_call": {
+            k: round(v / (2 * calls), 4) for k, v in counted.items()
+        },
         "by_package": by_package(stats, calls),
         "top_own": top(stats, "tottime", 30, calls),
         "top_cumulative": top(stats, "cumtime", 40, calls),
+    }
+
+
+def ledger_profile(calls: int) -> dict[str, Any]:
+    """reserve and commit through the ledger alone (no handler), as `python -m bench`'s
+    section 1 times them: the production client answered by canned responses, a tenant month
+    quota, figures off; each profiled on its own over `calls` calls."""
+    from costguard.ledger import make_client, policies
+
+    from bench.common import actual, bench_settings, estimate, make_ledger
+
+    settings = bench_settings()
+    client = make_client(settings)
+    ledger = make_ledger(client, settings)
+    counted: dict[str, int] = {}
+    canned(client, counted)
+    fresh, policies.PLATFORM_FRESH_SECONDS = policies.PLATFORM_FRESH_SECONDS, float("inf")
+    try:
+        ids: list[str] = []
+
+        def reserve() -> None:
+            ids.append(ledger.reserve(TENANT, estimate(), with_figures=False).reservation_id)
+
+        def commit() -> None:
+            ledger.commit(TENANT, ids.pop(), actual())
+
+        for _ in range(200):
+            reserve()
+            commit()
+        reserve_stats, reserve_plain = profile(reserve, calls)
+        commit_stats, commit_plain = profile(commit, calls)
+    finally:
+        policies.PLATFORM_FRESH_SECONDS = fresh
+    return {
+        name: {
+            "cpu_us_per_call_unprofiled": round(plain / calls * 1e6, 1),
+            "by_package": by_package(stats, calls),
+            "top_own": top(stats, "tottime", 20, calls),
+            "top_cumulative": top(stats, "cumtime", 25, calls),
+        }
+        for name, stats, plain in (
+            # profile() runs each twice (plain, then profiled): reserve's ids feed commit's
+            ("reserve", reserve_stats, reserve_plain),
+            ("commit", commit_stats, commit_plain),
+        )
     }
 
 
@@ -393,6 +447,33 @@ def stream_profile(rounds: int) -> dict[str, Any]:
     }
 
 
+CUTS = """## Where the time went, and what was cut (issue 22, D102–D103)
+
+Stubbed, through the ledger alone, a reserve (one `UpdateItem`) was 2.33× and a commit (one
+`TransactWriteItems` of 3 actions) 3.35× a default-client `update_item` (`python -m bench`,
+section 1, 2026-12-02 05:18). Half of the commit was botocore, not costguard: its JSON
+serializer walked every attribute value against the service model (≈ 130 µs of a 289 µs bare
+`TransactWriteItems`, where `json.dumps` of the same request takes ≈ 25 µs) and its endpoint
+rules ran a JMESPath search over the transaction's items for `ResourceArnList` on every call
+(≈ 85 µs). The ledger's requests are already wire form, so the ledger's client dumps them and
+remembers the endpoint per operation and table (D102, byte for byte against botocore's:
+bare `TransactWriteItems` 289 → 85 µs, `UpdateItem` 115 → 58 µs). With telemetry off, metric
+figures were still computed and every ledger call timed (D103). What remains, by the
+profiles below: in a commit, parsing the reservation id (its ULID and the round-trip check of
+the plan, ≈ 20 µs), building the three writes and their expressions (`settle_hold`,
+`roll_up`, `take_out`, `to_transact_item`), the API model of the record (`cost_record`:
+codec + pydantic) and the request hash; botocore's remaining per-call machinery (events,
+user agent, checksum context) is ≈ 40–55 µs a call. After: reserve 1.63×, commit 1.92×
+(`python -m bench`, 2026-12-02 08:53, a loaded 2-core machine: ratios are interleaved).
+
+Through the API handler, a request costs ≈ 0.55 ms of resolver, middleware and response
+work before any ledger code (`GET /v1/health`), so two requests cannot be 2.5× one bare
+`UpdateItem` in process: 2 × (1.89 ms floor + 0.55 ms) is 2.58× already (`bench/results/ledger.md`
+section 6). Through `make run`'s HTTP front end the floor pays the same front end, and that
+ratio is the one `python -m bench servercpu` reports.
+"""
+
+
 def render(results: dict[str, Any]) -> str:
     api, s, ratios = results["api"], results["stream"], results["interleaved"]
     lines = [
@@ -414,10 +495,11 @@ def render(results: dict[str, Any]) -> str:
         "responses on botocore's before-call hook (requests still built and serialized).",
         "",
         f"CPU per guarded call without the profiler: **{api['cpu_us_per_guarded_call_unprofiled']}"
-        " µs** (two requests). DynamoDB calls per request: "
+        " µs** (two requests). DynamoDB calls per guarded call: "
         + ", ".join(f"{k} {v}" for k, v in api["dynamodb_calls_per_guarded_call"].items())
         + ". Profiled times below are inflated by cProfile (~1.5–2×); compare rows, not totals.",
         "",
+        CUTS,
         "## By package (own time, µs per guarded call, profiled)",
         "",
         "| where | µs |",
@@ -444,6 +526,39 @@ def render(results: dict[str, Any]) -> str:
             for r in api["top_own"][:20]
         ],
         "",
+        "## The ledger alone: reserve and commit (stubbed client, no handler)",
+        "",
+        "As `python -m bench` section 1 times them (a tenant month quota, reserve without "
+        "figures: one UpdateItem; commit: one TransactWriteItems of 3 actions). Unprofiled CPU "
+        "per call: "
+        + ", ".join(
+            f"{name} **{part['cpu_us_per_call_unprofiled']} µs**"
+            for name, part in results["ledger"].items()
+        )
+        + ".",
+        "",
+        *[
+            line
+            for name, part in results["ledger"].items()
+            for line in (
+                f"### {name}: by package (own time, µs per call, profiled)",
+                "",
+                "| where | µs |",
+                "|---|---|",
+                *[f"| {k} | {v} |" for k, v in list(part["by_package"].items())[:10]],
+                "",
+                f"### {name}: top functions by cumulative time (µs per call, profiled)",
+                "",
+                "| function | calls/op | own µs | cumulative µs |",
+                "|---|---|---|---|",
+                *[
+                    f"| `{r['function']}` | {r['calls_per_op']} | {r['own_us_per_op']} | "
+                    f"{r['cum_us_per_op']} |"
+                    for r in part["top_cumulative"]
+                ],
+                "",
+            )
+        ],
         "## The stream handler, per record",
         "",
         f"A guarded call writes {s['records_written_per_guarded_call']} stream records; the "
@@ -477,6 +592,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.simplefilter("ignore")  # Powertools' "no metrics to publish", once per request
     results = {
         "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "ledger": ledger_profile(args.calls),
         "api": api_profile(args.calls, minimal=not args.full),
         "stream": stream_profile(max(args.calls // 10, 50)),
         "interleaved": interleaved(args.calls // 3, minimal=not args.full),

@@ -14,7 +14,13 @@ from aws_cdk import aws_logs as logs
 from costguard.notify import SOURCE
 from costguard.onboarding import SEED_PLANS, parse_plans
 from costguard.settings import Enforcement, FailMode
-from costguard.topology import ANOMALY_SCHEDULE, FORECAST_SCHEDULE, SWEEP, Schedule
+from costguard.topology import (
+    ANOMALY_SCHEDULE,
+    FORECAST_SCHEDULE,
+    HELD_SWEEP,
+    SWEEP,
+    Schedule,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -150,6 +156,8 @@ class Config:
     anomaly_rate_minutes: int = _default_minutes(ANOMALY_SCHEDULE)
     forecast_rate_minutes: int = _default_minutes(FORECAST_SCHEDULE)
     """The rates of the topology's schedules (costguard/topology.py): their defaults."""
+    held_sweep_minutes: int = HELD_SWEEP
+    """How often the sweeper walks the counters with in-item holds (topology's HELD_SWEEP)."""
     alert_emails: tuple[str, ...] = ()
     """E-mail subscriptions to the quota alerts topic (threshold, anomaly, forecast alerts)."""
     alarm_emails: tuple[str, ...] = ()
@@ -217,6 +225,9 @@ class Config:
             cors_origins=_list(value("cors_origins", None)),
             sweep_rate_minutes=_positive_int(
                 "sweep_rate_minutes", value("sweep_rate_minutes", defaults.sweep_rate_minutes)
+            ),
+            held_sweep_minutes=_positive_int(
+                "held_sweep_minutes", value("held_sweep_minutes", defaults.held_sweep_minutes)
             ),
             anomaly_rate_minutes=_positive_int(
                 "anomaly_rate_minutes",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
-from costguard.topology import SWEEP
+from costguard.topology import HELD_SWEEP, SWEEP
 
 from infra.alerts import Alerts
 from infra.config import Config
@@ -32,7 +32,15 @@ class Sweeper(Construct):
             spec=SWEEP.function,
             config=config,
             table=ledger.table,
-            environment=alerts.environment,
+            environment={
+                **alerts.environment,
+                # Its walk of counters with in-item holds (D104); the default is not written.
+                **(
+                    {"COSTGUARD_HELD_SWEEP_MINUTES": str(config.held_sweep_minutes)}
+                    if config.held_sweep_minutes != HELD_SWEEP
+                    else {}
+                ),
+            },
             # A failed sweep is not retried: the next scheduled one does the same work.
             retry_attempts=0,
         )

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from costguard.ledger import Ledger, LedgerTable
 from costguard.settings import Settings
+from costguard.store.lean import lean
 from costguard.store.schema import create_table
 from moto import mock_aws
 
@@ -53,7 +54,8 @@ def settings() -> Settings:
 @pytest.fixture
 def moto_client() -> Iterator[DynamoDBClient]:
     with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
+        # The ledger's client as make_client builds it (D102): every test runs its shortcuts.
+        client = lean(boto3.client("dynamodb", region_name="us-east-1"))
         create_table(client, "costguard-test")
         yield client
 
@@ -80,11 +82,13 @@ def local_client(ddb_local: str) -> Iterator[DynamoDBClient]:
     """A fresh table on DynamoDB Local for each test (deleted afterwards)."""
     from botocore.config import Config
 
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=ddb_local,
-        region_name="us-east-1",
-        config=Config(max_pool_connections=64, retries={"max_attempts": 3, "mode": "standard"}),
+    client = lean(
+        boto3.client(
+            "dynamodb",
+            endpoint_url=ddb_local,
+            region_name="us-east-1",
+            config=Config(max_pool_connections=64, retries={"max_attempts": 3, "mode": "standard"}),
+        )
     )
     name = f"costguard-{uuid.uuid4().hex[:8]}"
     create_table(client, name)

@@ -94,6 +94,10 @@ class GuardedValidation(OpenAPIRequestValidationMiddleware):
 # (`typing.get_type_hints`, ForwardRefs compiled anew: ~8% of a guarded call's CPU, issue 22).
 # The tree depends only on the route function's signature; overrides apply when solving it.
 depends.build_dependency_tree = functools.cache(depends.build_dependency_tree)
+# Solving the tree reads each dependency's type hints again, on every request (to inject a
+# Request): the same per-request ForwardRef compile, 1 per request. A function's hints are
+# fixed once it is defined.
+depends.get_type_hints = functools.cache(depends.get_type_hints)  # type: ignore[attr-defined,assignment]
 NOT_FOUND_PATTERN = app._compile_regex(r".*").pattern
 app._request_validation_middleware = GuardedValidation()  # type: ignore[no-untyped-call]
 # Also a middleware of its own (a no-op once guarded): a route without validation is guarded too.

@@ -30,6 +30,10 @@ class AnomalyMethod(StrEnum):
     MAD = "mad"
 
 
+HELD_SWEEP_MINUTES = 1
+"""The default of `held_sweep_minutes` (costguard/topology.py's HELD_SWEEP, D104)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COSTGUARD_", frozen=True)
 
@@ -42,6 +46,8 @@ class Settings(BaseSettings):
     single_item_reserve: bool = True
     """Reserve in one UpdateItem on the counter when every quota lives on it (D70); off:
     every reserve is a transaction with a record (the path before issue 22)."""
+    held_sweep_minutes: int = Field(default=HELD_SWEEP_MINUTES, ge=1, le=1440)
+    """The sweeper's walk of counters with in-item holds runs every this many minutes (D104)."""
     price_cache_seconds: int = Field(default=60, ge=0, le=3600)
     fallback_input_per_million_usd: Decimal | None = None
     """With the output price below: price unknown models at this instead of refusing them."""

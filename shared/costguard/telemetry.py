@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
@@ -133,7 +133,14 @@ def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> N
 
 def usd(name: str, amount: Decimal) -> None:
     """Money as a metric: CloudWatch takes doubles; the ledger keeps the exact figure."""
-    count(name, float(amount), MetricUnit.NoUnit)
+    if not _metrics_off():
+        metrics.add_metric(name=name, unit=MetricUnit.NoUnit, value=float(amount))
+
+
+def metrics_on() -> bool:
+    """Whether metrics are collected: callers with several, or with figures to compute for
+    them, ask once (issue 22: off, the request path computes none)."""
+    return not _metrics_off()
 
 
 def _metrics_off() -> bool:
@@ -150,12 +157,19 @@ def tracing() -> bool:
     )
 
 
-@contextmanager
-def span(name: str, **attributes: Any) -> Iterator[Span]:
+_NO_SPAN = nullcontext(INVALID_SPAN)
+"""What `span` is with tracing off: one shared context manager that does nothing."""
+
+
+def span(name: str, **attributes: Any) -> AbstractContextManager[Span]:
     """A child span of the current one; a domain error ends it with its stage attributed."""
     if not tracing():
-        yield INVALID_SPAN
-        return
+        return _NO_SPAN
+    return _span(name, attributes)
+
+
+@contextmanager
+def _span(name: str, attributes: Mapping[str, Any]) -> Iterator[Span]:
     with tracer.start_as_current_span(
         name, record_exception=False, set_status_on_exception=False
     ) as current:

@@ -16,6 +16,7 @@ from typing import Any
 
 from costguard import services
 from costguard.onboarding import TENANT_CREATED
+from costguard.settings import HELD_SWEEP_MINUTES
 
 # ---------------------------------------------------------------------------------- functions
 
@@ -116,6 +117,12 @@ class Schedule:
 
 
 SWEEP = Schedule(SWEEPER, "return expired holds", "sweep", rate_minutes=1)
+HELD_SWEEP = HELD_SWEEP_MINUTES
+"""The sweeper walks the counters listed with in-item holds (D83) on the runs whose minute
+(since 1970, UTC) is a multiple of this: each walk reads every listed counter (0.5 RRU each).
+A deployment's CDK context `costguard:held_sweep_minutes` (infra passes it to the sweeper as
+`COSTGUARD_HELD_SWEEP_MINUTES`, which `make run` reads too) changes it (D104); a refused
+reserve still walks its own tenant's counters."""
 ANOMALY_SCHEDULE = Schedule(ANOMALY, "detect spend anomalies", "anomaly", rate_minutes=60)
 FORECAST_SCHEDULE = Schedule(FORECAST, "forecast quota breaches", "forecast", rate_minutes=360)
 DIGEST_SCHEDULE = Schedule(

@@ -20,6 +20,11 @@ def test_defaults() -> None:
     assert (c.throttle_burst, c.throttle_rate, c.cors_origins) == (1000, 500, ())
     assert (c.sweep_rate_minutes, c.log_retention_days, c.alert_emails) == (1, 30, ())
     assert c.settings_environment() == {}
+    assert c.held_sweep_minutes == 1
+
+
+def test_the_held_sweep_cadence_is_read() -> None:
+    assert config(held_sweep_minutes="10").held_sweep_minutes == 10
 
 
 @pytest.mark.parametrize(
@@ -28,6 +33,7 @@ def test_defaults() -> None:
         {"throttle_rate": 0},
         {"throttle_burst": "-5"},
         {"sweep_rate_minutes": "soon"},
+        {"held_sweep_minutes": 0},
         {"log_retention_days": 31},
         {"log_level": "LOUD"},
         {"enforcement": "sometimes"},

@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 from costguard.ledger import Ledger
 from costguard.models import TenantSettings
-from costguard.quotas import QuotaDefinition, QuotaId
+from costguard.quotas import OnOverrun, QuotaDefinition, QuotaId
+from costguard.settings import Settings
 from costguard.store.keys import POLICY_SK, tenant_pk
 
 from tests.conftest import Clock
@@ -111,3 +112,25 @@ def test_a_platform_quota_write_stamps_no_tenant_counter(acme: Ledger) -> None:
     set_quota(acme, None, "platform:llm:month", "1000")
 
     assert _pv(acme, MONTH) == before
+
+
+def test_registering_a_tenant_whose_policy_was_written_first_moves_its_version(
+    ledger: Ledger, settings: Settings, clock: Clock
+) -> None:
+    # Given quotas written before the tenant was registered, counters holding, and a second
+    # process that cached that policy by reserving in the counter item
+    set_quota(ledger, T, "tenant:llm:month", "10.00")
+    ledger.reserve(T, estimate("1"))
+    stale = Ledger(ledger.table, settings, clock=clock)
+    stale.reserve(T, estimate("1"))
+    before = _version(ledger)
+
+    # When the tenant is registered with settings
+    ledger.create_tenant(T, "Acme Inc", "pro", TenantSettings(overrun="reject"))
+
+    # Then the policy's version moved by one, the counter carries it, and the other process's
+    # next reserve meets the new version and reads the settings
+    assert _version(ledger) == before + 1
+    assert _pv(ledger, MONTH) == before + 1
+    stale.reserve(T, estimate("1"))
+    assert stale.policies(T)[1].overrun is OnOverrun.REJECT

@@ -401,3 +401,43 @@ def test_the_sweeper_drops_a_counter_from_its_list_once_no_hold_can_remain(
     assert listed_in_december
     assert HOLDS_PK not in _counter(acme) and HOLDS_SK not in _counter(acme)
     assert _counter(acme)[HOLD_COUNT] == 0
+
+
+def test_the_sweepers_walk_of_in_item_holds_runs_at_its_cadence(
+    moto_client: Any, clock: Clock
+) -> None:
+    # Given a sweeper that walks the listed counters every 10 minutes, and two expired holds
+    settings = Settings(table_name="costguard-test", held_sweep_minutes=10)
+    ledger = Ledger(LedgerTable(moto_client, settings.table_name, settings), settings, clock=clock)
+    ledger.create_tenant(T, "Acme Inc", "pro")
+    set_quota(ledger, T, Q, "10.00")
+    ledger.release(T, ledger.reserve(T, estimate("0.01")).reservation_id)  # the counter
+    for _ in range(2):
+        assert ReservationRef.parse(
+            ledger.reserve(T, estimate("1"), ttl_seconds=60).reservation_id
+        ).in_item
+    clock.at = clock.at.replace(minute=3)  # 12:03, the holds expired at 12:01
+
+    # When the sweeper runs off its cadence, Then it leaves them
+    assert ledger.expire_due() == 0
+    assert quota_state(ledger, T, Q).reserved_usd == usd("2")
+
+    # When it runs at a multiple of 10 minutes, Then it settles both
+    clock.at = clock.at.replace(minute=10)
+    assert ledger.expire_due() == 2
+    assert quota_state(ledger, T, Q).reserved_usd == usd("0")
+    assert ledger.reconcile(T) == []
+
+
+def test_a_tenants_own_expiry_walks_its_counters_whatever_the_cadence(
+    moto_client: Any, clock: Clock
+) -> None:
+    settings = Settings(table_name="costguard-test", held_sweep_minutes=10)
+    ledger = Ledger(LedgerTable(moto_client, settings.table_name, settings), settings, clock=clock)
+    ledger.create_tenant(T, "Acme Inc", "pro")
+    set_quota(ledger, T, Q, "10.00")
+    ledger.release(T, ledger.reserve(T, estimate("0.01")).reservation_id)
+    ledger.reserve(T, estimate("1"), ttl_seconds=60)
+    clock.at = clock.at.replace(minute=3)
+
+    assert ledger.expire_due(T) == 1

@@ -113,17 +113,21 @@ class TenantAdmin(PolicyCache):
         pk = tenant_pk(tenant_id)
         for _ in range(POLICY_ATTEMPTS + 1):
             now = self.now()
+            policy = self.table.get((pk, POLICY_SK), consistent=True)
             tx = TransactionBuilder()
             registration = TenantItem(tenant_id, name, now, plan)
             tx.put((pk, TENANT_SK), registration.to_item(), "attribute_not_exists(pk)")
-            w = tx.update((pk, POLICY_SK))
-            version = w.name("version")
-            w.sets.append(f"{version} = if_not_exists({version}, {w.value(1)})")
+            # A policy written before the tenant was registered (quotas, settings) moves its
+            # version like any policy write, its counters stamped (D71): a process that cached
+            # it meets the new version at its next single-item reserve.
+            w = self._bump_version(tx, pk, policy)
             w.sets.append(f"{w.name('quotas')} = if_not_exists({w.name('quotas')}, {w.value({})})")
             if settings is not None:
                 w.sets.append(f"{w.name('overrun')} = {w.value(settings.overrun)}")
                 w.sets.append(f"{w.name('on_expiry')} = {w.value(settings.on_expiry)}")
-                self._set_zone(w, self.table.get((pk, POLICY_SK), consistent=True), settings, now)
+                self._set_zone(w, policy, settings, now)
+            if policy is not None:
+                self._stamp(tx, tenant_id, policy, now)
             try:
                 self.table.transact(tx.writes)
             except Cancelled as cancelled:

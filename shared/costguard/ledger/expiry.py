@@ -250,7 +250,12 @@ class Expiry(PolicyCache):
                 {":hold": HOLD_PREFIX, ":now": due_bound},
                 limit,
             )
-        returned = self._expire_listed(tenant_id, now, limit)
+        # The sweeper's walk of counters with in-item holds runs every `held_sweep_minutes`
+        # (D104); a tenant's own (a refused reserve) always.
+        walk = tenant_id is not None or (
+            int(now.timestamp() // 60) % self.settings.held_sweep_minutes == 0
+        )
+        returned = self._expire_listed(tenant_id, now, limit) if walk else 0
         for item in due:
             tenant = tenant_of_holds_pk(item[HOLDS_PK])
             ulid_text = item[HOLDS_SK].rsplit("#", 1)[1]

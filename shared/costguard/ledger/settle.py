@@ -63,6 +63,8 @@ class Settling(Spending):
         ) as span:
             record = self._commit(tenant_id, reservation_id, usage)
             telemetry.set_attributes(span, {"cost_usd": record.cost_usd, "outcome": "committed"})
+            if not telemetry.metrics_on():  # off: no figure computed for them (issue 22)
+                return record
             telemetry.count("Commits")
             telemetry.usd("SpendUsd", record.cost_usd)
             if record.overrun_usd:

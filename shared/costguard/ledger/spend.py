@@ -96,8 +96,9 @@ class Spending(Expiry):
                     "outcome": "held",
                 },
             )
-            telemetry.count("Reservations")
-            telemetry.usd("ReservedUsd", reservation.reserved_usd)
+            if telemetry.metrics_on():
+                telemetry.count("Reservations")
+                telemetry.usd("ReservedUsd", reservation.reserved_usd)
             return reservation
 
     def _reserve_or_fail_open(

@@ -18,6 +18,7 @@ from costguard import telemetry
 from costguard.errors import LedgerCorrupted, LedgerUnavailable
 from costguard.settings import Settings
 from costguard.store.keys import Key
+from costguard.store.lean import lean
 from costguard.store.writes import ItemWrite, serialize
 
 _deserializer = TypeDeserializer()
@@ -101,7 +102,8 @@ def make_client(settings: Settings, endpoint_url: str | None = None) -> Any:
         # client-side validation would double the CPU of a transaction (bench/results).
         parameter_validation=False,
     )
-    return boto3.client("dynamodb", endpoint_url=endpoint_url, config=config)
+    # The ledger's requests are built in wire form here: botocore need not walk them (D102).
+    return lean(boto3.client("dynamodb", endpoint_url=endpoint_url, config=config))
 
 
 class LedgerTable:
@@ -120,6 +122,8 @@ class LedgerTable:
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         name = _OPERATION_NAMES.get(operation) or operation.title().replace("_", "")
+        if not telemetry.tracing() and not telemetry.metrics_on():
+            return self._send(operation, **kwargs)  # nothing to time or to trace (D68)
         started = time.perf_counter()
         try:
             if not telemetry.tracing():  # no span to start, no attribute to build (D68)

@@ -1,0 +1,125 @@
+"""Two shortcuts in the ledger's boto3 client for requests already in DynamoDB's wire form
+(D102): botocore's per-call work that cannot change their answer, done once or not at all.
+
+- The body: botocore's JSON serializer walks every value against the service model to build
+  the dict it then `json.dumps`. The ledger's requests are already that dict (DynamoDB JSON
+  whose values are strings, booleans, lists and maps), so the walk is an expensive copy:
+  `json.dumps` of the parameters is the same bytes. What the walk would change — bytes (base64),
+  datetimes, Decimals — makes `json.dumps` raise, and botocore's serializer takes that request.
+- The endpoint: the endpoint rules are evaluated on every call, with a JMESPath search over a
+  transaction's items (`ResourceArnList`) though only their table names matter. The ledger's
+  client talks to one table; the endpoint is resolved once per operation and table names.
+
+Both are checked byte for byte against botocore's own results (tests/unit/test_lean_client.py);
+where botocore's internals are not what this expects, the client is left as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from botocore.context import get_context
+from botocore.serialize import JSONSerializer
+from botocore.validate import ParamValidationDecorator
+
+C = TypeVar("C")
+
+WIRE_OPERATIONS = frozenset(
+    {
+        "BatchGetItem",
+        "DeleteItem",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+        "TransactWriteItems",
+        "UpdateItem",
+    }
+)
+"""Operations whose input has no timestamps, floats or documents: only attribute values'
+bytes (`B`, `BS`) would serialize differently, and bytes make `json.dumps` fall back."""
+
+
+class WireSerializer:
+    """botocore's JSON serializer, but a wire-form request is dumped as it is."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def serialize_to_request(self, parameters: dict[str, Any], operation_model: Any) -> Any:
+        if operation_model.name not in WIRE_OPERATIONS:
+            return self._inner.serialize_to_request(parameters, operation_model)
+        try:
+            body = json.dumps(parameters)
+        except TypeError:  # bytes, datetimes, Decimals: botocore's serializer knows them
+            return self._inner.serialize_to_request(parameters, operation_model)
+        metadata = operation_model.metadata
+        return {
+            "url_path": "/",
+            "query_string": "",
+            "method": operation_model.http.get("method", "POST"),
+            "headers": {
+                "X-Amz-Target": f"{metadata['targetPrefix']}.{operation_model.name}",
+                "Content-Type": f"application/x-amz-json-{metadata['jsonVersion']}",
+            },
+            "body": body.encode("utf-8"),
+        }
+
+
+def _tables(operation: str, params: dict[str, Any]) -> tuple[str, ...] | None:
+    """The table names an endpoint rule can see in a request (None: not known here)."""
+    if "TableName" in params:
+        return (params["TableName"],)
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        return tuple(
+            body.get("TableName", "") for item in params["TransactItems"] for body in item.values()
+        )
+    if operation == "BatchGetItem":
+        return tuple(params["RequestItems"])
+    return None
+
+
+class MemoEndpoints:
+    """The client's endpoint ruleset resolver, remembering each (operation, tables)'s answer
+    and the user-agent features resolving it registered (registered again on each use)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._known: dict[tuple[str, tuple[str, ...]], tuple[Any, frozenset[str]]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def construct_endpoint(self, operation_model: Any, call_args: Any, request_context: Any) -> Any:
+        tables = _tables(operation_model.name, call_args or {})
+        if tables is None:
+            return self._inner.construct_endpoint(operation_model, call_args, request_context)
+        key = (operation_model.name, tables)
+        context = get_context()
+        known = self._known.get(key)
+        if known is None:
+            before = set(context.features) if context is not None else set()
+            endpoint = self._inner.construct_endpoint(operation_model, call_args, request_context)
+            features = frozenset(context.features - before) if context is not None else frozenset()
+            self._known[key] = known = endpoint, features
+        endpoint, features = known
+        if context is not None:
+            context.features.update(features)
+        return endpoint._replace(headers=dict(endpoint.headers))
+
+
+def lean(client: C) -> C:
+    """`client` with both shortcuts, if its botocore is the one they were written against."""
+    # With client-side validation on (a default client), botocore's serializer sits inside a
+    # validating decorator: validation stays, only the serializer under it is replaced.
+    outer = getattr(client, "_serializer", None)
+    holder: Any = outer if isinstance(outer, ParamValidationDecorator) else client
+    serializer = getattr(holder, "_serializer", None)
+    resolver = getattr(client, "_ruleset_resolver", None)
+    if not isinstance(serializer, JSONSerializer) or resolver is None:
+        return client
+    holder._serializer = WireSerializer(serializer)
+    setattr(client, "_ruleset_resolver", MemoEndpoints(resolver))  # noqa: B010
+    return client

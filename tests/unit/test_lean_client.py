@@ -1,0 +1,143 @@
+"""The ledger client's shortcuts (D102) send what botocore would have sent, byte for byte."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from costguard.ledger import Ledger, LedgerTable, make_client
+from costguard.models import Usage
+from costguard.quotas import QuotaDefinition, QuotaId
+from costguard.settings import Settings
+from costguard.store.lean import MemoEndpoints, WireSerializer, lean
+
+from tests.conftest import Clock
+
+TABLE = "costguard-test"
+
+
+def _client() -> Any:
+    return boto3.client("dynamodb", region_name="us-east-1")
+
+
+def _ledger_requests(ledger: Ledger, client: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Every request the ledger sends for a tenant's life: quotas, reserves (in the item and
+    by transaction), commits, a release, a direct record, reads."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def capture(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent.append((model.name, params))
+
+    client.meta.events.register("before-parameter-build.dynamodb", capture)
+    ledger.create_tenant("acme", "Acme", "pro")
+    ledger.put_quota("acme", QuotaDefinition(QuotaId.parse("tenant:llm:month"), Decimal(100)))
+    for _ in range(2):  # the counter's first hold by transaction, then one in the item
+        held = ledger.reserve("acme", Usage(resource="llm", estimated_cost_usd="0.5"))
+        ledger.commit("acme", held.reservation_id, Usage(resource="llm", cost_usd="0.25"))
+    ledger.put_quota(None, QuotaDefinition(QuotaId.parse("platform:all:month"), Decimal(900)))
+    user = ledger.reserve("acme", Usage(resource="llm", estimated_cost_usd="0.5", user_id="u-1"))
+    ledger.release("acme", user.reservation_id)
+    ledger.record_usage("acme", Usage(resource="llm", cost_usd="0.1"), idempotency_key="k-1")
+    ledger.commit(
+        "acme",
+        ledger.reserve("acme", Usage(resource="llm", estimated_cost_usd="1")).reservation_id,
+        None,
+    )
+    ledger.quotas("acme")
+    ledger.reconcile("acme")
+    client.meta.events.unregister("before-parameter-build.dynamodb", capture)
+    return sent
+
+
+def test_the_ledgers_requests_are_serialized_as_botocore_serializes_them(
+    moto_client: Any, settings: Settings, clock: Clock
+) -> None:
+    # Given every request a tenant's life sends, on the lean client (the fixture's)
+    ledger = Ledger(LedgerTable(moto_client, TABLE, settings), settings, clock=clock)
+    sent = _ledger_requests(ledger, moto_client)
+    operations = {name for name, _ in sent}
+    assert {"UpdateItem", "TransactWriteItems", "GetItem", "Query"} <= operations
+    botocore_serializer = _client()._serializer
+    lean_serializer = moto_client._serializer._serializer  # under the validating decorator
+    assert isinstance(lean_serializer, WireSerializer)
+    model = moto_client.meta.service_model
+    for name, params in sent:
+        # When each is serialized by both
+        operation = model.operation_model(name)
+        # Then the request is the same, body byte for byte
+        assert lean_serializer.serialize_to_request(
+            params, operation
+        ) == botocore_serializer.serialize_to_request(params, operation), name
+
+
+def test_what_json_cannot_write_is_left_to_botocore() -> None:
+    # Given a PutItem with a binary attribute and a Query with a Decimal-typed limit
+    client = lean(_client())
+    put = {"TableName": TABLE, "Item": {"pk": {"S": "a"}, "blob": {"B": b"\x00\x01"}}}
+    operation = client.meta.service_model.operation_model("PutItem")
+    # When serialized by the lean client, Then it is botocore's (base64) request
+    assert client._serializer.serialize_to_request(put, operation) == (
+        _client()._serializer.serialize_to_request(put, operation)
+    )
+    assert b'"B": "AAE="' in client._serializer.serialize_to_request(put, operation)["body"]
+    assert isinstance(client._serializer._serializer, WireSerializer)
+
+
+@pytest.mark.parametrize(
+    ("operation", "params"),
+    [
+        (
+            "UpdateItem",
+            {"TableName": TABLE, "Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}},
+        ),
+        (
+            "TransactWriteItems",
+            {
+                "TransactItems": [
+                    {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "a"}}}},
+                    {"Update": {"TableName": TABLE, "Key": {"pk": {"S": "b"}}}},
+                ],
+                "ClientRequestToken": "t",
+            },
+        ),
+        ("BatchGetItem", {"RequestItems": {TABLE: {"Keys": [{"pk": {"S": "a"}}]}}}),
+        ("ListTables", {}),
+    ],
+)
+def test_a_remembered_endpoint_is_the_one_botocore_resolves(
+    operation: str, params: dict[str, Any]
+) -> None:
+    # Given the lean client and a plain one
+    client, plain = lean(_client()), _client()
+    model = client.meta.service_model.operation_model(operation)
+    assert isinstance(client._ruleset_resolver, MemoEndpoints)
+    # When an endpoint is resolved twice (the second from memory)
+    expected = plain._ruleset_resolver.construct_endpoint(model, params, {})
+    for _ in range(2):
+        got = client._ruleset_resolver.construct_endpoint(model, params, {})
+        # Then it is botocore's answer
+        assert (got.url, got.headers, got.properties) == (
+            expected.url,
+            expected.headers,
+            expected.properties,
+        )
+
+
+def test_the_production_client_is_lean_and_answers() -> None:
+    # Given the production factory's client, answered by a canned response
+    client = make_client(Settings(table_name=TABLE))
+    assert isinstance(client._serializer, WireSerializer)
+    seen: list[bytes] = []
+
+    def answer(params: dict[str, Any], **_: Any) -> Any:
+        seen.append(params["body"])
+        return AWSResponse("https://dynamodb", 200, {}, None), {}  # type: ignore[arg-type]
+
+    client.meta.events.register_first("before-call.dynamodb", answer)
+    # When it sends an UpdateItem
+    client.update_item(TableName=TABLE, Key={"pk": {"S": "a"}, "sk": {"S": "b"}})
+    # Then the body is the parameters as JSON
+    assert seen == [b'{"TableName": "costguard-test", "Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}}']
