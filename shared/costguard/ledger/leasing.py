@@ -67,11 +67,11 @@ def lessees(pool_item: Mapping[str, Any] | None, pool_prefix: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Renew:
-    """Allowance to move onto the tenant's lease (donor index → amount; 0 is the pool) before
-    trying again, with the tenants the indices name and the lease's new expiry."""
+    """Allowance to move onto the tenant's lease through the pool (`plan`: recalled leases by
+    index, 1 is `tenants[0]`) before trying again, and the lease's new expiry."""
 
     quota_id: QuotaId
-    moves: dict[int, Decimal]
+    plan: escrow.LeasePlan
     tenants: tuple[str, ...]
     until: str
 
@@ -100,18 +100,17 @@ def charge(
         _list(tx, at_slot)
         return
     if renewal is None:
-        escrow.lease_hold(w, lp, amount, iso(at), None, target)
+        escrow.lease_hold(w, lp, amount, iso(at), quota.lease_epoch, None, target)
         return
     pool = pool_slot(at_slot)
-    for index, x in sorted(renewal.moves.items()):
-        if index == 0:
-            escrow.move(tx.update(pool.key), pool.prefix, quota.limit_usd, -x, guard=True)
-        else:
-            donor = lease_key(at_slot.base, renewal.tenants[index - 1])
-            escrow.move(tx.update(donor), lp, ZERO, -x, guard=True)
+    plan = renewal.plan
+    for index, x in sorted(plan.recalls.items()):
+        donor = lease_key(at_slot.base, renewal.tenants[index - 1])
+        escrow.move(tx.update(donor), lp, ZERO, -x, guard=True)
+    if plan.given or plan.recalls or plan.returned:
+        escrow.pool_move(tx.update(pool.key), pool.prefix, quota.limit_usd, plan.pool_delta)
     _list(tx, at_slot)
-    moved = sum(renewal.moves.values(), ZERO)
-    escrow.lease_hold(w, lp, amount, iso(at), (moved, renewal.until), target)
+    escrow.lease_hold(w, lp, amount, iso(at), quota.lease_epoch, (plan, renewal.until), target)
 
 
 def _list(tx: Any, at_slot: Slot) -> None:
@@ -237,7 +236,9 @@ def decide(
             return Stale({POLICY: snap.items.get(POLICY)})
         lessee = snap.tenants.index(at_slot.lessee) + 1
         own = snap.states[lessee]
-        live = str(snap.items.get(at_slot.key, {}).get(at_slot.prefix + "until", "")) > iso(at)
+        item = snap.items.get(at_slot.key, {})
+        stale = item.get(at_slot.prefix + "epoch") != quota.lease_epoch
+        live = str(item.get(at_slot.prefix + "until", "")) > iso(at) and not stale
         if live and own.avail >= amount:
             return None  # the lease covers it: another quota on the same item failed
         # The request plus the lease's rate for a lease's life (D87): the rate is what the
@@ -246,13 +247,13 @@ def decide(
         # lease life; its first lease is the request alone.
         rate = own.grant / escrow.LEASE_SECONDS
         size = amount + escrow.lease_size(rate, ZERO, max(snap.states[0].avail, ZERO))
-        moves = escrow.lease_moves(snap.states, lessee, amount, size)
-        if moves is None:
+        plan = escrow.lease_moves(snap.states, lessee, amount, size, stale)
+        if plan is None:
             return Refused(quota, pool_slot(at_slot), whole_of(quota, at_slot, snap))
-        if len(moves) > 1 or 0 not in moves:
+        if plan.recalls:
             time.sleep(random.uniform(0, 0.002))  # noqa: S311 - let racing recalls spread
         until = iso(at + timedelta(seconds=escrow.LEASE_SECONDS))
-        return Renew(quota.quota_id, moves, snap.tenants, until)
+        return Renew(quota.quota_id, plan, snap.tenants, until)
     return None
 
 
@@ -264,8 +265,9 @@ def _ours(key: Key, at_slot: Slot) -> bool:
 
 
 def sweep(table: Any, quotas: Iterable[QuotaDefinition], at: datetime) -> int:
-    """Every expired lease of the current period of each leased quota gives its unused
-    allowance back to the pool (the sweeper); the number of leases returned."""
+    """Every expired lease of the current period of each leased quota, and every lease of an
+    older epoch than the quota's (D94), gives its unused allowance back to the pool (the
+    sweeper); the number of leases returned."""
     returned = 0
     now = iso(at)
     for quota in quotas:
@@ -277,10 +279,13 @@ def sweep(table: Any, quotas: Iterable[QuotaDefinition], at: datetime) -> int:
         items = table.batch_get([lease_key(pool.base, t) for t in names]) if names else {}
         for key, item in items.items():
             unused = item.get(lp + "avail", ZERO)
-            if unused <= 0 or str(item.get(lp + "until", "")) > now:
+            live = item.get(lp + "epoch") == quota.lease_epoch
+            if unused <= 0 or (live and str(item.get(lp + "until", "")) > now):
                 continue
             tx = TransactionBuilder()
-            escrow.lease_return(tx.update(key), tx.update(pool.key), lp, pool.prefix, unused, now)
+            escrow.lease_return(
+                tx.update(key), tx.update(pool.key), lp, pool.prefix, unused, now, quota.lease_epoch
+            )
             try:
                 table.transact(tx.writes)
             except Cancelled:
