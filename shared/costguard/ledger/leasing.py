@@ -225,36 +225,69 @@ def decide(
     at: datetime,
     platform_version: int | None,
 ) -> Renew | Refused | Stale | None:
-    """After a cancelled spend: for a leased quota whose lease failed, a snapshot of the
-    policy, the pool and every lease decides between renewing (from the pool, else by
-    recall) and refusing. None when no lease is short (the caller's other rules apply)."""
+    """After a cancelled spend: for a leased quota whose lease failed, decide between renewing
+    (from the pool, else by recall) and refusing. The policy, the pool and the tenant's own
+    lease are read first: a renewal the pool alone can serve needs nothing else (the pool's
+    own condition keeps it at avail >= 0, D94); a recall or a refusal is decided on a snapshot
+    of every lease. None when no lease is short (the caller's other rules apply)."""
     for quota, at_slot in pairs:
         if at_slot.lessee is None or not any(_ours(k, at_slot) for k in failed):
             continue
-        snap = snapshot(table, quota, at_slot.base, pool_slot(at_slot).prefix, at_slot.lessee)
+        pool = pool_slot(at_slot)
+        own = _own_snapshot(table, quota, pool, at_slot)
+        if own.version != platform_version:
+            return Stale({POLICY: own.items.get(POLICY)})
+        decided = _plan(quota, at_slot, own, amount, at)
+        if decided is None or (isinstance(decided, Renew) and not decided.plan.recalls):
+            return decided  # covered, or the pool alone serves it
+        snap = snapshot(table, quota, at_slot.base, pool.prefix, at_slot.lessee)
         if snap.version != platform_version:
             return Stale({POLICY: snap.items.get(POLICY)})
-        lessee = snap.tenants.index(at_slot.lessee) + 1
-        own = snap.states[lessee]
-        item = snap.items.get(at_slot.key, {})
-        stale = item.get(at_slot.prefix + "epoch") != quota.lease_epoch
-        live = str(item.get(at_slot.prefix + "until", "")) > iso(at) and not stale
-        if live and own.avail >= amount:
-            return None  # the lease covers it: another quota on the same item failed
-        # The request plus the lease's rate for a lease's life (D87): the rate is what the
-        # tenant's leases were given this period per lease life, so a busy tenant's lease
-        # doubles with each renewal (up to a quarter of the pool) and renews about once per
-        # lease life; its first lease is the request alone.
-        rate = own.grant / escrow.LEASE_SECONDS
-        size = amount + escrow.lease_size(rate, ZERO, max(snap.states[0].avail, ZERO))
-        plan = escrow.lease_moves(snap.states, lessee, amount, size, stale)
-        if plan is None:
-            return Refused(quota, pool_slot(at_slot), whole_of(quota, at_slot, snap))
-        if plan.recalls:
+        decided = _plan(quota, at_slot, snap, amount, at)
+        if isinstance(decided, Renew) and decided.plan.recalls:
             time.sleep(random.uniform(0, 0.002))  # noqa: S311 - let racing recalls spread
-        until = iso(at + timedelta(seconds=escrow.LEASE_SECONDS))
-        return Renew(quota.quota_id, plan, snap.tenants, until)
+        return decided
     return None
+
+
+def _own_snapshot(table: Any, quota: QuotaDefinition, pool: Slot, at_slot: Slot) -> Snapshot:
+    """The policy, the pool and the tenant's own lease, read as one (6 RRU)."""
+    keys = [POLICY, pool.key, at_slot.key]
+    found = table.transact_get(keys)
+    version = found.get(POLICY, {}).get("version")
+    lp = escrow.lease_prefix(pool.prefix)
+    states = [
+        escrow.state_of(found.get(pool.key), pool.prefix, 0, escrow.Layout(quota.limit_usd)),
+        escrow.state_of(found.get(at_slot.key), lp, 1, escrow.Layout(ZERO)),
+    ]
+    assert at_slot.lessee is not None
+    return Snapshot(
+        None if version is None else int(version), (at_slot.lessee,), states, found, False
+    )
+
+
+def _plan(
+    quota: QuotaDefinition, at_slot: Slot, snap: Snapshot, amount: Decimal, at: datetime
+) -> Renew | Refused | None:
+    assert at_slot.lessee is not None
+    lessee = snap.tenants.index(at_slot.lessee) + 1
+    own = snap.states[lessee]
+    item = snap.items.get(at_slot.key, {})
+    stale = item.get(at_slot.prefix + "epoch") != quota.lease_epoch
+    live = str(item.get(at_slot.prefix + "until", "")) > iso(at) and not stale
+    if live and own.avail >= amount:
+        return None  # the lease covers it: another quota on the same item failed
+    # The request plus the lease's rate for a lease's life (D87): the rate is what the
+    # tenant's leases were given this period per lease life, so a busy tenant's lease
+    # doubles with each renewal (up to a quarter of the pool) and renews about once per
+    # lease life; its first lease is the request alone.
+    rate = own.grant / escrow.LEASE_SECONDS
+    size = amount + escrow.lease_size(rate, ZERO, max(snap.states[0].avail, ZERO))
+    plan = escrow.lease_moves(snap.states, lessee, amount, size, stale)
+    if plan is None:
+        return Refused(quota, pool_slot(at_slot), whole_of(quota, at_slot, snap))
+    until = iso(at + timedelta(seconds=escrow.LEASE_SECONDS))
+    return Renew(quota.quota_id, plan, snap.tenants, until)
 
 
 def _ours(key: Key, at_slot: Slot) -> bool:
