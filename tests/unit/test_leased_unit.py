@@ -414,3 +414,49 @@ def test_a_live_lease_that_covers_is_extended_from_a_pool_with_room_only() -> No
     assert E.lease_moves(_states("9", "3"), 1, Decimal(2), Decimal(4)) == E.LeasePlan(
         Decimal(4), {}
     )
+
+
+def test_a_snapshot_past_98_leases_reads_again_when_a_grant_moved_while_it_read(
+    ledger: Ledger, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from costguard.ledger import leasing
+    from costguard.ledger.plan import slot_for
+    from costguard.store.writes import ItemWrite
+
+    # Given 100 lessees of 1 each (the last two are read after the TransactGetItems), t-099's
+    # lease unused and expired (written as renewals leave them)
+    _put(ledger, "1000")
+    tenants = [f"t-{i:03d}" for i in range(100)]
+    pool_write = ItemWrite(key=POOL)
+    pool_write.add("q_all_limit", Decimal(900))
+    pool_write.add("q_all_avail", Decimal(900))
+    pool_write.add(LP + "lessees", set(tenants))
+    ledger.table.update(pool_write)
+    for t in tenants:
+        lease = ItemWrite(key=(f"TENANT#{t}", "MONTH#2026-11"))
+        for field, value in (("limit", 1), ("avail", 1 if t == "t-099" else 0), ("epoch", 1)):
+            lease.add(LP + field, Decimal(value))
+        lease.add(LP + "held", Decimal(0 if t == "t-099" else 1))
+        lease.sets.append(f"{lease.name(LP + 'until')} = {lease.value('2026-11-25T12:01:00Z')}")
+        ledger.table.update(lease)
+    clock.advance(seconds=61)
+    # When the sweeper returns it to the pool while the snapshot reads the last leases
+    batch_get = ledger.table.batch_get
+    swept: list[int] = []
+
+    def racing(keys: Any, **kw: Any) -> Any:
+        if not swept:
+            swept.append(0)
+            swept[0] = leasing.sweep(ledger.table, [_quota()], clock())
+        return batch_get(keys, **kw)
+
+    monkeypatch.setattr(ledger.table, "batch_get", racing)
+    pool = slot_for(QuotaId.parse(Q), "-", clock())
+    snap = leasing.snapshot(ledger.table, _quota(), pool.base, pool.prefix)
+    # Then the grant in flight was seen once: the read was made again after the move
+    assert swept == [1] and snap.consistent
+    assert E.whole(snap.states).limit == usd("1000") and len(snap.tenants) == 100
+
+
+def _quota() -> QuotaDefinition:
+    return QuotaDefinition(QuotaId.parse(Q), Decimal(1000), leased=True, lease_epoch=1)

@@ -348,13 +348,9 @@ class TenantAdmin(PolicyCache):
                 granted = old.limit_usd
             if granted != quota.limit_usd:
                 default = old.limit_usd if old is not None else quota.limit_usd
-                escrow.move(
-                    tx.update(slot.key),
-                    slot.prefix,
-                    default,
-                    quota.limit_usd - granted,
-                    guard=False,
-                )
+                pool = tx.update(slot.key)
+                escrow.move(pool, slot.prefix, default, quota.limit_usd - granted, guard=False)
+                escrow.count_move(pool, slot.prefix)
             try:
                 self.table.transact(tx.writes)
             except Cancelled:

@@ -418,6 +418,13 @@ def lease_hold(
     w.add(prefix + target, amount)
 
 
+def count_move(pool: ItemWrite, pool_prefix: str) -> None:
+    """Every write that moves allowance into or out of the pool counts on it (`l_r_moves`):
+    since D94 every move between leases passes through the pool, so a snapshot read in parts
+    sees whether any happened while it read (D97)."""
+    pool.add(lease_prefix(pool_prefix) + "moves", 1)
+
+
 def pool_move(w: ItemWrite, prefix: str, default_grant: Decimal, delta: Decimal) -> None:
     """A renewal's side of the pool: grant and avail move by `delta` and the pool ends at
     `avail >= 0` whatever the sign of `delta` (a pool left short by a limit cut gives nothing
@@ -429,6 +436,7 @@ def pool_move(w: ItemWrite, prefix: str, default_grant: Decimal, delta: Decimal)
     enough = f"{avail} >= {w.value(-delta)}"
     fresh = default_grant + delta >= 0
     w.condition(f"attribute_not_exists({avail}) OR {enough}" if fresh else enough)
+    count_move(w, prefix)
 
 
 def lease_return(
@@ -443,3 +451,4 @@ def lease_return(
     lease.condition(f"({until} <= {lease.value(now)} OR {stale}) AND {avail} >= {lease.value(v)}")
     pool.add(pp + "limit", v)
     pool.add(pp + "avail", v)
+    count_move(pool, pp)

@@ -137,24 +137,29 @@ def snapshot(
     table: Any, quota: QuotaDefinition, base: Key, prefix: str, also: str | None = None
 ) -> Snapshot:
     """A serializable read of the platform policy, the pool and every lease it lists (plus
-    `also`'s). Beyond 98 leases the leases are read in chunks after the snapshot: grants can
-    then show twice or not at all while a renewal runs (`consistent` is False, as when new
-    lessees kept appearing on every read). A refusal decided on such a read may be false; an
-    admission never exceeds the limit (every move is guarded)."""
+    `also`'s). Beyond 98 leases the rest are read in chunks after the snapshot, then the pool
+    again: when its move count changed meanwhile (a grant in flight could show twice or not
+    at all), the whole is read again (D97). `consistent` is False when that, or new lessees,
+    kept happening on every read: a refusal decided on such a read may be false; an admission
+    never exceeds the limit (every move is guarded)."""
     lp = escrow.lease_prefix(prefix)
     pool_item = table.get(base, consistent=True) or {}
-    complete = False
+    complete = settled = False
     for _ in range(SNAPSHOT_ATTEMPTS):
         names = sorted({*lessees(pool_item, prefix), *((also,) if also else ())})
         keys = [POLICY, base, *(lease_key(base, t) for t in names)]
         found = table.transact_get(keys[:SNAPSHOT_ITEMS])
         rest = keys[SNAPSHOT_ITEMS:]
+        settled = True
         if rest:
             found.update(table.batch_get(rest, consistent=True))
+            after = table.get(base, consistent=True) or {}
+            moves = lp + "moves"
+            settled = (found.get(base) or {}).get(moves) == after.get(moves)
         pool_item = found.get(base) or {}
         complete = not set(lessees(pool_item, prefix)) - set(names)
-        if complete:
-            break  # else a new lessee meanwhile: read again with it
+        if complete and settled:
+            break  # else a new lessee or a move meanwhile: read again
     version = found.get(POLICY, {}).get("version")
     pool = escrow.state_of(pool_item, prefix, 0, escrow.Layout(quota.limit_usd))
     leases = [
@@ -166,7 +171,7 @@ def snapshot(
         tuple(names),
         [pool, *leases],
         found,
-        consistent=complete and not rest,
+        consistent=complete and settled,
     )
 
 
