@@ -67,7 +67,8 @@ def measured_units() -> dict[str, Any]:
 
 def _per_item_write(op: dict[str, Any]) -> float:
     """Transactional units per item written (the measured items are all below 1 KB)."""
-    updates = sum(n for a in op["actions"] for k, n in a.items() if k in ("Update", "Put"))
+    written = ("Update", "Put", "UpdateItem", "PutItem")  # the one-write reserve: UpdateItem
+    updates = sum(n for a in op["actions"] for k, n in a.items() if k in written)
     return float(op["wru"] - op["gsi_wru"]) / float(updates)
 
 
@@ -114,42 +115,82 @@ def tenant_capacity(units: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def platform_capacity(units: dict[str, Any], tenants: int = 1_000) -> list[dict[str, Any]]:
-    """Reserves/s over all tenants, each tenant far below its own ceiling."""
-    reserve = units["reserve"]
-    w = _per_item_write(reserve)
-    rru_check = reserve["rru"] / 2
-    per_reserve_wru = reserve["wru"]
-    lease_seconds = 60
+LEASE_TENANTS = (100, 1_000, 10_000)
+RAISED_QUOTA = 120_000
+"""A table throughput quota raised by an AWS quota request (WRU/s and RRU/s)."""
+
+
+def recall_rru(lessees: int) -> int:
+    """RRU of the snapshot a recall or a refusal reads: the policy, the pool and up to 98
+    leases in one TransactGetItems (2 RRU each), the rest by consistent BatchGetItem (1 each)."""
+    in_tx = min(lessees, 98)
+    return 2 * (2 + in_tx) + max(0, lessees - in_tx)
+
+
+def platform_capacity(lease: dict[str, Any]) -> list[dict[str, Any]]:
+    """Reserves/s over the whole platform under one hard platform quota, by design, number of
+    active tenants and table throughput quota; every row names what binds.
+
+    Driven by the units measured through the Ledger on moto (`lease_units`): a reserve on its
+    live lease and one that renews it. Each active tenant renews about once per lease life
+    (D87: leases double until they last that long), so renewals/s = tenants / 60; a renewal
+    the pool can serve reads the policy, the pool and its own lease (D94: measured), one that
+    must recall (the pool empty: the last of the allowance) reads every lease (`recall_rru`)."""
+    live = lease["ledger_reserve_on_its_live_lease"]
+    renew = lease["ledger_reserve_that_renews_its_lease"]
+    live_wru, live_rru = float(live["wru"]), float(live["rru"])
     rows = []
-    for design, platform_write in (("platform counter in every reserve", w), ("leases", 0.0)):
-        for replicas in (1, 4, 16):
-            ceilings = {
-                "platform policy check": RCU_PER_PARTITION / rru_check * replicas,
-                "table quota (40k WRU/s default)": TABLE_WRU_DEFAULT_QUOTA
-                / (per_reserve_wru + platform_write),
-            }
-            if platform_write:
-                ceilings["platform counter"] = WCU_PER_PARTITION / platform_write
-            else:
-                # The pool is written once per lease renewal (two items, pool and lease),
-                # every lease_seconds per active tenant.
-                renewals = tenants / lease_seconds
-                ceilings["platform pool (lease renewals)"] = (
-                    float("inf") if renewals * w < WCU_PER_PARTITION else 0.0
-                )
-            binding = min(ceilings, key=ceilings.__getitem__)
-            rows.append(
-                {
-                    "design": design,
-                    "platform_policy_replicas": replicas,
-                    "per_second": round(ceilings[binding]),
-                    "binding_item": binding,
-                    "pool_writes_per_second": None
-                    if platform_write
-                    else round(tenants / lease_seconds, 1),
+    designs = (
+        ("shared platform counter (not leased)", 2.0, 2.0, True),
+        ("leases, platform policy checked in every reserve (D78–D89)", 0.0, 2.0, True),
+        ("leases, no platform policy check (D94, built)", 0.0, 0.0, False),
+    )
+    for design, platform_wru, platform_rru, checked in designs:
+        built = "built" in design
+        for tenants in LEASE_TENANTS:
+            for quota in (TABLE_WRU_DEFAULT_QUOTA, RAISED_QUOTA):
+                if not built and (tenants, quota) != (1_000, TABLE_WRU_DEFAULT_QUOTA):
+                    continue
+                leased = not design.startswith("shared")
+                per_wru = live_wru + (platform_wru if not leased else 0)
+                per_rru = live_rru + platform_rru
+                renewals = tenants / E.LEASE_SECONDS if leased else 0.0
+                r_rru = float(renew["rru"]) if built else recall_rru(tenants) if leased else 0.0
+                ceilings = {
+                    f"table WRU quota ({quota:,}/s)": (quota - renewals * float(renew["wru"]))
+                    / per_wru,
+                    f"table RRU quota ({quota:,}/s)": (quota - renewals * r_rru) / per_rru
+                    if per_rru
+                    else float("inf"),
+                    # a tenant's counter item (the lease) and record partition: 2 WRU each
+                    "each tenant's own items (500 reserves/s each)": tenants
+                    * WCU_PER_PARTITION
+                    / 2,
                 }
-            )
+                if not leased:
+                    ceilings["platform counter"] = WCU_PER_PARTITION / platform_wru
+                if checked:
+                    ceilings["platform policy item (ConditionCheck)"] = RCU_PER_PARTITION / 2
+                if leased:
+                    # the pool: 2 WRU per renewal (transactional)
+                    ceilings["platform pool (renewals)"] = (
+                        float("inf") if renewals * 2 < WCU_PER_PARTITION else 0.0
+                    )
+                binding = min(ceilings, key=ceilings.__getitem__)
+                rows.append(
+                    {
+                        "design": design,
+                        "active_tenants": tenants,
+                        "table_quota": quota,
+                        "per_second": max(0, round(ceilings[binding])),
+                        "binding": binding,
+                        "renewals_per_second": round(renewals, 1),
+                        "renewal_rru": round(r_rru),
+                        "renewal_rru_per_second": round(renewals * r_rru),
+                        "recall_rru": recall_rru(tenants) if leased else 0,
+                        "per_reserve": {"wru": per_wru, "rru": per_rru},
+                    }
+                )
     return rows
 
 
@@ -340,6 +381,35 @@ def borrow_latency(samples: int = 150) -> dict[str, Any]:
     }
 
 
+def platform_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """What the platform table says, from its own rows."""
+    built = [r for r in rows if "built" in r["design"]]
+    at = {(r["active_tenants"], r["table_quota"]): r for r in built}
+    d, raised = at[(1_000, TABLE_WRU_DEFAULT_QUOTA)], at[(1_000, RAISED_QUOTA)]
+    w, q = d["per_reserve"]["wru"], d["per_reserve"]["rru"]
+    return [
+        f"A reserve on its live lease costs {w:g} WRU + {q:g} RRU (the tenant's counter, its",
+        "record and index entry, the tenant policy's check; measured below) and, with D94, no",
+        "platform item at all: the platform policy is read once per process every 5 s",
+        "(1 RRU; 1,000 warm Lambda containers: 200 RRU/s), the pool once per lease renewal.",
+        "What binds is the table's throughput quota, not an item: with the default 40,000",
+        f"WRU/s and RRU/s, 1,000 active tenants reach {d['per_second']:,} reserves/s"
+        f" ({d['binding']});",
+        f"raised to {RAISED_QUOTA:,} (an AWS quota request) they reach {raised['per_second']:,}"
+        f" ({raised['binding']}).",
+        "**20,000 reserves/s platform-wide needs the table quota raised** to ≥"
+        f" {20_000 * w:,.0f} WRU/s and ≥ {20_000 * q:,.0f} RRU/s (plus the renewals', a few"
+        " hundred/s).",
+        "A renewal the pool can serve reads the policy, the pool and the tenant's own lease",
+        f"({d['renewal_rru']} RRU in all, measured); the D78–D89 row read every lease in every",
+        "renewal, which grows with the square of the active tenants. A recall or a refusal",
+        f"still reads every lease ({d['recall_rru']:,} RRU with 1,000 lessees): that is the last of",
+        "the allowance, where the pool is empty.",
+        "The per-tenant ceiling (500 reserves/s: the tenant's counter and record partition)",
+        "binds only when fewer than ~40 tenants carry the whole load.",
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [
         "# Hot quotas: capacity by slice count (`python -m bench hotquota`)",
@@ -365,20 +435,19 @@ def render(results: dict[str, Any]) -> str:
         "index keys, day rollup and policy check per slice, docs/data-model.md): the target of",
         "5,000 reserves/s on one tenant needs 16 slices there.",
         "",
-        "## Platform-wide (1,000 active tenants, each below its own ceiling)",
+        "## Platform-wide: one hard platform quota over every tenant",
         "",
-        "| design | platform policy replicas | reserves/s | binding | pool writes/s |",
-        "|---|---|---|---|---|",
+        "| design | active tenants | table quota (WRU/s and RRU/s) | reserves/s | binding |"
+        " renewals/s | RRU per renewal |",
+        "|---|---|---|---|---|---|---|",
         *[
-            f"| {r['design']} | {r['platform_policy_replicas']} | {r['per_second']:,} | "
-            f"{r['binding_item']} | {r['pool_writes_per_second'] or '-'} |"
+            f"| {r['design']} | {r['active_tenants']:,} | {r['table_quota']:,} | "
+            f"{r['per_second']:,} | {r['binding']} | {r['renewals_per_second']} | "
+            f"{r['renewal_rru']:,} |"
             for r in results["platform"]
         ],
         "",
-        "Every reserve reads the platform policy item (`ConditionCheck`, 2 RRU): ~1,500/s over",
-        "the whole platform whatever the quotas, until the policy is replicated. With leases",
-        "and 16 replicas the bound is the table's default 40,000 WRU/s quota (8,000 reserves/s",
-        "at 5 WRU): 20,000/s platform-wide needs that quota raised (an AWS quota request).",
+        *platform_notes(results["platform"]),
         "",
         "## Spending a $10,000 quota to the last cent ($0.01–$5 reserves, the real borrow computation (`escrow.borrow_moves`))",
         "",
@@ -432,9 +501,11 @@ def render(results: dict[str, Any]) -> str:
         "  as one — proven on DynamoDB Local through the Ledger",
         "  (tests/integration/test_leased_quotas.py: 100 units over 50 tenants, 1,000",
         "  concurrent reserves → exactly 100; with commits, releases, lease expiry and the",
-        "  sweeper racing). The platform policy `ConditionCheck` is still in every reserve",
-        "  (the row above that binds at ~1,500/s) until platform quota writes are announced",
-        "  ahead (decisions D71) or the policy is replicated.",
+        "  sweeper racing). A reserve on its live lease checks no platform policy (D94: it",
+        "  trusts a read under 5 s old, platform writes being announced 5 s ahead; a cut",
+        "  starts a lease epoch, stale leases go back through the pool) — proven with a cut",
+        "  racing reserves in four processes, and by a state machine through the Ledger",
+        "  (tests/unit/test_leased_properties.py).",
         "- Every read sees the whole, threshold alerts included (decisions D85: a consistent",
         "  read of the policy and the N slices per stream batch that changed the quota, N + 1 RRU,",
         "  plus a snapshot when a threshold looks reached; D88: a leased quota's pool and leases",
@@ -460,6 +531,7 @@ def main(argv: list[str] | None = None) -> None:
     args = argv or []
     rng = random.Random(2026)
     units = measured_units()
+    escrow = escrow_units()
     results: dict[str, Any] = {
         "limits": {
             "wcu_per_partition": WCU_PER_PARTITION,
@@ -468,9 +540,9 @@ def main(argv: list[str] | None = None) -> None:
         },
         "measured_units": units,
         "tenant": tenant_capacity(units),
-        "platform": platform_capacity(units),
+        "escrow_units": escrow,
+        "platform": platform_capacity(escrow),
         "exhaustion": [exhaustion(n, rng) for n in (1, 4, 8, 16, 64)],
-        "escrow_units": escrow_units(),
         "borrow_latency": {"skipped": "--no-local"} if "--no-local" in args else borrow_latency(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

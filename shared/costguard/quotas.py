@@ -147,6 +147,9 @@ class QuotaDefinition:
     """The period whose limit was cut below its use: reserves take slice 0 only there (D76)."""
     leased: bool = False
     """A platform quota held through per-tenant leases of its allowance (D78, D87)."""
+    lease_epoch: int = 0
+    """The platform policy version from which its leases count: set when the quota is created
+    leased or its limit is cut; a lease granted under an older one is not spent (D94)."""
 
     @property
     def sliced(self) -> bool:

@@ -14,12 +14,16 @@ them) and the sweeper returning them to the pool meanwhile.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from types import SimpleNamespace
 
+import pytest
 from costguard.errors import QuotaExceeded
 from costguard.ledger import Ledger, leasing
 from costguard.ledger import escrow as E
+from costguard.ledger.core import LedgerBusy
 from costguard.ledger.plan import slot_for
 from costguard.quotas import QuotaDefinition, QuotaId
 
@@ -136,3 +140,87 @@ def test_commits_releases_lease_expiry_and_the_sweeper_racing(
     local_ledger.return_expired_leases()
     assert _whole(local_ledger) == (usd("100"), usd("100"), usd("0"))
     _consistent(local_ledger)
+
+
+def test_a_limit_cut_racing_reserves_in_four_processes_never_passes_the_limit_in_force(
+    local_ledger: Ledger, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D94: leased reserves check no platform policy; a cut is in force once announced.
+
+    Four processes (ledgers with their own caches) reserve one unit at a time from 50 tenants
+    while leases hold most of the limit unused; the operator cuts the limit from 100 to 40
+    meanwhile. Invariants: at every sampled step the pool's and the leases' grants sum to the
+    limit of the policy read with them and spent + held ≤ 100 (the old limit); the admissions
+    never pass 40 unless those that started before the cut was in force (its write returned
+    + the announced delay) already did; with 400 reserves of demand, none refused while the
+    whole had room (admitted = max(40, those started before)); reconcile() clean."""
+    import costguard.ledger.policies as policies
+
+    # The processes' monotonic clock, moved by the operator: the announced delay passes at
+    # once after the cut (the stale window is as short as it gets, leases still full)
+    monotonic = [0.0]
+    monkeypatch.setattr(policies, "time", SimpleNamespace(monotonic=lambda: monotonic[0]))
+    _lease(local_ledger)
+    processes = [Ledger(local_ledger.table, local_ledger.settings, clock=clock) for _ in range(4)]
+    # Given leases that hold most of the limit unused: 20 tenants' first leases of 3 (a
+    # first lease is the request), released at once
+    for k, tenant in enumerate(TENANTS[:20]):
+        held = processes[k % 4].reserve(tenant, estimate("3"), with_figures=False)
+        processes[k % 4].release(tenant, held.reservation_id)
+    assert _unused_in_leases(local_ledger) == 60  # more than the cut below leaves
+
+    lock = threading.Lock()
+    admitted: list[float] = []  # when each admitted reserve started (monotonic)
+    in_force = [float("inf")]
+    done = threading.Event()
+    samples: list[tuple[Decimal, Decimal, Decimal]] = []
+
+    def call(k: int) -> None:
+        started = monotonic[0]
+        ledger = processes[k % 4]
+        try:
+            ledger.reserve(TENANTS[k % 50], estimate("1"), ttl_seconds=3600, with_figures=False)
+        except (QuotaExceeded, LedgerBusy):
+            return
+        with lock:
+            admitted.append(started)
+
+    def operator() -> None:
+        while len(admitted) < 5:
+            time.sleep(0.01)
+        _lease(local_ledger, 40)
+        monotonic[0] += policies.PLATFORM_FRESH_SECONDS + 0.001
+        in_force[0] = monotonic[0]
+
+    def sample() -> None:
+        quota = QuotaDefinition(QuotaId.parse(Q), Decimal(LIMIT), leased=True)
+        while not done.wait(0.05):
+            pool = slot_for(quota.quota_id, "-", clock())
+            snap = leasing.snapshot(local_ledger.table, quota, pool.base, pool.prefix)
+            if not snap.consistent:
+                continue
+            spec = (snap.items.get(leasing.POLICY) or {})["quotas"][Q]
+            whole = E.whole(snap.states)
+            samples.append((Decimal(spec["limit_usd"]), whole.limit, whole.spent + whole.held))
+
+    with ThreadPoolExecutor(34) as pool:
+        sampling = pool.submit(sample)
+        cutting = pool.submit(operator)
+        list(pool.map(call, range(400)))
+        cutting.result()
+        done.set()
+        sampling.result()
+
+    before = sum(1 for started in admitted if started < in_force[0])
+    assert samples and all(limit == g and used <= LIMIT for limit, g, used in samples), samples
+    assert len(admitted) <= max(40, before), (len(admitted), before)
+    assert len(admitted) == max(40, before)  # no refusal while the whole had room
+    assert _whole(local_ledger) == (usd("40"), usd("0"), Decimal(len(admitted)))
+    _consistent(local_ledger)
+
+
+def _unused_in_leases(ledger: Ledger) -> Decimal:
+    quota = QuotaDefinition(QuotaId.parse(Q), Decimal(LIMIT), leased=True)
+    pool = slot_for(quota.quota_id, "-", ledger.now())
+    snap = leasing.snapshot(ledger.table, quota, pool.base, pool.prefix)
+    return sum((s.avail for s in snap.states[1:]), Decimal(0))

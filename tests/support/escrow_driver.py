@@ -192,44 +192,44 @@ class LeaseDriver:
     def reserve(self, tenant: str, amount: Decimal, now: str, until: str) -> LeaseHeld | None:
         version, limit = self.limit()
         lessee = self.tenants.index(tenant) + 1
-        moves: dict[int, Decimal] | None = None  # None: hold on the live lease as it is
+        plan: E.LeasePlan | None = None  # None: hold on the live lease as it is
         rid = f"l{next(self.ids):05d}"
         for _ in range(self.attempts):
             tx = TransactionBuilder()
             check = tx.check(PLATFORM_POLICY, "#v = :v", {":v": version})
             check.names["#v"] = "version"
-            for index, x in sorted((moves or {}).items()):
-                if index == 0:
-                    E.move(tx.update(POOL), P, limit, -x, guard=True)
-                else:
+            if plan is not None:
+                for index, x in sorted(plan.recalls.items()):
                     lease = tx.update(lease_key(self.tenants[index - 1]))
                     E.move(lease, LP, ZERO, -x, guard=True)
-            renew = None if moves is None else (sum(moves.values(), ZERO), until)
-            E.lease_hold(tx.update(lease_key(tenant)), LP, amount, now, renew)
+                if plan.given or plan.recalls or plan.returned:
+                    E.pool_move(tx.update(POOL), P, limit, plan.pool_delta)
+            renew = None if plan is None else (plan, until)
+            E.lease_hold(tx.update(lease_key(tenant)), LP, amount, now, 0, renew)
             item = {"status": "held", "tenant": tenant, "estimate_usd": amount}
             tx.put((REC, rid), item, "attribute_not_exists(pk)")
             try:
                 self.table.transact(tx.writes)
             except Cancelled as cancelled:
                 failed = {tx.writes[i].key for i, _ in cancelled.failed()}
-                if moves:
+                if plan is not None and plan.recalls:
                     time.sleep(random.uniform(0, 0.004))
                 if PLATFORM_POLICY in failed:
                     version, limit = self.limit()
-                    moves = None
+                    plan = None
                     continue
                 seen, states = self.snapshot(limit)
                 if seen != version:
                     version, limit = self.limit()
-                    moves = None
+                    plan = None
                     continue
                 own = states[lessee]
                 rate = own.grant / E.LEASE_SECONDS  # what the last lease gave, per second
                 size = E.lease_size(rate, amount, states[0].avail)
-                moved = E.lease_moves(states, lessee, amount, size)
-                if moved is None:
+                planned = E.lease_moves(states, lessee, amount, size)
+                if planned is None:
                     return None  # pool and every lease together cannot cover it
-                moves = moved
+                plan = planned
                 self.renewals += 1
                 continue
             return LeaseHeld(rid, tenant, amount)
@@ -252,7 +252,7 @@ class LeaseDriver:
             if v <= 0 or item.get(LP + "until", "") > now:
                 continue
             tx = TransactionBuilder()
-            E.lease_return(tx.update(lease_key(tenant)), tx.update(POOL), LP, P, v, now)
+            E.lease_return(tx.update(lease_key(tenant)), tx.update(POOL), LP, P, v, now, 0)
             try:
                 self.table.transact(tx.writes)
             except Cancelled:

@@ -5,12 +5,13 @@ each cached copy is re-read by the next reserve that meets it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import costguard.ledger.escrow as escrow
+import costguard.ledger.leasing as leasing
 import costguard.ledger.slicing as slicing
 from costguard.errors import InvalidRequest, QuotaNotFound, TenantExists
 from costguard.ledger.core import POLICY_ATTEMPTS, LedgerBusy
@@ -317,10 +318,13 @@ class TenantAdmin(PolicyCache):
 
     def _put_leased_quota(self, quota: QuotaDefinition) -> QuotaState:
         """A PUT of a leased platform quota (D78): the policy (version + 1, conditioned on the
-        version read) and, in the same transaction, the pool moved by the change of limit
-        (`grant += new − old`, relative: leases keep theirs, so pool + leases = the new limit;
-        a cut below what is leased, spent and held leaves the pool negative until leases come
-        back). A leased quota stays leased, hard and unsliced."""
+        version read) and, in the same transaction, the pool moved so that pool + leases = the
+        new limit (`grant += new − old`, relative: leases keep theirs; a quota created again
+        within a period moves the pool by the new limit − what the pool and the old leases
+        still grant). A new quota or a cut starts a new lease epoch (the new version): leases
+        granted before are not spent once the write is in force (5 s, D71), their unused
+        allowance goes back through the pool (D94). A leased quota stays leased, hard and
+        unsliced."""
         qid = quota.quota_id
         if qid.scope is not Scope.PLATFORM or quota.mode is not Mode.HARD or quota.sliced:
             raise InvalidRequest(
@@ -333,16 +337,23 @@ class TenantAdmin(PolicyCache):
             policy_item = self.table.get((PLATFORM_PK, POLICY_SK), consistent=True)
             old = next((q for q in policy_of(policy_item).quotas if q.quota_id == qid), None)
             slot = slot_for(qid, "-", now)
+            version = int((policy_item or {}).get("version", 0)) + 1
+            kept = old is not None and old.leased and quota.limit_usd >= old.limit_usd
+            epoch = old.lease_epoch if kept and old is not None else version
             tx = TransactionBuilder()
-            _write_quota_spec(tx, PLATFORM_PK, policy_item, qid, quota_spec(quota))
-            if old is not None and old.limit_usd != quota.limit_usd:
-                escrow.move(
-                    tx.update(slot.key),
-                    slot.prefix,
-                    old.limit_usd,
-                    quota.limit_usd - old.limit_usd,
-                    guard=False,
-                )
+            spec = quota_spec(replace(quota, lease_epoch=epoch))
+            _write_quota_spec(tx, PLATFORM_PK, policy_item, qid, spec)
+            if old is None:
+                # Σ grants moves only here: what the period's pool and leases grant now stays.
+                snap = leasing.snapshot(self.table, quota, slot.base, slot.prefix)
+                granted = escrow.whole(snap.states).limit
+            else:
+                granted = old.limit_usd
+            if granted != quota.limit_usd:
+                default = old.limit_usd if old is not None else quota.limit_usd
+                pool = tx.update(slot.key)
+                escrow.move(pool, slot.prefix, default, quota.limit_usd - granted, guard=False)
+                escrow.count_move(pool, slot.prefix)
             try:
                 self.table.transact(tx.writes)
             except Cancelled:

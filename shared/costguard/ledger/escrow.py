@@ -326,33 +326,62 @@ def lease_size(rate: Decimal, amount: Decimal, pool_avail: Decimal) -> Decimal:
     return max(amount, min(want, (pool_avail / 4).quantize(QUANTUM, rounding=ROUND_DOWN)))
 
 
+@dataclass(frozen=True)
+class LeasePlan:
+    """A renewal planned on a snapshot: the pool gives `given` to the lease, after the recalled
+    leases (`recalls`: index → amount) and the lease's own unused allowance of an older epoch
+    (`returned`) came back to it; the pool ends at `avail >= 0` (D94)."""
+
+    given: Decimal
+    recalls: dict[int, Decimal]
+    returned: Decimal = ZERO
+
+    @property
+    def pool_delta(self) -> Decimal:
+        return sum(self.recalls.values(), ZERO) + self.returned - self.given
+
+
 def lease_moves(
-    states: Sequence[SliceState], lessee: int, amount: Decimal, size: Decimal
-) -> dict[int, Decimal] | None:
-    """Moves that renew lease `lessee` (index ≥ 1; index 0 is the pool) so it covers
-    `amount`: `size` from the pool when it has it, else whatever the pool has plus a recall
-    from the other leases (richest first). None when the pool and every lease together
-    cannot cover the amount: the only refusal."""
+    states: Sequence[SliceState], lessee: int, amount: Decimal, size: Decimal, stale: bool = False
+) -> LeasePlan | None:
+    """The renewal of lease `lessee` (index ≥ 1; index 0 is the pool) so it covers `amount`.
+
+    Every allowance passes through the pool, which must end at `avail >= 0`: the lease's own
+    unused allowance when it is `stale` (granted under an older epoch, D94) goes back first,
+    recalls from other leases (richest first) fill what the pool lacks — its deficit after a
+    limit cut included — and the pool gives the lease `size`, at least what it is short of
+    `amount` (its own live allowance kept). None when the pool and every lease together cannot
+    cover the amount: the only refusal."""
     if sum((s.avail for s in states), ZERO) < amount:
         return None
     by_index = {s.index: s for s in states}
     own = by_index[lessee].avail
-    pool = max(by_index[0].avail, ZERO)
-    moves: dict[int, Decimal] = {}
-    from_pool = min(pool, max(size, amount - own))
-    if from_pool > 0:
-        moves[0] = from_pool
-    need = amount - own - from_pool
-    for donor in sorted(
+    returned = max(own, ZERO) if stale else ZERO
+    kept = own - returned
+    pool = by_index[0].avail + returned
+    short = amount - kept
+    donors = sorted(
         (s for s in states if s.index not in (0, lessee) and s.avail > 0),
         key=lambda s: (-s.avail, s.index),
-    ):
+    )
+    if pool + sum((d.avail for d in donors), ZERO) < short:
+        return None
+    if (
+        short <= 0
+    ):  # its own live allowance covers it: the renewal extends it, from a pool with room
+        return LeasePlan(min(size, max(pool, ZERO)), {}, returned)
+    given = max(short, min(size, pool))
+    recalls: dict[int, Decimal] = {}
+    need = given - pool  # what the pool lacks to give `given` and end at avail >= 0
+    for donor in donors:
         if need <= 0:
             break
         take = min(donor.avail, need)
-        moves[donor.index] = take
+        recalls[donor.index] = take
         need -= take
-    return None if need > 0 else moves
+    if need > 0:
+        return None
+    return LeasePlan(given, recalls, returned)
 
 
 def lease_hold(
@@ -360,33 +389,66 @@ def lease_hold(
     prefix: str,
     amount: Decimal,
     now: str,
-    renew: tuple[Decimal, str] | None,
+    epoch: int,
+    renew: tuple[LeasePlan, str] | None,
     target: str = "held",
 ) -> None:
     """Hold (`target='held'`) or spend (`'spent'`) `amount` on a tenant's lease (`prefix` =
-    `l_r_`): while it is live, or, with `renew = (moved, until)`, after `moved` came from the
-    pool or other leases in the same transaction (the lease then lives until `until`)."""
-    avail, until = w.name(prefix + "avail"), w.name(prefix + "until")
+    `l_r_`): while it is live and of the quota's `epoch` (D94), or, with `renew = (plan,
+    until)`, after the plan moved allowance through the pool in the same transaction (the
+    lease then lives until `until`, of `epoch`)."""
+    avail, until, ep = w.name(prefix + "avail"), w.name(prefix + "until"), w.name(prefix + "epoch")
     if renew is None:
         w.sets.append(f"{avail} = {avail} - {w.value(amount)}")
-        w.condition(f"{avail} >= {w.value(amount)} AND {until} > {w.value(now)}")
+        w.condition(
+            f"{avail} >= {w.value(amount)} AND {until} > {w.value(now)} AND {ep} = {w.value(epoch)}"
+        )
     else:
-        moved, new_until = renew
+        plan, new_until = renew
+        delta = plan.given - plan.returned
         limit, zero = w.name(prefix + "limit"), w.value(ZERO)
-        w.sets.append(f"{avail} = if_not_exists({avail}, {zero}) + {w.value(moved - amount)}")
-        w.sets.append(f"{limit} = if_not_exists({limit}, {zero}) + {w.value(moved)}")
+        w.sets.append(f"{avail} = if_not_exists({avail}, {zero}) + {w.value(delta - amount)}")
+        w.sets.append(f"{limit} = if_not_exists({limit}, {zero}) + {w.value(delta)}")
         w.sets.append(f"{until} = {w.value(new_until)}")
+        w.sets.append(f"{ep} = {w.value(epoch)}")
         w.sets.append(f"{w.name(prefix + 'at')} = {w.value(now)}")
-        enough = f"{avail} >= {w.value(amount - moved)}"
-        w.condition(f"attribute_not_exists({avail}) OR {enough}" if moved >= amount else enough)
+        enough = f"{avail} >= {w.value(amount - delta)}"
+        fresh = plan.returned == 0 and plan.given >= amount
+        w.condition(f"attribute_not_exists({avail}) OR {enough}" if fresh else enough)
     w.add(prefix + target, amount)
 
 
-def lease_return(lease: ItemWrite, pool: ItemWrite, lp: str, pp: str, v: Decimal, now: str) -> None:
-    """An expired lease gives its unused allowance `v` back to the pool."""
-    avail, until = lease.name(lp + "avail"), lease.name(lp + "until")
+def count_move(pool: ItemWrite, pool_prefix: str) -> None:
+    """Every write that moves allowance into or out of the pool counts on it (`l_r_moves`):
+    since D94 every move between leases passes through the pool, so a snapshot read in parts
+    sees whether any happened while it read (D97)."""
+    pool.add(lease_prefix(pool_prefix) + "moves", 1)
+
+
+def pool_move(w: ItemWrite, prefix: str, default_grant: Decimal, delta: Decimal) -> None:
+    """A renewal's side of the pool: grant and avail move by `delta` and the pool ends at
+    `avail >= 0` whatever the sign of `delta` (a pool left short by a limit cut gives nothing
+    until recalls and returns have filled it, D94)."""
+    avail, limit = w.name(prefix + "avail"), w.name(prefix + "limit")
+    g, d = w.value(default_grant), w.value(delta)
+    w.sets.append(f"{limit} = if_not_exists({limit}, {g}) + {d}")
+    w.sets.append(f"{avail} = if_not_exists({avail}, {g}) + {d}")
+    enough = f"{avail} >= {w.value(-delta)}"
+    fresh = default_grant + delta >= 0
+    w.condition(f"attribute_not_exists({avail}) OR {enough}" if fresh else enough)
+    count_move(w, prefix)
+
+
+def lease_return(
+    lease: ItemWrite, pool: ItemWrite, lp: str, pp: str, v: Decimal, now: str, epoch: int
+) -> None:
+    """An expired lease, or one of an older epoch than the quota's (D94), gives its unused
+    allowance `v` back to the pool."""
+    avail, until, ep = lease.name(lp + "avail"), lease.name(lp + "until"), lease.name(lp + "epoch")
     lease.add(lp + "limit", -v)
     lease.add(lp + "avail", -v)
-    lease.condition(f"{until} <= {lease.value(now)} AND {avail} >= {lease.value(v)}")
+    stale = f"attribute_not_exists({ep}) OR {ep} <> {lease.value(epoch)}"
+    lease.condition(f"({until} <= {lease.value(now)} OR {stale}) AND {avail} >= {lease.value(v)}")
     pool.add(pp + "limit", v)
     pool.add(pp + "avail", v)
+    count_move(pool, pp)

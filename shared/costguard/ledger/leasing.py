@@ -67,11 +67,11 @@ def lessees(pool_item: Mapping[str, Any] | None, pool_prefix: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Renew:
-    """Allowance to move onto the tenant's lease (donor index → amount; 0 is the pool) before
-    trying again, with the tenants the indices name and the lease's new expiry."""
+    """Allowance to move onto the tenant's lease through the pool (`plan`: recalled leases by
+    index, 1 is `tenants[0]`) before trying again, and the lease's new expiry."""
 
     quota_id: QuotaId
-    moves: dict[int, Decimal]
+    plan: escrow.LeasePlan
     tenants: tuple[str, ...]
     until: str
 
@@ -100,18 +100,17 @@ def charge(
         _list(tx, at_slot)
         return
     if renewal is None:
-        escrow.lease_hold(w, lp, amount, iso(at), None, target)
+        escrow.lease_hold(w, lp, amount, iso(at), quota.lease_epoch, None, target)
         return
     pool = pool_slot(at_slot)
-    for index, x in sorted(renewal.moves.items()):
-        if index == 0:
-            escrow.move(tx.update(pool.key), pool.prefix, quota.limit_usd, -x, guard=True)
-        else:
-            donor = lease_key(at_slot.base, renewal.tenants[index - 1])
-            escrow.move(tx.update(donor), lp, ZERO, -x, guard=True)
+    plan = renewal.plan
+    for index, x in sorted(plan.recalls.items()):
+        donor = lease_key(at_slot.base, renewal.tenants[index - 1])
+        escrow.move(tx.update(donor), lp, ZERO, -x, guard=True)
+    if plan.given or plan.recalls or plan.returned:
+        escrow.pool_move(tx.update(pool.key), pool.prefix, quota.limit_usd, plan.pool_delta)
     _list(tx, at_slot)
-    moved = sum(renewal.moves.values(), ZERO)
-    escrow.lease_hold(w, lp, amount, iso(at), (moved, renewal.until), target)
+    escrow.lease_hold(w, lp, amount, iso(at), quota.lease_epoch, (plan, renewal.until), target)
 
 
 def _list(tx: Any, at_slot: Slot) -> None:
@@ -138,24 +137,29 @@ def snapshot(
     table: Any, quota: QuotaDefinition, base: Key, prefix: str, also: str | None = None
 ) -> Snapshot:
     """A serializable read of the platform policy, the pool and every lease it lists (plus
-    `also`'s). Beyond 98 leases the leases are read in chunks after the snapshot: grants can
-    then show twice or not at all while a renewal runs (`consistent` is False, as when new
-    lessees kept appearing on every read). A refusal decided on such a read may be false; an
-    admission never exceeds the limit (every move is guarded)."""
+    `also`'s). Beyond 98 leases the rest are read in chunks after the snapshot, then the pool
+    again: when its move count changed meanwhile (a grant in flight could show twice or not
+    at all), the whole is read again (D97). `consistent` is False when that, or new lessees,
+    kept happening on every read: a refusal decided on such a read may be false; an admission
+    never exceeds the limit (every move is guarded)."""
     lp = escrow.lease_prefix(prefix)
     pool_item = table.get(base, consistent=True) or {}
-    complete = False
+    complete = settled = False
     for _ in range(SNAPSHOT_ATTEMPTS):
         names = sorted({*lessees(pool_item, prefix), *((also,) if also else ())})
         keys = [POLICY, base, *(lease_key(base, t) for t in names)]
         found = table.transact_get(keys[:SNAPSHOT_ITEMS])
         rest = keys[SNAPSHOT_ITEMS:]
+        settled = True
         if rest:
             found.update(table.batch_get(rest, consistent=True))
+            after = table.get(base, consistent=True) or {}
+            moves = lp + "moves"
+            settled = (found.get(base) or {}).get(moves) == after.get(moves)
         pool_item = found.get(base) or {}
         complete = not set(lessees(pool_item, prefix)) - set(names)
-        if complete:
-            break  # else a new lessee meanwhile: read again with it
+        if complete and settled:
+            break  # else a new lessee or a move meanwhile: read again
     version = found.get(POLICY, {}).get("version")
     pool = escrow.state_of(pool_item, prefix, 0, escrow.Layout(quota.limit_usd))
     leases = [
@@ -167,7 +171,7 @@ def snapshot(
         tuple(names),
         [pool, *leases],
         found,
-        consistent=complete and not rest,
+        consistent=complete and settled,
     )
 
 
@@ -226,34 +230,69 @@ def decide(
     at: datetime,
     platform_version: int | None,
 ) -> Renew | Refused | Stale | None:
-    """After a cancelled spend: for a leased quota whose lease failed, a snapshot of the
-    policy, the pool and every lease decides between renewing (from the pool, else by
-    recall) and refusing. None when no lease is short (the caller's other rules apply)."""
+    """After a cancelled spend: for a leased quota whose lease failed, decide between renewing
+    (from the pool, else by recall) and refusing. The policy, the pool and the tenant's own
+    lease are read first: a renewal the pool alone can serve needs nothing else (the pool's
+    own condition keeps it at avail >= 0, D94); a recall or a refusal is decided on a snapshot
+    of every lease. None when no lease is short (the caller's other rules apply)."""
     for quota, at_slot in pairs:
         if at_slot.lessee is None or not any(_ours(k, at_slot) for k in failed):
             continue
-        snap = snapshot(table, quota, at_slot.base, pool_slot(at_slot).prefix, at_slot.lessee)
+        pool = pool_slot(at_slot)
+        own = _own_snapshot(table, quota, pool, at_slot)
+        if own.version != platform_version:
+            return Stale({POLICY: own.items.get(POLICY)})
+        decided = _plan(quota, at_slot, own, amount, at)
+        if decided is None or (isinstance(decided, Renew) and not decided.plan.recalls):
+            return decided  # covered, or the pool alone serves it
+        snap = snapshot(table, quota, at_slot.base, pool.prefix, at_slot.lessee)
         if snap.version != platform_version:
             return Stale({POLICY: snap.items.get(POLICY)})
-        lessee = snap.tenants.index(at_slot.lessee) + 1
-        own = snap.states[lessee]
-        live = str(snap.items.get(at_slot.key, {}).get(at_slot.prefix + "until", "")) > iso(at)
-        if live and own.avail >= amount:
-            return None  # the lease covers it: another quota on the same item failed
-        # The request plus the lease's rate for a lease's life (D87): the rate is what the
-        # tenant's leases were given this period per lease life, so a busy tenant's lease
-        # doubles with each renewal (up to a quarter of the pool) and renews about once per
-        # lease life; its first lease is the request alone.
-        rate = own.grant / escrow.LEASE_SECONDS
-        size = amount + escrow.lease_size(rate, ZERO, max(snap.states[0].avail, ZERO))
-        moves = escrow.lease_moves(snap.states, lessee, amount, size)
-        if moves is None:
-            return Refused(quota, pool_slot(at_slot), whole_of(quota, at_slot, snap))
-        if len(moves) > 1 or 0 not in moves:
+        decided = _plan(quota, at_slot, snap, amount, at)
+        if isinstance(decided, Renew) and decided.plan.recalls:
             time.sleep(random.uniform(0, 0.002))  # noqa: S311 - let racing recalls spread
-        until = iso(at + timedelta(seconds=escrow.LEASE_SECONDS))
-        return Renew(quota.quota_id, moves, snap.tenants, until)
+        return decided
     return None
+
+
+def _own_snapshot(table: Any, quota: QuotaDefinition, pool: Slot, at_slot: Slot) -> Snapshot:
+    """The policy, the pool and the tenant's own lease, read as one (6 RRU)."""
+    keys = [POLICY, pool.key, at_slot.key]
+    found = table.transact_get(keys)
+    version = found.get(POLICY, {}).get("version")
+    lp = escrow.lease_prefix(pool.prefix)
+    states = [
+        escrow.state_of(found.get(pool.key), pool.prefix, 0, escrow.Layout(quota.limit_usd)),
+        escrow.state_of(found.get(at_slot.key), lp, 1, escrow.Layout(ZERO)),
+    ]
+    assert at_slot.lessee is not None
+    return Snapshot(
+        None if version is None else int(version), (at_slot.lessee,), states, found, False
+    )
+
+
+def _plan(
+    quota: QuotaDefinition, at_slot: Slot, snap: Snapshot, amount: Decimal, at: datetime
+) -> Renew | Refused | None:
+    assert at_slot.lessee is not None
+    lessee = snap.tenants.index(at_slot.lessee) + 1
+    own = snap.states[lessee]
+    item = snap.items.get(at_slot.key, {})
+    stale = item.get(at_slot.prefix + "epoch") != quota.lease_epoch
+    live = str(item.get(at_slot.prefix + "until", "")) > iso(at) and not stale
+    if live and own.avail >= amount:
+        return None  # the lease covers it: another quota on the same item failed
+    # The request plus the lease's rate for a lease's life (D87): the rate is what the
+    # tenant's leases were given this period per lease life, so a busy tenant's lease
+    # doubles with each renewal (up to a quarter of the pool) and renews about once per
+    # lease life; its first lease is the request alone.
+    rate = own.grant / escrow.LEASE_SECONDS
+    size = amount + escrow.lease_size(rate, ZERO, max(snap.states[0].avail, ZERO))
+    plan = escrow.lease_moves(snap.states, lessee, amount, size, stale)
+    if plan is None:
+        return Refused(quota, pool_slot(at_slot), whole_of(quota, at_slot, snap))
+    until = iso(at + timedelta(seconds=escrow.LEASE_SECONDS))
+    return Renew(quota.quota_id, plan, snap.tenants, until)
 
 
 def _ours(key: Key, at_slot: Slot) -> bool:
@@ -264,8 +303,9 @@ def _ours(key: Key, at_slot: Slot) -> bool:
 
 
 def sweep(table: Any, quotas: Iterable[QuotaDefinition], at: datetime) -> int:
-    """Every expired lease of the current period of each leased quota gives its unused
-    allowance back to the pool (the sweeper); the number of leases returned."""
+    """Every expired lease of the current period of each leased quota, and every lease of an
+    older epoch than the quota's (D94), gives its unused allowance back to the pool (the
+    sweeper); the number of leases returned."""
     returned = 0
     now = iso(at)
     for quota in quotas:
@@ -277,10 +317,13 @@ def sweep(table: Any, quotas: Iterable[QuotaDefinition], at: datetime) -> int:
         items = table.batch_get([lease_key(pool.base, t) for t in names]) if names else {}
         for key, item in items.items():
             unused = item.get(lp + "avail", ZERO)
-            if unused <= 0 or str(item.get(lp + "until", "")) > now:
+            live = item.get(lp + "epoch") == quota.lease_epoch
+            if unused <= 0 or (live and str(item.get(lp + "until", "")) > now):
                 continue
             tx = TransactionBuilder()
-            escrow.lease_return(tx.update(key), tx.update(pool.key), lp, pool.prefix, unused, now)
+            escrow.lease_return(
+                tx.update(key), tx.update(pool.key), lp, pool.prefix, unused, now, quota.lease_epoch
+            )
             try:
                 table.transact(tx.writes)
             except Cancelled:

@@ -101,9 +101,10 @@ class PolicyCache(LedgerCore):
         tenant = self._cache_get(keys[1][0]) or Policy()
         return platform, tenant
 
-    def _platform_quiet(self, resource: Resource) -> bool:
-        """True while the platform policy, read consistently less than PLATFORM_FRESH_SECONDS
-        ago, has no quota for `resource`: a reserve may then skip its policy check (D71)."""
+    def _platform_announced(self) -> Policy:
+        """The platform policy as read consistently less than PLATFORM_FRESH_SECONDS ago (by
+        this process's monotonic clock; re-read when older): every platform quota write is in
+        force for a reserve that decides on it, since writes are announced that far ahead (D71)."""
         if (
             time.monotonic() - self._platform_read_at > PLATFORM_FRESH_SECONDS
             or self._cache_get(PLATFORM_PK) is None
@@ -112,8 +113,20 @@ class PolicyCache(LedgerCore):
             item = self.table.get((PLATFORM_PK, POLICY_SK), consistent=True)
             self._cache_put(PLATFORM_PK, policy_of(item))
             self._platform_read_at = read_at
-        platform = self._cache_get(PLATFORM_PK) or Policy()
-        return not platform.applicable(resource, None)
+        return self._cache_get(PLATFORM_PK) or Policy()
+
+    def _platform_quiet(self, resource: Resource) -> bool:
+        """True while the announced platform policy has no quota for `resource`: a reserve
+        may then skip its policy check (D71)."""
+        return not self._platform_announced().applicable(resource, None)
+
+    def _platform_leased_only(self, resource: Resource) -> Policy | None:
+        """The announced platform policy when every platform quota on `resource` is leased (at
+        least one): a reserve on live leases may then skip its policy check (D94). None when a
+        platform quota of `resource` is not leased, or none applies."""
+        platform = self._platform_announced()
+        quotas = platform.applicable(resource, None)
+        return platform if quotas and all(q.leased for q in quotas) else None
 
     @staticmethod
     def _check_policy(tx: TransactionBuilder, pk: str, policy: Policy) -> None:

@@ -342,6 +342,11 @@ class Spending(Expiry):
             if attempt - borrows > POLICY_ATTEMPTS:
                 break
             platform, tenant = self.policies(tenant_id)
+            # On live leases alone, a reserve trusts the announced platform policy (D94).
+            announced = None
+            if enforce and not renewals and any(q.leased for q in platform.quotas):
+                announced = self._platform_leased_only(resource)
+                platform = announced or platform
             if enforce:
                 tenant = self._refuse_if_paused(tenant_id, usage.user_id, tenant)
             quotas = [
@@ -364,7 +369,8 @@ class Spending(Expiry):
                 ulid, resource, amount if held else ZERO, quotas, usage.user_id, tz, taken
             )
             tx = TransactionBuilder()
-            self._check_policy(tx, PLATFORM_PK, platform)
+            if announced is None:
+                self._check_policy(tx, PLATFORM_PK, platform)
             self._check_policy(tx, tenant_pk(tenant_id), tenant)
             for quota, slot in pairs:
                 target = "held" if held else "spent"

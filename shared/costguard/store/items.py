@@ -72,7 +72,7 @@ def zone_fields(item: Item) -> dict[str, Any]:
 
 def quota_of(quota_id: str, spec: Item) -> QuotaDefinition:
     """One quota of a policy item's `quotas` map (the slicing fields only when sliced, D74;
-    `leased` only when leased, D78)."""
+    `leased` and its `lease_epoch` only when leased, D78, D94)."""
     sliced: dict[str, Any] = {}
     if "slices" in spec:
         sliced = {
@@ -87,6 +87,7 @@ def quota_of(quota_id: str, spec: Item) -> QuotaDefinition:
         thresholds=tuple(int(t) for t in spec.get("thresholds", DEFAULT_THRESHOLDS)),
         grace_pct=Decimal(spec.get("grace_pct", 0)),
         leased=bool(spec.get("leased", False)),
+        lease_epoch=int(spec.get("lease_epoch", 0)),
         **sliced,
     )
 
@@ -99,7 +100,7 @@ def quota_spec(quota: QuotaDefinition) -> dict[str, Any]:
         "mode": quota.mode.value,
         "thresholds": list(quota.thresholds),
         "grace_pct": quota.grace_pct,
-        **({"leased": True} if quota.leased else {}),
+        **({"leased": True, "lease_epoch": quota.lease_epoch} if quota.leased else {}),
     }
 
 
