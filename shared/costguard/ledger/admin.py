@@ -34,7 +34,7 @@ from costguard.quotas import (
 )
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled
-from costguard.store.items import policy_of, quota_spec
+from costguard.store.items import LANES, policy_of, quota_spec
 from costguard.store.keys import (
     PLATFORM_PK,
     POLICY_SK,
@@ -382,7 +382,11 @@ class TenantAdmin(PolicyCache):
                 **quota_spec(quota),
                 **slicing.regrant(tx, old, quota, base, prefix, found, now),
             }
-            _write_quota_spec(tx, pk, policy_item, qid, spec)
+            # A tenant's lanes (D98) cover every slice its quotas ever had, deleted ones too.
+            lanes = (
+                max(policy_of(policy_item).lanes, spec["span"]) if tenant_id is not None else None
+            )
+            _write_quota_spec(tx, pk, policy_item, qid, spec, lanes)
             self._stamp(tx, tenant_id, policy_item, now)
             try:
                 self.table.transact(tx.writes)
@@ -526,16 +530,22 @@ def _write_quota_spec(
     policy_item: dict[str, Any] | None,
     qid: QuotaId,
     spec: dict[str, Any],
+    lanes: int | None = None,
 ) -> None:
     """The quota's spec into the policy item read as `policy_item`: created if there was none,
-    else set with the version + 1, conditioned on the version read."""
+    else set with the version + 1, conditioned on the version read; with `lanes` (a tenant's
+    sliced quota, D98) the tenant's record lanes too."""
+    more = {LANES: lanes} if lanes and lanes > 1 else {}
     if policy_item is None:
         tx.put(
-            (pk, POLICY_SK), {"version": 1, "quotas": {str(qid): spec}}, "attribute_not_exists(pk)"
+            (pk, POLICY_SK),
+            {"version": 1, "quotas": {str(qid): spec}, **more},
+            "attribute_not_exists(pk)",
         )
         return
     w = tx.update((pk, POLICY_SK))
     version = w.name("version")
     w.sets.append(f"{w.name('quotas')}.{w.name(str(qid))} = {w.value(spec)}")
+    w.sets.extend(f"{w.name(k)} = {w.value(v)}" for k, v in more.items())
     w.sets.append(f"{version} = {version} + {w.value(1)}")
     w.condition(f"{version} = {w.value(policy_item.get('version', 0))}")

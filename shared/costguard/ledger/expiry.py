@@ -28,7 +28,6 @@ from costguard.store.keys import (
     POLICY_SK,
     Key,
     holds_pk,
-    records_pk,
     tenant_of_holds_pk,
     tenant_pk,
 )
@@ -48,7 +47,7 @@ class Expiry(PolicyCache):
         by the tenant's `on_expiry` setting, never by a late release (as a late commit)."""
         tx = TransactionBuilder()
         give_back(tx, tenant_id, ref)
-        rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
+        rec = tx.update(ref.record_key(tenant_id))
         for k, v in (
             ("status", status),
             ("settled_at", iso(now)),
@@ -73,13 +72,13 @@ class Expiry(PolicyCache):
     def _charge_expired(self, tenant_id: str, ref: ReservationRef, now: datetime) -> bool:
         """Settle an expired hold by charging it in full (`on_expiry: charge`): the app may
         have spent it and never said so. True if this call settled it."""
-        held = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+        held = self.table.get(ref.record_key(tenant_id), consistent=True)
         if held is None or held.get("status") != "held" or held.get("plan") != ref.plan:
             return False
         estimate = ref.estimate_usd
         tx = TransactionBuilder()
         settle_hold(tx, tenant_id, ref, estimate, usage_of(held), None)
-        rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
+        rec = tx.update(ref.record_key(tenant_id))
         for k, v in (
             ("status", "committed"),
             ("cost_usd", estimate),
@@ -162,7 +161,7 @@ class Expiry(PolicyCache):
                 TTL_ATTRIBUTE: int((now + GARBAGE_AFTER).timestamp()),
             }
         in_item.take_out(tx.update(ref.slots(tenant_id)[0].key), ref, now, expired=True)
-        tx.put((records_pk(tenant_id), str(ref.ulid)), record, "attribute_not_exists(pk)")
+        tx.put(ref.record_key(tenant_id), record, "attribute_not_exists(pk)")
         try:
             self.table.transact(tx.writes)
         except Cancelled:
@@ -231,12 +230,17 @@ class Expiry(PolicyCache):
         # expires at `now` exactly is due too (commit already refuses it: expires_at > now).
         due_bound = f"{iso(now)}$"
         if tenant_id is not None:
-            due, _ = self.table.query(
-                f"{HOLDS_PK} = :p AND {HOLDS_SK} < :now",
-                {":p": holds_pk(tenant_id), ":now": due_bound},
-                index=HOLDS_INDEX,
-                limit=limit,
-            )
+            # Every lane the tenant's holds may be in (D98): its policy was just proven by
+            # the refused reserve that asks, so the lanes are current.
+            due = []
+            for lane in range(self.policies(tenant_id)[1].lanes):
+                found, _ = self.table.query(
+                    f"{HOLDS_PK} = :p AND {HOLDS_SK} < :now",
+                    {":p": holds_pk(tenant_id, lane), ":now": due_bound},
+                    index=HOLDS_INDEX,
+                    limit=limit,
+                )
+                due.extend(found)
         else:
             # The index also holds the alerts outbox (costguard.alerts): holds only.
             due = self.table.scan_index(

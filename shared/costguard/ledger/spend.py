@@ -42,7 +42,7 @@ from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope, validate
 from costguard.settings import FailMode
 from costguard.store.codec import iso, parse_iso
 from costguard.store.dynamo import Cancelled, ConditionFailed
-from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, holds_pk, records_pk, tenant_pk
+from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, holds_pk, record_key, tenant_pk
 from costguard.store.schema import HOLDS_PK, HOLDS_SK
 from costguard.store.writes import TransactionBuilder
 
@@ -161,7 +161,7 @@ class Spending(Expiry):
                 "estimate_usd": amount,
                 "created_at": iso(now),
                 "expires_at": iso(expires_at),
-                HOLDS_PK: holds_pk(tenant_id),
+                HOLDS_PK: holds_pk(tenant_id, ref.lane),
                 HOLDS_SK: f"{iso(expires_at)}#{ulid}",
                 "hold": hold.describe(),
                 **usage_fields(hold.usage, price),
@@ -318,7 +318,7 @@ class Spending(Expiry):
         marker: Key | None,
         digest: str,
         record: Callable[[ReservationRef, ULID], dict[str, Any]],
-        roll_up_day: Callable[[TransactionBuilder, str], None] | None = None,
+        roll_up_day: Callable[[TransactionBuilder, str, int], None] | None = None,
     ) -> Spent:
         """The one transaction loop of a spend: hold (`held`, a reserve) or spend (a record)
         `amount` on every applicable quota, write its record and its idempotency marker.
@@ -378,12 +378,12 @@ class Spending(Expiry):
             if tenant.exists:
                 stamp_pv(tx, pairs, tenant.version)
             if roll_up_day is not None:
-                roll_up_day(tx, tz)
+                roll_up_day(tx, tz, ref.lane)
             item = record(ref, ulid)
-            record_key = (records_pk(tenant_id), str(ulid))
-            tx.put(record_key, item, "attribute_not_exists(pk)")
+            rec_key = record_key(tenant_id, str(ulid), ref.lane)  # its lane (D98)
+            tx.put(rec_key, item, "attribute_not_exists(pk)")
             if marker:
-                put_marker(tx, marker, str(ulid), digest, now)
+                put_marker(tx, marker, str(ulid), digest, now, ref.lane)
             try:
                 self.table.transact(tx.writes)
             except Cancelled as cancelled:
@@ -394,7 +394,7 @@ class Spending(Expiry):
                 if marker and marker in failed:
                     first = replayed(self.table, tenant_id, failed[marker], digest)
                     return Spent(first, replayed=True)
-                if record_key in failed:
+                if rec_key in failed:
                     ulid = ULID.from_datetime(now)
                     continue
                 versions = {
@@ -434,7 +434,7 @@ class Spending(Expiry):
                     self.expire_due(None if bound.scope == "platform" else tenant_id)
                     continue
                 raise QuotaExceeded(bound, amount) from None
-            return Spent({"pk": record_key[0], "sk": record_key[1], **item}, ref=ref, quotas=quotas)
+            return Spent({"pk": rec_key[0], "sk": rec_key[1], **item}, ref=ref, quotas=quotas)
         raise LedgerBusy()
 
     def _reservation_from(self, item: dict[str, Any], with_figures: bool) -> Reservation:
@@ -542,8 +542,8 @@ class Spending(Expiry):
             marker=marker_key(tenant_id, "record", idempotency_key),
             digest=digest,
             record=record,
-            roll_up_day=lambda tx, tz: roll_up(
-                tx, tenant_id, now, usage, cost, price, usage.user_id, tz
+            roll_up_day=lambda tx, tz, lane: roll_up(
+                tx, tenant_id, now, usage, cost, price, usage.user_id, tz, lane
             ),
         )
         return cost_record(spent.item)
