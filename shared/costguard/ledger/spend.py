@@ -335,10 +335,17 @@ class Spending(Expiry):
         moves: dict[QuotaId, dict[int, Decimal]] = {}
         renewals: dict[QuotaId, leasing.Renew] = {}  # leased platform quotas (D78)
         borrows = 0  # borrowing attempts have their own budget; the others are as before
+        planned_on: tuple[int, int] = (-1, -1)
         for attempt in range(POLICY_ATTEMPTS + 1 + slicing.BORROW_ATTEMPTS):
             if attempt - borrows > POLICY_ATTEMPTS:
                 break
             platform, tenant = self.policies(tenant_id)
+            if (platform.version, tenant.version) != planned_on:
+                # Borrows and renewals were planned on the slots of the policies then: another
+                # thread's refresh of the shared cache (a reshard) may have moved the slot onto
+                # one of its own donors since (one item twice in a transaction is invalid).
+                moves, renewals = {}, {}
+                planned_on = (platform.version, tenant.version)
             if enforce:
                 tenant = self._refuse_if_paused(tenant_id, usage.user_id, tenant)
             quotas = [
