@@ -134,10 +134,10 @@ def test_pages_across_lanes_return_every_settled_record_once_in_order(
         ulid = ULID.from_timestamp(AT.timestamp() + rng.random() * 3600)
         lane = rng.choice([0, 1, 1, 1, 2, 4, 5])  # lane 3 stays empty
         status = rng.choice(["committed", "recorded", "held"])
-        user = f"u-{n % 7}"
-        _put_record(ledger, lane, ulid, status, user)
+        who = f"u-{n % 7}"
+        _put_record(ledger, lane, ulid, status, who)
         if status != "held":
-            settled.append((str(ulid), user))
+            settled.append((str(ulid), who))
     settled.sort()
     first, last = AT - timedelta(hours=1), AT + timedelta(hours=2)
     cases: list[tuple[str | None, list[str]]] = [
