@@ -186,6 +186,9 @@ class Policy:
     """The tenant's record lanes (D98): its records, `holds` index keys and day rollups are
     spread over lanes 0..lanes−1. The largest slice count any of its quotas ever had; it
     never shrinks, so every lane a record was ever written in is read."""
+    replicas: int = 1
+    """Copies of the policy's version a spend in lane i proves instead of the policy item
+    (copy i mod replicas; D99): written with every version since the tenant's lanes were."""
 
     def zone_at(self, at: datetime) -> str:
         """The zone whose calendar a spend at `at` is counted in (platform quotas: UTC)."""

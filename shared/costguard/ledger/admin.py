@@ -21,6 +21,7 @@ from costguard.ledger.policies import (
     PolicyCache,
     stamp_version,
     stamped_keys,
+    write_replicas,
 )
 from costguard.models import QuotaState, TenantSettings, TenantSettingsState
 from costguard.money import ZERO
@@ -37,6 +38,7 @@ from costguard.store.dynamo import Cancelled
 from costguard.store.items import LANES, policy_of, quota_spec
 from costguard.store.keys import (
     PLATFORM_PK,
+    POLICY_REPLICAS,
     POLICY_SK,
     TENANT_SK,
     policy_pk,
@@ -251,15 +253,21 @@ class TenantAdmin(PolicyCache):
         tenant_id: str | None,
         policy_item: dict[str, Any] | None,
         now: datetime,
+        lanes: int | None = None,
     ) -> None:
         """Stamp the tenant policy's next version on its counters of the current periods,
         in the transaction that writes it (D71): a process whose cached policy is older is
-        refused by the counter itself. The platform's is announced instead (no stamp)."""
+        refused by the counter itself; and on the policy's replicas (D99; `lanes`: the
+        tenant's lanes after this write). The platform's is announced instead (no stamp)."""
         if tenant_id is None:
             return
-        keys = stamped_keys(tenant_id, policy_of(policy_item), now)
+        policy = policy_of(policy_item)
+        keys = stamped_keys(tenant_id, policy, now)
         found = self.table.batch_get(keys, consistent=True)
-        stamp_version(tx, keys, found, int((policy_item or {}).get("version", 0)) + 1)
+        version = int((policy_item or {}).get("version", 0)) + 1
+        stamp_version(tx, keys, found, version)
+        replicas = min(max(policy.replicas, lanes or 1), POLICY_REPLICAS)
+        write_replicas(tx, tenant_id, replicas, version)
 
     def put_quota(self, tenant_id: str | None, quota: QuotaDefinition) -> QuotaState:
         """Create or replace a quota; a new limit applies to the current period at once.
@@ -387,7 +395,7 @@ class TenantAdmin(PolicyCache):
                 max(policy_of(policy_item).lanes, spec["span"]) if tenant_id is not None else None
             )
             _write_quota_spec(tx, pk, policy_item, qid, spec, lanes)
-            self._stamp(tx, tenant_id, policy_item, now)
+            self._stamp(tx, tenant_id, policy_item, now, lanes)
             try:
                 self.table.transact(tx.writes)
             except Cancelled:

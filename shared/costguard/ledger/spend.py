@@ -42,7 +42,15 @@ from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope, validate
 from costguard.settings import FailMode
 from costguard.store.codec import iso, parse_iso
 from costguard.store.dynamo import Cancelled, ConditionFailed
-from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, holds_pk, record_key, tenant_pk
+from costguard.store.keys import (
+    PLATFORM_PK,
+    POLICY_SK,
+    Key,
+    holds_pk,
+    policy_replica_pk,
+    record_key,
+    tenant_pk,
+)
 from costguard.store.schema import HOLDS_PK, HOLDS_SK
 from costguard.store.writes import TransactionBuilder
 
@@ -368,8 +376,10 @@ class Spending(Expiry):
                 ulid, resource, amount if held else ZERO, quotas, usage.user_id, tz, taken
             )
             tx = TransactionBuilder()
-            self._check_policy(tx, PLATFORM_PK, platform)
-            self._check_policy(tx, tenant_pk(tenant_id), tenant)
+            if not (ref.lane and self._platform_skipped(platform, resource)):
+                self._check_policy(tx, PLATFORM_PK, platform)
+            # A hot tenant's lane proves the tenant policy on its replica (D99)
+            self._check_policy(tx, policy_replica_pk(tenant_id, ref.lane, tenant.replicas), tenant)
             for quota, slot in pairs:
                 target = "held" if held else "spent"
                 if quota.leased:

@@ -39,6 +39,7 @@ from costguard.quotas import (
 from costguard.store.codec import iso, opt_int, parse_iso
 from costguard.store.keys import (
     OUTBOX,
+    POLICY_REPLICAS,
     ROLLUP_BUCKET,
     ROLLUP_BUCKET_USER,
     ROLLUP_MODEL,
@@ -118,6 +119,7 @@ def policy_of(item: Item | None) -> Policy:
             quotas=quotas,
             overrun=OnOverrun(item.get("overrun", OnOverrun.RECORD)),
             on_expiry=OnExpiry(item.get("on_expiry", OnExpiry.CHARGE)),
+            replicas=min(int(item.get(LANES, 1)), POLICY_REPLICAS),
             lanes=max(
                 int(item.get(LANES, 1)),
                 *(max(q.slices, q.span) for q in quotas if q.quota_id.scope is not Scope.PLATFORM),

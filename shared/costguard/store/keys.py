@@ -139,6 +139,18 @@ def day_key(tenant_id: str, at: datetime, tz: str = "UTC", lane: int = 0) -> Key
     return rollup_pk(tenant_id, lane), period_key(Period.DAY, at, zone(tz))
 
 
+POLICY_REPLICAS = 16
+"""At most this many copies of a hot tenant's policy version (D99): the policy item itself and
+replicas 1..15, so a policy write stays within a transaction's 100 items beside 64 slices."""
+
+
+def policy_replica_pk(tenant_id: str, lane: int, replicas: int) -> str:
+    """The partition of the policy copy a spend in `lane` proves (D99): lane mod `replicas`;
+    copy 0 is the policy item itself (`TENANT#<t>`), copy r `TENANT#<t>#S<rr>` / `POLICY`
+    (holding only `version`)."""
+    return slice_pk(tenant_pk(tenant_id), lane % max(1, replicas))
+
+
 def rollup_pk(tenant_id: str, lane: int = 0) -> str:
     """The partition of a tenant's day rollups in `lane` (lane 0: `TENANT#<t>`, D98)."""
     return slice_pk(tenant_pk(tenant_id), lane)
