@@ -77,8 +77,10 @@ def cost_record(item: Mapping[str, Any]) -> CostRecord:
 
 def lanes_of(table: LedgerTable, tenant_id: str) -> int:
     """The tenant's record lanes now (D98), from its policy read consistently (1 RRU): a
-    lane is named in the policy before anything is written in it, and never un-named."""
-    return policy_of(table.get((tenant_pk(tenant_id), POLICY_SK), consistent=True)).lanes
+    lane is named in the policy before anything is written in it, and never un-named.
+    BatchGetItem, not GetItem: the scheduled functions' grant (infra/ledger.py)."""
+    key = (tenant_pk(tenant_id), POLICY_SK)
+    return policy_of(table.batch_get([key], consistent=True).get(key)).lanes
 
 
 def daily_rollups(
