@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from costguard.errors import Paused, QuotaExceeded
 from costguard.ledger import Ledger
 from costguard.ledger.plan import ReservationRef
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
@@ -179,3 +180,59 @@ def test_a_day_rollup_is_the_sum_of_its_lanes() -> None:
     assert whole.calls == 3 and whole.by_bucket == {"03": usd("3")}
     assert whole.by_model_or_tier() == {"openai/gpt-4o": usd("1.5"), "sandbox:small": usd("2")}
     assert whole.bucket_users == {"03": "u-1"}  # lane 0's first
+
+
+def _lane_reserve(ledger: Ledger, amount: str = "1") -> ReservationRef:
+    """A reserve that landed on a lane > 0 (the others are released)."""
+    for _ in range(200):
+        rid = ledger.reserve(T, estimate(amount), with_figures=False).reservation_id
+        ref = ReservationRef.parse(rid)
+        if ref.lane:
+            return ref
+        ledger.release(T, rid)
+    raise AssertionError("no reserve landed on a lane > 0")
+
+
+def test_policy_copies_follow_every_version_and_refuse_a_stale_process(ledger: Ledger) -> None:
+    """A process whose cached policy is older (another process paused the tenant) proves the
+    stale version on a copy: the copy refuses it, it reads the policy and is refused as
+    paused, whatever lane it takes."""
+    ledger.put_quota(T, QuotaDefinition(QuotaId.parse(Q), Decimal(1000), slices=8))
+    other = Ledger(ledger.table, ledger.settings, clock=ledger.now)
+    _lane_reserve(ledger)  # this process caches the policy and proves it on a copy
+    other.set_paused(T, True)
+    policy = ledger.table.get(("TENANT#acme", "POLICY")) or {}
+    copies = [ledger.table.get((f"TENANT#acme#S{r:02d}", "POLICY")) for r in range(1, 16)]
+    assert [c and c["version"] for c in copies] == [policy["version"]] * 7 + [None] * 8
+    for _ in range(20):
+        with pytest.raises(Paused):
+            ledger.reserve(T, estimate("1"), with_figures=False)
+    other.set_paused(T, False)
+    _lane_reserve(ledger)  # refused once by its copy, then proven on the fresh version
+    assert ledger.reconcile(T) == []
+
+
+def test_a_lane_checks_the_platform_policy_only_when_a_platform_quota_applies(
+    ledger: Ledger,
+) -> None:
+    ledger.put_quota(T, QuotaDefinition(QuotaId.parse(Q), Decimal(1000), slices=8))
+    checked: list[str] = []
+
+    def seen(params: dict[str, Any], **_: Any) -> None:
+        for action in params.get("TransactItems", []):
+            if "ConditionCheck" in action:
+                checked.append(action["ConditionCheck"]["Key"]["pk"]["S"])
+
+    ledger.table.client.meta.events.register(
+        "provide-client-params.dynamodb.TransactWriteItems", seen
+    )
+    ref = _lane_reserve(ledger)
+    assert checked[-1:] == [f"TENANT#acme#S{ref.lane:02d}"]  # its copy, no platform check
+    ledger.put_quota(None, QuotaDefinition(QuotaId.parse("platform:llm:month"), Decimal(2)))
+    ledger.forget_policy("PLATFORM")
+    checked.clear()
+    ref = _lane_reserve(ledger, "0.5")
+    assert "PLATFORM" in checked
+    with pytest.raises(QuotaExceeded) as refused:
+        ledger.reserve(T, estimate("1.75"), with_figures=False)
+    assert refused.value.binding.scope == "platform"
