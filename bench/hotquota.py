@@ -3,7 +3,8 @@
 A capacity model, not a load test: DynamoDB's limits are per item / partition key, and we
 cannot reach them on one machine. It is driven by what we measure:
 
-1. the request units of every ledger operation, per item it touches, as `python -m bench`
+1. the request units of one guarded call per partition key, measured through the Ledger on moto
+   (an unsliced tenant and a lane of a sliced one, D98–D101), the default path's as `python -m bench`
    measured them (bench/results/ledger.json, default scenario: botocore hooks + real item
    sizes), and the escrow's own operations (a reserve that borrows, its snapshot, a reshard)
    measured the same way on moto (bench/capacity.py's meter) with tests/support/escrow_driver;
@@ -69,29 +70,6 @@ def _per_item_write(op: dict[str, Any]) -> float:
     """Transactional units per item written (the measured items are all below 1 KB)."""
     updates = sum(n for a in op["actions"] for k, n in a.items() if k in ("Update", "Put"))
     return float(op["wru"] - op["gsi_wru"]) / float(updates)
-
-
-def loads(units: dict[str, Any], layout: str, guarded: bool) -> list[Load]:
-    """The partition keys one reserve (+ its commit when `guarded`) touches, and how hard.
-
-    `counters`: only the quota counter is sliced (what issue 21 builds); `hot-tenant`: the
-    records, the holds index keys, the day rollup and the policies follow the slice index too
-    (docs/data-model.md "What else is hot").
-    """
-    reserve, commit = units["reserve"], units["commit"]
-    w_res, w_com = _per_item_write(reserve), _per_item_write(commit)
-    rru_check = reserve["rru"] / 2  # two ConditionChecks, one per policy item
-    g = reserve["gsi_wru"]
-    sliced = layout == "hot-tenant"
-    out = [
-        Load("quota counter slice", w_res + (w_com if guarded else 0), scales=True),
-        Load("records TENANT#t#REC", w_res + (w_com if guarded else 0), scales=sliced),
-        Load("holds index HOLD#t", g + (commit["gsi_wru"] if guarded else 0), scales=sliced),
-        Load("tenant policy check", rru=rru_check, scales=sliced),
-    ]
-    if guarded:
-        out.append(Load("day rollup TENANT#t/DAY#", w_com, scales=sliced))
-    return out
 
 
 def lane_units() -> dict[str, Any]:
@@ -232,12 +210,14 @@ def _per_key(
     }
 
 
-def built_capacity(lanes: dict[str, Any]) -> list[dict[str, Any]]:
+def built_capacity(lanes: dict[str, Any], layout: str = "built (lanes)") -> list[dict[str, Any]]:
     """Reserves/s and guarded calls/s of one tenant by slice count, from the measured units
     per key: a key that is one per lane takes 1/N of the calls (N lanes), a policy copy
-    1/min(N, 16), anything else all of them. The smallest ceiling binds."""
+    1/min(N, 16), anything else all of them. The smallest ceiling binds. `counters (before
+    lanes)`: the same units with only the quota counter one per slice (D74 alone)."""
     from costguard.store.keys import POLICY_REPLICAS
 
+    before = layout != "built (lanes)"
     rows = []
     for guarded in (False, True):
         for n in SLICES:
@@ -253,7 +233,9 @@ def built_capacity(lanes: dict[str, Any]) -> list[dict[str, Any]]:
             ceilings = {}
             for label, load in per_key.items():
                 spread = 1
-                if load["per_lane"]:
+                if before and load["per_lane"]:
+                    spread = n if label == "quota counter (slice)" else 1
+                elif load["per_lane"]:
                     spread = min(n, POLICY_REPLICAS) if label == "tenant policy check" else n
                 ceilings[label] = spread * min(
                     WCU_PER_PARTITION / load["wru"] if load["wru"] else float("inf"),
@@ -262,7 +244,7 @@ def built_capacity(lanes: dict[str, Any]) -> list[dict[str, Any]]:
             binding = min(ceilings, key=ceilings.__getitem__)
             rows.append(
                 {
-                    "layout": "built (lanes)",
+                    "layout": layout,
                     "unit": "guarded calls/s" if guarded else "reserves/s",
                     "slices": n,
                     "per_second": round(ceilings[binding]),
@@ -272,24 +254,20 @@ def built_capacity(lanes: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def tenant_capacity(units: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for layout in ("counters",):  # before lanes (D98): what only slicing the counter gives
-        for guarded in (False, True):
-            for n in SLICES:
-                items = loads(units, layout, guarded)
-                ceilings = {x.item: x.ceiling(n) for x in items}
-                binding = min(ceilings, key=ceilings.__getitem__)
-                rows.append(
-                    {
-                        "layout": layout,
-                        "unit": "guarded calls/s" if guarded else "reserves/s",
-                        "slices": n,
-                        "per_second": round(ceilings[binding]),
-                        "binding_item": binding,
-                    }
-                )
-    return rows
+def _transactional_reserve(lanes: dict[str, Any]) -> dict[str, Any]:
+    """A reserve a platform quota applies to, as the platform model reads it: the measured
+    transactional reserve of a lane (counter, record, `holds` entry) with both policy checks
+    (the platform's is not skipped when a platform quota applies, D99)."""
+    reserve = lanes["hot"]["reserve"]
+    keys = reserve["keys"]
+    return {
+        "reserve": {
+            "wru": reserve["wru"],
+            "rru": 2 * sum(k["rru"] for k in keys.values()),
+            "gsi_wru": sum(k["wru"] for label, k in keys.items() if label.startswith("holds")),
+            "actions": [{"Update": 1, "Put": 1}],
+        }
+    }
 
 
 def platform_capacity(units: dict[str, Any], tenants: int = 1_000) -> list[dict[str, Any]]:
@@ -522,8 +500,9 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Hot quotas: capacity by slice count (`python -m bench hotquota`)",
         "",
-        "A model driven by measured units (bench/results/ledger.json and the escrow's own",
-        f"operations below) and DynamoDB's per-partition ceilings ({WCU_PER_PARTITION:,} WCU/s,"
+        "A model driven by measured units (one guarded call per partition key through the",
+        "Ledger on moto, and the escrow's own operations below) and DynamoDB's per-partition"
+        f" ceilings ({WCU_PER_PARTITION:,} WCU/s,"
         f" {RCU_PER_PARTITION:,} RCU/s per key). Each row names the item that binds.",
         "",
         "## One tenant",
@@ -677,8 +656,8 @@ def main(argv: list[str] | None = None) -> None:
         },
         "measured_units": units,
         "lane_units": (lanes := lane_units()),
-        "tenant": built_capacity(lanes) + tenant_capacity(units),
-        "platform": platform_capacity(units),
+        "tenant": built_capacity(lanes) + built_capacity(lanes, "counters (before lanes)"),
+        "platform": platform_capacity(_transactional_reserve(lanes)),
         "exhaustion": [exhaustion(n, rng) for n in (1, 4, 8, 16, 64)],
         "escrow_units": escrow_units(),
         "borrow_latency": {"skipped": "--no-local"} if "--no-local" in args else borrow_latency(),
