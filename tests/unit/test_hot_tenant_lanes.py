@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from costguard.alerts.detection import overrun_draft
+from costguard.alerts.stream import may_alert
 from costguard.errors import Paused, QuotaExceeded
 from costguard.ledger import Ledger
 from costguard.ledger.plan import ReservationRef
@@ -236,3 +238,21 @@ def test_a_lane_checks_the_platform_policy_only_when_a_platform_quota_applies(
     with pytest.raises(QuotaExceeded) as refused:
         ledger.reserve(T, estimate("1.75"), with_figures=False)
     assert refused.value.binding.scope == "platform"
+
+
+def test_a_record_committed_beyond_its_hold_alerts_from_any_lane() -> None:
+    """The overrun alert reads a committed record's stream image in lane i as in lane 0."""
+    keys = {"pk": K.records_pk(T, 9), "sk": "01JDFT0000000000000000000"}
+    old = {"status": "held", "estimate_usd": Decimal(1)}
+    new = {**old, "status": "committed", "cost_usd": Decimal(3), "overrun_usd": Decimal(2)}
+    draft = overrun_draft(keys, old, new)
+    assert draft is not None and draft.tenant_id == T
+    image = {
+        "eventName": "MODIFY",
+        "dynamodb": {
+            "Keys": {"pk": {"S": keys["pk"]}, "sk": {"S": keys["sk"]}},
+            "NewImage": {"status": {"S": "committed"}, "overrun_usd": {"N": "2"}},
+            "OldImage": {"status": {"S": "held"}},
+        },
+    }
+    assert may_alert(image)
