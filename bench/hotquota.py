@@ -622,7 +622,7 @@ def render(results: dict[str, Any]) -> str:
         "  — reads, not writes: the capacity model's write ceilings are unchanged).",
         "- A hot tenant's lanes (decisions D98–D101): records, `holds` index keys and day",
         "  rollups per slice, readers over every lane (record pages with one cursor, usage,",
-        "  summary, activity, forecasts, anomalies, recommendations, reconcile(), the sweeper,",
+        "  summary, the overview, forecasts, anomalies, recommendations, reconcile(), the sweeper,",
         "  overrun alerts), the tenant policy proven on 16 copies — proven on DynamoDB Local",
         "  through the Ledger (tests/integration/test_sliced_quotas.py: reserves, commits,",
         "  releases and expiring holds over 8 slices with a reshard 8 → 16 → 4: every record",
