@@ -3,7 +3,8 @@
 A capacity model, not a load test: DynamoDB's limits are per item / partition key, and we
 cannot reach them on one machine. It is driven by what we measure:
 
-1. the request units of every ledger operation, per item it touches, as `python -m bench`
+1. the request units of one guarded call per partition key, measured through the Ledger on moto
+   (an unsliced tenant and a lane of a sliced one, D98–D101), the default path's as `python -m bench`
    measured them (bench/results/ledger.json, default scenario: botocore hooks + real item
    sizes), and the escrow's own operations (a reserve that borrows, its snapshot, a reshard)
    measured the same way on moto (bench/capacity.py's meter) with tests/support/escrow_driver;
@@ -72,46 +73,185 @@ def _per_item_write(op: dict[str, Any]) -> float:
     return float(op["wru"] - op["gsi_wru"]) / float(updates)
 
 
-def loads(units: dict[str, Any], layout: str, guarded: bool) -> list[Load]:
-    """The partition keys one reserve (+ its commit when `guarded`) touches, and how hard.
+def lane_units() -> dict[str, Any]:
+    """Units per partition key of one guarded call (reserve, then commit) through the Ledger
+    on moto: the default unsliced tenant, and a tenant whose month quota has 16 slices, its
+    call taken on a lane > 0 (D98, D99). Each written item of a transaction costs 2 WRU (the
+    capacity meter checks the items are under 1 KB), a `ConditionCheck` 2 RRU, the `holds`
+    index entry 1 WRU on its own partition key."""
+    from datetime import UTC, datetime
 
-    `counters`: only the quota counter is sliced (what issue 21 builds); `hot-tenant`: the
-    records, the holds index keys, the day rollup and the policies follow the slice index too
-    (docs/data-model.md "What else is hot").
-    """
-    reserve, commit = units["reserve"], units["commit"]
-    w_res, w_com = _per_item_write(reserve), _per_item_write(commit)
-    rru_check = reserve["rru"] / 2  # two ConditionChecks, one per policy item
-    g = reserve["gsi_wru"]
-    sliced = layout == "hot-tenant"
-    out = [
-        Load("quota counter slice", w_res + (w_com if guarded else 0), scales=True),
-        Load("records TENANT#t#REC", w_res + (w_com if guarded else 0), scales=sliced),
-        Load("holds index HOLD#t", g + (commit["gsi_wru"] if guarded else 0), scales=sliced),
-        Load("tenant policy check", rru=rru_check, scales=sliced),
-    ]
-    if guarded:
-        out.append(Load("day rollup TENANT#t/DAY#", w_com, scales=sliced))
+    import boto3
+    from costguard.ledger import Ledger, LedgerTable
+    from costguard.ledger.plan import ReservationRef
+    from costguard.models import Usage
+    from costguard.quotas import QuotaDefinition, QuotaId
+    from costguard.settings import Settings
+    from costguard.store.schema import create_table
+    from moto import mock_aws
+
+    from bench.capacity import CapacityMeter
+    from local import moto_fixes
+
+    moto_fixes.apply()
+    out: dict[str, Any] = {}
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        reader = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "lanes", stream=False)
+        settings = Settings(table_name="lanes")
+        at = datetime(2026, 11, 25, 12, tzinfo=UTC)
+        ledger = Ledger(LedgerTable(client, "lanes", settings), settings, clock=lambda: at)
+        keys = _KeyLog(client)
+        meter = CapacityMeter(client, reader, "lanes")
+        usage = Usage(resource="llm", estimated_cost_usd="0.01")
+        spent = Usage(resource="llm", cost_usd="0.01")
+        for tenant, slices in (("unsliced", 1), ("hot", 16)):
+            qid = QuotaId.parse("tenant:llm:month")
+            ledger.put_quota(tenant, QuotaDefinition(qid, Decimal(1000), slices=slices))
+            for _ in range(2):  # the period's first (a transaction), then the counter listed
+                ledger.reserve(tenant, usage, with_figures=False)
+            while True:
+                keys.take(), meter.take()
+                rid = ledger.reserve(tenant, usage, with_figures=False).reservation_id
+                reserve = keys.take(), meter.take()
+                ledger.commit(tenant, rid, spent)
+                commit = keys.take(), meter.take()
+                lane = ReservationRef.parse(rid).lane
+                if slices == 1 or lane:
+                    break
+            out[tenant] = {
+                "slices": slices,
+                "lane": lane,
+                "reserve": _per_key(*reserve, lane),
+                "commit": _per_key(*commit, lane),
+            }
     return out
 
 
-def tenant_capacity(units: dict[str, Any]) -> list[dict[str, Any]]:
+class _KeyLog:
+    """The items each write call acts on (botocore's before-call hook): (action, pk, sk) and
+    the `holds` index key a write sets or removes."""
+
+    def __init__(self, client: Any) -> None:
+        self.actions: list[tuple[str, str, str, str | None]] = []
+        client.meta.events.register("before-call.dynamodb.*", self._before)
+
+    def take(self) -> list[tuple[str, str, str, str | None]]:
+        actions, self.actions = self.actions, []
+        return actions
+
+    def _before(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        body = json.loads(params["body"] or b"{}")
+        specs = (
+            [next(iter(a.items())) for a in body["TransactItems"]]
+            if model.name == "TransactWriteItems"
+            else [(model.name, body)]
+            if model.name in ("PutItem", "UpdateItem")
+            else []
+        )
+        for kind, spec in specs:
+            key = spec.get("Item") or spec["Key"]
+            hold = (spec.get("Item") or {}).get("gsi1pk", {}).get("S")
+            removes = "REMOVE" in spec.get("UpdateExpression", "") and "gsi1pk" in str(
+                spec.get("ExpressionAttributeNames", {}).values()
+            )
+            self.actions.append(
+                (kind, key["pk"]["S"], key["sk"]["S"], hold or ("-" if removes else None))
+            )
+
+
+def _label(pk: str, sk: str, lane: int) -> tuple[str, bool]:
+    """What a partition key is, and whether it is one per lane (mark `#S<ii>` of the lane)."""
+    mine = lane > 0 and pk.endswith(f"#S{lane:02d}")
+    if pk.startswith("HOLD#"):
+        return "holds index HOLD#t", mine
+    if "#REC" in pk:
+        return "records TENANT#t#REC", mine
+    if pk == "PLATFORM":
+        return "platform policy check", False
+    if sk == "POLICY":
+        return "tenant policy check", mine
+    if sk.startswith("DAY#"):
+        return "day rollup TENANT#t/DAY#", mine
+    return "quota counter (slice)", mine
+
+
+def _per_key(
+    actions: list[tuple[str, str, str, str | None]], calls: list[Any], lane: int
+) -> dict[str, Any]:
+    """Units per partition key of the actions one operation took (its last attempt's)."""
+    written = sum(1 for kind, *_ in actions if kind not in ("ConditionCheck",))
+    wru = sum(c.wru - c.gsi_wru for c in calls)
+    assert wru in (written, 2 * written), (wru, written)  # every item under 1 KB
+    per_item = wru / written if written else 0
+    loads: dict[str, dict[str, Any]] = {}
+
+    def add(label: str, scales: bool, w: float = 0, r: float = 0) -> None:
+        load = loads.setdefault(label, {"wru": 0.0, "rru": 0.0, "per_lane": scales})
+        load["wru"] += w
+        load["rru"] += r
+
+    for kind, pk, sk, hold in actions:
+        label, scales = _label(pk, sk, lane)
+        if kind == "ConditionCheck":
+            add(label, scales, r=2)
+        else:
+            add(label, scales, w=per_item)
+        if hold:
+            add("holds index HOLD#t", lane > 0, w=1)
+    listed = sum(c.gsi_wru for c in calls) - sum(1 for *_, hold in actions if hold)
+    if listed:
+        add("holds index HELD#t (counters listed)", False, w=listed)
+    return {
+        "calls": [c.operation for c in calls],
+        "wru": sum(c.wru for c in calls),
+        "rru": sum(c.rru for c in calls),
+        "keys": loads,
+    }
+
+
+def built_capacity(lanes: dict[str, Any], layout: str = "built (lanes)") -> list[dict[str, Any]]:
+    """Reserves/s and guarded calls/s of one tenant by slice count, from the measured units
+    per key: a key that is one per lane takes 1/N of the calls (N lanes), a policy copy
+    1/min(N, 16), anything else all of them. The smallest ceiling binds. `counters (before
+    lanes)`: the same units with only the quota counter one per slice (D74 alone)."""
+    from costguard.store.keys import POLICY_REPLICAS
+
+    before = layout != "built (lanes)"
     rows = []
-    for layout in ("counters", "hot-tenant"):
-        for guarded in (False, True):
-            for n in SLICES:
-                items = loads(units, layout, guarded)
-                ceilings = {x.item: x.ceiling(n) for x in items}
-                binding = min(ceilings, key=ceilings.__getitem__)
-                rows.append(
-                    {
-                        "layout": layout,
-                        "unit": "guarded calls/s" if guarded else "reserves/s",
-                        "slices": n,
-                        "per_second": round(ceilings[binding]),
-                        "binding_item": binding,
-                    }
+    for guarded in (False, True):
+        for n in SLICES:
+            measured = lanes["unsliced" if n == 1 else "hot"]
+            ops = [measured["reserve"], measured["commit"]] if guarded else [measured["reserve"]]
+            per_key: dict[str, dict[str, Any]] = {}
+            for op in ops:
+                for label, load in op["keys"].items():
+                    mine = per_key.setdefault(label, {"wru": 0.0, "rru": 0.0, "per_lane": False})
+                    mine["wru"] += load["wru"]
+                    mine["rru"] += load["rru"]
+                    mine["per_lane"] = mine["per_lane"] or load["per_lane"]
+            ceilings = {}
+            for label, load in per_key.items():
+                spread = 1
+                if before and load["per_lane"]:
+                    spread = n if label == "quota counter (slice)" else 1
+                elif load["per_lane"]:
+                    spread = min(n, POLICY_REPLICAS) if label == "tenant policy check" else n
+                ceilings[label] = spread * min(
+                    WCU_PER_PARTITION / load["wru"] if load["wru"] else float("inf"),
+                    RCU_PER_PARTITION / load["rru"] if load["rru"] else float("inf"),
                 )
+            binding = min(ceilings, key=ceilings.__getitem__)
+            rows.append(
+                {
+                    "layout": layout,
+                    "unit": "guarded calls/s" if guarded else "reserves/s",
+                    "slices": n,
+                    "per_second": round(ceilings[binding]),
+                    "binding_item": binding,
+                }
+            )
     return rows
 
 
@@ -414,8 +554,9 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Hot quotas: capacity by slice count (`python -m bench hotquota`)",
         "",
-        "A model driven by measured units (bench/results/ledger.json and the escrow's own",
-        f"operations below) and DynamoDB's per-partition ceilings ({WCU_PER_PARTITION:,} WCU/s,"
+        "A model driven by measured units (one guarded call per partition key through the",
+        "Ledger on moto, and the escrow's own operations below) and DynamoDB's per-partition"
+        f" ceilings ({WCU_PER_PARTITION:,} WCU/s,"
         f" {RCU_PER_PARTITION:,} RCU/s per key). Each row names the item that binds.",
         "",
         "## One tenant",
@@ -428,12 +569,36 @@ def render(results: dict[str, Any]) -> str:
             for r in results["tenant"]
         ],
         "",
-        "`counters` is what is built: only the quota counter is sliced. The record partition",
-        "(`TENANT#t#REC`, ULID sort keys grow monotonically, so DynamoDB cannot split it for",
-        "heat) then binds at the same rate as one unsliced counter: slicing counters alone does",
-        "not raise one tenant's ceiling. `hot-tenant` is the designed layout (records, holds",
-        "index keys, day rollup and policy check per slice, docs/data-model.md): the target of",
-        "5,000 reserves/s on one tenant needs 16 slices there.",
+        "`built (lanes)` is what is built (decisions D98, D99): a spend on slice i writes its",
+        "record, its `holds` index entry and its day rollup in lane i (`…#S<ii>`) and proves",
+        "the tenant policy on copy i mod 16, with no platform policy check while no platform",
+        "quota applies. Its rows come from the units per partition key of one guarded call",
+        "measured through the Ledger on moto (below; slices 1 is the unsliced default path,",
+        "the one-write reserve). The target of 5,000 reserves/s on one tenant is reached at",
+        "16 slices (8,000/s); guarded calls (reserve + commit) reach 4,000/s at 16 and",
+        "8,000/s at 32. `counters` is the layout before lanes, where only the quota counter",
+        "was sliced: the record partition (`TENANT#t#REC`, ULID sort keys grow monotonically,",
+        "so DynamoDB cannot split it for heat) bound at the rate of one unsliced counter.",
+        "",
+        "### Units per partition key of one guarded call (Ledger on moto)",
+        "",
+        "| tenant | operation | calls | WRU | RRU | per key (WRU/RRU; * = one per lane) |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {name} ({v['slices']} slices, lane {v['lane']}) | {op} | "
+            f"{' + '.join(v[op]['calls'])} | {v[op]['wru']:g} | {v[op]['rru']:g} | "
+            + "; ".join(
+                f"{label}{'*' if k['per_lane'] else ''} {k['wru']:g}/{k['rru']:g}"
+                for label, k in v[op]["keys"].items()
+            )
+            + " |"
+            for name, v in results["lane_units"].items()
+            for op in ("reserve", "commit")
+        ],
+        "",
+        "An unsliced tenant's guarded call is unchanged: 7 WRU + 0 RRU (the one-write reserve",
+        "and its commit). A call on a lane costs 12 WRU + 2 RRU: the reserve is a transaction",
+        "(the slice, the record with its `holds` entry, the policy copy's check).",
         "",
         "## Platform-wide: one hard platform quota over every tenant",
         "",
@@ -510,8 +675,15 @@ def render(results: dict[str, Any]) -> str:
         "  read of the policy and the N slices per stream batch that changed the quota, N + 1 RRU,",
         "  plus a snapshot when a threshold looks reached; D88: a leased quota's pool and leases",
         "  — reads, not writes: the capacity model's write ceilings are unchanged).",
-        "- Not built: slicing of the record partition, holds index keys, day rollup and policy",
-        "  checks, automatic slicing.",
+        "- A hot tenant's lanes (decisions D98–D101): records, `holds` index keys and day",
+        "  rollups per slice, readers over every lane (record pages with one cursor, usage,",
+        "  summary, the overview, forecasts, anomalies, recommendations, reconcile(), the sweeper,",
+        "  overrun alerts), the tenant policy proven on 16 copies — proven on DynamoDB Local",
+        "  through the Ledger (tests/integration/test_sliced_quotas.py: reserves, commits,",
+        "  releases and expiring holds over 8 slices with a reshard 8 → 16 → 4: every record",
+        "  once, pages, rollups, usage, figures and reconcile() exact).",
+        "- Not built: automatic slicing; the platform policy check of a reserve a platform",
+        "  quota applies to (the platform rows above).",
         "",
         "## Assumptions",
         "",
@@ -539,7 +711,8 @@ def main(argv: list[str] | None = None) -> None:
             "table_wru_default_quota": TABLE_WRU_DEFAULT_QUOTA,
         },
         "measured_units": units,
-        "tenant": tenant_capacity(units),
+        "lane_units": (lanes := lane_units()),
+        "tenant": built_capacity(lanes) + built_capacity(lanes, "counters (before lanes)"),
         "escrow_units": escrow,
         "platform": platform_capacity(escrow),
         "exhaustion": [exhaustion(n, rng) for n in (1, 4, 8, 16, 64)],

@@ -110,7 +110,8 @@ ONBOARDING_ACCESS = TableAccess(
 
 ANOMALY_ACCESS = TableAccess(
     # costguard.anomalies: the day's tenants (Query of the `active` index), each tenant's policy
-    # for its time zone (BatchGetItem, Ledger.policies), its day rollups (Query), its anomaly
+    # for its time zone and its lanes (BatchGetItem, Ledger.policies and Ledger.lanes), its day
+    # rollups (Query, one per lane), its anomaly
     # alerts (markers and records: PutItem inside a transaction).
     table=("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query"),
     active_index=("dynamodb:Query",),

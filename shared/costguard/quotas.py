@@ -185,6 +185,13 @@ class Policy:
     """When `timezone` took or takes effect; None: since always."""
     timezone_before: str = "UTC"
     """The zone in effect before `timezone_from`."""
+    lanes: int = 1
+    """The tenant's record lanes (D98): its records, `holds` index keys and day rollups are
+    spread over lanes 0..lanes−1. The largest slice count any of its quotas ever had; it
+    never shrinks, so every lane a record was ever written in is read."""
+    replicas: int = 1
+    """Copies of the policy's version a spend in lane i proves instead of the policy item
+    (copy i mod replicas; D99): written with every version since the tenant's lanes were."""
 
     def zone_at(self, at: datetime) -> str:
         """The zone whose calendar a spend at `at` is counted in (platform quotas: UTC)."""

@@ -46,7 +46,6 @@ from costguard.pricing import ModelPrice
 from costguard.quotas import QuotaId, Resource, Scope
 from costguard.schedules import RunReport, TimeLeft, count_found, scheduled_run
 from costguard.store.items import CostRecordItem
-from costguard.store.keys import day_sk, tenant_pk
 
 Kind = Literal[
     "model_right_sizing", "prompt_caching", "output_caps", "sandbox_time", "quota_limits"
@@ -190,14 +189,8 @@ def read_window(ledger: Ledger, tenant_id: str, rules: RecommendationRules) -> W
     days = rules.window_days
     # Any day item before the window (spend or a day counter) means the tenant is older than
     # it: one key-only page of one item, whatever the tenant's history.
-    earlier, _ = ledger.table.query(
-        "pk = :p AND sk BETWEEN :a AND :b",
-        {
-            ":p": tenant_pk(tenant_id),
-            ":a": day_sk(first - timedelta(days=366)),
-            ":b": day_sk(first - timedelta(days=1)),
-        },
-        limit=1,
+    earlier = ledger.any_day_between(
+        tenant_id, first - timedelta(days=366), first - timedelta(days=1)
     )
     if records and not earlier:
         # a tenant younger than the window: scale its savings by the days it has existed

@@ -38,6 +38,7 @@ from costguard.store.keys import (
     Key,
     alert_marker_key,
     is_alerts_pk,
+    is_records_pk,
     policy_pk,
 )
 
@@ -66,7 +67,7 @@ def may_alert(record: Mapping[str, Any]) -> bool:
     new, old = change.get("NewImage") or {}, change.get("OldImage") or {}
     if pk.endswith("ALERT"):
         return bool(event == "INSERT" and sk.startswith(RECORD_PREFIX))
-    if pk.endswith("#REC"):
+    if is_records_pk(pk):
         if (new.get("status") or {}).get("S") != "committed":
             return False
         overrun = (new.get("overrun_usd") or {}).get("N")

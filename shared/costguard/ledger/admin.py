@@ -22,6 +22,7 @@ from costguard.ledger.policies import (
     PolicyCache,
     stamp_version,
     stamped_keys,
+    write_replicas,
 )
 from costguard.models import QuotaState, TenantSettings, TenantSettingsState
 from costguard.money import ZERO
@@ -35,9 +36,10 @@ from costguard.quotas import (
 )
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled
-from costguard.store.items import TenantItem, policy_of, quota_spec
+from costguard.store.items import LANES, TenantItem, policy_of, quota_spec
 from costguard.store.keys import (
     PLATFORM_PK,
+    POLICY_REPLICAS,
     POLICY_SK,
     TENANT_SK,
     policy_pk,
@@ -255,15 +257,21 @@ class TenantAdmin(PolicyCache):
         tenant_id: str | None,
         policy_item: dict[str, Any] | None,
         now: datetime,
+        lanes: int | None = None,
     ) -> None:
         """Stamp the tenant policy's next version on its counters of the current periods,
         in the transaction that writes it (D71): a process whose cached policy is older is
-        refused by the counter itself. The platform's is announced instead (no stamp)."""
+        refused by the counter itself; and on the policy's replicas (D99; `lanes`: the
+        tenant's lanes after this write). The platform's is announced instead (no stamp)."""
         if tenant_id is None:
             return
-        keys = stamped_keys(tenant_id, policy_of(policy_item), now)
+        policy = policy_of(policy_item)
+        keys = stamped_keys(tenant_id, policy, now)
         found = self.table.batch_get(keys, consistent=True)
-        stamp_version(tx, keys, found, int((policy_item or {}).get("version", 0)) + 1)
+        version = int((policy_item or {}).get("version", 0)) + 1
+        stamp_version(tx, keys, found, version)
+        replicas = min(max(policy.replicas, lanes or 1), POLICY_REPLICAS)
+        write_replicas(tx, tenant_id, replicas, version)
 
     def put_quota(self, tenant_id: str | None, quota: QuotaDefinition) -> QuotaState:
         """Create or replace a quota; a new limit applies to the current period at once.
@@ -396,8 +404,12 @@ class TenantAdmin(PolicyCache):
                 **quota_spec(quota),
                 **slicing.regrant(tx, old, quota, base, prefix, found, now),
             }
-            _write_quota_spec(tx, pk, policy_item, qid, spec)
-            self._stamp(tx, tenant_id, policy_item, now)
+            # A tenant's lanes (D98) cover every slice its quotas ever had, deleted ones too.
+            lanes = (
+                max(policy_of(policy_item).lanes, spec["span"]) if tenant_id is not None else None
+            )
+            _write_quota_spec(tx, pk, policy_item, qid, spec, lanes)
+            self._stamp(tx, tenant_id, policy_item, now, lanes)
             try:
                 self.table.transact(tx.writes)
             except Cancelled:
@@ -540,16 +552,22 @@ def _write_quota_spec(
     policy_item: dict[str, Any] | None,
     qid: QuotaId,
     spec: dict[str, Any],
+    lanes: int | None = None,
 ) -> None:
     """The quota's spec into the policy item read as `policy_item`: created if there was none,
-    else set with the version + 1, conditioned on the version read."""
+    else set with the version + 1, conditioned on the version read; with `lanes` (a tenant's
+    sliced quota, D98) the tenant's record lanes too."""
+    more = {LANES: lanes} if lanes and lanes > 1 else {}
     if policy_item is None:
         tx.put(
-            (pk, POLICY_SK), {"version": 1, "quotas": {str(qid): spec}}, "attribute_not_exists(pk)"
+            (pk, POLICY_SK),
+            {"version": 1, "quotas": {str(qid): spec}, **more},
+            "attribute_not_exists(pk)",
         )
         return
     w = tx.update((pk, POLICY_SK))
     version = w.name("version")
     w.sets.append(f"{w.name('quotas')}.{w.name(str(qid))} = {w.value(spec)}")
+    w.sets.extend(f"{w.name(k)} = {w.value(v)}" for k, v in more.items())
     w.sets.append(f"{version} = {version} + {w.value(1)}")
     w.condition(f"{version} = {w.value(policy_item.get('version', 0))}")

@@ -38,7 +38,19 @@ def leases(table: LedgerTable, at: datetime) -> list[str]:
 
 def _records(table: LedgerTable, tenant_id: str) -> list[str]:
     expected: dict[tuple[Key, str], Decimal] = {}
-    for item in table.query_all("pk = :p", {":p": records_pk(tenant_id)}, consistent=True):
+    lanes = policy_of(table.get((tenant_pk(tenant_id), POLICY_SK), consistent=True)).lanes
+    items = [
+        item
+        for lane in range(lanes)  # every lane a record may be in (D98)
+        for item in table.query_all("pk = :p", {":p": records_pk(tenant_id, lane)}, consistent=True)
+    ]
+    seen: set[str] = set()
+    for item in items:
+        if item.get("pk") != records_pk(tenant_id, _lane(item)):
+            return [f"record {item.get('sk')} is in lane {item.get('pk')}, its plan says another"]
+        if str(item.get("sk")) in seen:
+            return [f"record {item.get('sk')} is in two lanes"]
+        seen.add(str(item.get("sk")))
         try:
             record = CostRecordItem.from_item(item)
             ref = ReservationRef.parse(record.reservation_id)
@@ -89,6 +101,14 @@ def _records(table: LedgerTable, tenant_id: str) -> list[str]:
                 if counter.get(p + "avail") != computed:
                     problems.append(f"{key} {p}avail {counter.get(p + 'avail')} != {computed}")
     return problems
+
+
+def _lane(item: dict[str, object]) -> int:
+    """The lane a record's plan puts it in (a malformed plan: lane 0, reported below)."""
+    try:
+        return ReservationRef.parse(f"{item.get('sk')}~{item.get('plan')}").lane
+    except ReservationNotFound:
+        return 0
 
 
 def grants(table: LedgerTable, tenant_id: str, at: datetime) -> list[str]:

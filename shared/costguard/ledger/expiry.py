@@ -29,7 +29,6 @@ from costguard.store.keys import (
     POLICY_SK,
     Key,
     holds_pk,
-    records_pk,
     tenant_of_holds_pk,
     tenant_pk,
 )
@@ -75,7 +74,7 @@ def settle_held(
 ) -> ItemWrite:
     """The update settling a held record with `attributes`, out of the `holds` index, on
     condition that it is still the hold the id names and expired (`expired`) or alive."""
-    rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
+    rec = tx.update(ref.record_key(tenant_id))
     rec.sets.extend(f"{rec.name(k)} = {rec.value(v)}" for k, v in attributes.items())
     rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
     rec.condition(
@@ -108,7 +107,7 @@ class Expiry(PolicyCache):
     def _charge_expired(self, tenant_id: str, ref: ReservationRef, now: datetime) -> bool:
         """Settle an expired hold by charging it in full (`on_expiry: charge`): the app may
         have spent it and never said so. True if this call settled it."""
-        held = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+        held = self.table.get(ref.record_key(tenant_id), consistent=True)
         if held is None or held.get("status") != "held" or held.get("plan") != ref.plan:
             return False
         estimate = ref.estimate_usd
@@ -167,7 +166,7 @@ class Expiry(PolicyCache):
             give_back(tx, tenant_id, ref)
             record |= given_back("expired", now)
         in_item.take_out(tx.update(ref.slots(tenant_id)[0].key), ref, now, expired=True)
-        tx.put((records_pk(tenant_id), str(ref.ulid)), record, "attribute_not_exists(pk)")
+        tx.put(ref.record_key(tenant_id), record, "attribute_not_exists(pk)")
         try:
             self.table.transact(tx.writes)
         except Cancelled:
@@ -236,12 +235,17 @@ class Expiry(PolicyCache):
         # expires at `now` exactly is due too (commit already refuses it: expires_at > now).
         due_bound = f"{iso(now)}$"
         if tenant_id is not None:
-            due, _ = self.table.query(
-                f"{HOLDS_PK} = :p AND {HOLDS_SK} < :now",
-                {":p": holds_pk(tenant_id), ":now": due_bound},
-                index=HOLDS_INDEX,
-                limit=limit,
-            )
+            # Every lane the tenant's holds may be in (D98): its policy was just proven by
+            # the refused reserve that asks, so the lanes are current.
+            due = []
+            for lane in range(self.policies(tenant_id)[1].lanes):
+                found, _ = self.table.query(
+                    f"{HOLDS_PK} = :p AND {HOLDS_SK} < :now",
+                    {":p": holds_pk(tenant_id, lane), ":now": due_bound},
+                    index=HOLDS_INDEX,
+                    limit=limit,
+                )
+                due.extend(found)
         else:
             # The index also holds the alerts outbox (costguard.alerts): holds only.
             due = self.table.scan_index(

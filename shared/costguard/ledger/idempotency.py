@@ -11,7 +11,7 @@ from typing import Any
 from costguard.errors import IdempotencyMismatch, LedgerCorrupted
 from costguard.models import Usage
 from costguard.store.dynamo import LedgerTable
-from costguard.store.keys import Key, idempotency_pk, records_pk
+from costguard.store.keys import Key, idempotency_pk, record_key
 from costguard.store.schema import TTL_ATTRIBUTE
 from costguard.store.writes import TransactionBuilder
 
@@ -33,14 +33,17 @@ def marker_key(tenant_id: str, operation: str, idempotency_key: str | None) -> K
 
 
 def put_marker(
-    tx: TransactionBuilder, key: Key, record_id: str, digest: str, now: datetime
+    tx: TransactionBuilder, key: Key, record_id: str, digest: str, now: datetime, lane: int = 0
 ) -> None:
-    """The marker is written in the same transaction as the effect: both or neither."""
-    item = {
+    """The marker is written in the same transaction as the effect: both or neither. It
+    names the record's lane when that is not lane 0 (D98)."""
+    item: dict[str, Any] = {
         "record_id": record_id,
         "request_hash": digest,
         TTL_ATTRIBUTE: int((now + IDEMPOTENCY_WINDOW).timestamp()),
     }
+    if lane:
+        item["lane"] = lane
     tx.put(key, item, "attribute_not_exists(pk)")
 
 
@@ -50,7 +53,7 @@ def replayed(
     """The record a repeated key refers to; a different request under it is refused."""
     if marker is None or marker.get("request_hash") != digest:
         raise IdempotencyMismatch("idempotency key reused with a different request")
-    item = table.get((records_pk(tenant_id), marker["record_id"]))
+    item = table.get(record_key(tenant_id, marker["record_id"], int(marker.get("lane", 0))))
     if item is None:
         raise LedgerCorrupted("idempotency marker without its record")
     return item

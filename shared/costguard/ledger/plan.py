@@ -17,7 +17,7 @@ from costguard.ledger.escrow import MAX_SLICES, lease_prefix, slice_key
 from costguard.money import parse_usd
 from costguard.periods import Period, period_key, zone
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
-from costguard.store.keys import Key, principal_pk, tenant_pk
+from costguard.store.keys import Key, principal_pk, record_key, tenant_pk
 
 LEASED = -1
 """The "slice" of a hold on a tenant's lease of a leased platform quota (plan letter `l`)."""
@@ -115,6 +115,24 @@ class ReservationRef:
 
     def slice_of(self, index: int) -> int:
         return self.slices[index] if self.slices else 0
+
+    @property
+    def lane(self) -> int:
+        """The lane of its record, `holds` index entry and day rollup (D98): the largest slice
+        it holds of the tenant's (or its user's) sliced quotas; 0 when it holds none (every
+        reservation of an unsliced tenant, so their keys never change)."""
+        return max(
+            (
+                self.slice_of(i)
+                for i, (scope, _, _) in enumerate(self.holds)
+                if scope is not Scope.PLATFORM
+            ),
+            default=0,
+        )
+
+    def record_key(self, tenant_id: str) -> Key:
+        """Its record's key: the ULID in its lane's records partition (D98)."""
+        return record_key(tenant_id, str(self.ulid), self.lane)
 
     @cached_property
     def plan(self) -> str:

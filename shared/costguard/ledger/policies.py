@@ -20,7 +20,14 @@ from costguard.quotas import (
     Resource,
 )
 from costguard.store.items import policy_of
-from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, tenant_pk
+from costguard.store.keys import (
+    PLATFORM_PK,
+    POLICY_SK,
+    Key,
+    policy_replica_pk,
+    split_slice,
+    tenant_pk,
+)
 from costguard.store.writes import TransactionBuilder
 
 PV = "pv"
@@ -42,6 +49,14 @@ def stamped_keys(tenant_id: str, policy: Policy, now: datetime) -> list[Key]:
         for at in (now - BOUNDARY_MARGIN, now, now + BOUNDARY_MARGIN)
     }
     return sorted(keys)
+
+
+def write_replicas(tx: TransactionBuilder, tenant_id: str, replicas: int, version: int) -> None:
+    """Every replica of the tenant policy (D99) takes the `version` its policy write sets,
+    in the same transaction (the policy item's own condition orders the writes)."""
+    for index in range(1, replicas):
+        w = tx.update((policy_replica_pk(tenant_id, index, replicas), POLICY_SK))
+        w.sets.append(f"{w.name('version')} = {w.value(version)}")
 
 
 def stamp_version(
@@ -128,6 +143,13 @@ class PolicyCache(LedgerCore):
         quotas = platform.applicable(resource, None)
         return platform if quotas and all(q.leased for q in quotas) else None
 
+    def _platform_skipped(self, platform: Policy, resource: Resource) -> bool:
+        """A hot tenant's lane (D99) does not check the platform policy item, which every
+        reserve on the platform would otherwise read, while no platform quota applies: the
+        policy it spent on has none and one read consistently under PLATFORM_FRESH_SECONDS
+        ago has none (platform quota writes are announced that far ahead, D71)."""
+        return not platform.applicable(resource, None) and self._platform_quiet(resource)
+
     @staticmethod
     def _check_policy(tx: TransactionBuilder, pk: str, policy: Policy) -> None:
         w = tx.check((pk, POLICY_SK), "attribute_not_exists(pk)")
@@ -148,7 +170,11 @@ class PolicyCache(LedgerCore):
         """Refresh cached policies from the items a cancellation returned; True if any."""
         refreshed = False
         for (pk, sk), item in failed.items():
-            if sk == POLICY_SK:
+            base, replica = split_slice(pk)
+            if sk == POLICY_SK and replica:
+                self.forget_policy(base)  # a replica (D99) says only that the version moved
+                refreshed = True
+            elif sk == POLICY_SK:
                 self._cache_put(pk, policy_of(item))
                 refreshed = True
         return refreshed

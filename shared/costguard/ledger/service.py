@@ -17,7 +17,14 @@ from datetime import datetime
 from costguard.ledger.admin import SeedResult, TenantAdmin
 from costguard.ledger.audit import reconcile
 from costguard.ledger.core import LedgerBusy
-from costguard.ledger.records import api_record, daily_rollups, records, settled_records
+from costguard.ledger.records import (
+    any_day_between,
+    api_record,
+    daily_rollups,
+    lanes_of,
+    records,
+    settled_records,
+)
 from costguard.ledger.settle import ReleaseResult, Settling
 from costguard.models import CostRecord
 from costguard.pricing import Price, PriceBook
@@ -41,13 +48,23 @@ class Ledger(Settling, TenantAdmin):
         """A settled record as the API shows it."""
         return api_record(record)
 
+    def lanes(self, tenant_id: str) -> int:
+        """The tenant's record lanes (D98), read from its policy (consistently, 1 RRU):
+        every reader of records and day rollups covers them all."""
+        return lanes_of(self.table, tenant_id)
+
     def daily_rollups(self, tenant_id: str, first: datetime, last: datetime) -> list[DayRollup]:
-        """The tenant's day rollups from `first` to `last` (inclusive days)."""
-        return daily_rollups(self.table, tenant_id, first, last)
+        """The tenant's day rollups from `first` to `last` (inclusive days), summed over
+        its lanes."""
+        return daily_rollups(self.table, tenant_id, first, last, self.lanes(tenant_id))
+
+    def any_day_between(self, tenant_id: str, first: datetime, last: datetime) -> bool:
+        """Whether the tenant has a day item (spend or a day counter) in these days."""
+        return any_day_between(self.table, tenant_id, first, last, self.lanes(tenant_id))
 
     def records(self, tenant_id: str, first: datetime, last: datetime) -> list[CostRecordItem]:
         """Every record (held, settled or recorded) created between `first` and `last`."""
-        return records(self.table, tenant_id, first, last)
+        return records(self.table, tenant_id, first, last, self.lanes(tenant_id))
 
     def settled_records(
         self,
@@ -73,6 +90,7 @@ class Ledger(Settling, TenantAdmin):
             user_id=user_id,
             conversation_id=conversation_id,
             max_pages=max_pages,
+            lanes=self.lanes(tenant_id),
         )
 
     def reconcile(self, tenant_id: str) -> list[str]:

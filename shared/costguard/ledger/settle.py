@@ -29,7 +29,7 @@ from costguard.quotas import OnOverrun, validate_tenant_id
 from costguard.store.codec import iso
 from costguard.store.dynamo import Cancelled
 from costguard.store.items import CostRecordItem
-from costguard.store.keys import Key, records_pk
+from costguard.store.keys import Key
 from costguard.store.schema import HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE
 from costguard.store.writes import TransactionBuilder
 
@@ -112,7 +112,7 @@ class Settling(Spending):
         elif usage is None:
             # The usage comes from the reservation itself: what it held is what is charged.
             digest = UNKNOWN_USAGE
-            held = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+            held = self.table.get(ref.record_key(tenant_id), consistent=True)
             if held is None or held.get("plan") != ref.plan or held.get("status") != "held":
                 return self._commit_refused(tenant_id, ref, held, digest, now)
             rolled = usage_of(held)
@@ -154,7 +154,7 @@ class Settling(Spending):
             return self._commit_in_item(tenant_id, ref, held, cost, rolled, price, fields, now)
         tx = TransactionBuilder()
         settle_hold(tx, tenant_id, ref, cost, rolled, price)
-        rec = tx.update((records_pk(tenant_id), str(ref.ulid)))
+        rec = tx.update(ref.record_key(tenant_id))
         rec.sets.extend(f"{rec.name(k)} = {rec.value(v)}" for k, v in fields.items())
         rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
         rec.condition(
@@ -167,7 +167,7 @@ class Settling(Spending):
             old = cancelled.old(rec.key)
             return self._commit_refused(tenant_id, ref, old, digest, now)
         item = {
-            "pk": records_pk(tenant_id),
+            "pk": ref.record_key(tenant_id)[0],
             "sk": str(ref.ulid),
             "tenant_id": tenant_id,
             "resource": ref.resource.value,
@@ -207,7 +207,7 @@ class Settling(Spending):
         settle_hold(tx, tenant_id, ref, cost, rolled, price)
         counter = self._counter_of(tenant_id, ref)
         in_item.take_out(tx.update(counter), ref, now, expired=False)
-        record_key = (records_pk(tenant_id), str(ref.ulid))
+        record_key = ref.record_key(tenant_id)
         item = {**in_item.record(tenant_id, ref, held), **fields}
         tx.put(record_key, item, "attribute_not_exists(pk)")
         try:
@@ -241,7 +241,7 @@ class Settling(Spending):
         otherwise: answered as any record), or its hold is in the counter but expired
         (settled by expiry now, 409 with what it charged), or neither (unknown)."""
         if read:
-            old = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+            old = self.table.get(ref.record_key(tenant_id), consistent=True)
         if old is not None:
             return self._commit_refused(tenant_id, ref, old, digest, now)
         if read:
@@ -250,7 +250,7 @@ class Settling(Spending):
         if held is None:
             raise ReservationNotFound("unknown reservation")
         self._expire_in_item(tenant_id, [(ref, held)], now)
-        settled = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+        settled = self.table.get(ref.record_key(tenant_id), consistent=True)
         charged = (settled or {}).get("cost_usd") if (settled or {}).get("settled_by") else None
         raise ReservationNotHeld(ref.reservation_id, "expired", charged)
 
@@ -276,7 +276,7 @@ class Settling(Spending):
             raise ReservationNotHeld(ref.reservation_id, "committed with a different body")
         if status == "held":
             self._expire(tenant_id, ref, now)
-            settled = self.table.get((records_pk(tenant_id), str(ref.ulid)), consistent=True)
+            settled = self.table.get(ref.record_key(tenant_id), consistent=True)
             charged = (settled or {}).get("cost_usd") if (settled or {}).get("settled_by") else None
             raise ReservationNotHeld(ref.reservation_id, "expired", charged)
         raise ReservationNotHeld(ref.reservation_id, str(status))
@@ -323,7 +323,7 @@ class Settling(Spending):
         give_back(tx, tenant_id, ref)
         counter = self._counter_of(tenant_id, ref)
         in_item.take_out(tx.update(counter), ref, now, expired=False)
-        record_key = (records_pk(tenant_id), str(ref.ulid))
+        record_key = ref.record_key(tenant_id)
         released = {
             **in_item.record(tenant_id, ref, None),
             "status": "released",

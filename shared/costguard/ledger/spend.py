@@ -43,7 +43,15 @@ from costguard.settings import FailMode
 from costguard.store.codec import iso, parse_iso
 from costguard.store.dynamo import Cancelled, ConditionFailed
 from costguard.store.items import CostRecordItem
-from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, holds_pk, records_pk, tenant_pk
+from costguard.store.keys import (
+    PLATFORM_PK,
+    POLICY_SK,
+    Key,
+    holds_pk,
+    policy_replica_pk,
+    record_key,
+    tenant_pk,
+)
 from costguard.store.schema import HOLDS_PK, HOLDS_SK
 from costguard.store.writes import TransactionBuilder
 
@@ -163,7 +171,7 @@ class Spending(Expiry):
                 "estimate_usd": amount,
                 "created_at": iso(now),
                 "expires_at": iso(expires_at),
-                HOLDS_PK: holds_pk(tenant_id),
+                HOLDS_PK: holds_pk(tenant_id, ref.lane),
                 HOLDS_SK: f"{iso(expires_at)}#{ulid}",
                 "hold": hold.describe(),
                 **usage_fields(hold.usage, price),
@@ -321,7 +329,7 @@ class Spending(Expiry):
         marker: Key | None,
         digest: str,
         record: Callable[[ReservationRef, ULID], dict[str, Any]],
-        roll_up_day: Callable[[TransactionBuilder, str], None] | None = None,
+        roll_up_day: Callable[[TransactionBuilder, str, int], None] | None = None,
     ) -> Spent:
         """The one transaction loop of a spend: hold (`held`, a reserve) or spend (a record)
         `amount` on every applicable quota, write its record and its idempotency marker.
@@ -338,6 +346,7 @@ class Spending(Expiry):
         moves: dict[QuotaId, dict[int, Decimal]] = {}
         renewals: dict[QuotaId, leasing.Renew] = {}  # leased platform quotas (D78)
         borrows = 0  # borrowing attempts have their own budget; the others are as before
+        planned_on: tuple[int, int] = (-1, -1)
         for attempt in range(POLICY_ATTEMPTS + 1 + slicing.BORROW_ATTEMPTS):
             if attempt - borrows > POLICY_ATTEMPTS:
                 break
@@ -347,6 +356,12 @@ class Spending(Expiry):
             if enforce and not renewals and any(q.leased for q in platform.quotas):
                 announced = self._platform_leased_only(resource)
                 platform = announced or platform
+            if (platform.version, tenant.version) != planned_on:
+                # Borrows and renewals were planned on the slots of the policies then: another
+                # thread's refresh of the shared cache (a reshard) may have moved the slot onto
+                # one of its own donors since (one item twice in a transaction is invalid).
+                moves, renewals = {}, {}
+                planned_on = (platform.version, tenant.version)
             if enforce:
                 tenant = self._refuse_if_paused(tenant_id, usage.user_id, tenant)
             quotas = [
@@ -369,9 +384,10 @@ class Spending(Expiry):
                 ulid, resource, amount if held else ZERO, quotas, usage.user_id, tz, taken
             )
             tx = TransactionBuilder()
-            if announced is None:
+            if announced is None and not (ref.lane and self._platform_skipped(platform, resource)):
                 self._check_policy(tx, PLATFORM_PK, platform)
-            self._check_policy(tx, tenant_pk(tenant_id), tenant)
+            # A hot tenant's lane proves the tenant policy on its replica (D99)
+            self._check_policy(tx, policy_replica_pk(tenant_id, ref.lane, tenant.replicas), tenant)
             for quota, slot in pairs:
                 target = "held" if held else "spent"
                 if quota.leased:
@@ -387,12 +403,12 @@ class Spending(Expiry):
             if tenant.exists:
                 stamp_pv(tx, pairs, tenant.version)
             if roll_up_day is not None:
-                roll_up_day(tx, tz)
+                roll_up_day(tx, tz, ref.lane)
             item = record(ref, ulid)
-            record_key = (records_pk(tenant_id), str(ulid))
-            tx.put(record_key, item, "attribute_not_exists(pk)")
+            rec_key = record_key(tenant_id, str(ulid), ref.lane)  # its lane (D98)
+            tx.put(rec_key, item, "attribute_not_exists(pk)")
             if marker:
-                put_marker(tx, marker, str(ulid), digest, now)
+                put_marker(tx, marker, str(ulid), digest, now, ref.lane)
             try:
                 self.table.transact(tx.writes)
             except Cancelled as cancelled:
@@ -403,7 +419,7 @@ class Spending(Expiry):
                 if marker and marker in failed:
                     first = replayed(self.table, tenant_id, failed[marker], digest)
                     return Spent(first, replayed=True)
-                if record_key in failed:
+                if rec_key in failed:
                     ulid = ULID.from_datetime(now)
                     continue
                 versions = {
@@ -443,7 +459,7 @@ class Spending(Expiry):
                     self.expire_due(None if bound.scope == "platform" else tenant_id)
                     continue
                 raise QuotaExceeded(bound, amount) from None
-            return Spent({"pk": record_key[0], "sk": record_key[1], **item}, ref=ref, quotas=quotas)
+            return Spent({"pk": rec_key[0], "sk": rec_key[1], **item}, ref=ref, quotas=quotas)
         raise LedgerBusy()
 
     def _reservation_from(self, item: dict[str, Any], with_figures: bool) -> Reservation:
@@ -552,8 +568,8 @@ class Spending(Expiry):
             marker=marker_key(tenant_id, "record", idempotency_key),
             digest=digest,
             record=record,
-            roll_up_day=lambda tx, tz: roll_up(
-                tx, tenant_id, now, usage, cost, price, usage.user_id, tz
+            roll_up_day=lambda tx, tz, lane: roll_up(
+                tx, tenant_id, now, usage, cost, price, usage.user_id, tz, lane
             ),
         )
         return cost_record(spent.item)

@@ -60,11 +60,14 @@ def roll_up(
     price: Price | None,
     user_id: str | None,
     tz: str,
+    lane: int = 0,
 ) -> None:
     """Add a spend to the tenant's day rollup (same item as its day counter, no extra
     write; the local day in `tz`): per resource, model or tier, and user bucket; the first
-    spend of the day also lists the tenant in the `active` index (the schedules' list)."""
-    key = day_key(tenant_id, at, tz)
+    spend of the day also lists the tenant in the `active` index (the schedules' list).
+    A spend in lane i > 0 (D98) adds to that lane's day item (`TENANT#t#S<ii>`), which
+    readers sum with the others; each lane lists the tenant itself (readers dedupe)."""
+    key = day_key(tenant_id, at, tz, lane)
     w = tx.update(key)
     w.add(f"usd_{usage.resource}", cost)
     w.add("usd_all", cost)
@@ -106,7 +109,7 @@ def settle_hold(
         if charged != estimate:
             w.add(slot.prefix + "avail", estimate - charged)
         stamp(w)
-    roll_up(tx, tenant_id, ref.created_at, usage, charged, price, ref.user_id, ref.tz)
+    roll_up(tx, tenant_id, ref.created_at, usage, charged, price, ref.user_id, ref.tz, ref.lane)
 
 
 def give_back(tx: TransactionBuilder, tenant_id: str, ref: ReservationRef) -> None:

@@ -37,10 +37,12 @@ from costguard.quotas import (
     Policy,
     QuotaDefinition,
     QuotaId,
+    Scope,
 )
 from costguard.store.codec import iso, opt_int, parse_iso
 from costguard.store.keys import (
     OUTBOX,
+    POLICY_REPLICAS,
     ROLLUP_BUCKET,
     ROLLUP_BUCKET_USER,
     ROLLUP_MODEL,
@@ -52,6 +54,8 @@ from costguard.store.keys import (
 from costguard.store.schema import HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE
 
 Item = Mapping[str, Any]
+LANES = "lanes"
+"""A tenant policy's record lanes (D98): written by a sliced quota's PUT, never lowered."""
 
 # ------------------------------------------------------------------------------ policy
 
@@ -120,6 +124,12 @@ def policy_of(item: Item | None) -> Policy:
             quotas=quotas,
             overrun=OnOverrun(item.get("overrun", OnOverrun.RECORD)),
             on_expiry=OnExpiry(item.get("on_expiry", OnExpiry.CHARGE)),
+            replicas=min(int(item.get(LANES, 1)), POLICY_REPLICAS),
+            lanes=max(
+                int(item.get(LANES, 1)),
+                *(max(q.slices, q.span) for q in quotas if q.quota_id.scope is not Scope.PLATFORM),
+                1,
+            ),
             **zone_fields(item),
         )
     # InvalidRequest: a stored quota id that does not parse is the ledger's fault, not the
@@ -330,6 +340,33 @@ class DayRollup:
         """Spend by model, and by sandbox tier as `sandbox:<tier>`: the keys
         `GET …/usage?group_by=model` shows."""
         return dict(self.by_model) | {f"sandbox:{t}": v for t, v in self.by_tier.items()}
+
+    @classmethod
+    def summed(cls, parts: list[DayRollup]) -> DayRollup:
+        """One day's rollup from its lanes' (D98): every figure summed; a bucket's last user
+        is the first lane's that has one (lane 0 first)."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def total(maps: list[Mapping[str, Decimal]]) -> dict[str, Decimal]:
+            out: dict[str, Decimal] = {}
+            for m in maps:
+                for k, v in m.items():
+                    out[k] = out.get(k, ZERO) + v
+            return out
+
+        users: dict[str, str] = {}
+        for part in parts:
+            users = {**part.bucket_users, **users}
+        return cls(
+            day=parts[0].day,
+            usd=total([p.usd for p in parts]),
+            calls=sum(p.calls for p in parts),
+            by_model=total([p.by_model for p in parts]),
+            by_tier=total([p.by_tier for p in parts]),
+            by_bucket=total([p.by_bucket for p in parts]),
+            bucket_users=users,
+        )
 
     @classmethod
     def from_item(cls, item: Item) -> DayRollup:

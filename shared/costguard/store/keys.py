@@ -4,10 +4,17 @@ Items by partition (docs/data-model.md has the access patterns):
 - `PLATFORM` / `POLICY`, `TENANT#<t>` / `POLICY` and `TENANT`: policies and the registration;
 - `PLATFORM`, `TENANT#<t>`, `TENANT#<t>#USER#<u>` / `DAY#…`, `WEEK#…`, `MONTH#…`: counters (a
   tenant's day item is also its day rollup);
-- `TENANT#<t>#REC` / `<ulid>`: cost records; `TENANT#<t>#IDEM` / `<sha256>`: idempotency markers;
+- `TENANT#<t>#REC` / `<ulid>`: cost records (lane i > 0 of a hot tenant: `TENANT#<t>#REC#S<ii>`,
+  D98); `TENANT#<t>#IDEM` / `<sha256>`: idempotency markers;
 - `TENANT#<t>` / `FORECAST#<quota>`: forecasts; `…#ALERT` / `A#<ulid>`: alerts;
 - `PRICING` / `m#…`, `t#…`: operator prices; `APIKEY#<id>`: API keys;
-- index keys: `HOLD#<t>` and `OUTBOX` (the `holds` index), `ACTIVE#<day>#<shard>` (`active`).
+- index keys: `HOLD#<t>` (lane i: `HOLD#<t>#S<ii>`) and `OUTBOX` (the `holds` index),
+  `ACTIVE#<day>#<shard>` (`active`).
+
+A hot tenant's lanes (D98): a spend that takes slice i of one of the tenant's sliced quotas
+writes its record, its `holds` index entry and its day rollup in lane i: the same keys with
+`#S<ii>` after the partition key (lane 0 is today's keys, so an unsliced tenant's keys never
+change). Readers cover lanes 0..`Policy.lanes`−1.
 """
 
 from __future__ import annotations
@@ -39,29 +46,48 @@ def tenant_pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}"
 
 
-def records_pk(tenant_id: str) -> str:
-    return f"TENANT#{tenant_id}#REC"
+def records_pk(tenant_id: str, lane: int = 0) -> str:
+    """The partition of a tenant's cost records in `lane` (D98; lane 0: `TENANT#<t>#REC`)."""
+    return _in_lane(f"TENANT#{tenant_id}#REC", lane)
+
+
+def _in_lane(pk: str, lane: int) -> str:
+    return pk if lane == 0 else f"{pk}{SLICE_MARK}{lane:02d}"
+
+
+def _lane_of(pk: str) -> tuple[str, int]:
+    """(the lane-0 key, the lane) of a lane's partition key; any other key is lane 0."""
+    base, mark, index = pk.rpartition(SLICE_MARK)
+    if mark and len(index) == 2 and index.isdigit() and int(index) > 0:
+        return base, int(index)
+    return pk, 0
 
 
 def tenant_of_records_pk(pk: str) -> str:
-    """The tenant of a `TENANT#<t>#REC` partition key."""
-    return pk.removeprefix("TENANT#").removesuffix("#REC")
+    """The tenant of a `TENANT#<t>#REC` (or `…#REC#S<ii>`) partition key."""
+    return _lane_of(pk)[0].removeprefix("TENANT#").removesuffix("#REC")
 
 
 def is_records_pk(pk: str) -> bool:
-    return pk.endswith("#REC")
+    return _lane_of(pk)[0].endswith("#REC")
+
+
+def record_key(tenant_id: str, record_id: str, lane: int = 0) -> Key:
+    """A cost record's (or reservation's) key: its id, in its lane's partition."""
+    return records_pk(tenant_id, lane), record_id
 
 
 def idempotency_pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}#IDEM"
 
 
-def holds_pk(tenant_id: str) -> str:
-    return f"{HOLD_PREFIX}{tenant_id}"
+def holds_pk(tenant_id: str, lane: int = 0) -> str:
+    """The `holds` index partition of a tenant's live reservations in `lane` (D98)."""
+    return _in_lane(f"{HOLD_PREFIX}{tenant_id}", lane)
 
 
 def tenant_of_holds_pk(pk: str) -> str:
-    return pk.removeprefix(HOLD_PREFIX)
+    return _lane_of(pk)[0].removeprefix(HOLD_PREFIX)
 
 
 def policy_pk(tenant_id: str | None) -> str:
@@ -107,9 +133,27 @@ def split_slice(pk: str) -> tuple[str, int]:
     return pk, 0
 
 
-def day_key(tenant_id: str, at: datetime, tz: str = "UTC") -> Key:
-    """The tenant's day item: its day counter and its day rollup (the local day in `tz`)."""
-    return tenant_pk(tenant_id), period_key(Period.DAY, at, zone(tz))
+def day_key(tenant_id: str, at: datetime, tz: str = "UTC", lane: int = 0) -> Key:
+    """The tenant's day item: its day counter and its day rollup (the local day in `tz`); in
+    lane i > 0 the rollup's share of that lane (slice i's day item, `TENANT#<t>#S<ii>`)."""
+    return rollup_pk(tenant_id, lane), period_key(Period.DAY, at, zone(tz))
+
+
+POLICY_REPLICAS = 16
+"""At most this many copies of a hot tenant's policy version (D99): the policy item itself and
+replicas 1..15, so a policy write stays within a transaction's 100 items beside 64 slices."""
+
+
+def policy_replica_pk(tenant_id: str, lane: int, replicas: int) -> str:
+    """The partition of the policy copy a spend in `lane` proves (D99): lane mod `replicas`;
+    copy 0 is the policy item itself (`TENANT#<t>`), copy r `TENANT#<t>#S<rr>` / `POLICY`
+    (holding only `version`)."""
+    return slice_pk(tenant_pk(tenant_id), lane % max(1, replicas))
+
+
+def rollup_pk(tenant_id: str, lane: int = 0) -> str:
+    """The partition of a tenant's day rollups in `lane` (lane 0: `TENANT#<t>`, D98)."""
+    return slice_pk(tenant_pk(tenant_id), lane)
 
 
 def day_sk(day: date | datetime | str) -> str:
