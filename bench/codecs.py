@@ -112,7 +112,7 @@ def dataclass_write() -> dict[str, Any]:
         record_id=ITEM["sk"],
         tenant_id="acme",
         status="committed",
-        plan=ITEM["plan"],
+        terms=ITEM["plan"],
         resource="llm",
         created_at=at,
         estimate_usd=ITEM["estimate_usd"],

@@ -83,7 +83,7 @@ def lane_units() -> dict[str, Any]:
 
     import boto3
     from costguard.ledger import Ledger, LedgerTable
-    from costguard.ledger.plan import ReservationRef
+    from costguard.ledger.terms import ReservationRef
     from costguard.models import Usage
     from costguard.quotas import QuotaDefinition, QuotaId
     from costguard.settings import Settings

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from costguard.ledger.plan import ReservationRef, slot_for
+from costguard.ledger.terms import ReservationRef, slot_for
 from costguard.periods import Period, period_end, seconds_until_reset, zone
 from costguard.quotas import QuotaDefinition, QuotaId, Resource
 from ulid import ULID

@@ -495,7 +495,7 @@ def test_a_reservation_record_with_a_broken_plan_is_refused_and_reported(
     assert (commit.status, release.status) == (404, 404)
     assert commit.json["type"].endswith("/not-found")
     assert swept == 0
-    assert any("malformed plan" in p for p in local_ledger.reconcile(A))
+    assert any("malformed terms" in p for p in local_ledger.reconcile(A))
     assert other.status == 201
     assert_sound(local_ledger, clock, B)
 

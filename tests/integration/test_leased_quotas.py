@@ -24,7 +24,7 @@ from costguard.errors import QuotaExceeded
 from costguard.ledger import Ledger, leasing
 from costguard.ledger import escrow as E
 from costguard.ledger.core import LedgerBusy
-from costguard.ledger.plan import slot_for
+from costguard.ledger.terms import slot_for
 from costguard.quotas import QuotaDefinition, QuotaId
 
 from tests.conftest import Clock

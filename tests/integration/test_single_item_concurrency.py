@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 from costguard.errors import QuotaExceeded, ReservationNotHeld
 from costguard.ledger import Ledger
-from costguard.ledger.plan import ReservationRef
+from costguard.ledger.terms import ReservationRef
 from costguard.models import Usage
 from costguard.store.keys import records_pk
 
@@ -130,7 +130,7 @@ def test_a_stale_policy_version_is_always_refused_and_retried(local_ledger: Ledg
             f.result()
 
     assert after, "no reserve started after the policy write"
-    plans = Counter(ReservationRef.parse(rid).plan.split("~")[2] for rid in after)
+    plans = Counter(ReservationRef.parse(rid).terms.split("~")[2] for rid in after)
     assert set(plans) == {"td-l.tm-l"}  # both counters: a transaction, never the month alone
     assert local_ledger.reconcile(T) == []
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from costguard.errors import QuotaExceeded
 from costguard.ledger import Ledger
 from costguard.ledger import escrow as E
-from costguard.ledger.plan import ReservationRef
+from costguard.ledger.terms import ReservationRef
 from costguard.quotas import QuotaDefinition, QuotaId
 from costguard.store.writes import ItemWrite
 from costguard.usage import summary, usage_report

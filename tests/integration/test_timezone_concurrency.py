@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from costguard.errors import QuotaExceeded
 from costguard.ledger import Ledger, LedgerTable
 from costguard.ledger.core import LedgerBusy
-from costguard.ledger.plan import ReservationRef
+from costguard.ledger.terms import ReservationRef
 from costguard.models import TenantSettings
 from costguard.settings import Settings
 

@@ -192,7 +192,7 @@ class LeaseDriver:
     def reserve(self, tenant: str, amount: Decimal, now: str, until: str) -> LeaseHeld | None:
         version, limit = self.limit()
         lessee = self.tenants.index(tenant) + 1
-        plan: E.LeasePlan | None = None  # None: hold on the live lease as it is
+        plan: E.LeaseMoves | None = None  # None: hold on the live lease as it is
         rid = f"l{next(self.ids):05d}"
         for _ in range(self.attempts):
             tx = TransactionBuilder()

@@ -14,7 +14,7 @@ from costguard.alerts.detection import overrun_draft
 from costguard.alerts.stream import may_alert
 from costguard.errors import Paused, QuotaExceeded
 from costguard.ledger import Ledger
-from costguard.ledger.plan import ReservationRef
+from costguard.ledger.terms import ReservationRef
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
 from costguard.store import keys as K
 from costguard.store.items import DayRollup

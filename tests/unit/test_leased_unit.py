@@ -191,7 +191,7 @@ def test_reconcile_reports_a_forged_lease_grant(ledger: Ledger) -> None:
 
 
 def test_lease_plan_ids_round_trip() -> None:
-    from costguard.ledger.plan import LEASED, ReservationRef
+    from costguard.ledger.terms import LEASED, ReservationRef
 
     rid = "01JD0000000000000000000000~a~1~pml-a.tm-a~"
     ref = ReservationRef.parse(rid)
@@ -397,21 +397,21 @@ def _states(*avail: str) -> list[E.SliceState]:
 def test_a_renewal_fills_the_pools_deficit_before_it_gives() -> None:
     # pool −3 after a cut, acme (1) stale with 6, bolt (2) asks 2 with nothing
     plan = E.lease_moves(_states("-3", "6", "0"), 2, Decimal(2), Decimal(2))
-    assert plan == E.LeasePlan(Decimal(2), {1: Decimal(5)}, Decimal(0))
+    assert plan == E.LeaseMoves(Decimal(2), {1: Decimal(5)}, Decimal(0))
     assert plan.pool_delta == Decimal(3)  # the pool ends at 0
 
 
 def test_a_stale_lease_gives_back_what_it_has_before_it_takes() -> None:
     plan = E.lease_moves(_states("-3", "6"), 1, Decimal(2), Decimal(4), stale=True)
-    assert plan == E.LeasePlan(Decimal(3), {}, Decimal(6))  # the pool's 3 after the return
+    assert plan == E.LeaseMoves(Decimal(3), {}, Decimal(6))  # the pool's 3 after the return
     assert E.lease_moves(_states("-5", "6"), 1, Decimal(2), Decimal(2), stale=True) is None
 
 
 def test_a_live_lease_that_covers_is_extended_from_a_pool_with_room_only() -> None:
-    assert E.lease_moves(_states("-1", "3", "5"), 1, Decimal(2), Decimal(4)) == E.LeasePlan(
+    assert E.lease_moves(_states("-1", "3", "5"), 1, Decimal(2), Decimal(4)) == E.LeaseMoves(
         Decimal(0), {}
     )
-    assert E.lease_moves(_states("9", "3"), 1, Decimal(2), Decimal(4)) == E.LeasePlan(
+    assert E.lease_moves(_states("9", "3"), 1, Decimal(2), Decimal(4)) == E.LeaseMoves(
         Decimal(4), {}
     )
 
@@ -420,7 +420,7 @@ def test_a_snapshot_past_98_leases_reads_again_when_a_grant_moved_while_it_read(
     ledger: Ledger, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from costguard.ledger import leasing
-    from costguard.ledger.plan import slot_for
+    from costguard.ledger.terms import slot_for
     from costguard.store.writes import ItemWrite
 
     # Given 100 lessees of 1 each (the last two are read after the TransactGetItems), t-099's

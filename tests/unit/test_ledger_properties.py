@@ -22,7 +22,7 @@ import boto3
 import pytest
 from costguard.errors import InvalidRequest, QuotaExceeded, ReservationNotHeld
 from costguard.ledger import Ledger, LedgerTable
-from costguard.ledger.plan import slot_for
+from costguard.ledger.terms import slot_for
 from costguard.models import TenantSettings, Usage
 from costguard.periods import Period, period_end, period_key
 from costguard.quotas import Mode, QuotaDefinition, Resource, Scope

@@ -19,8 +19,8 @@ from costguard.errors import (
 )
 from costguard.ledger import Ledger, LedgerTable
 from costguard.ledger.in_item import HOLD_COUNT, MAX_HOLDS, attribute, listed_pk
-from costguard.ledger.plan import ReservationRef
 from costguard.ledger.policies import PLATFORM_FRESH_SECONDS
+from costguard.ledger.terms import ReservationRef
 from costguard.models import TenantSettings
 from costguard.quotas import QuotaDefinition, QuotaId
 from costguard.settings import Settings
@@ -86,7 +86,7 @@ def test_a_default_reserve_is_one_update_item_whose_new_image_is_the_figures(
     }
     counter = _counter(acme)
     ref = ReservationRef.parse(r.reservation_id)
-    assert counter[attribute(ref)]["p"] == ref.plan
+    assert counter[attribute(ref)]["p"] == ref.terms
     assert counter[HOLD_COUNT] == 1
     assert (counter[HOLDS_PK], counter[HOLDS_SK]) == (listed_pk(T), "MONTH#2026-11")
     assert acme.table.get((records_pk(T), str(ref.ulid))) is None  # no record until settled

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from costguard.errors import InvalidRequest, QuotaExceeded, ReservationNotFound
 from costguard.ledger import Ledger
-from costguard.ledger.plan import ReservationRef
+from costguard.ledger.terms import ReservationRef
 from costguard.models import TenantSettings
 from costguard.quotas import Resource
 from costguard.store.keys import day_key

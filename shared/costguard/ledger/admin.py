@@ -16,7 +16,6 @@ import costguard.ledger.slicing as slicing
 from costguard.errors import InvalidRequest, QuotaNotFound, TenantExists
 from costguard.ledger.core import POLICY_ATTEMPTS, LedgerBusy
 from costguard.ledger.figures import figures, read_states, state
-from costguard.ledger.plan import Slot, field_prefix, slot_for
 from costguard.ledger.policies import (
     PLATFORM_FRESH_SECONDS,
     PolicyCache,
@@ -24,6 +23,7 @@ from costguard.ledger.policies import (
     stamped_keys,
     write_replicas,
 )
+from costguard.ledger.terms import Slot, field_prefix, slot_for
 from costguard.models import QuotaState, TenantSettings, TenantSettingsState
 from costguard.money import ZERO
 from costguard.quotas import (

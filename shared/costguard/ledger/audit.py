@@ -10,7 +10,7 @@ import costguard.ledger.in_item as in_item
 import costguard.ledger.leasing as leasing
 import costguard.ledger.slicing as slicing
 from costguard.errors import LedgerCorrupted, ReservationNotFound
-from costguard.ledger.plan import ReservationRef, field_prefix, slot_for
+from costguard.ledger.terms import ReservationRef, field_prefix, slot_for
 from costguard.money import ZERO
 from costguard.quotas import QuotaDefinition, Resource
 from costguard.store.dynamo import LedgerTable
@@ -47,7 +47,7 @@ def _records(table: LedgerTable, tenant_id: str) -> list[str]:
     seen: set[str] = set()
     for item in items:
         if item.get("pk") != records_pk(tenant_id, _lane(item)):
-            return [f"record {item.get('sk')} is in lane {item.get('pk')}, its plan says another"]
+            return [f"record {item.get('sk')} is in lane {item.get('pk')}, its terms say another"]
         if str(item.get("sk")) in seen:
             return [f"record {item.get('sk')} is in two lanes"]
         seen.add(str(item.get("sk")))
@@ -55,7 +55,7 @@ def _records(table: LedgerTable, tenant_id: str) -> list[str]:
             record = CostRecordItem.from_item(item)
             ref = ReservationRef.parse(record.reservation_id)
         except ReservationNotFound:
-            return [f"record {item.get('sk')} has a malformed plan"]
+            return [f"record {item.get('sk')} has malformed terms"]
         except LedgerCorrupted:
             return [f"record {item.get('sk')} is malformed"]
         for slot in ref.slots(tenant_id):
@@ -104,7 +104,7 @@ def _records(table: LedgerTable, tenant_id: str) -> list[str]:
 
 
 def _lane(item: dict[str, object]) -> int:
-    """The lane a record's plan puts it in (a malformed plan: lane 0, reported below)."""
+    """The lane a record's terms put it in (malformed terms: lane 0, reported below)."""
     try:
         return ReservationRef.parse(f"{item.get('sk')}~{item.get('plan')}").lane
     except ReservationNotFound:

@@ -327,7 +327,7 @@ def lease_size(rate: Decimal, amount: Decimal, pool_avail: Decimal) -> Decimal:
 
 
 @dataclass(frozen=True)
-class LeasePlan:
+class LeaseMoves:
     """A renewal planned on a snapshot: the pool gives `given` to the lease, after the recalled
     leases (`recalls`: index → amount) and the lease's own unused allowance of an older epoch
     (`returned`) came back to it; the pool ends at `avail >= 0` (D94)."""
@@ -343,7 +343,7 @@ class LeasePlan:
 
 def lease_moves(
     states: Sequence[SliceState], lessee: int, amount: Decimal, size: Decimal, stale: bool = False
-) -> LeasePlan | None:
+) -> LeaseMoves | None:
     """The renewal of lease `lessee` (index ≥ 1; index 0 is the pool) so it covers `amount`.
 
     Every allowance passes through the pool, which must end at `avail >= 0`: the lease's own
@@ -369,7 +369,7 @@ def lease_moves(
     if (
         short <= 0
     ):  # its own live allowance covers it: the renewal extends it, from a pool with room
-        return LeasePlan(min(size, max(pool, ZERO)), {}, returned)
+        return LeaseMoves(min(size, max(pool, ZERO)), {}, returned)
     given = max(short, min(size, pool))
     recalls: dict[int, Decimal] = {}
     need = given - pool  # what the pool lacks to give `given` and end at avail >= 0
@@ -381,7 +381,7 @@ def lease_moves(
         need -= take
     if need > 0:
         return None
-    return LeasePlan(given, recalls, returned)
+    return LeaseMoves(given, recalls, returned)
 
 
 def lease_hold(
@@ -390,12 +390,12 @@ def lease_hold(
     amount: Decimal,
     now: str,
     epoch: int,
-    renew: tuple[LeasePlan, str] | None,
+    renew: tuple[LeaseMoves, str] | None,
     target: str = "held",
 ) -> None:
     """Hold (`target='held'`) or spend (`'spent'`) `amount` on a tenant's lease (`prefix` =
-    `l_r_`): while it is live and of the quota's `epoch` (D94), or, with `renew = (plan,
-    until)`, after the plan moved allowance through the pool in the same transaction (the
+    `l_r_`): while it is live and of the quota's `epoch` (D94), or, with `renew = (moves,
+    until)`, after the moves moved allowance through the pool in the same transaction (the
     lease then lives until `until`, of `epoch`)."""
     avail, until, ep = w.name(prefix + "avail"), w.name(prefix + "until"), w.name(prefix + "epoch")
     if renew is None:
@@ -404,8 +404,8 @@ def lease_hold(
             f"{avail} >= {w.value(amount)} AND {until} > {w.value(now)} AND {ep} = {w.value(epoch)}"
         )
     else:
-        plan, new_until = renew
-        delta = plan.given - plan.returned
+        moves, new_until = renew
+        delta = moves.given - moves.returned
         limit, zero = w.name(prefix + "limit"), w.value(ZERO)
         w.sets.append(f"{avail} = if_not_exists({avail}, {zero}) + {w.value(delta - amount)}")
         w.sets.append(f"{limit} = if_not_exists({limit}, {zero}) + {w.value(delta)}")
@@ -413,7 +413,7 @@ def lease_hold(
         w.sets.append(f"{ep} = {w.value(epoch)}")
         w.sets.append(f"{w.name(prefix + 'at')} = {w.value(now)}")
         enough = f"{avail} >= {w.value(amount - delta)}"
-        fresh = plan.returned == 0 and plan.given >= amount
+        fresh = moves.returned == 0 and moves.given >= amount
         w.condition(f"attribute_not_exists({avail}) OR {enough}" if fresh else enough)
     w.add(prefix + target, amount)
 

@@ -14,9 +14,9 @@ import costguard.ledger.leasing as leasing
 from costguard import telemetry
 from costguard.errors import LedgerCorrupted, ReservationNotFound
 from costguard.ledger.core import GARBAGE_AFTER
-from costguard.ledger.plan import ReservationRef
 from costguard.ledger.policies import PolicyCache
 from costguard.ledger.spend_writes import give_back, settle_hold, usage_of
+from costguard.ledger.terms import ReservationRef
 from costguard.money import ZERO
 from costguard.periods import parse_period_key, period_end
 from costguard.quotas import OnExpiry
@@ -78,7 +78,7 @@ def settle_held(
     rec.sets.extend(f"{rec.name(k)} = {rec.value(v)}" for k, v in attributes.items())
     rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
     rec.condition(
-        f"{rec.name('status')} = {rec.value('held')} AND {rec.name('plan')} = {rec.value(ref.plan)}"
+        f"{rec.name('status')} = {rec.value('held')} AND {rec.name('plan')} = {rec.value(ref.terms)}"
     )
     at = rec.value(iso(now))
     rec.condition(f"{rec.name('expires_at')} {'<=' if expired else '>'} {at}")
@@ -108,7 +108,7 @@ class Expiry(PolicyCache):
         """Settle an expired hold by charging it in full (`on_expiry: charge`): the app may
         have spent it and never said so. True if this call settled it."""
         held = self.table.get(ref.record_key(tenant_id), consistent=True)
-        if held is None or held.get("status") != "held" or held.get("plan") != ref.plan:
+        if held is None or held.get("status") != "held" or held.get("plan") != ref.terms:
             return False
         estimate = ref.estimate_usd
         tx = TransactionBuilder()

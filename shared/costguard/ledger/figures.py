@@ -11,7 +11,7 @@ from typing import Any
 import costguard.ledger.leasing as leasing
 import costguard.ledger.slicing as slicing
 from costguard.errors import QuotaFigures
-from costguard.ledger.plan import Slot, slot_for
+from costguard.ledger.terms import Slot, slot_for
 from costguard.models import QuotaState
 from costguard.money import ZERO
 from costguard.periods import period_end, seconds_until_reset, zone

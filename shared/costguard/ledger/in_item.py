@@ -1,7 +1,7 @@
 """Holds in the counter item (D70, D72): what a single-item reserve adds to its counter, how
 a settlement takes it out, and where the sweeper finds counters that held some.
 
-A hold is the attribute `h_<ulid>` = {p: plan, x: expires_at, u: model/provider/tier};
+A hold is the attribute `h_<ulid>` = {p: the terms (D91), x: expires_at, u: model/provider/tier};
 `hn` counts them (at most MAX_HOLDS, so the item stays near 1 KB). A counter
 that ever held one is listed in the `holds` index under `HELD#<tenant>` / its period (keys
 set by its first in-item hold, never changed).
@@ -16,8 +16,8 @@ from typing import Any
 from ulid import ULID
 
 from costguard.errors import ReservationNotFound
-from costguard.ledger.plan import ReservationRef
 from costguard.ledger.policies import PV
+from costguard.ledger.terms import ReservationRef
 from costguard.models import Usage
 from costguard.pricing import ModelPrice, Price
 from costguard.store.codec import iso
@@ -56,7 +56,7 @@ def entry(
         "model": usage.model,
         "tier": usage.tier,
     }
-    found: dict[str, Any] = {"p": ref.plan, "x": iso(expires_at)}
+    found: dict[str, Any] = {"p": ref.terms, "x": iso(expires_at)}
     if u := {k: v for k, v in described.items() if v is not None}:
         found["u"] = u
     return found
@@ -89,7 +89,7 @@ def take_out(w: ItemWrite, ref: ReservationRef, now: datetime, *, expired: bool)
     w.add(HOLD_COUNT, -1)
     when = "<=" if expired else ">"
     w.condition(
-        f"{h}.{w.name('p')} = {w.value(ref.plan)} AND {h}.{w.name('x')} {when} {w.value(iso(now))}"
+        f"{h}.{w.name('p')} = {w.value(ref.terms)} AND {h}.{w.name('x')} {when} {w.value(iso(now))}"
     )
 
 
@@ -118,7 +118,7 @@ def due(
 def found(counter: dict[str, Any] | None, ref: ReservationRef) -> dict[str, Any] | None:
     """The counter's entry for `ref` if it is the hold the id describes."""
     held = (counter or {}).get(attribute(ref))
-    return held if isinstance(held, dict) and held.get("p") == ref.plan else None
+    return held if isinstance(held, dict) and held.get("p") == ref.terms else None
 
 
 def usage_of(held: dict[str, Any], ref: ReservationRef) -> Usage:
@@ -136,7 +136,7 @@ def record(tenant_id: str, ref: ReservationRef, held: dict[str, Any] | None) -> 
     """The fields of the record an in-item hold's settlement puts (the id's and the hold's)."""
     item: dict[str, Any] = {
         "tenant_id": tenant_id,
-        "plan": ref.plan,
+        "plan": ref.terms,
         "resource": ref.resource.value,
         "estimate_usd": ref.estimate_usd,
         "created_at": iso(ref.created_at),

@@ -26,8 +26,8 @@ from decimal import Decimal
 from typing import Any
 
 import costguard.ledger.escrow as escrow
-from costguard.ledger.plan import LEASED, Slot, slot_for
 from costguard.ledger.slicing import Refused, Stale  # the same outcomes as a borrow's
+from costguard.ledger.terms import LEASED, Slot, slot_for
 from costguard.money import ZERO
 from costguard.quotas import QuotaDefinition, QuotaId
 from costguard.store.codec import iso
@@ -67,11 +67,11 @@ def lessees(pool_item: Mapping[str, Any] | None, pool_prefix: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Renew:
-    """Allowance to move onto the tenant's lease through the pool (`plan`: recalled leases by
+    """Allowance to move onto the tenant's lease through the pool (`moves`: recalled leases by
     index, 1 is `tenants[0]`) before trying again, and the lease's new expiry."""
 
     quota_id: QuotaId
-    plan: escrow.LeasePlan
+    moves: escrow.LeaseMoves
     tenants: tuple[str, ...]
     until: str
 
@@ -103,14 +103,14 @@ def charge(
         escrow.lease_hold(w, lp, amount, iso(at), quota.lease_epoch, None, target)
         return
     pool = pool_slot(at_slot)
-    plan = renewal.plan
-    for index, x in sorted(plan.recalls.items()):
+    moves = renewal.moves
+    for index, x in sorted(moves.recalls.items()):
         donor = lease_key(at_slot.base, renewal.tenants[index - 1])
         escrow.move(tx.update(donor), lp, ZERO, -x, guard=True)
-    if plan.given or plan.recalls or plan.returned:
-        escrow.pool_move(tx.update(pool.key), pool.prefix, quota.limit_usd, plan.pool_delta)
+    if moves.given or moves.recalls or moves.returned:
+        escrow.pool_move(tx.update(pool.key), pool.prefix, quota.limit_usd, moves.pool_delta)
     _list(tx, at_slot)
-    escrow.lease_hold(w, lp, amount, iso(at), quota.lease_epoch, (plan, renewal.until), target)
+    escrow.lease_hold(w, lp, amount, iso(at), quota.lease_epoch, (moves, renewal.until), target)
 
 
 def _list(tx: Any, at_slot: Slot) -> None:
@@ -243,13 +243,13 @@ def decide(
         if own.version != platform_version:
             return Stale({POLICY: own.items.get(POLICY)})
         decided = _plan(quota, at_slot, own, amount, at)
-        if decided is None or (isinstance(decided, Renew) and not decided.plan.recalls):
+        if decided is None or (isinstance(decided, Renew) and not decided.moves.recalls):
             return decided  # covered, or the pool alone serves it
         snap = snapshot(table, quota, at_slot.base, pool.prefix, at_slot.lessee)
         if snap.version != platform_version:
             return Stale({POLICY: snap.items.get(POLICY)})
         decided = _plan(quota, at_slot, snap, amount, at)
-        if isinstance(decided, Renew) and decided.plan.recalls:
+        if isinstance(decided, Renew) and decided.moves.recalls:
             time.sleep(random.uniform(0, 0.002))  # noqa: S311 - let racing recalls spread
         return decided
     return None
@@ -288,11 +288,11 @@ def _plan(
     # lease life; its first lease is the request alone.
     rate = own.grant / escrow.LEASE_SECONDS
     size = amount + escrow.lease_size(rate, ZERO, max(snap.states[0].avail, ZERO))
-    plan = escrow.lease_moves(snap.states, lessee, amount, size, stale)
-    if plan is None:
+    moves = escrow.lease_moves(snap.states, lessee, amount, size, stale)
+    if moves is None:
         return Refused(quota, pool_slot(at_slot), whole_of(quota, at_slot, snap))
     until = iso(at + timedelta(seconds=escrow.LEASE_SECONDS))
-    return Renew(quota.quota_id, plan, snap.tenants, until)
+    return Renew(quota.quota_id, moves, snap.tenants, until)
 
 
 def _ours(key: Key, at_slot: Slot) -> bool:

@@ -18,10 +18,10 @@ from costguard.errors import (
 )
 from costguard.ledger.core import GARBAGE_AFTER, OPEN_PREFIX, UNKNOWN_USAGE
 from costguard.ledger.idempotency import request_hash
-from costguard.ledger.plan import ReservationRef
 from costguard.ledger.records import cost_record
 from costguard.ledger.spend import Spending
 from costguard.ledger.spend_writes import give_back, settle_hold, usage_fields, usage_of
+from costguard.ledger.terms import ReservationRef
 from costguard.models import CostRecord, Usage
 from costguard.money import ZERO
 from costguard.pricing import Price
@@ -113,7 +113,7 @@ class Settling(Spending):
             # The usage comes from the reservation itself: what it held is what is charged.
             digest = UNKNOWN_USAGE
             held = self.table.get(ref.record_key(tenant_id), consistent=True)
-            if held is None or held.get("plan") != ref.plan or held.get("status") != "held":
+            if held is None or held.get("plan") != ref.terms or held.get("status") != "held":
                 return self._commit_refused(tenant_id, ref, held, digest, now)
             rolled = usage_of(held)
             cost, price = estimate, None
@@ -159,7 +159,7 @@ class Settling(Spending):
         rec.removes.extend([rec.name(HOLDS_PK), rec.name(HOLDS_SK)])
         rec.condition(
             f"{rec.name('status')} = {rec.value('held')} AND {rec.name('plan')} = "
-            f"{rec.value(ref.plan)} AND {rec.name('expires_at')} > {rec.value(iso(now))}"
+            f"{rec.value(ref.terms)} AND {rec.name('expires_at')} > {rec.value(iso(now))}"
         )
         try:
             self.table.transact(tx.writes)
@@ -174,7 +174,7 @@ class Settling(Spending):
             "estimate_usd": estimate,
             "created_at": iso(ref.created_at),
             "user_id": ref.user_id,
-            "plan": ref.plan,
+            "plan": ref.terms,
             **fields,
         }
         if usage is None:
@@ -262,7 +262,7 @@ class Settling(Spending):
         digest: str,
         now: datetime,
     ) -> CostRecord:
-        if old is None or old.get("plan") != ref.plan:
+        if old is None or old.get("plan") != ref.terms:
             raise ReservationNotFound("unknown reservation")
         status = old.get("status")
         if status == "committed":
@@ -304,7 +304,7 @@ class Settling(Spending):
         old = self._return_hold(tenant_id, ref, "released", now, only_if_expired=False)
         if old is None:
             return ReleaseResult(reservation_id, "released", ref.estimate_usd)
-        if not old or old.get("plan") != ref.plan:
+        if not old or old.get("plan") != ref.terms:
             raise ReservationNotFound("unknown reservation")
         if old.get("status") == "held":  # expired, not yet swept: settled as expiry says
             self._expire(tenant_id, ref, now)
@@ -341,7 +341,7 @@ class Settling(Spending):
                     raise ReservationNotFound("unknown reservation") from None
                 self._expire_in_item(tenant_id, [(ref, held)], now)
                 return ReleaseResult(ref.reservation_id, "expired", ZERO)
-            if old.get("plan") != ref.plan:
+            if old.get("plan") != ref.terms:
                 raise ReservationNotFound("unknown reservation") from None
             if old.get("status") in ("released", "expired"):
                 return ReleaseResult(ref.reservation_id, str(old["status"]), ZERO)

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import costguard.ledger.escrow as escrow
-from costguard.ledger.plan import Slot, slot_for
+from costguard.ledger.terms import Slot, slot_for
 from costguard.quotas import QuotaDefinition, QuotaId, Scope
 from costguard.store.keys import POLICY_SK, Key, policy_pk
 

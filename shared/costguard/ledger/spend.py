@@ -32,10 +32,10 @@ from costguard.ledger.core import OPEN_PREFIX, POLICY_ATTEMPTS, LedgerBusy
 from costguard.ledger.expiry import Expiry
 from costguard.ledger.figures import binding, figures, read_states, state
 from costguard.ledger.idempotency import marker_key, put_marker, replayed, request_hash
-from costguard.ledger.plan import ReservationRef, Slot
 from costguard.ledger.policies import PV
 from costguard.ledger.records import cost_record
 from costguard.ledger.spend_writes import charge_new, roll_up, stamp, stamp_pv, usage_fields
+from costguard.ledger.terms import ReservationRef, Slot
 from costguard.models import CheckResult, CostRecord, HoldBasis, Reservation, Usage
 from costguard.money import ZERO
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope, validate_tenant_id
@@ -166,7 +166,7 @@ class Spending(Expiry):
             item = {
                 "tenant_id": tenant_id,
                 "status": "held",
-                "plan": ref.plan,
+                "plan": ref.terms,
                 "resource": usage.resource,
                 "estimate_usd": amount,
                 "created_at": iso(now),
@@ -546,7 +546,7 @@ class Spending(Expiry):
             item = {
                 "tenant_id": tenant_id,
                 "status": "recorded",
-                "plan": ref.plan,
+                "plan": ref.terms,
                 "resource": usage.resource,
                 "cost_usd": cost,
                 "commit_hash": digest,

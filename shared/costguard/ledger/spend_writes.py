@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from costguard import telemetry
-from costguard.ledger.plan import ReservationRef, Slot
 from costguard.ledger.policies import PV
+from costguard.ledger.terms import ReservationRef, Slot
 from costguard.models import Usage
 from costguard.pricing import ModelPrice, Price
 from costguard.quotas import QuotaDefinition, Scope

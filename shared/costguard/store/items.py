@@ -174,8 +174,9 @@ class CostRecordItem:
     """The sort key: a ULID, the record's creation time."""
     tenant_id: str
     status: str
-    plan: str
-    """The reservation id's part after the ULID (`costguard.ledger.plan.ReservationRef`)."""
+    terms: str
+    """The reservation id's part after the ULID (`costguard.ledger.terms.ReservationRef`),
+    stored as `plan` (D91: renaming the stored attribute would rewrite every live hold)."""
     resource: str
     created_at: datetime
     estimate_usd: Decimal | None = None
@@ -220,7 +221,7 @@ class CostRecordItem:
 
     @property
     def reservation_id(self) -> str:
-        return f"{self.record_id}~{self.plan}"
+        return f"{self.record_id}~{self.terms}"
 
     @property
     def settled(self) -> bool:
@@ -240,7 +241,7 @@ class CostRecordItem:
                 record_id=str(item["sk"]),
                 tenant_id=item["tenant_id"],
                 status=item["status"],
-                plan=item["plan"],
+                terms=item["plan"],
                 resource=item["resource"],
                 created_at=parse_iso(item["created_at"]),
                 estimate_usd=_opt_decimal(g("estimate_usd")),
@@ -307,7 +308,7 @@ class CostRecordItem:
 
 
 RECORD_ATTRIBUTE = {
-    f.name: "sk" if f.name == "record_id" else f.name for f in fields(CostRecordItem)
+    f.name: {"record_id": "sk", "terms": "plan"}.get(f.name, f.name) for f in fields(CostRecordItem)
 }
 """Each field of `CostRecordItem` → the attribute it is stored as."""
 WRITTEN_NAMES = frozenset(RECORD_ATTRIBUTE.values()) | {"pk", HOLDS_PK, HOLDS_SK, TTL_ATTRIBUTE}

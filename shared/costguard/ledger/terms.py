@@ -1,4 +1,5 @@
-"""Which counter fields a spend touches, and reservation ids that carry that plan."""
+"""Which counter fields a spend touches, and reservation ids that carry those terms (D91:
+the part of an id after its ULID is its *terms*; "plan" is a tenant's plan)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
 from costguard.store.keys import Key, principal_pk, record_key, tenant_pk
 
 LEASED = -1
-"""The "slice" of a hold on a tenant's lease of a leased platform quota (plan letter `l`)."""
+"""The "slice" of a hold on a tenant's lease of a leased platform quota (terms letter `l`)."""
 
 IN_ITEM_FLAG = "@"
 """Marks a reservation id whose hold lives in its counter item (D70)."""
@@ -135,12 +136,12 @@ class ReservationRef:
         return record_key(tenant_id, str(self.ulid), self.lane)
 
     @cached_property
-    def plan(self) -> str:
+    def terms(self) -> str:
         """The part of the id after the ULID; stored on the record and checked on settle.
 
         Groups are counter items: `tm-la` (tenant month counter, fields llm and all), or with
         a slice `tm7-l` (slice 7 of it), or on the tenant's lease of a leased platform quota
-        `pml-a`; an unsliced plan is what it always was."""
+        `pml-a`; an unsliced reservation's terms are what they always were."""
         by_counter: dict[tuple[Scope, Period, int], list[str]] = {}
         for i, (scope, period, resource) in enumerate(self.holds):
             by_counter.setdefault((scope, period, self.slice_of(i)), []).append(resource.letter)
@@ -152,12 +153,12 @@ class ReservationRef:
         )
         user = _b64(self.user_id) if self.user_id else ""
         flag = IN_ITEM_FLAG if self.in_item else ""
-        plan = f"{self.resource.letter}~{self.estimate_usd}~{flag}{holds}~{user}"
-        return plan if self.tz == "UTC" else f"{plan}~{_b64(self.tz)}"
+        terms = f"{self.resource.letter}~{self.estimate_usd}~{flag}{holds}~{user}"
+        return terms if self.tz == "UTC" else f"{terms}~{_b64(self.tz)}"
 
     @cached_property
     def reservation_id(self) -> str:
-        return f"{self.ulid}~{self.plan}"
+        return f"{self.ulid}~{self.terms}"
 
     def slots(self, tenant_id: str) -> list[Slot]:
         at = self.created_at
