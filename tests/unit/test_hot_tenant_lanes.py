@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from costguard.alerts.detection import overrun_draft
 from costguard.alerts.stream import may_alert
-from costguard.errors import Paused, QuotaExceeded
+from costguard.errors import Paused, QuotaExceeded, ReservationNotFound
 from costguard.ledger import Ledger
-from costguard.ledger.terms import ReservationRef
+from costguard.ledger.terms import LANE_FLAG, ReservationRef
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
 from costguard.store import keys as K
 from costguard.store.items import DayRollup
@@ -99,6 +99,68 @@ def test_a_sliced_spend_writes_its_record_holds_entry_and_rollup_in_its_lane(
     ledger.delete_quota(T, QuotaId.parse(Q))
     assert ledger.lanes(T) == 8
     assert ledger.reconcile(T) == []
+
+
+def _made_before_lanes(ledger: Ledger, ref: ReservationRef) -> str:
+    """The id and record `ref` would have had before lanes (D110): its record (and `holds`
+    entry) in lane 0, its id without the lane flag."""
+    item = ledger.table.get(ref.record_key(T))
+    assert item is not None and ref.lane
+    ledger.table.client.delete_item(
+        TableName=ledger.table.name,
+        Key={"pk": {"S": K.records_pk(T, ref.lane)}, "sk": {"S": str(ref.ulid)}},
+    )
+    item = {k: v for k, v in item.items() if k not in ("pk", "sk")}
+    old_id = ref.reservation_id.replace(LANE_FLAG, "", 1)
+    item["gsi1pk"] = K.holds_pk(T)
+    item["plan"] = old_id.split("~", 1)[1]
+    _put(ledger, K.record_key(T, str(ref.ulid)), item)
+    assert LANE_FLAG in ref.reservation_id and old_id != ref.reservation_id
+    return old_id
+
+
+@pytest.mark.parametrize("settle", ["commit", "release", "expiry"])
+def test_a_sliced_hold_made_before_lanes_settles_from_lane_zero(
+    ledger: Ledger, clock: Clock, settle: str
+) -> None:
+    """An id on slice i made before lanes carries no lane flag and its record is in lane 0:
+    commit, release and expiry find it there and give back or charge exactly its hold, so an
+    upgrade strands no hold and loses no spend (D110)."""
+    ledger.put_quota(T, QuotaDefinition(QuotaId.parse(Q), Decimal(64), slices=8))
+    for _ in range(40):
+        ref = ReservationRef.parse(
+            ledger.reserve(T, estimate("2"), with_figures=False).reservation_id
+        )
+        if ref.lane:
+            break
+        ledger.release(T, ref.reservation_id)
+    assert ref.lane
+    old_id = _made_before_lanes(ledger, ref)
+    old = ReservationRef.parse(old_id)
+    assert old.lane == 0 and old.slices == ref.slices and old.record_key(T)[0] == K.records_pk(T)
+    if settle == "commit":
+        ledger.commit(T, old_id, actual("1.5"))
+        spent = Decimal("1.5")
+    elif settle == "release":
+        ledger.release(T, old_id)
+        spent = Decimal(0)
+    else:
+        clock.advance(days=1)
+        assert ledger.expire_due(T) == 1
+        spent = Decimal(2)  # the tenant's default: an expired hold is charged its estimate
+    item = ledger.table.get(K.record_key(T, str(ref.ulid)))
+    assert item is not None and item["status"] != "held" and "gsi1pk" not in item
+    [state] = ledger.quotas(T)
+    assert state.spent_usd == spent and state.reserved_usd == 0
+    assert ledger.reconcile(T) == []
+
+
+def test_a_lane_flag_on_an_id_without_a_lane_is_unknown() -> None:
+    ref = _ref({}, [Q])
+    terms = ref.reservation_id.split("~")
+    terms[3] = LANE_FLAG + terms[3]
+    with pytest.raises(ReservationNotFound):
+        ReservationRef.parse("~".join(terms))
 
 
 def _put(ledger: Ledger, key: K.Key, item: dict[str, Any]) -> None:

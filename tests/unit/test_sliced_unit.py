@@ -11,6 +11,7 @@ import pytest
 from costguard.errors import QuotaExceeded
 from costguard.ledger import Ledger
 from costguard.ledger import escrow as E
+from costguard.ledger.terms import ReservationRef
 from costguard.quotas import QuotaDefinition, QuotaId
 
 from tests.helpers import actual, estimate, quota_state, usd
@@ -45,7 +46,7 @@ def test_a_sliced_quota_spends_on_one_slice_and_reads_as_one(ledger: Ledger) -> 
     _put(ledger, "8", 4)
     assert {i: s["limit"] for i, s in _slices(ledger).items()} == {i: usd("2") for i in range(4)}
     rid = ledger.reserve(T, estimate("1.5"), with_figures=False).reservation_id
-    index = int(rid.split("~")[3].split("-")[0][2:] or 0)
+    index = ReservationRef.parse(rid).slice_of(0)
     ledger.commit(T, rid, actual("0.5"))
     s = _slices(ledger)[index]
     assert (s["limit"], s["spent"], s["held"], s["avail"]) == (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
@@ -25,6 +25,9 @@ LEASED = -1
 
 IN_ITEM_FLAG = "@"
 """Marks a reservation id whose hold lives in its counter item (D70)."""
+LANE_FLAG = "!"
+"""Marks a reservation id whose record is in the lane of its slices (D98, D110): an id made on a
+sliced quota before lanes existed has none, and its record stays in lane 0."""
 
 
 def field_prefix(resource: Resource) -> str:
@@ -109,6 +112,9 @@ class ReservationRef:
     in_item: bool = False
     """Held in its counter item's hold map, not by a record (D70, D72): `@` before the holds
     in the id. Its settlement takes the hold out of the counter and puts the record."""
+    laned: bool = True
+    """Its record is in the lane of its slices (`!` before the holds when that lane is not 0).
+    False only for an id made on a sliced quota before lanes (D110): its record is in lane 0."""
 
     @cached_property
     def created_at(self) -> datetime:
@@ -121,7 +127,12 @@ class ReservationRef:
     def lane(self) -> int:
         """The lane of its record, `holds` index entry and day rollup (D98): the largest slice
         it holds of the tenant's (or its user's) sliced quotas; 0 when it holds none (every
-        reservation of an unsliced tenant, so their keys never change)."""
+        reservation of an unsliced tenant, so their keys never change) or was made before
+        lanes (D110)."""
+        return self._slice_lane if self.laned else 0
+
+    @cached_property
+    def _slice_lane(self) -> int:
         return max(
             (
                 self.slice_of(i)
@@ -152,7 +163,7 @@ class ReservationRef:
             )
         )
         user = _b64(self.user_id) if self.user_id else ""
-        flag = IN_ITEM_FLAG if self.in_item else ""
+        flag = IN_ITEM_FLAG if self.in_item else LANE_FLAG if self.lane else ""
         terms = f"{self.resource.letter}~{self.estimate_usd}~{flag}{holds}~{user}"
         return terms if self.tz == "UTC" else f"{terms}~{_b64(self.tz)}"
 
@@ -211,6 +222,8 @@ class ReservationRef:
             ulid = ULID.from_str(ulid_text)
             in_item = holds_text.startswith(IN_ITEM_FLAG)
             holds_text = holds_text.removeprefix(IN_ITEM_FLAG)
+            laned = holds_text.startswith(LANE_FLAG)
+            holds_text = holds_text.removeprefix(LANE_FLAG)
             holds: list[tuple[Scope, Period, Resource]] = []
             slices: list[int] = []
             for group in filter(None, holds_text.split(".")):
@@ -235,6 +248,8 @@ class ReservationRef:
                 tuple(slices) if any(slices) else (),
                 in_item,
             )
+            # An id with slices but no `^` was made before lanes: its record is in lane 0.
+            ref = replace(ref, laned=laned) if ref._slice_lane else ref
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
             raise ReservationNotFound("unknown reservation") from exc
         if ref.reservation_id != reservation_id or ref.estimate_usd < 0:
