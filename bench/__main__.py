@@ -25,6 +25,8 @@ stream handler per record, with unprofiled ratios (bench/profile.py; about a min
 memory curve, cost per million guarded calls all-in and a projected reserve p50
 (bench/costmodel.py; minutes). `python -m bench servercpu`: the runner's CPU per guarded call
 against one bare UpdateItem through the same server (bench/servercpu.py; minutes).
+`python -m bench workercpu [--ab]`: the same, an API worker's half alone, in one process,
+per-call CPU medians (bench/workercpu.py; a minute or two).
 `python -m bench soak`:
 `make run` on its default store for 10,000 guarded calls, 1 and 4 callers, and throughput at
 1/2/4 workers (bench/soak.py; about ten minutes).
@@ -103,6 +105,12 @@ def main() -> None:
         from bench.servercpu import main as servercpu
 
         servercpu(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["workercpu"]:
+        from bench.workercpu import main as workercpu
+
+        dummy_aws_environment()
+        workercpu(sys.argv[2:])
         return
     if sys.argv[1:2] == ["costmodel"]:
         from bench.costmodel import main as costmodel

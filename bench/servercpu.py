@@ -8,7 +8,9 @@ server (`POST /local/floor`: the runner's HTTP front end, a worker, the store; n
 code) and N `GET /v1/health`. The CPU of the runner and its worker processes (every Python
 process of the tree; DynamoDB Local's JVM is not counted) is read from /proc before and after
 each phase, and each phase ends with the same pause, so the stream poller has processed what
-the guarded calls wrote and the timers' idle CPU weighs the same on every phase. Linux only.
+the guarded calls wrote. The timers' idle CPU (the stream poller's polls, measured over a pause
+before each round) is subtracted at its rate over each phase's whole duration: a phase that runs
+longer has more idle polls in it, which are not its operations' cost. Linux only.
 """
 
 from __future__ import annotations
@@ -54,14 +56,19 @@ def _tree(root: int) -> list[int]:
 
 
 def _cpu_seconds(pids: list[int]) -> float:
-    total = 0
+    return sum(_cpu_by_pid(pids).values())
+
+
+def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """Each process's CPU seconds (utime + stime)."""
+    out: dict[int, float] = {}
     for pid in pids:
         try:
             fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total / TICK
+        out[pid] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, in clock ticks
+    return out
 
 
 def _runner_pid() -> int:
@@ -119,18 +126,26 @@ def measure(rounds: int, calls: int) -> dict[str, Any]:
         time.sleep(PAUSE_SECONDS)
         wall: dict[str, list[float]] = {name: [] for name in phases}
         idle: list[float] = []
+        front: dict[str, list[float]] = {name: [] for name in phases}
         for _ in range(rounds):
             before = _cpu_seconds(pids)
             time.sleep(PAUSE_SECONDS)
             idle.append(_cpu_seconds(pids) - before)  # the timers' CPU over one pause
+            idle_rate = idle[-1] / PAUSE_SECONDS
             for name, phase in phases.items():
-                before, started = _cpu_seconds(pids), time.perf_counter()
+                before_by = _cpu_by_pid(pids)
+                before, started = sum(before_by.values()), time.perf_counter()
                 for _ in range(calls):
                     phase()
                 wall[name].append((time.perf_counter() - started) / calls * 1000)
                 time.sleep(PAUSE_SECONDS)
-                spent = _cpu_seconds(pids) - before - idle[-1]
+                # the timers' own CPU over the whole phase (calls and pause), at the idle rate
+                timers = idle_rate * (time.perf_counter() - started)
+                after_by = _cpu_by_pid(pids)
+                spent = sum(after_by.values()) - before - timers
                 per_op[name].append(spent / calls * 1000)
+                runner_spent = after_by[pids[0]] - before_by[pids[0]] - timers
+                front[name].append(runner_spent / calls * 1000)
         reconcile = server.call("GET", f"/v1/tenants/{tenant}/quotas", key=ADMIN)[0]
     ratios = [g / f for g, f in zip(per_op["guarded_call"], per_op["floor"], strict=True)]
     return {
@@ -141,6 +156,7 @@ def measure(rounds: int, calls: int) -> dict[str, Any]:
         "idle_cpu_seconds_per_pause": [round(x, 3) for x in idle],
         "cpu_ms_per_op": {k: [round(x, 2) for x in v] for k, v in per_op.items()},
         "wall_ms_per_op": {k: [round(x, 2) for x in v] for k, v in wall.items()},
+        "runner_cpu_ms_per_op": {k: [round(x, 2) for x in v] for k, v in front.items()},
         "guarded_over_floor": [round(r, 2) for r in ratios],
         "guarded_over_floor_median": round(statistics.median(ratios), 2),
         "quotas_status": reconcile,
@@ -154,12 +170,15 @@ def render(r: dict[str, Any]) -> str:
         f"{r['finished_at']} · `python -m bench servercpu` · {r['rounds']} rounds of "
         f"{r['calls_per_round']} · {r['processes']} Python processes (runner + workers; the "
         f"JVM not counted) · {r['pause_seconds']} s pause after each phase (stream drained); the "
-        f"CPU of an idle pause ({r['idle_cpu_seconds_per_pause']} s) is subtracted",
+        f"timers' idle CPU ({r['idle_cpu_seconds_per_pause']} s per pause) is subtracted at "
+        "that rate over each phase's duration",
         "",
-        "| op | server CPU ms per op (each round) | wall ms per op |",
-        "|---|---|---|",
+        "| op | server CPU ms per op (each round) | of which the runner's (front end, stream) "
+        "| wall ms per op |",
+        "|---|---|---|---|",
         *[
             f"| {name} | {', '.join(map(str, cpu))} | "
+            f"{', '.join(map(str, r['runner_cpu_ms_per_op'][name]))} | "
             f"{', '.join(map(str, r['wall_ms_per_op'][name]))} |"
             for name, cpu in r["cpu_ms_per_op"].items()
         ],

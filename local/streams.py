@@ -12,6 +12,7 @@ to `failures` (the on-failure destination) and the records after it go on.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import sys
 import threading
@@ -24,6 +25,8 @@ from typing import Any
 Handler = Callable[[dict[str, Any]], dict[str, Any] | None]
 Filter = Callable[[dict[str, Any]], bool]
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/{table}/stream/local"
+LIMIT = 1000
+"""Records asked of one `GetRecords` (the API's maximum)."""
 
 
 def lambda_record(record: dict[str, Any], source_arn: str) -> dict[str, Any]:
@@ -124,16 +127,75 @@ class MotoStream:
         return taken
 
 
-class StreamsApi:
-    """Reads a table's stream through the DynamoDB Streams API (DynamoDB Local, AWS)."""
+class RawRecords:
+    """A response parser for `GetRecords` that keeps the records as the service sent them.
 
-    def __init__(self, dynamodb: Any, streams: Any, table_name: str, latest: bool = False) -> None:
-        self.streams = streams
+    The event source mapping hands Lambda the records as JSON: attribute values as DynamoDB
+    JSON, `ApproximateCreationDateTime` a number, binaries base64 text. That is the Streams API's
+    own answer, so `json.loads` of it is the Lambda shape already; botocore's parser walked every
+    attribute value against the service model (to turn it back into this shape with
+    `lambda_record`'s deep copy) and was most of the runner's CPU per stream record. Every other
+    operation, and any answer but a 200, goes to botocore's parser."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def create_parser(self, protocol: str) -> Any:
+        return _RawRecordsParser(self._inner.create_parser(protocol))
+
+
+class _RawRecordsParser:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def parse(self, response: dict[str, Any], shape: Any) -> Any:
+        if shape is None or shape.name != "GetRecordsOutput" or response["status_code"] != 200:
+            return self._inner.parse(response, shape)
+        answer = json.loads(response["body"] or b"{}")
+        answer["ResponseMetadata"] = {
+            "HTTPStatusCode": 200,
+            "HTTPHeaders": dict(response["headers"]),
+        }
+        return answer
+
+
+def raw_records(streams: Any) -> Any:
+    """`streams` (a boto3 `dynamodbstreams` client) answering `get_records` with the records as
+    sent (`RawRecords`); a client whose botocore is not shaped as expected is left as it is."""
+    endpoint = getattr(streams, "_endpoint", None)
+    factory = getattr(endpoint, "_response_parser_factory", None)
+    if factory is not None and not isinstance(factory, RawRecords):
+        endpoint._response_parser_factory = RawRecords(factory)  # type: ignore[union-attr]
+    return streams
+
+
+class StreamsApi:
+    """Reads a table's stream through the DynamoDB Streams API (DynamoDB Local, AWS).
+
+    Records come as the service sends them (`raw_records`), which is what Lambda is handed.
+    The shards are listed again every `rediscover_seconds`, and at once when one closes (its
+    children are read from their beginning): a poll is then one `GetRecords` per open shard."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        streams: Any,
+        table_name: str,
+        latest: bool = False,
+        rediscover_seconds: float = 5.0,
+    ) -> None:
+        self.streams = raw_records(streams)
         self.stream_arn = dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
         self.start = "LATEST" if latest else "TRIM_HORIZON"
         self.iterators: dict[str, str | None] = {}
+        self.rediscover_seconds = rediscover_seconds
+        self._discovered_at: float | None = None
 
     def _discover(self) -> None:
+        now = time.monotonic()
+        if self._discovered_at is not None and now - self._discovered_at < self.rediscover_seconds:
+            return
+        self._discovered_at = now
         description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
         for shard in description["Shards"]:
             shard_id = shard["ShardId"]
@@ -148,14 +210,20 @@ class StreamsApi:
         self._discover()
         records: list[dict[str, Any]] = []
         for shard_id, iterator in list(self.iterators.items()):
+            if iterator is None:  # closed and read to its end
+                continue
             while iterator:
-                answer = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+                answer = self.streams.get_records(ShardIterator=iterator, Limit=LIMIT)
                 iterator = answer.get("NextShardIterator")
                 page = answer.get("Records", [])
-                records.extend(lambda_record(r, self.stream_arn) for r in page)
-                if not page:
+                for record in page:
+                    record["eventSourceARN"] = self.stream_arn
+                records.extend(page)
+                if len(page) < LIMIT:  # all there is for now; the iterator goes on next poll
                     break
             self.iterators[shard_id] = iterator
+            if iterator is None:  # the shard closed: its children are listed on the next poll
+                self._discovered_at = None
         return records
 
 
@@ -179,10 +247,19 @@ class Poller:
                 total += len(records)
         return total
 
+    def tick(self) -> int:
+        """Deliver what one read finds: a timer's poll (what the delivery itself wrote comes
+        with the next one, as a stream's next batch does)."""
+        with self.lock:
+            records = self.take()
+            if records:
+                self.delivery.deliver(records)
+            return len(records)
+
     def run(self, stopping: threading.Event) -> None:
         while not stopping.wait(self.every):
             try:
-                self.once()
+                self.tick()
             except Exception as exc:  # a broken poll is reported; the next one tries again
                 print(f"stream poller: {exc!r}", file=sys.stderr)
                 time.sleep(1)

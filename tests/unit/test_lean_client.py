@@ -12,7 +12,7 @@ from costguard.ledger import Ledger, LedgerTable, make_client
 from costguard.models import Usage
 from costguard.quotas import QuotaDefinition, QuotaId
 from costguard.settings import Settings
-from costguard.store.lean import MemoEndpoints, WireSerializer, lean
+from costguard.store.lean import MemoEndpoints, WireAnswers, WireParser, WireSerializer, lean
 
 from tests.conftest import Clock
 
@@ -71,6 +71,53 @@ def test_the_ledgers_requests_are_serialized_as_botocore_serializes_them(
         assert lean_serializer.serialize_to_request(
             params, operation
         ) == botocore_serializer.serialize_to_request(params, operation), name
+
+
+def test_the_ledgers_answers_are_parsed_as_botocore_parses_them(
+    moto_client: Any, settings: Settings, clock: Clock
+) -> None:
+    # Given every answer a tenant's life receives (moto answers over botocore's HTTP path)
+    answers: list[tuple[str, dict[str, Any], Any]] = []
+
+    def capture(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
+        answers.append((operation_model.name, dict(response_dict), operation_model.output_shape))
+
+    moto_client.meta.events.register("before-parse.dynamodb", capture)
+    ledger = Ledger(LedgerTable(moto_client, TABLE, settings), settings, clock=clock)
+    _ledger_requests(ledger, moto_client)
+    moto_client.meta.events.unregister("before-parse.dynamodb", capture)
+    assert isinstance(moto_client._endpoint._response_parser_factory, WireAnswers)
+    operations = {name for name, response, _ in answers if response["status_code"] == 200}
+    assert {"UpdateItem", "TransactWriteItems", "GetItem", "Query"} <= operations
+    assert any(b'"Attributes"' in response["body"] for _, response, _ in answers)  # ALL_NEW
+    assert any(response["status_code"] == 400 for _, response, _ in answers)  # a refused write
+    lean_parser = moto_client._endpoint._response_parser_factory.create_parser("json")
+    assert isinstance(lean_parser, WireParser)
+    for name, response, shape in answers:
+        # When each is parsed by both
+        expected = _client()._endpoint._response_parser_factory.create_parser("json")
+        # Then the answer is the same, its metadata included
+        assert lean_parser.parse(response, shape) == expected.parse(response, shape), name
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"Attributes": {"pk": {"S": "a"}, "blob": {"B": "AAE="}}}',
+        b'{"Attributes": {"pk": {"S": "a"}, "blobs": {"BS": ["AAE="]}}}',
+    ],
+)
+def test_an_answer_with_binaries_is_left_to_botocore(body: bytes) -> None:
+    # Given an UpdateItem answer holding a binary value
+    client = lean(_client())
+    shape = client.meta.service_model.operation_model("UpdateItem").output_shape
+    response = {"status_code": 200, "headers": {"x-amzn-requestid": "r"}, "body": body}
+    # When the lean client parses it, Then it is botocore's answer: the base64 decoded
+    parsed = client._endpoint._response_parser_factory.create_parser("json").parse(response, shape)
+    expected = _client()._endpoint._response_parser_factory.create_parser("json")
+    assert parsed == expected.parse(response, shape)
+    value = parsed["Attributes"].get("blob", {}).get("B") or parsed["Attributes"]["blobs"]["BS"][0]
+    assert value == b"\x00\x01"
 
 
 def test_what_json_cannot_write_is_left_to_botocore() -> None:

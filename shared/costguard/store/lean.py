@@ -1,5 +1,5 @@
-"""Two shortcuts in the ledger's boto3 client for requests already in DynamoDB's wire form
-(D102): botocore's per-call work that cannot change their answer, done once or not at all.
+"""Three shortcuts in the ledger's boto3 client for requests already in DynamoDB's wire form
+(D102, D124): botocore's per-call work that cannot change their answer, done once or not at all.
 
 - The body: botocore's JSON serializer walks every value against the service model to build
   the dict it then `json.dumps`. The ledger's requests are already that dict (DynamoDB JSON
@@ -9,8 +9,13 @@
 - The endpoint: the endpoint rules are evaluated on every call, with a JMESPath search over a
   transaction's items (`ResourceArnList`) though only their table names matter. The ledger's
   client talks to one table; the endpoint is resolved once per operation and table names.
+- The answer (D124): botocore's JSON parser walks every attribute value of an answer against the
+  service model (a reserve's `ALL_NEW` counter item, a query's page) to build the dict
+  `json.loads` already gives: DynamoDB JSON keeps numbers as strings. Only binaries differ
+  (botocore decodes their base64), so an answer with a `B`/`BS` value, an error and any other
+  operation go to botocore's parser; the `ResponseMetadata` is built as botocore builds it.
 
-Both are checked byte for byte against botocore's own results (tests/unit/test_lean_client.py);
+All three are checked byte for byte against botocore's own results (tests/unit/test_lean_client.py);
 where botocore's internals are not what this expects, the client is left as it is.
 """
 
@@ -20,7 +25,9 @@ import json
 from typing import Any, TypeVar
 
 from botocore.context import get_context
+from botocore.parsers import ResponseParserFactory
 from botocore.serialize import JSONSerializer
+from botocore.utils import lowercase_dict
 from botocore.validate import ParamValidationDecorator
 
 C = TypeVar("C")
@@ -40,6 +47,9 @@ WIRE_OPERATIONS = frozenset(
 )
 """Operations whose input has no timestamps, floats or documents: only attribute values'
 bytes (`B`, `BS`) would serialize differently, and bytes make `json.dumps` fall back."""
+WIRE_OUTPUTS = frozenset(f"{name}Output" for name in WIRE_OPERATIONS)
+"""Their answers' shapes: no timestamps either; numbers are strings, binaries base64 text."""
+BINARY = (b'"B":', b'"BS":')
 
 
 class WireSerializer:
@@ -110,8 +120,53 @@ class MemoEndpoints:
         return endpoint._replace(headers=dict(endpoint.headers))
 
 
+class WireAnswers:
+    """A response parser factory whose parsers take a wire operation's 200 answer as it is."""
+
+    def __init__(self, inner: ResponseParserFactory) -> None:
+        self._inner = inner
+        self._parsers: dict[str, WireParser] = {}
+
+    def create_parser(self, protocol: str) -> Any:
+        parser = self._parsers.get(protocol)
+        if parser is None:
+            parser = self._parsers[protocol] = WireParser(self._inner, protocol)
+        return parser
+
+
+class WireParser:
+    """`json.loads` for a 200 answer of a wire operation without binaries, botocore's parser
+    (a new one each time, as botocore makes them) for everything else."""
+
+    def __init__(self, factory: ResponseParserFactory, protocol: str) -> None:
+        self._factory = factory
+        self._protocol = protocol
+
+    def parse(self, response: dict[str, Any], shape: Any) -> Any:
+        body = response["body"]
+        if (
+            response["status_code"] != 200
+            or shape is None
+            or shape.name not in WIRE_OUTPUTS
+            or any(marker in body for marker in BINARY)
+        ):
+            return self._factory.create_parser(self._protocol).parse(response, shape)
+        parsed = json.loads(body) if body else {}
+        headers = response["headers"]
+        metadata: dict[str, Any] = {}
+        if "x-amzn-requestid" in headers:
+            metadata["RequestId"] = headers["x-amzn-requestid"]
+        metadata["HTTPStatusCode"] = 200
+        metadata["HTTPHeaders"] = lowercase_dict(headers)
+        algorithm = response.get("context", {}).get("checksum", {}).get("response_algorithm")
+        if algorithm:
+            metadata["ChecksumAlgorithm"] = algorithm
+        parsed["ResponseMetadata"] = metadata
+        return parsed
+
+
 def lean(client: C) -> C:
-    """`client` with both shortcuts, if its botocore is the one they were written against."""
+    """`client` with the three shortcuts, if its botocore is the one they were written against."""
     # With client-side validation on (a default client), botocore's serializer sits inside a
     # validating decorator: validation stays, only the serializer under it is replaced.
     outer = getattr(client, "_serializer", None)
@@ -120,6 +175,11 @@ def lean(client: C) -> C:
     resolver = getattr(client, "_ruleset_resolver", None)
     if not isinstance(serializer, JSONSerializer) or resolver is None:
         return client
+    endpoint = getattr(client, "_endpoint", None)
+    factory = getattr(endpoint, "_response_parser_factory", None)
+    if not isinstance(factory, ResponseParserFactory):
+        return client
     holder._serializer = WireSerializer(serializer)
     setattr(client, "_ruleset_resolver", MemoEndpoints(resolver))  # noqa: B010
+    endpoint._response_parser_factory = WireAnswers(factory)  # type: ignore[union-attr]
     return client
