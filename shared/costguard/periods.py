@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -118,16 +118,25 @@ def seconds_until_reset(period: Period, at: datetime, tz: tzinfo | None = None) 
     return max(1, math.ceil(remaining))
 
 
+_DAY_KEY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_MONTH_KEY = re.compile(r"(\d{4})-(\d{2})")
+_WEEK_KEY = re.compile(r"(\d{4})-W(\d{2})")
+
+
+@lru_cache(maxsize=4096)
 def parse_period_key(key: str, tz: tzinfo | None = None) -> tuple[Period, datetime]:
-    """`MONTH#2026-11` → (month, its first instant, UTC). ValueError for anything else."""
+    """`MONTH#2026-11` → (month, its first instant, UTC). ValueError for anything else.
+
+    Remembered (keys repeat: every stream record of a counter and every expiry names one), and
+    read by pattern, not `strptime` (≈ 20 µs a call, most of a stream record's key test)."""
     kind, _, text = key.partition("#")
-    if kind == "DAY":
-        period, first = Period.DAY, datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-    elif kind == "WEEK":
-        year, _, week = text.partition("-W")
-        period, first = Period.WEEK, datetime.fromisocalendar(int(year), int(week), 1)
-    elif kind == "MONTH":
-        period, first = Period.MONTH, datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC)
+    if kind == "DAY" and (day := _DAY_KEY.fullmatch(text)):
+        period, first = Period.DAY, date(int(day[1]), int(day[2]), int(day[3]))
+    elif kind == "WEEK" and (week := _WEEK_KEY.fullmatch(text)):
+        year, number = map(int, week.groups())
+        period, first = Period.WEEK, date.fromisocalendar(year, number, 1)
+    elif kind == "MONTH" and (month := _MONTH_KEY.fullmatch(text)):
+        period, first = Period.MONTH, date(int(month[1]), int(month[2]), 1)
     else:
         raise ValueError(f"not a period key: {key!r}")
     return period, _midnight(first.year, first.month, first.day, tz)

@@ -314,3 +314,36 @@ def test_a_json_body_without_its_content_type_is_read_as_json(api: Api, key: str
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert (r.status, r.json["allowed"]) == (200, True)
+
+
+def test_the_remembered_scalar_check_answers_as_powertools_does(api: Api, key: str) -> None:
+    # Given the handler's remembered check (D111) and Powertools' own
+    from aws_lambda_powertools.event_handler.middlewares import openapi_validation
+    from aws_lambda_powertools.event_handler.openapi.dependant import is_scalar_field
+
+    from functions.api import handler
+
+    assert openapi_validation.is_scalar_field is handler._remembered_is_scalar_field
+    # When a request with every kind of parameter has been served (path, query, headers)
+    status = api.call(
+        "POST",
+        f"/v1/tenants/{T}/reservations",
+        LLM,
+        key=key,
+        headers={"Idempotency-Key": "s-1", "Prefer": "return=minimal"},
+    ).status
+    assert status == 201
+    assert api.call("GET", f"/v1/tenants/{T}/usage/records", key=key, query="limit=5").status == 200
+    # Then every parameter of every route is answered as Powertools answers, twice
+    fields = [
+        field
+        for route in handler.app._static_routes + handler.app._dynamic_routes
+        for field in (
+            route.dependant.path_params
+            + route.dependant.query_params
+            + route.dependant.header_params
+        )
+    ]
+    assert len(fields) > 10
+    for field in fields * 2:
+        assert handler._remembered_is_scalar_field(field) is is_scalar_field(field)

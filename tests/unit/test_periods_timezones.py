@@ -104,3 +104,37 @@ def test_an_unknown_zone_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         zone("Mars/Olympus_Mons")
     assert zone("UTC") is UTC
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "MONTH#2026-13",
+        "MONTH#2026-1",
+        "MONTH#2026-12x",
+        "DAY#2026-02-30",
+        "DAY#2026-12-2",
+        "WEEK#2026-W54",
+        "WEEK#2026-W00",
+        "WEEK#2026-48",
+        "YEAR#2026",
+        "MONTH",
+        "",
+    ],
+)
+def test_a_malformed_period_key_is_refused(key: str) -> None:
+    with pytest.raises(ValueError):
+        parse_period_key(key)
+
+
+@pytest.mark.parametrize("period", list(Period))
+def test_every_period_key_reads_back_as_its_period_and_start(period: Period) -> None:
+    # Given every day of three years, in a zone with DST
+    at = utc(2025, 1, 1)
+    while at < utc(2028, 1, 1):
+        # When its key is read back, Then it names the period and its first instant
+        assert parse_period_key(period_key(period, at, BERLIN), BERLIN) == (
+            period,
+            period_start(period, at, BERLIN),
+        )
+        at += timedelta(days=1)
