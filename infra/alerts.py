@@ -138,7 +138,7 @@ class Alerts(Construct):
                 ledger.table,
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,
                 batch_size=LEDGER_STREAM.batch_size,
-                max_batching_window=Duration.seconds(1),
+                max_batching_window=Duration.seconds(LEDGER_STREAM.batching_window_seconds),
                 bisect_batch_on_error=True,
                 retry_attempts=STREAM_RETRIES,
                 max_record_age=STREAM_MAX_RECORD_AGE,

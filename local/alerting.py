@@ -100,4 +100,4 @@ def wire(
         name=LEDGER_STREAM.function.name,
         accepts=LEDGER_STREAM.accepts,
     )
-    return Poller(take, delivery), publisher
+    return Poller(take, delivery, every=LEDGER_STREAM.batching_window_seconds), publisher

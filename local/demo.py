@@ -136,7 +136,7 @@ def main() -> int:
     print(f"\nmonth to date {summary['month_to_date_usd']}, today {summary['today_usd']}")
     print("top models: " + ", ".join(f"{m['key']} {m['cost_usd']}" for m in summary["top_models"]))
     print("top users:  " + ", ".join(f"{u['key']} {u['cost_usd']}" for u in summary["top_users"]))
-    call("POST", "/local/schedules/stream", key)  # deliver the stream now, not in 0.2 s
+    call("POST", "/local/schedules/stream", key)  # deliver the stream now, not in a second
     alerts = call("GET", f"/v1/tenants/{tenant}/alerts", key)[2].get("alerts", [])
     print(f"\nalerts ({len(alerts)}, newest first; the runner printed each notification):")
     for alert in alerts[:8]:

@@ -231,7 +231,7 @@ class Poller:
     """A thread that takes records from a source and delivers them, until stopped."""
 
     def __init__(
-        self, take: Callable[[], list[dict[str, Any]]], delivery: Delivery, every: float = 0.2
+        self, take: Callable[[], list[dict[str, Any]]], delivery: Delivery, every: float = 1.0
     ) -> None:
         self.take = take
         self.delivery = delivery

@@ -167,6 +167,9 @@ class StreamConsumer:
     flags: tuple[str, ...] = ()
     """Items delivered when a write leaves this boolean attribute true: a reservation's record
     committed beyond its hold (`overrun`), which the overrun alert comes from."""
+    batching_window_seconds: int = 1
+    """How long the event source mapping gathers records before it invokes (a batch is sent
+    sooner when full); `make run`'s stream poller reads the stream at this interval."""
 
     def accepts(self, record: Mapping[str, Any]) -> bool:
         """Whether a stream record (Lambda's shape) passes the event source mapping's filters."""

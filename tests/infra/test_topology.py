@@ -169,6 +169,8 @@ def test_the_stream_consumer_takes_the_same_records_and_batches_in_both(
     ]
     delivery = runner.stream.delivery
     assert delivery.batch_size == mapping["BatchSize"] == topology.LEDGER_STREAM.batch_size
+    window = topology.LEDGER_STREAM.batching_window_seconds
+    assert runner.stream.every == mapping["MaximumBatchingWindowInSeconds"] == window
     patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
     sample = record(event_name, sort_key, overrun)
     deployed = any(matches(pattern, sample) for pattern in patterns)
