@@ -8,7 +8,13 @@ reference) and against the decode alone.
 The write side: the spend engine encodes each record it puts or sets through
 `CostRecordItem.encode` (D107). Measured against the plain dict it built before (a copy that
 drops None, what `in_item.record` did) and against building the frozen dataclass and calling
-`to_item` (the form not chosen). Writes bench/results/codecs.{json,md}.
+`to_item` (the form not chosen).
+
+Counter items (D114): a default reserve reads its figures from the counter its `UpdateItem`
+returned (`ALL_NEW`). Measured: the figures of its two quotas read through
+`CounterItem.fields` against the pre-codec reads (`counter_figure`, kept here as the
+reference), and the hold's stored map built by `InItemHold.value` against the dict `in_item.entry`
+built before. Writes bench/results/codecs.{json,md}.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from costguard.errors import LedgerCorrupted
 from costguard.ledger.records import cost_record
 from costguard.models import CostRecord
 from costguard.money import ZERO
 from costguard.store.codec import opt_int, parse_iso
+from costguard.store.counters import CounterItem, InItemHold
 from costguard.store.items import CostRecordItem
 
 RESULTS = Path(__file__).parent / "results"
@@ -131,6 +139,79 @@ def dataclass_write() -> dict[str, Any]:
     ).to_item()
 
 
+COUNTER: dict[str, Any] = {
+    "pk": "TENANT#acme",
+    "sk": "MONTH#2026-11",
+    "q_llm_limit": Decimal("10.00"),
+    "q_llm_avail": Decimal("9.25"),
+    "q_llm_held": Decimal("0.50"),
+    "q_llm_spent": Decimal("0.25"),
+    "q_all_limit": Decimal("20.00"),
+    "q_all_avail": Decimal("19.25"),
+    "q_all_held": Decimal("0.50"),
+    "q_all_spent": Decimal("0.25"),
+    "pv": Decimal(3),
+    "hn": Decimal(2),
+    "h_01KB0000000000000000000001": {"p": "l~0.25~@tm-la~", "x": "2026-11-25T12:05:00.000000Z"},
+    "h_01KB0000000000000000000002": {
+        "p": "l~0.25~@tm-la~",
+        "x": "2026-11-25T12:06:00.000000Z",
+        "u": {"provider": "openai", "model": "gpt-4o"},
+    },
+    "gsi1pk": "HELD#acme",
+    "gsi1sk": "MONTH#2026-11",
+    "last_request_id": "req-1",
+    "usd_llm": Decimal("0.25"),
+}
+"""A tenant month counter as a default reserve's `UpdateItem` returns it (`ALL_NEW`): two
+quotas, the policy stamp, two in-item holds, its listing, the last request."""
+PREFIXES = ("q_llm_", "q_all_")
+
+
+def counter_figure(counter: dict[str, Any], attribute: str, default: Decimal) -> Decimal:
+    """The pre-codec read of a counter's figure (`costguard.store.codec`, before D114)."""
+    value = counter.get(attribute, default)
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise LedgerCorrupted(f"counter {counter.get('pk')}/{counter.get('sk')} is malformed")
+    return value
+
+
+def counter_before(item: dict[str, Any]) -> list[tuple[Decimal, Decimal, Decimal]]:
+    """The figures of a reserve's quotas as `figures()` read them before the codec."""
+    return [
+        (
+            counter_figure(item, p + "limit", Decimal(10)),
+            counter_figure(item, p + "spent", ZERO),
+            counter_figure(item, p + "held", ZERO),
+        )
+        for p in PREFIXES
+    ]
+
+
+def counter_codec(item: dict[str, Any]) -> list[tuple[Decimal, Decimal, Decimal]]:
+    """The same figures through the counter codec (`ledger.figures.fields_of`)."""
+    out = []
+    for p in PREFIXES:
+        f = CounterItem(item).fields(p)
+        out.append((f.limit_or(Decimal(10)), f.spent, f.held))
+    return out
+
+
+def entry_before() -> dict[str, Any]:
+    """The in-item hold's map as `in_item.entry` built it before D114."""
+    described = {"provider": "openai", "model": "gpt-4o", "tier": None}
+    found: dict[str, Any] = {"p": "l~0.25~@tm-la~", "x": "2026-11-25T12:06:00.000000Z"}
+    if u := {k: v for k, v in described.items() if v is not None}:
+        found["u"] = u
+    return found
+
+
+def entry_codec() -> dict[str, Any]:
+    return InItemHold.value(
+        "l~0.25~@tm-la~", "2026-11-25T12:06:00.000000Z", "openai", "gpt-4o", None
+    )
+
+
 def best_us(paths: dict[str, Any], number: int = 2000, rounds: int = 15) -> dict[str, float]:
     """The least µs per call of each path, the paths interleaved round by round so that a
     busy neighbour on shared cores slows them alike."""
@@ -161,6 +242,21 @@ def main() -> None:
     )
     figures |= writes
     figures["write_added_us"] = round(writes["write_encode_us"] - writes["write_dict_us"], 2)
+    assert counter_before(COUNTER) == counter_codec(COUNTER)
+    assert entry_before() == entry_codec()
+    counters = best_us(
+        {
+            "counter_before_us": lambda: counter_before(COUNTER),
+            "counter_codec_us": lambda: counter_codec(COUNTER),
+            "entry_before_us": entry_before,
+            "entry_codec_us": entry_codec,
+        }
+    )
+    figures |= counters
+    figures["counter_added_us"] = round(
+        counters["counter_codec_us"] - counters["counter_before_us"], 2
+    )
+    figures["entry_added_us"] = round(counters["entry_codec_us"] - counters["entry_before_us"], 2)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "codecs.json").write_text(json.dumps(figures, indent=2) + "\n")
     (RESULTS / "codecs.md").write_text(
@@ -177,6 +273,15 @@ def main() -> None:
         f"| `CostRecordItem(...)` then `to_item` (not chosen) | "
         f"{figures['write_dataclass_us']} |\n"
         f"| added per record written | {figures['write_added_us']} |\n"
+        "\nCounter items (D114): a default reserve's figures of its two quotas from its "
+        "`ALL_NEW` counter, and its hold's stored map.\n\n"
+        "| path | µs per reserve |\n|---|---|\n"
+        f"| figures by `counter_figure` (before) | {figures['counter_before_us']} |\n"
+        f"| figures by `CounterItem.fields` (D114) | {figures['counter_codec_us']} |\n"
+        f"| added per reserve with figures | {figures['counter_added_us']} |\n"
+        f"| hold map as a dict (before) | {figures['entry_before_us']} |\n"
+        f"| hold map by `InItemHold.value` (D114) | {figures['entry_codec_us']} |\n"
+        f"| added per single-item reserve | {figures['entry_added_us']} |\n"
     )
     print(json.dumps(figures))
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from costguard.ledger import LedgerTable
 from costguard.ledger import escrow as E
+from costguard.store.counters import lease_prefix
 from costguard.store.dynamo import Cancelled
 from costguard.store.writes import TransactionBuilder
 
@@ -147,7 +148,7 @@ class Driver:
 
 PLATFORM_POLICY = ("PLATFORM#Q", "POLICY")
 POOL = ("PLATFORM", "MONTH#2026-12")
-LP = E.lease_prefix(P)
+LP = lease_prefix(P)
 TENANTS = ("t-a", "t-b", "t-c", "t-d")
 
 

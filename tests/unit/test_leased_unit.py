@@ -14,6 +14,7 @@ from costguard.errors import InvalidRequest, QuotaExceeded
 from costguard.ledger import Ledger
 from costguard.ledger import escrow as E
 from costguard.quotas import Mode, QuotaDefinition, QuotaId
+from costguard.store.counters import lease_prefix
 
 from tests.conftest import Clock
 from tests.helpers import actual, estimate, usd
@@ -196,7 +197,7 @@ def test_lease_plan_ids_round_trip() -> None:
     rid = "01JD0000000000000000000000~a~1~pml-a.tm-a~"
     ref = ReservationRef.parse(rid)
     assert ref.slices == (LEASED, 0) and ref.reservation_id == rid
-    assert E.lease_prefix("q_all_") == LP
+    assert lease_prefix("q_all_") == LP
 
 
 def test_a_reserve_the_pool_cannot_serve_takes_back_an_expired_lease(

@@ -18,12 +18,13 @@ from costguard.errors import (
     ReservationNotHeld,
 )
 from costguard.ledger import Ledger, LedgerTable
-from costguard.ledger.in_item import HOLD_COUNT, MAX_HOLDS, attribute, listed_pk
+from costguard.ledger.in_item import MAX_HOLDS, attribute, listed_pk
 from costguard.ledger.policies import PLATFORM_FRESH_SECONDS
 from costguard.ledger.terms import ReservationRef
 from costguard.models import TenantSettings
 from costguard.quotas import QuotaDefinition, QuotaId
 from costguard.settings import Settings
+from costguard.store.counters import HOLD_COUNT
 from costguard.store.keys import records_pk, tenant_pk
 from costguard.store.schema import HOLDS_PK, HOLDS_SK
 

@@ -13,6 +13,7 @@ from costguard.alerts.kinds import AlertType, Severity, threshold_severity
 from costguard.money import ZERO, format_usd
 from costguard.periods import parse_period_key, period_end, zone
 from costguard.quotas import QuotaId, Resource, Scope
+from costguard.store.counters import CounterItem, lease_prefix, quota_prefix
 from costguard.store.keys import (
     is_records_pk,
     principal_of,
@@ -112,9 +113,10 @@ def _groups(
     counter = Counter.from_key(pk, sk)
     if counter is None or not new:
         return
+    item = CounterItem(new)
     for resource in Resource:
-        p = f"q_{resource.value}_"
-        if p + "limit" in new:
+        p = quota_prefix(resource.value)
+        if item.has(p):
             yield counter, resource, p
 
 
@@ -133,17 +135,14 @@ def crossings(
     below the spend crosses thresholds too; a period's threshold alerts only once however
     often utilization goes down and up again (the dedup marker sees to that).
     """
-    old = old or {}
+    was, now = CounterItem(old), CounterItem(new)
     found: list[Crossing] = []
     for counter, resource, p in _groups(pk, sk, new):
-        assert new is not None
         if counter.slice:
             continue
-        limit = Decimal(new[p + "limit"])
-        spent = Decimal(new.get(p + "spent", ZERO))
-        before = utilization(
-            Decimal(old.get(p + "spent", ZERO)), Decimal(old.get(p + "limit", limit))
-        )
+        after_fields, before_fields = now.fields(p), was.fields(p)
+        limit, spent = after_fields.limit_or(ZERO), after_fields.spent
+        before = utilization(before_fields.spent, before_fields.limit_or(limit))
         after = utilization(spent, limit)
         if after <= before:
             continue
@@ -168,15 +167,12 @@ def sliced_changes(
     its spent went up or its grant down (a borrow, a re-grant, a lower limit); the whole is
     read to know (`whole_crossing`). Only the relative sizes matter: a slice lent to or
     retired (grant 0) still counts what is spent on it."""
-    old = old or {}
+    was, now = CounterItem(old), CounterItem(new)
     found: list[tuple[Counter, QuotaId, Rule]] = []
     for counter, resource, p in _groups(pk, sk, new):
-        assert new is not None
-        spent = Decimal(new.get(p + "spent", ZERO))
-        grant = Decimal(new[p + "limit"])
-        up = spent > Decimal(old.get(p + "spent", ZERO)) or grant < Decimal(
-            old.get(p + "limit", grant)
-        )
+        after, before = now.fields(p), was.fields(p)
+        grant = after.limit_or(ZERO)
+        up = after.spent > before.spent or grant < before.limit_or(grant)
         if not up:
             continue
         quota_id = counter.quota_id(resource)
@@ -200,18 +196,18 @@ def leased_changes(
     counter = Counter.from_key(pk, sk)
     if counter is None or not new or counter.slice or counter.user_id:
         return []
-    old = old or {}
+    was, now = CounterItem(old), CounterItem(new)
     found: list[tuple[Counter, QuotaId, Rule]] = []
     platform = replace(counter, scope=Scope.PLATFORM, tenant_id=None, pk="PLATFORM")
     for resource in Resource:
-        q = f"q_{resource.value}_"
-        p = q if counter.scope is Scope.PLATFORM else "l" + q[1:]
-        if p + "limit" not in new:
+        q = quota_prefix(resource.value)
+        p = q if counter.scope is Scope.PLATFORM else lease_prefix(q)
+        if not now.has(p):
             continue
-        spent = Decimal(new.get(p + "spent", ZERO))
-        grant = Decimal(new[p + "limit"])
-        up = spent > Decimal(old.get(p + "spent", ZERO)) or (
-            counter.scope is Scope.PLATFORM and grant < Decimal(old.get(p + "limit", grant))
+        after, before = now.fields(p), was.fields(p)
+        grant = after.limit_or(ZERO)
+        up = after.spent > before.spent or (
+            counter.scope is Scope.PLATFORM and grant < before.limit_or(grant)
         )
         if not up:
             continue

@@ -31,6 +31,7 @@ from costguard.alerts.kinds import RECORD_PREFIX
 from costguard.alerts.publishing import Publisher
 from costguard.money import ZERO
 from costguard.quotas import DEFAULT_THRESHOLDS, Policy, QuotaId, Resource
+from costguard.store.counters import CounterItem, figures_changed, lease_prefix, quota_prefix
 from costguard.store.dynamo import LedgerTable
 from costguard.store.items import zone_fields
 from costguard.store.keys import (
@@ -40,6 +41,7 @@ from costguard.store.keys import (
     is_alerts_pk,
     is_records_pk,
     policy_pk,
+    tenant_pk,
 )
 
 POLICY_CACHE = timedelta(seconds=60)
@@ -74,13 +76,8 @@ def may_alert(record: Mapping[str, Any]) -> bool:
         return overrun is None or Decimal(overrun) != 0  # an odd image: let `handle` judge
     if Counter.from_key(pk, sk) is None:
         return False
-    return any(
-        new.get(f"{x}_{r.value}_{field}") != old.get(f"{x}_{r.value}_{field}")
-        for x in ("q", "l")  # a quota's fields, or a tenant's lease of a platform quota (D78)
-        for r in Resource
-        for field in ("spent", "limit")
-        if f"{x}_{r.value}_limit" in new
-    )
+    # A quota's fields, or a tenant's lease of a platform quota (D78).
+    return figures_changed(new, old)
 
 
 class StreamAlerts:
@@ -159,9 +156,9 @@ class StreamAlerts:
                 limit_usd=crossing.limit_usd,
             ) as span:
                 drafts = threshold_drafts(crossing, self.zone(crossing.counter.tenant_id))
-                request = (new or {}).get("last_request_id")
+                request = CounterItem(new).last_request_id
                 if request:
-                    drafts = [replace(d, caused_by_request=str(request)) for d in drafts]
+                    drafts = [replace(d, caused_by_request=request) for d in drafts]
                 created = self.book.record(drafts)
                 # Every draft's marker exists now: ours, or a concurrent handler's.
                 self._remember(crossing.counter.tenant_id, [d.dedup_key for d in drafts])
@@ -203,14 +200,15 @@ class StreamAlerts:
         cached = self._policies.get(policy_pk(counter.tenant_id))
         if counter.slice or cached is None:
             return False  # nothing cached: the next read is fresh anyway
+        item = CounterItem(new)
         for resource in Resource:
-            p = f"q_{resource.value}_"
-            if p + "limit" not in new:
+            p = quota_prefix(resource.value)
+            if not item.has(p):
                 continue
             rule = cached[1].get(str(counter.quota_id(resource)))
             if rule is None or rule.sliced or rule.leased:
                 continue  # a slice's or the pool's grant is not the limit
-            if Decimal(new[p + "limit"]) != rule.limit_usd:
+            if item.fields(p).limit != rule.limit_usd:
                 return True
         return False
 
@@ -249,7 +247,7 @@ class StreamAlerts:
     ) -> Crossing | None:
         tenant = counter.tenant_id
         base = (counter.pk, counter.period_key)
-        prefix = f"q_{quota_id.resource.value}_"
+        prefix = quota_prefix(quota_id.resource.value)
         crossing = None
         if rule.leased:
             return self._leased_whole(counter, quota_id, keys, done)
@@ -281,7 +279,7 @@ class StreamAlerts:
         it sees every write committed before this record's; the limit is the policy's (the
         grants sum to it), so a renewal moving a grant changes nothing here."""
         base = (counter.pk, counter.period_key)
-        prefix = f"q_{quota_id.resource.value}_"
+        prefix = quota_prefix(quota_id.resource.value)
         policy_key = (policy_pk(None), POLICY_SK)
         found = self.table.batch_get([policy_key, base], consistent=True)
         rules = _rules_of(found.get(policy_key) or {})
@@ -289,12 +287,12 @@ class StreamAlerts:
         rule = rules.get(str(quota_id))
         if rule is None or not rule.leased:
             return None  # gone, or no longer leased
-        pool = found.get(base) or {}
-        lp = escrow.lease_prefix(prefix)
-        names = sorted(pool.get(lp + "lessees", set()))
-        leases = self._screen([("TENANT#" + t, base[1]) for t in names]) if names else {}
-        spent = Decimal(pool.get(prefix + "spent", ZERO)) + sum(
-            (Decimal(item.get(lp + "spent", ZERO)) for item in leases.values()), ZERO
+        pool = CounterItem(found.get(base))
+        lp = lease_prefix(prefix)
+        names = sorted(pool.lease(lp).lessees)
+        leases = self._screen([(tenant_pk(t), base[1]) for t in names]) if names else {}
+        spent = pool.fields(prefix).spent + sum(
+            (CounterItem(item).fields(lp).spent for item in leases.values()), ZERO
         )
         crossing = whole_crossing(counter, quota_id, rule, spent, rule.limit_usd, done)
         if crossing is None:

@@ -15,7 +15,7 @@ import costguard.ledger.leasing as leasing
 import costguard.ledger.slicing as slicing
 from costguard.errors import InvalidRequest, QuotaNotFound, TenantExists
 from costguard.ledger.core import POLICY_ATTEMPTS, LedgerBusy
-from costguard.ledger.figures import figures, read_states, state
+from costguard.ledger.figures import fields_of, figures, read_states, state
 from costguard.ledger.policies import (
     PLATFORM_FRESH_SECONDS,
     PolicyCache,
@@ -25,7 +25,6 @@ from costguard.ledger.policies import (
 )
 from costguard.ledger.terms import Slot, field_prefix, slot_for
 from costguard.models import QuotaState, TenantSettings, TenantSettingsState
-from costguard.money import ZERO
 from costguard.quotas import (
     Mode,
     QuotaDefinition,
@@ -35,6 +34,7 @@ from costguard.quotas import (
     validate_timezone,
 )
 from costguard.store.codec import iso
+from costguard.store.counters import CounterItem
 from costguard.store.dynamo import Cancelled
 from costguard.store.items import LANES, TenantItem, policy_of, quota_spec
 from costguard.store.keys import (
@@ -88,14 +88,11 @@ class TenantAdmin(PolicyCache):
         items = self.table.batch_get(wanted) if wanted else {}
         totals: dict[str, tuple[Decimal, Decimal]] = {}
         for base in bases:
-            item = items.get(base) or {}
+            fields = CounterItem(items.get(base)).fields(prefix)
             if quota is not None:
                 found = slicing.period_totals(quota, base, prefix, items)
-            elif item.get(prefix + "limit") is not None:
-                found = (
-                    Decimal(str(item.get(prefix + "spent", ZERO))),
-                    Decimal(str(item[prefix + "limit"])),
-                )
+            elif fields.limit is not None:
+                found = (fields.spent, fields.limit)
             else:
                 found = None
             if found is not None:
@@ -308,7 +305,8 @@ class TenantAdmin(PolicyCache):
                 continue
             self.forget_policy(pk)
             after = self.table.get(slot.key, consistent=True)
-            return self._announced(tenant_id, state(quota, figures(quota, slot, after, now)), now)
+            written = state(quota, figures(quota, slot, fields_of(slot, after), now))
+            return self._announced(tenant_id, written, now)
         raise LedgerBusy()
 
     @staticmethod
@@ -510,13 +508,13 @@ class TenantAdmin(PolicyCache):
             return
         w = tx.update(slot.key)
         limit, avail = w.name(p + "limit"), w.name(p + "avail")
-        if p + "limit" in counter:
-            old = counter[p + "limit"]
+        fields = fields_of(slot, counter)
+        if fields.limit is not None:
             w.sets.append(f"{limit} = {w.value(new_limit)}")
-            w.add(p + "avail", new_limit - old)
-            w.condition(f"{limit} = {w.value(old)}")
+            w.add(p + "avail", new_limit - fields.limit)
+            w.condition(f"{limit} = {w.value(fields.limit)}")
             return
-        spent, held = counter.get(p + "spent", ZERO), counter.get(p + "held", ZERO)
+        spent, held = fields.spent, fields.held
         w.sets.append(f"{limit} = {w.value(new_limit)}")
         w.sets.append(f"{avail} = {w.value(new_limit - spent - held)}")
         w.condition(f"attribute_not_exists({limit})")

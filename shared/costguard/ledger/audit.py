@@ -10,9 +10,10 @@ import costguard.ledger.in_item as in_item
 import costguard.ledger.leasing as leasing
 import costguard.ledger.slicing as slicing
 from costguard.errors import LedgerCorrupted, ReservationNotFound
-from costguard.ledger.terms import ReservationRef, field_prefix, slot_for
+from costguard.ledger.terms import ReservationRef, slot_for
 from costguard.money import ZERO
-from costguard.quotas import QuotaDefinition, Resource
+from costguard.quotas import QuotaDefinition
+from costguard.store.counters import GROUPS, HELD, HOLD_COUNT, SPENT, CounterItem
 from costguard.store.dynamo import LedgerTable
 from costguard.store.items import CostRecordItem, policy_of
 from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, records_pk, tenant_pk
@@ -37,7 +38,7 @@ def leases(table: LedgerTable, at: datetime) -> list[str]:
 
 
 def _records(table: LedgerTable, tenant_id: str) -> list[str]:
-    expected: dict[tuple[Key, str], Decimal] = {}
+    expected: dict[tuple[Key, str, str], Decimal] = {}
     lanes = policy_of(table.get((tenant_pk(tenant_id), POLICY_SK), consistent=True)).lanes
     items = [
         item
@@ -60,46 +61,50 @@ def _records(table: LedgerTable, tenant_id: str) -> list[str]:
             return [f"record {item.get('sk')} is malformed"]
         for slot in ref.slots(tenant_id):
             if record.settled:
-                k = (slot.key, slot.prefix + "spent")
+                k = (slot.key, slot.prefix, SPENT)
                 expected[k] = expected.get(k, ZERO) + record.charged_usd
             elif record.status == "held":
-                k = (slot.key, slot.prefix + "held")
+                k = (slot.key, slot.prefix, HELD)
                 expected[k] = expected.get(k, ZERO) + (record.estimate_usd or ZERO)
-    keys = {k for k, _ in expected} | in_item.listed(table, tenant_id)
-    counters = table.batch_get(sorted(keys), consistent=True) if keys else {}
+    keys = {k for k, _, _ in expected} | in_item.listed(table, tenant_id)
+    found = table.batch_get(sorted(keys), consistent=True) if keys else {}
+    counters = {key: CounterItem(item) for key, item in found.items()}
     problems = []
     for key, counter in counters.items():  # holds in the counter item (D72)
         count = 0
-        for ref, _ in in_item.holds(counter):
+        for ref, _ in in_item.holds(found[key]):
             count += 1
             for slot in ref.slots(tenant_id):
-                k = (slot.key, slot.prefix + "held")
+                k = (slot.key, slot.prefix, HELD)
                 expected[k] = expected.get(k, ZERO) + ref.estimate_usd
-        if counter.get(in_item.HOLD_COUNT, 0) != count:
-            problems.append(
-                f"{key} {in_item.HOLD_COUNT} {counter.get(in_item.HOLD_COUNT)} != {count}"
-            )
-    for (key, attr), want in sorted(expected.items()):
-        have = counters.get(key, {}).get(attr, ZERO)
+        try:
+            hn: int | str = counter.hold_count
+        except LedgerCorrupted:
+            hn = "malformed"
+        if hn != count:
+            problems.append(f"{key} {HOLD_COUNT} {hn} != {count}")
+    for (key, prefix, name), want in sorted(expected.items()):
+        try:
+            group = counters.get(key, CounterItem(None)).fields(prefix)
+        except LedgerCorrupted:
+            problems.append(f"{key} {prefix}*: a figure is not a number")
+            continue
+        have = group.spent if name == SPENT else group.held
         if have != want:
-            problems.append(f"{key} {attr}: counter {have} != records {want}")
+            problems.append(f"{key} {prefix}{name}: counter {have} != records {want}")
     for key, counter in counters.items():
-        for field in ("llm", "sandbox", "all"):
-            q = field_prefix(Resource(field))
-            for p in (q, escrow.lease_prefix(q)):
-                if p + "limit" not in counter:
-                    continue
-                try:
-                    computed = (
-                        counter[p + "limit"]
-                        - counter.get(p + "spent", ZERO)
-                        - counter.get(p + "held", ZERO)
-                    )
-                except TypeError:
-                    problems.append(f"{key} {p}*: a figure is not a number")
-                    continue
-                if counter.get(p + "avail") != computed:
-                    problems.append(f"{key} {p}avail {counter.get(p + 'avail')} != {computed}")
+        for p in GROUPS:
+            if not counter.has(p):
+                continue
+            try:
+                f = counter.fields(p)
+            except LedgerCorrupted:
+                problems.append(f"{key} {p}*: a figure is not a number")
+                continue
+            assert f.limit is not None
+            computed = f.limit - f.spent - f.held
+            if f.avail != computed:
+                problems.append(f"{key} {p}avail {f.avail} != {computed}")
     return problems
 
 

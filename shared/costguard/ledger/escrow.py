@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from costguard.errors import LedgerCorrupted
+from costguard.store.counters import CounterItem, lease_prefix
 from costguard.store.keys import slice_pk
 from costguard.store.writes import ItemWrite
 
@@ -95,14 +97,15 @@ class SliceState:
 
 
 def state_of(item: Mapping[str, Any] | None, prefix: str, index: int, layout: Layout) -> SliceState:
-    """A slice's figures from its item (None or no field: the virtual grant)."""
-    item = item or {}
-    held = item.get(prefix + "held", ZERO)
-    spent = item.get(prefix + "spent", ZERO)
-    if prefix + "limit" not in item:
+    """A slice's figures from its item (None or no field: the virtual grant); a malformed
+    figure is LedgerCorrupted (`costguard.store.counters`)."""
+    f = CounterItem(item).fields(prefix)
+    if f.limit is None:
         grant = virtual_grant(layout.limit, layout.slices, index)
-        return SliceState(index, grant, grant - held - spent, held, spent, stored=False)
-    return SliceState(index, item[prefix + "limit"], item[prefix + "avail"], held, spent)
+        return SliceState(index, grant, grant - f.held - f.spent, f.held, f.spent, stored=False)
+    if f.avail is None:
+        raise LedgerCorrupted(f"a slice's {prefix}limit without its {prefix}avail")
+    return SliceState(index, f.limit, f.avail, f.held, f.spent)
 
 
 def states_of(
@@ -311,11 +314,6 @@ def add_regrant(
 LEASE_SECONDS = 60
 """How long a lease lives without renewal (Doorman uses 5 minutes; shorter strands less)."""
 MIN_LEASE_SECONDS, MAX_LEASE_SECONDS = 5, 300
-
-
-def lease_prefix(resource_prefix: str) -> str:
-    """A lease's field group on the tenant's counter item: `q_all_` → `l_all_`."""
-    return "l" + resource_prefix[1:]
 
 
 def lease_size(rate: Decimal, amount: Decimal, pool_avail: Decimal) -> Decimal:

@@ -21,6 +21,7 @@ from costguard.money import ZERO
 from costguard.periods import parse_period_key, period_end
 from costguard.quotas import OnExpiry
 from costguard.store.codec import iso
+from costguard.store.counters import HOLD_COUNT, InItemHold
 from costguard.store.dynamo import Cancelled, ConditionFailed
 from costguard.store.items import CostRecordItem, policy_of
 from costguard.store.keys import (
@@ -130,7 +131,7 @@ class Expiry(PolicyCache):
         return self._return_hold(tenant_id, ref, "expired", now, only_if_expired=True) is None
 
     def _expire_in_item(
-        self, tenant_id: str, due: list[tuple[ReservationRef, dict[str, Any]]], now: datetime
+        self, tenant_id: str, due: list[tuple[ReservationRef, InItemHold]], now: datetime
     ) -> int:
         """Settle expired in-item holds of a tenant as its `on_expiry` says (read fresh, once);
         the number this call settled (another settler may have won some)."""
@@ -149,7 +150,7 @@ class Expiry(PolicyCache):
         self,
         tenant_id: str,
         ref: ReservationRef,
-        held: dict[str, Any],
+        held: InItemHold,
         now: datetime,
         on_expiry: OnExpiry,
     ) -> bool:
@@ -197,7 +198,7 @@ class Expiry(PolicyCache):
         if not keys:
             return 0
         counters = self.table.batch_get(keys, consistent=True)
-        due: dict[str, list[tuple[ReservationRef, dict[str, Any]]]] = defaultdict(list)
+        due: dict[str, list[tuple[ReservationRef, InItemHold]]] = defaultdict(list)
         for key in keys:
             counter = counters.get(key)
             tenant = key[0].removeprefix(tenant_pk(""))
@@ -218,7 +219,7 @@ class Expiry(PolicyCache):
         if now < ended + timedelta(seconds=self.settings.max_reservation_ttl_seconds):
             return
         w = ItemWrite(key=key)
-        count = w.name(in_item.HOLD_COUNT)
+        count = w.name(HOLD_COUNT)
         w.removes.extend([w.name(HOLDS_PK), w.name(HOLDS_SK)])
         w.condition(f"attribute_not_exists({count}) OR {count} = {w.value(0)}")
         w.condition("attribute_exists(pk)")

@@ -13,33 +13,35 @@ import costguard.ledger.slicing as slicing
 from costguard.errors import QuotaFigures
 from costguard.ledger.terms import Slot, slot_for
 from costguard.models import QuotaState
-from costguard.money import ZERO
 from costguard.periods import period_end, seconds_until_reset, zone
 from costguard.quotas import QuotaDefinition
-from costguard.store.codec import counter_figure, iso, parse_iso
+from costguard.store.codec import iso, parse_iso
+from costguard.store.counters import CounterItem, QuotaFields
 from costguard.store.dynamo import LedgerTable
 from costguard.store.keys import Key
 
 
-def figures(
-    quota: QuotaDefinition, slot: Slot, counter: dict[str, Any] | None, at: datetime
-) -> QuotaFigures:
-    p = slot.prefix
-    counter = counter or {}
-    limit = counter_figure(counter, p + "limit", quota.limit_usd)
+def figures(quota: QuotaDefinition, slot: Slot, fields: QuotaFields, at: datetime) -> QuotaFigures:
+    """A quota's figures from its fields on its counter (`fields_of`), or from its whole (a
+    sliced or leased quota's, summed over its items)."""
     return QuotaFigures(
         quota_id=str(quota.quota_id),
         scope=quota.quota_id.scope.value,
         resource=quota.quota_id.resource.value,
         period=quota.quota_id.period.value,
         mode=quota.mode.value,
-        limit_usd=limit,
-        spent_usd=counter_figure(counter, p + "spent", ZERO),
-        held_usd=counter_figure(counter, p + "held", ZERO),
+        limit_usd=fields.limit_or(quota.limit_usd),
+        spent_usd=fields.spent,
+        held_usd=fields.held,
         period_key=slot.key[1],
         resets_at=iso(period_end(quota.quota_id.period, at, zone(slot.tz))),
         retry_after_seconds=seconds_until_reset(quota.quota_id.period, at, zone(slot.tz)),
     )
+
+
+def fields_of(slot: Slot, counter: dict[str, Any] | None) -> QuotaFields:
+    """The slot's fields on its counter item as read (None: no item)."""
+    return CounterItem(counter).fields(slot.prefix)
 
 
 def state(quota: QuotaDefinition, f: QuotaFigures) -> QuotaState:
@@ -75,26 +77,26 @@ def read_states(
     keys = slicing.keys_of(pairs, at)  # a sliced quota: every slice, summed (D77)
     counters = table.batch_get(keys, consistent=consistent) if keys else {}
     return [
-        state(q, figures(q, s, _counter(table, q, s, counters, at, consistent), at))
+        state(q, figures(q, s, _fields(table, q, s, counters, at, consistent), at))
         for q, s in pairs
     ]
 
 
-def _counter(
+def _fields(
     table: LedgerTable,
     quota: QuotaDefinition,
     at_slot: Slot,
     counters: dict[Key, dict[str, Any]],
     at: datetime,
     consistent: bool,
-) -> dict[str, Any] | None:
-    """A quota's counter as one: a sliced quota summed over its slices (D77), a leased one
-    over its pool and leases (D78)."""
+) -> QuotaFields:
+    """A quota's fields as one: a sliced quota's summed over its slices (D77), a leased
+    one's over its pool and leases (D78)."""
     if quota.leased:
-        return leasing.whole_counter(table, quota, at_slot, counters, consistent)
+        return leasing.whole_fields(table, quota, at_slot, counters, consistent)
     if quota.sliced:
-        return slicing.whole_counter(quota, at_slot, counters, at)
-    return counters.get(at_slot.key)
+        return slicing.whole_fields(quota, at_slot, counters, at)
+    return fields_of(at_slot, counters.get(at_slot.key))
 
 
 def binding(
@@ -106,9 +108,8 @@ def binding(
     for quota, slot in quotas:
         if slot.key not in failed or slot.lessee is not None:
             continue  # a lease's refusal is decided on the whole (costguard.ledger.leasing)
-        counter = failed[slot.key] or {}
+        fields = fields_of(slot, failed[slot.key])
         threshold = quota.denial_threshold(amount)
-        avail = counter_figure(counter, slot.prefix + "avail", quota.limit_usd)
-        if threshold is not None and avail < threshold:
-            return figures(quota, slot, counter, at)
+        if threshold is not None and fields.avail_or(quota.limit_usd) < threshold:
+            return figures(quota, slot, fields, at)
     return None

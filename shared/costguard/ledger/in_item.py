@@ -1,10 +1,10 @@
 """Holds in the counter item (D70, D72): what a single-item reserve adds to its counter, how
 a settlement takes it out, and where the sweeper finds counters that held some.
 
-A hold is the attribute `h_<ulid>` = {p: the terms (D91), x: expires_at, u: model/provider/tier};
-`hn` counts them (at most MAX_HOLDS, so the item stays near 1 KB). A counter
-that ever held one is listed in the `holds` index under `HELD#<tenant>` / its period (keys
-set by its first in-item hold, never changed).
+A hold is the attribute `h_<ulid>` = {p: the terms (D91), x: expires_at, u: model/provider/tier}
+(`costguard.store.counters.InItemHold`); `hn` counts them (at most MAX_HOLDS, so the item stays
+near 1 KB). A counter that ever held one is listed in the `holds` index under `HELD#<tenant>` /
+its period (keys set by its first in-item hold, never changed).
 """
 
 from __future__ import annotations
@@ -15,20 +15,18 @@ from typing import Any
 
 from ulid import ULID
 
-from costguard.errors import ReservationNotFound
-from costguard.ledger.policies import PV
+from costguard.errors import LedgerCorrupted, ReservationNotFound
 from costguard.ledger.terms import ReservationRef
 from costguard.models import Usage
 from costguard.pricing import ModelPrice, Price
 from costguard.store.codec import iso
+from costguard.store.counters import HOLD_ATTRIBUTE, HOLD_COUNT, PV, CounterItem, InItemHold
 from costguard.store.dynamo import LedgerTable
 from costguard.store.items import CostRecordItem
 from costguard.store.keys import Key, tenant_pk
 from costguard.store.schema import HOLDS_INDEX, HOLDS_PK, HOLDS_SK
 from costguard.store.writes import ItemWrite
 
-HOLD_ATTRIBUTE = "h_"
-HOLD_COUNT = "hn"
 MAX_HOLDS = 4
 LISTED_PREFIX = "HELD#"
 """The `holds` index partition listing a tenant's counters that held in-item holds."""
@@ -44,22 +42,19 @@ def listed_pk(tenant_id: str) -> str:
 
 def counter_of_listing(item: dict[str, Any]) -> Key:
     """The counter key an index entry of `HELD#<t>` / `<period>` lists."""
-    return tenant_pk(str(item[HOLDS_PK]).removeprefix(LISTED_PREFIX)), str(item[HOLDS_SK])
+    listing = CounterItem(item).listing
+    if listing is None:
+        raise LedgerCorrupted(f"a listing of {item.get('pk')}/{item.get('sk')} without its keys")
+    return tenant_pk(listing[0].removeprefix(LISTED_PREFIX)), listing[1]
 
 
 def entry(
     ref: ReservationRef, expires_at: datetime, usage: Usage, price: Price | None
 ) -> dict[str, Any]:
-    """What the counter keeps of a hold: enough to settle it and write its record."""
-    described = {
-        "provider": price.provider if isinstance(price, ModelPrice) else usage.provider,
-        "model": usage.model,
-        "tier": usage.tier,
-    }
-    found: dict[str, Any] = {"p": ref.terms, "x": iso(expires_at)}
-    if u := {k: v for k, v in described.items() if v is not None}:
-        found["u"] = u
-    return found
+    """What the counter keeps of a hold (`InItemHold`'s stored map): enough to settle it and
+    write its record."""
+    provider = price.provider if isinstance(price, ModelPrice) else usage.provider
+    return InItemHold.value(ref.terms, iso(expires_at), provider, usage.model, usage.tier)
 
 
 def add(w: ItemWrite, ref: ReservationRef, held: dict[str, Any], tenant_id: str, pv: int) -> None:
@@ -93,46 +88,41 @@ def take_out(w: ItemWrite, ref: ReservationRef, now: datetime, *, expired: bool)
     )
 
 
-def holds(counter: dict[str, Any] | None) -> Iterator[tuple[ReservationRef, dict[str, Any]]]:
+def holds(counter: dict[str, Any] | None) -> Iterator[tuple[ReservationRef, InItemHold]]:
     """The in-item holds of a counter (a malformed one is reconcile()'s to report)."""
-    for name, value in (counter or {}).items():
-        if not name.startswith(HOLD_ATTRIBUTE) or not isinstance(value, dict):
-            continue
+    for held in CounterItem(counter).holds():
         try:
-            ULID.from_str(name.removeprefix(HOLD_ATTRIBUTE))
-            ref = ReservationRef.parse(f"{name.removeprefix(HOLD_ATTRIBUTE)}~{value.get('p')}")
+            ULID.from_str(held.ulid)
+            ref = ReservationRef.parse(f"{held.ulid}~{held.terms}")
         except (ReservationNotFound, ValueError):
             continue
         if ref.in_item:
-            yield ref, value
+            yield ref, held
 
 
-def due(
-    counter: dict[str, Any] | None, now: datetime
-) -> list[tuple[ReservationRef, dict[str, Any]]]:
+def due(counter: dict[str, Any] | None, now: datetime) -> list[tuple[ReservationRef, InItemHold]]:
     """The in-item holds of a counter that expired at or before `now`."""
     at = iso(now)
-    return [(ref, held) for ref, held in holds(counter) if str(held.get("x", "")) <= at]
+    return [(ref, held) for ref, held in holds(counter) if held.expired(at)]
 
 
-def found(counter: dict[str, Any] | None, ref: ReservationRef) -> dict[str, Any] | None:
-    """The counter's entry for `ref` if it is the hold the id describes."""
-    held = (counter or {}).get(attribute(ref))
-    return held if isinstance(held, dict) and held.get("p") == ref.terms else None
+def found(counter: dict[str, Any] | None, ref: ReservationRef) -> InItemHold | None:
+    """The counter's hold of `ref` if it is the hold the id describes."""
+    held = CounterItem(counter).hold(str(ref.ulid))
+    return held if held is not None and held.terms == ref.terms else None
 
 
-def usage_of(held: dict[str, Any], ref: ReservationRef) -> Usage:
+def usage_of(held: InItemHold, ref: ReservationRef) -> Usage:
     """What an in-item hold was for, enough to roll its charge up (as records.usage_of)."""
-    u = held.get("u") or {}
     return Usage.model_construct(
         resource="sandbox" if ref.resource.value == "sandbox" else "llm",
-        provider=u.get("provider"),
-        model=u.get("model"),
-        tier=u.get("tier"),
+        provider=held.provider,
+        model=held.model,
+        tier=held.tier,
     )
 
 
-def record(tenant_id: str, ref: ReservationRef, held: dict[str, Any] | None) -> dict[str, Any]:
+def record(tenant_id: str, ref: ReservationRef, held: InItemHold | None) -> dict[str, Any]:
     """The fields of the record an in-item hold's settlement puts (the id's and the hold's)."""
     item: dict[str, Any] = {
         "tenant_id": tenant_id,
@@ -143,8 +133,8 @@ def record(tenant_id: str, ref: ReservationRef, held: dict[str, Any] | None) -> 
         "user_id": ref.user_id,
     }
     if held is not None:
-        item["expires_at"] = held.get("x")
-        item |= held.get("u") or {}
+        item["expires_at"] = held.expires_at
+        item |= held.described
     return CostRecordItem.encode(item)
 
 

@@ -31,7 +31,9 @@ from costguard.ledger.terms import LEASED, Slot, slot_for
 from costguard.money import ZERO
 from costguard.quotas import QuotaDefinition, QuotaId
 from costguard.store.codec import iso
+from costguard.store.counters import LESSEES, CounterItem, QuotaFields, lease_prefix
 from costguard.store.dynamo import Cancelled
+from costguard.store.items import policy_of, policy_version
 from costguard.store.keys import PLATFORM_PK, POLICY_SK, Key, tenant_pk
 from costguard.store.writes import TransactionBuilder
 
@@ -54,7 +56,7 @@ def pool_slot(at_slot: Slot) -> Slot:
 
 
 def lessees_field(pool_prefix: str) -> str:
-    return escrow.lease_prefix(pool_prefix) + "lessees"
+    return lease_prefix(pool_prefix) + LESSEES
 
 
 def lease_key(base: Key, tenant_id: str) -> Key:
@@ -62,7 +64,8 @@ def lease_key(base: Key, tenant_id: str) -> Key:
 
 
 def lessees(pool_item: Mapping[str, Any] | None, pool_prefix: str) -> list[str]:
-    return sorted((pool_item or {}).get(lessees_field(pool_prefix), set()))
+    """The tenants holding a lease of the pool's period, as the pool lists them."""
+    return sorted(CounterItem(pool_item).lease(lease_prefix(pool_prefix)).lessees)
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ def snapshot(
     at all), the whole is read again (D97). `consistent` is False when that, or new lessees,
     kept happening on every read: a refusal decided on such a read may be false; an admission
     never exceeds the limit (every move is guarded)."""
-    lp = escrow.lease_prefix(prefix)
+    lp = lease_prefix(prefix)
     pool_item = table.get(base, consistent=True) or {}
     complete = settled = False
     for _ in range(SNAPSHOT_ATTEMPTS):
@@ -153,21 +156,21 @@ def snapshot(
         settled = True
         if rest:
             found.update(table.batch_get(rest, consistent=True))
-            after = table.get(base, consistent=True) or {}
-            moves = lp + "moves"
-            settled = (found.get(base) or {}).get(moves) == after.get(moves)
+            after = table.get(base, consistent=True)
+            moves = CounterItem(found.get(base)).lease(lp).moves
+            settled = moves == CounterItem(after).lease(lp).moves
         pool_item = found.get(base) or {}
         complete = not set(lessees(pool_item, prefix)) - set(names)
         if complete and settled:
             break  # else a new lessee or a move meanwhile: read again
-    version = found.get(POLICY, {}).get("version")
+    version = policy_version(found.get(POLICY))
     pool = escrow.state_of(pool_item, prefix, 0, escrow.Layout(quota.limit_usd))
     leases = [
         escrow.state_of(found.get(lease_key(base, t)), lp, i + 1, escrow.Layout(ZERO))
         for i, t in enumerate(names)
     ]
     return Snapshot(
-        None if version is None else int(version),
+        version,
         tuple(names),
         [pool, *leases],
         found,
@@ -175,32 +178,24 @@ def snapshot(
     )
 
 
-def whole_of(quota: QuotaDefinition, at_slot: Slot, snap: Snapshot) -> dict[str, Any]:
+def whole_of(quota: QuotaDefinition, at_slot: Slot, snap: Snapshot) -> QuotaFields:
     """A leased quota read as one counter (figures, the 429 body): spent and held summed over
     the pool and the leases, the limit the verified policy's (their grants sum to it)."""
-    pool = pool_slot(at_slot)
-    return _counter(quota, pool, escrow.whole(snap.states))
+    return _fields(quota, escrow.whole(snap.states))
 
 
-def _counter(quota: QuotaDefinition, pool: Slot, whole: escrow.Whole) -> dict[str, Any]:
-    p = pool.prefix
-    return {
-        "pk": pool.base[0],
-        "sk": pool.base[1],
-        p + "limit": quota.limit_usd,
-        p + "spent": whole.spent,
-        p + "held": whole.held,
-        p + "avail": quota.limit_usd - whole.spent - whole.held,
-    }
+def _fields(quota: QuotaDefinition, whole: escrow.Whole) -> QuotaFields:
+    limit = quota.limit_usd
+    return QuotaFields(limit, limit - whole.spent - whole.held, whole.held, whole.spent)
 
 
-def whole_counter(
+def whole_fields(
     table: Any,
     quota: QuotaDefinition,
     at_slot: Slot,
     counters: Mapping[Key, Mapping[str, Any]],
     consistent: bool,
-) -> dict[str, Any]:
+) -> QuotaFields:
     """The whole of a leased quota from its pool item in `counters` and a read of every lease
     the pool lists (figures, GET /v1/platform/quotas, a reserve's figures)."""
     pool = pool_slot(at_slot)
@@ -211,7 +206,7 @@ def whole_counter(
         if names
         else {}
     )
-    lp = escrow.lease_prefix(pool.prefix)
+    lp = lease_prefix(pool.prefix)
     states = [
         escrow.state_of(pool_item, pool.prefix, 0, escrow.Layout(quota.limit_usd)),
         *(
@@ -219,7 +214,7 @@ def whole_counter(
             for t in names
         ),
     ]
-    return _counter(quota, pool, escrow.whole(states))
+    return _fields(quota, escrow.whole(states))
 
 
 def decide(
@@ -259,16 +254,13 @@ def _own_snapshot(table: Any, quota: QuotaDefinition, pool: Slot, at_slot: Slot)
     """The policy, the pool and the tenant's own lease, read as one (6 RRU)."""
     keys = [POLICY, pool.key, at_slot.key]
     found = table.transact_get(keys)
-    version = found.get(POLICY, {}).get("version")
-    lp = escrow.lease_prefix(pool.prefix)
+    lp = lease_prefix(pool.prefix)
     states = [
         escrow.state_of(found.get(pool.key), pool.prefix, 0, escrow.Layout(quota.limit_usd)),
         escrow.state_of(found.get(at_slot.key), lp, 1, escrow.Layout(ZERO)),
     ]
     assert at_slot.lessee is not None
-    return Snapshot(
-        None if version is None else int(version), (at_slot.lessee,), states, found, False
-    )
+    return Snapshot(policy_version(found.get(POLICY)), (at_slot.lessee,), states, found, False)
 
 
 def _plan(
@@ -277,9 +269,9 @@ def _plan(
     assert at_slot.lessee is not None
     lessee = snap.tenants.index(at_slot.lessee) + 1
     own = snap.states[lessee]
-    item = snap.items.get(at_slot.key, {})
-    stale = item.get(at_slot.prefix + "epoch") != quota.lease_epoch
-    live = str(item.get(at_slot.prefix + "until", "")) > iso(at) and not stale
+    terms = CounterItem(snap.items.get(at_slot.key)).lease(at_slot.prefix)
+    stale = terms.epoch != quota.lease_epoch
+    live = terms.live(iso(at), quota.lease_epoch)
     if live and own.avail >= amount:
         return None  # the lease covers it: another quota on the same item failed
     # The request plus the lease's rate for a lease's life (D87): the rate is what the
@@ -312,13 +304,13 @@ def sweep(table: Any, quotas: Iterable[QuotaDefinition], at: datetime) -> int:
         if not quota.leased:
             continue
         pool = slot_for(quota.quota_id, "-", at)
-        lp = escrow.lease_prefix(pool.prefix)
+        lp = lease_prefix(pool.prefix)
         names = lessees(table.get(pool.key, consistent=True), pool.prefix)
         items = table.batch_get([lease_key(pool.base, t) for t in names]) if names else {}
         for key, item in items.items():
-            unused = item.get(lp + "avail", ZERO)
-            live = item.get(lp + "epoch") == quota.lease_epoch
-            if unused <= 0 or (live and str(item.get(lp + "until", "")) > now):
+            lease = CounterItem(item)
+            unused = lease.fields(lp).avail_or(ZERO)
+            if unused <= 0 or lease.lease(lp).live(now, quota.lease_epoch):
                 continue
             tx = TransactionBuilder()
             escrow.lease_return(
@@ -351,5 +343,7 @@ def conserved(table: Any, quota: QuotaDefinition, at: datetime) -> list[str]:
 
 
 def _policy_limit(item: Mapping[str, Any] | None, quota: QuotaDefinition) -> Decimal | None:
-    spec = (item or {}).get("quotas", {}).get(str(quota.quota_id))
-    return None if spec is None else Decimal(spec["limit_usd"])
+    if item is None:
+        return None
+    found = [q for q in policy_of(item).quotas if q.quota_id == quota.quota_id]
+    return found[0].limit_usd if found else None

@@ -19,6 +19,7 @@ from costguard.quotas import (
     Policy,
     Resource,
 )
+from costguard.store.counters import PV
 from costguard.store.items import policy_of
 from costguard.store.keys import (
     PLATFORM_PK,
@@ -30,8 +31,6 @@ from costguard.store.keys import (
 )
 from costguard.store.writes import TransactionBuilder
 
-PV = "pv"
-"""The tenant policy version stamped on the tenant's counter items (D71)."""
 PLATFORM_FRESH_SECONDS = 5.0
 """A platform quota write takes effect for every reserve within this (it is announced with
 `effective_at`, D71): a single-item reserve trusts a platform policy read no longer ago."""

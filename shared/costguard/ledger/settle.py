@@ -27,6 +27,7 @@ from costguard.money import ZERO
 from costguard.pricing import Price
 from costguard.quotas import OnOverrun, validate_tenant_id
 from costguard.store.codec import iso
+from costguard.store.counters import InItemHold
 from costguard.store.dynamo import Cancelled
 from costguard.store.items import CostRecordItem
 from costguard.store.keys import Key
@@ -99,7 +100,8 @@ class Settling(Spending):
         ref = ReservationRef.parse(reservation_id)
         now = self.now()
         estimate = ref.estimate_usd
-        held: dict[str, Any] | None = None
+        held: InItemHold | None = None
+        record_held: dict[str, Any] | None = None
         if usage is None and ref.in_item:
             # The usage comes from the hold in the counter: what it held is what is charged.
             digest = UNKNOWN_USAGE
@@ -112,10 +114,14 @@ class Settling(Spending):
         elif usage is None:
             # The usage comes from the reservation itself: what it held is what is charged.
             digest = UNKNOWN_USAGE
-            held = self.table.get(ref.record_key(tenant_id), consistent=True)
-            if held is None or held.get("plan") != ref.terms or held.get("status") != "held":
-                return self._commit_refused(tenant_id, ref, held, digest, now)
-            rolled = usage_of(held)
+            record_held = self.table.get(ref.record_key(tenant_id), consistent=True)
+            if (
+                record_held is None
+                or record_held.get("plan") != ref.terms
+                or record_held.get("status") != "held"
+            ):
+                return self._commit_refused(tenant_id, ref, record_held, digest, now)
+            rolled = usage_of(record_held)
             cost, price = estimate, None
             fields = {"usage_unknown": True, "settled_by": "usage_unknown"}
         else:
@@ -178,8 +184,8 @@ class Settling(Spending):
             **fields,
         }
         if usage is None:
-            assert held is not None
-            item = {**held, **item}  # the reservation's model, tokens and attribution
+            assert record_held is not None
+            item = {**record_held, **item}  # the reservation's model, tokens and attribution
         record = cost_record(item)
         if record.settled_by == "overrun_rejected":
             raise OverrunRejected(record)
@@ -193,7 +199,7 @@ class Settling(Spending):
         self,
         tenant_id: str,
         ref: ReservationRef,
-        held: dict[str, Any] | None,
+        held: InItemHold | None,
         cost: Decimal,
         rolled: Usage,
         price: Price | None,

@@ -20,6 +20,8 @@ from typing import Any
 import costguard.ledger.escrow as escrow
 from costguard.ledger.terms import Slot, slot_for
 from costguard.quotas import QuotaDefinition, QuotaId, Scope
+from costguard.store.counters import CounterItem, QuotaFields
+from costguard.store.items import policy_version
 from costguard.store.keys import POLICY_SK, Key, policy_pk
 
 BORROW_ATTEMPTS = 32
@@ -71,11 +73,11 @@ def keys(quota: QuotaDefinition, base: Key) -> list[Key]:
     return [escrow.slice_key(base, i) for i in layout(quota, base).indices]
 
 
-def whole_counter(
+def whole_fields(
     quota: QuotaDefinition, at_slot: Slot, items: Mapping[Key, Mapping[str, Any]], at: datetime
-) -> dict[str, Any]:
-    """A sliced quota's figures summed over its slices, shaped like one counter item (so
-    figures, the 429 body and checks read it as they read an unsliced counter).
+) -> QuotaFields:
+    """A sliced quota's figures summed over its slices, as one field group (so figures, the
+    429 body and checks read it as they read an unsliced counter's).
 
     The limit is the verified policy's: the grants of the period sum to it (conservation,
     which reconcile() checks), and the slices may have been read one by one (figures) while a
@@ -84,14 +86,7 @@ def whole_counter(
     p = at_slot.prefix
     lay = layout(quota, at_slot.base)
     whole = escrow.whole(escrow.states_of(items, at_slot.base, p, lay))
-    return {
-        "pk": at_slot.base[0],
-        "sk": at_slot.base[1],
-        p + "limit": lay.limit,
-        p + "spent": whole.spent,
-        p + "held": whole.held,
-        p + "avail": lay.limit - whole.spent - whole.held,
-    }
+    return QuotaFields(lay.limit, lay.limit - whole.spent - whole.held, whole.held, whole.spent)
 
 
 def period_totals(
@@ -101,7 +96,7 @@ def period_totals(
     None when no slice has the quota's fields in that period (no counter). A slice never
     written in the period counts its share of the quota's limit now (as the ledger would)."""
     mine = keys(quota, base)
-    if not any(prefix + "limit" in (items.get(k) or {}) for k in mine):
+    if not any(CounterItem(items.get(k)).has(prefix) for k in mine):
         return None
     whole = escrow.whole(escrow.states_of(items, base, prefix, layout(quota, base)))
     return whole.spent, whole.limit
@@ -121,7 +116,8 @@ class Refused:
 
     quota: QuotaDefinition
     at_slot: Slot
-    counter: dict[str, Any]
+    fields: QuotaFields
+    """Its figures as one (`whole_fields`)."""
 
 
 @dataclass(frozen=True)
@@ -151,8 +147,7 @@ def decide(
             continue
         policy_key = _policy_key(quota, tenant_id)
         found = table.transact_get([policy_key, *mine])
-        version = found.get(policy_key, {}).get("version")
-        if (None if version is None else int(version)) != policies.get(policy_key):
+        if policy_version(found.get(policy_key)) != policies.get(policy_key):
             return Stale({policy_key: found.get(policy_key)})
         lay = layout(quota, at_slot.base)
         states = escrow.states_of(found, at_slot.base, at_slot.prefix, lay)
@@ -161,7 +156,7 @@ def decide(
         share = escrow.slice_threshold(threshold, amount, lay.pickable)
         moves = escrow.borrow_moves(states, at_slot.slice, share, threshold)
         if moves is None:
-            return Refused(quota, at_slot, whole_counter(quota, at_slot, found, at))
+            return Refused(quota, at_slot, whole_fields(quota, at_slot, found, at))
         if not moves:
             # The slice covers it now (a release landed meanwhile): just try again.
             return Borrow(quota.quota_id, {})

@@ -30,9 +30,8 @@ from costguard.errors import (
 from costguard.holds import Hold
 from costguard.ledger.core import OPEN_PREFIX, POLICY_ATTEMPTS, LedgerBusy
 from costguard.ledger.expiry import Expiry
-from costguard.ledger.figures import binding, figures, read_states, state
+from costguard.ledger.figures import binding, fields_of, figures, read_states, state
 from costguard.ledger.idempotency import marker_key, put_marker, replayed, request_hash
-from costguard.ledger.policies import PV
 from costguard.ledger.records import cost_record
 from costguard.ledger.spend_writes import charge_new, roll_up, stamp, stamp_pv, usage_fields
 from costguard.ledger.terms import ReservationRef, Slot
@@ -41,6 +40,7 @@ from costguard.money import ZERO
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope, validate_tenant_id
 from costguard.settings import FailMode
 from costguard.store.codec import iso, parse_iso
+from costguard.store.counters import CounterItem, QuotaFields
 from costguard.store.dynamo import Cancelled, ConditionFailed
 from costguard.store.items import CostRecordItem
 from costguard.store.keys import (
@@ -286,13 +286,14 @@ class Spending(Expiry):
                     # The write was applied and its answer lost; the resend found the hold.
                     counter = old
                 else:
-                    stamped = None if old is None else old.get(PV)
+                    was = CounterItem(old)
+                    stamped = was.pv
                     if old is None or stamped is None or stamped < tenant.version:
                         return None  # no counter yet, or one the policy's writes did not stamp
                     if stamped > tenant.version:
                         self.policies(tenant_id, fresh=True)
                         continue
-                    if old.get(in_item.HOLD_COUNT, 0) >= in_item.MAX_HOLDS:
+                    if was.hold_count >= in_item.MAX_HOLDS:
                         return None
                     bound = binding(pairs, amount, {key: old}, now) if enforce else None
                     if bound is None:
@@ -311,7 +312,7 @@ class Spending(Expiry):
                 created_at=now,
                 expires_at=expires_at,
                 hold=HoldBasis.model_validate(hold.describe()),
-                quotas=[state(q, figures(q, s, counter, now)) for q, s in pairs]
+                quotas=[state(q, figures(q, s, fields_of(s, counter), now)) for q, s in pairs]
                 if with_figures
                 else None,
             )
@@ -448,7 +449,7 @@ class Spending(Expiry):
                     borrows += 1
                     continue
                 bound: QuotaFigures | None = (
-                    figures(decided.quota, decided.at_slot, decided.counter, now)
+                    figures(decided.quota, decided.at_slot, decided.fields, now)
                     if isinstance(decided, slicing.Refused)
                     else binding(pairs, amount, failed, now)
                 )
@@ -495,17 +496,17 @@ class Spending(Expiry):
         for quota, slot in pairs:
             threshold = quota.denial_threshold(amount)
             if threshold is not None and threshold > quota.limit_usd:
-                counter: dict[str, Any] | None
+                fields: QuotaFields
                 if quota.leased:
                     slot = leasing.pool_slot(slot)
                     pool = {slot.key: self.table.get(slot.key, consistent=True) or {}}
-                    counter = leasing.whole_counter(self.table, quota, slot, pool, True)
+                    fields = leasing.whole_fields(self.table, quota, slot, pool, True)
                 elif quota.sliced:
                     found = self.table.batch_get(slicing.keys(quota, slot.base))
-                    counter = slicing.whole_counter(quota, slot, found, at)
+                    fields = slicing.whole_fields(quota, slot, found, at)
                 else:
-                    counter = self.table.get(slot.key, consistent=True)
-                raise QuotaExceeded(figures(quota, slot, counter, at), amount)
+                    fields = fields_of(slot, self.table.get(slot.key, consistent=True))
+                raise QuotaExceeded(figures(quota, slot, fields, at), amount)
 
     def record_usage(
         self,

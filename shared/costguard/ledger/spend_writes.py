@@ -8,11 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 from costguard import telemetry
-from costguard.ledger.policies import PV
 from costguard.ledger.terms import ReservationRef, Slot
 from costguard.models import Usage
 from costguard.pricing import ModelPrice, Price
 from costguard.quotas import QuotaDefinition, Scope
+from costguard.store.counters import PV
 from costguard.store.keys import (
     ROLLUP_BUCKET,
     ROLLUP_BUCKET_USER,

@@ -14,10 +14,11 @@ from functools import cached_property
 from ulid import ULID
 
 from costguard.errors import ReservationNotFound
-from costguard.ledger.escrow import MAX_SLICES, lease_prefix, slice_key
+from costguard.ledger.escrow import MAX_SLICES, slice_key
 from costguard.money import parse_usd
 from costguard.periods import Period, period_key, zone
 from costguard.quotas import QuotaDefinition, QuotaId, Resource, Scope
+from costguard.store.counters import lease_prefix, quota_prefix
 from costguard.store.keys import Key, principal_pk, record_key, tenant_pk
 
 LEASED = -1
@@ -31,7 +32,7 @@ sliced quota before lanes existed has none, and its record stays in lane 0."""
 
 
 def field_prefix(resource: Resource) -> str:
-    return f"q_{resource.value}_"
+    return quota_prefix(resource.value)
 
 
 @dataclass(frozen=True)

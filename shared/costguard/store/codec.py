@@ -1,12 +1,9 @@
-"""How values are written to and read from the table's items: times and figures."""
+"""How values are written to and read from the table's items: times and counts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
-
-from costguard.errors import LedgerCorrupted
 
 
 def utc_now() -> datetime:
@@ -24,15 +21,6 @@ def iso(at: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def counter_figure(counter: dict[str, Any], attribute: str, default: Decimal) -> Decimal:
-    """A counter's figure; anything but a number there is a corrupted item, refused."""
-    value = counter.get(attribute, default)
-    if not isinstance(value, Decimal) or not value.is_finite():
-        where = f"{counter.get('pk')}/{counter.get('sk')}"
-        raise LedgerCorrupted(f"counter {where} has a non-numeric {attribute}")
-    return value
 
 
 def opt_int(value: Any) -> int | None:

@@ -14,8 +14,10 @@ path, and a dataclass costs a few microseconds where a pydantic model costs tens
 - `ApiKeyItem`: a tenant's API key, hashed (`APIKEY#<id> / APIKEY`);
 - `TenantItem`: a tenant's registration (`TENANT#<t> / TENANT`).
 
-Counter items stay maps read through `costguard.store.codec.counter_figure` (their attributes
-are named by quota and slice, D80).
+Counter items have their own codec, `costguard.store.counters.CounterItem` (D114): their
+attributes are named by quota and slice (D80), so it is a lazy view over the map that decodes
+only the figures, holds and lease terms asked for (a default reserve reads three figures of its
+`ALL_NEW` item); the spend engine's counter reads and the stream's counter images go through it.
 """
 
 from __future__ import annotations
@@ -143,6 +145,20 @@ def policy_of(item: Item | None) -> Policy:
         InvalidRequest,
     ) as exc:
         raise LedgerCorrupted(f"policy item {item.get('pk')} is malformed") from exc
+
+
+def policy_version(item: Item | None) -> int | None:
+    """A policy item's `version` alone (what a snapshot checks; None: no item, or a version
+    never written); not a whole number: corrupted."""
+    if item is None or item.get("version") is None:
+        return None
+    version = item["version"]
+    try:
+        if isinstance(version, bool) or int(version) != version:
+            raise ValueError(version)
+        return int(version)
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise LedgerCorrupted(f"policy item {item.get('pk')} has a malformed version") from exc
 
 
 # ------------------------------------------------------------------------- cost record
