@@ -16,7 +16,7 @@ from costguard.models import QuotaState
 from costguard.periods import period_end, seconds_until_reset, zone
 from costguard.quotas import QuotaDefinition
 from costguard.store.codec import iso, parse_iso
-from costguard.store.counters import CounterItem, QuotaFields
+from costguard.store.counters import QuotaFields, quota_fields
 from costguard.store.dynamo import LedgerTable
 from costguard.store.keys import Key
 
@@ -41,7 +41,7 @@ def figures(quota: QuotaDefinition, slot: Slot, fields: QuotaFields, at: datetim
 
 def fields_of(slot: Slot, counter: dict[str, Any] | None) -> QuotaFields:
     """The slot's fields on its counter item as read (None: no item)."""
-    return CounterItem(counter).fields(slot.prefix)
+    return quota_fields(counter, slot.prefix)
 
 
 def state(quota: QuotaDefinition, f: QuotaFigures) -> QuotaState:

@@ -197,6 +197,25 @@ class InItemHold:
         return cls(ulid, terms, expires, u.get("provider"), u.get("model"), u.get("tier"))
 
 
+def quota_fields(item: Mapping[str, Any] | None, prefix: str) -> QuotaFields:
+    """`CounterItem(item).fields(prefix)` without the view: a reserve reads its figures so."""
+    if item is None:
+        return QuotaFields()
+    g = item.get  # inlined, not a helper per figure: a reserve reads this on its path (D114)
+    found = limit, avail, held, spent = (
+        g(prefix + LIMIT),
+        g(prefix + AVAIL),
+        g(prefix + HELD),
+        g(prefix + SPENT),
+    )
+    for value in found:
+        if value is not None and (not isinstance(value, Decimal) or not value.is_finite()):
+            raise _corrupted(item, f"figure of {prefix}*")
+    return QuotaFields(
+        limit, avail, ZERO if held is None else held, ZERO if spent is None else spent
+    )
+
+
 class CounterItem:
     """A counter item as the table returned it (None: no item), decoded field by field."""
 
@@ -212,19 +231,7 @@ class CounterItem:
     def fields(self, prefix: str) -> QuotaFields:
         """The field group `prefix` (`q_llm_`, `l_all_`): absent figures are None (`limit`,
         `avail`) or zero (`held`, `spent`)."""
-        g = self._item.get  # inlined: a reserve reads this on its request path (D114)
-        found = limit, avail, held, spent = (
-            g(prefix + LIMIT),
-            g(prefix + AVAIL),
-            g(prefix + HELD),
-            g(prefix + SPENT),
-        )
-        for value in found:
-            if value is not None and (not isinstance(value, Decimal) or not value.is_finite()):
-                raise _corrupted(self._item, f"figure of {prefix}*")
-        return QuotaFields(
-            limit, avail, ZERO if held is None else held, ZERO if spent is None else spent
-        )
+        return quota_fields(self._item, prefix)
 
     def has(self, prefix: str) -> bool:
         """Whether the field group `prefix` exists (its `limit` was written); reads no figure."""
