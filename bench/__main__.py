@@ -27,6 +27,8 @@ memory curve, cost per million guarded calls all-in and a projected reserve p50
 against one bare UpdateItem through the same server (bench/servercpu.py; minutes).
 `python -m bench workercpu [--ab]`: the same, an API worker's half alone, in one process,
 per-call CPU medians (bench/workercpu.py; a minute or two).
+`python -m bench.treeab <tree A> <tree B>`: section 1 and a reserve with figures for two
+source trees (a change and its base), A/B in interleaved rounds (bench/treeab.py; minutes).
 `python -m bench soak`:
 `make run` on its default store for 10,000 guarded calls, 1 and 4 callers, and throughput at
 1/2/4 workers (bench/soak.py; about ten minutes).

@@ -19,7 +19,14 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from costguard import services, telemetry
-from costguard.alerts import AlertBook, Publisher, StreamAlerts, may_alert, publisher_from_settings
+from costguard.alerts import (
+    AlertBook,
+    Publisher,
+    StreamAlerts,
+    may_alert,
+    publisher_from_settings,
+    request_of,
+)
 from costguard.ledger import Ledger, ledger_from_settings
 
 logger = Logger(service=services.ALERTS)
@@ -45,7 +52,7 @@ def record_handler(record: DynamoDBRecord, watch: StreamAlerts | None = None) ->
     change = record.dynamodb
     assert change is not None, "a DynamoDB stream record without its change"
     new = change.new_image or {}
-    request = new.get("last_request_id") or new.get("caused_by_request")
+    request = request_of(new)
     if request:  # the API request whose write this is: one correlation id end to end
         logger.set_correlation_id(str(request))
     with telemetry.span(

@@ -56,7 +56,7 @@ from costguard.alerts.publishing import (
     public_alert,
     publisher_from_settings,
 )
-from costguard.alerts.stream import POLICY_CACHE, StreamAlerts, may_alert
+from costguard.alerts.stream import POLICY_CACHE, StreamAlerts, may_alert, request_of
 
 __all__ = [
     "DELIVERY",
@@ -86,6 +86,7 @@ __all__ = [
     "public_alert",
     "publisher_from_settings",
     "redrive_delay",
+    "request_of",
     "sliced_changes",
     "threshold_drafts",
     "threshold_key",

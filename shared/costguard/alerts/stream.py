@@ -80,6 +80,13 @@ def may_alert(record: Mapping[str, Any]) -> bool:
     return figures_changed(new, old)
 
 
+def request_of(image: Mapping[str, Any] | None) -> str | None:
+    """The API request behind a stream image, for one correlation id end to end: a counter's
+    change names it (`last_request_id`), an alert the request that caused it."""
+    request = CounterItem(image).last_request_id or (image or {}).get("caused_by_request")
+    return None if request is None else str(request)
+
+
 class StreamAlerts:
     """What the alerts function does with each ledger stream record.
 

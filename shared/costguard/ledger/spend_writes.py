@@ -12,7 +12,7 @@ from costguard.ledger.terms import ReservationRef, Slot
 from costguard.models import Usage
 from costguard.pricing import ModelPrice, Price
 from costguard.quotas import QuotaDefinition, Scope
-from costguard.store.counters import PV
+from costguard.store.counters import LAST_REQUEST, PV
 from costguard.store.keys import (
     ROLLUP_BUCKET,
     ROLLUP_BUCKET_USER,
@@ -164,5 +164,5 @@ def stamp_pv(
 def stamp(write: ItemWrite) -> None:
     """The API request behind a counter write, for the stream's alerts (once per item)."""
     request = telemetry.request_id()
-    if request and "last_request_id" not in write.names.values():
-        write.sets.append(f"{write.name('last_request_id')} = {write.value(request)}")
+    if request and LAST_REQUEST not in write.names.values():
+        write.sets.append(f"{write.name(LAST_REQUEST)} = {write.value(request)}")
