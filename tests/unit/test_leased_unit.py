@@ -461,3 +461,24 @@ def test_a_snapshot_past_98_leases_reads_again_when_a_grant_moved_while_it_read(
 
 def _quota() -> QuotaDefinition:
     return QuotaDefinition(QuotaId.parse(Q), Decimal(1000), leased=True, lease_epoch=1)
+
+
+@pytest.mark.parametrize("slices", [2, 4])
+def test_a_sliced_tenant_quota_beside_a_leased_platform_quota_renews_the_lease(
+    ledger: Ledger, slices: int
+) -> None:
+    # Given a leased platform quota and a tenant quota in slices: slice 0 shares the tenant's
+    # counter of the platform period with the tenant's (still empty) lease
+    _put(ledger, "100")
+    tenant_quota = QuotaDefinition(QuotaId.parse("tenant:all:month"), usd("50"), slices=slices)
+    ledger.put_quota("acme", tenant_quota)
+    # When the tenant reserves and commits (its first spend renews the empty lease; the
+    # slice covering the amount must not be read as the failure: it looped to LedgerBusy)
+    for _ in range(3):
+        rid = ledger.reserve("acme", estimate("1"), with_figures=False).reservation_id
+        ledger.commit("acme", rid, actual("0.75"))
+    # Then both quotas are charged exactly and the ledger reconciles
+    assert _platform_figures(ledger) == (usd("100"), usd("2.25"), usd("0"))
+    tenant = next(q for q in ledger.quotas("acme") if q.quota_id == "tenant:all:month")
+    assert (tenant.spent_usd, tenant.reserved_usd) == (usd("2.25"), usd("0"))
+    assert ledger.reconcile("acme") == []

@@ -427,14 +427,7 @@ class Spending(Expiry):
                     (PLATFORM_PK, POLICY_SK): platform.version if platform.exists else None,
                     (tenant_pk(tenant_id), POLICY_SK): tenant.version if tenant.exists else None,
                 }
-                decided = (
-                    slicing.decide(self.table, pairs, failed, amount, now, versions, tenant_id)
-                    or leasing.decide(
-                        self.table, pairs, failed, amount, now, versions[(PLATFORM_PK, POLICY_SK)]
-                    )
-                    if enforce
-                    else None
-                )
+                decided = self._decide(pairs, failed, amount, now, versions, tenant_id, enforce)
                 if isinstance(decided, slicing.Stale):
                     self._apply_policy_failures(decided.policies)
                     moves, renewals = {}, {}
@@ -462,6 +455,30 @@ class Spending(Expiry):
                 raise QuotaExceeded(bound, amount) from None
             return Spent({"pk": rec_key[0], "sk": rec_key[1], **item}, ref=ref, quotas=quotas)
         raise LedgerBusy()
+
+    def _decide(
+        self,
+        pairs: list[tuple[QuotaDefinition, Slot]],
+        failed: dict[Key, Any],
+        amount: Decimal,
+        now: datetime,
+        versions: dict[Key, int | None],
+        tenant_id: str,
+        enforce: bool,
+    ) -> slicing.Borrow | slicing.Refused | slicing.Stale | leasing.Renew | None:
+        """What a cancelled spend does next, by the sliced and leased quotas' rules. A sliced
+        quota whose slice covers the amount (a `Borrow` without moves) has not failed: the item
+        it shares with a tenant's lease (the tenant's counter of the platform period) may have
+        failed on the lease's condition, which the lease's rule decides (a renewal)."""
+        if not enforce:
+            return None
+        sliced = slicing.decide(self.table, pairs, failed, amount, now, versions, tenant_id)
+        if sliced is not None and not (isinstance(sliced, slicing.Borrow) and not sliced.moves):
+            return sliced
+        leased = leasing.decide(
+            self.table, pairs, failed, amount, now, versions[(PLATFORM_PK, POLICY_SK)]
+        )
+        return leased or sliced
 
     def _reservation_from(self, item: dict[str, Any], with_figures: bool) -> Reservation:
         """The reservation a record holds, as its first response showed it (figures: now)."""
