@@ -143,7 +143,10 @@ def _uv() -> str:
 def build_dependencies(cache: Path, lock: Path = LOCK, target: Target = LAMBDA) -> Path:
     """The runtime dependencies installed for `target` (arm64 Lambda), once per lock change."""
     text = requirements_text(lock, target)
-    build = f"{target.platform} {target.python_version} bytecode\n{text}"
+    # An asset built where no interpreter of the target's Python could be had holds sources
+    # only: its cache entry must not be taken for one with bytecode.
+    compiled = "bytecode" if python_for(target) is not None else "sources"
+    build = f"{target.platform} {target.python_version} {compiled}\n{text}"
     key = hashlib.sha256(build.encode()).hexdigest()[:16]
     built = cache / f"deps-{key}"
     if built.is_dir():
@@ -195,29 +198,42 @@ def _make_reproducible(site: Path) -> None:
         shutil.rmtree(cached)
 
 
-def python_for(target: Target) -> str:
-    """An interpreter of `target`'s Python version, to compile bytecode with (uv finds one,
-    or installs it as it installs the wheels)."""
+def python_for(target: Target) -> str | None:
+    """An interpreter of `target`'s Python version, to compile bytecode with: this one when it
+    is that version, else the one uv finds, else one uv installs; None when there is none."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" == target.python_version:
         return sys.executable
     find = [_uv(), "python", "find", "--no-config", target.python_version]
     found = subprocess.run(find, capture_output=True, text=True, check=False)  # noqa: S603
     if found.returncode:
         install = [_uv(), "python", "install", "--no-config", target.python_version]
-        subprocess.run(install, check=True)  # noqa: S603 - fixed arguments
+        if subprocess.run(install, check=False).returncode:  # noqa: S603 - fixed arguments
+            return None
         managed = [*find, "--python-preference", "only-managed"]
-        found = subprocess.run(managed, capture_output=True, text=True, check=True)  # noqa: S603
-    return found.stdout.strip()
+        found = subprocess.run(managed, capture_output=True, text=True, check=False)  # noqa: S603
+    if found.returncode:
+        return None
+    return found.stdout.strip() or None
 
 
-def compile_bytecode(root: Path, target: Target, parts: tuple[str, ...] = ()) -> None:
+def compile_bytecode(root: Path, target: Target, parts: tuple[str, ...] = ()) -> bool:
     """Every module under `root` (or under its `parts`) compiled for `target`:
     `__pycache__/<module>.cpython-<version>.pyc`, unchecked-hash, its source named
-    /var/task/<path from root>."""
+    /var/task/<path from root>. False (and a warning) when no interpreter of the target's
+    version can be had: the asset then holds sources only, compiled on every cold start."""
+    python = python_for(target)
+    if python is None:
+        print(
+            f"costguard: no Python {target.python_version} to compile bytecode with (uv could "
+            f"neither find nor install one): {root} ships sources only, compiled on every cold "
+            f"start (D120). Put a python{target.python_version} on PATH and build again.",
+            file=sys.stderr,
+        )
+        return False
     trees = [str(root / part) for part in parts] if parts else [str(root)]
     subprocess.run(  # noqa: S603 - fixed arguments, the interpreter found above
         [
-            python_for(target),
+            python,
             "-m",
             "compileall",
             "-q",
@@ -233,6 +249,7 @@ def compile_bytecode(root: Path, target: Target, parts: tuple[str, ...] = ()) ->
         ],
         check=True,
     )
+    return True
 
 
 def stage_function(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from infra import packaging
 from infra.config import REPO_ROOT
@@ -126,3 +127,21 @@ def test_bytecode_is_compiled_by_the_targets_python() -> None:
     import sys
 
     assert packaging.python_for(packaging.HOST) == sys.executable
+
+
+def test_without_an_interpreter_of_the_targets_python_the_asset_ships_sources(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    # Given a uv that can neither find nor install a Python (no network, say)
+    uv = tmp_path / "uv"
+    uv.write_text("#!/bin/sh\nexit 1\n")
+    uv.chmod(0o755)
+    monkeypatch.setenv("UV", str(uv))
+    elsewhere = packaging.Target(packaging.PLATFORM, "3.99")
+    # When an asset is staged for it
+    asset = packaging.stage_function("sweeper", tmp_path / "build", None, elsewhere)
+    # Then it holds its sources, no bytecode, and the build says so
+    assert packaging.python_for(elsewhere) is None
+    assert (asset / "functions" / "sweeper" / "handler.py").is_file()
+    assert not list(asset.rglob("*.pyc"))
+    assert "ships sources only" in capsys.readouterr().err
