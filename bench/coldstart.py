@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -138,6 +139,37 @@ def measure_cold_start(runs: int = 9) -> dict[str, Any]:
     }
 
 
+def measure_against(other: Path, runs: int = 11) -> dict[str, Any]:
+    """Bare, `other`'s handler (another checkout: the code before a change) and this one's, in
+    shuffled order each round, with cached bytecode: whole interpreter and until done."""
+    cache = Path(tempfile.mkdtemp(prefix="costguard-pyc-"))
+    try:
+        envs = {"bare": ROOT, "other": other, "this": ROOT}
+        found: dict[str, Any] = {}
+        for label, after in (("whole", ""), ("until_done", UNTIL_DONE)):
+            cases = {
+                name: (BARE + after if name == "bare" else OURS + after, environment(root, cache))
+                for name, root in envs.items()
+            }
+            for name, (code, env) in cases.items():
+                run_once(code, env, envs[name])  # writes the caches, untimed
+            times: dict[str, Runs] = {name: [] for name in cases}
+            order = list(cases)
+            for i in range(runs):
+                random.Random(i).shuffle(order)
+                for name in order:
+                    code, env = cases[name]
+                    times[name].append(run_once(code, env, envs[name]))
+            found[label] = {
+                name: _summary(times["bare"], runs_)
+                for name, runs_ in times.items()
+                if name != "bare"
+            }
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return {"other": str(other), "runs": runs, **found}
+
+
 def render(results: dict[str, Any]) -> str:
     meta, cached, source = results["meta"], results["bytecode"], results["from_source"]
     done = results["bytecode_until_done"]
@@ -175,6 +207,22 @@ def render(results: dict[str, Any]) -> str:
         + ".",
         "",
     ]
+    if "against" in results:
+        against = results["against"]
+        lines += [
+            f"Against {against['other']} ({against['runs']} rounds, bare / that checkout / "
+            "this one in shuffled order, cached bytecode):",
+            "",
+            "| measure | bare ms | that checkout ms (ratio) | this one ms (ratio) |",
+            "|---|---|---|---|",
+        ]
+        for label in ("whole", "until_done"):
+            other, this = against[label]["other"], against[label]["this"]
+            lines.append(
+                f"| {label.replace('_', ' ')} | {this['bare_ms']} | {other['ours_ms']} "
+                f"({other['ratio']}) | {this['ours_ms']} ({this['ratio']}) |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -192,6 +240,9 @@ def main(argv: list[str]) -> None:
         },
         **measure_cold_start(runs),
     }
+    if "--against" in argv:
+        other = Path(argv[argv.index("--against") + 1]).resolve()
+        results["against"] = measure_against(other, max(runs, 11))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "coldstart.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = render(results)
