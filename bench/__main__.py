@@ -14,7 +14,9 @@ Writes bench/results/ledger.json and bench/results/ledger.md and prints the summ
 (bench/load.py; several minutes). `python -m bench shards`: the hot-quota sharding design
 simulated (bench/shards.py; seconds). `python -m bench hotquota`: the capacity model of
 escrow slices and leases by slice count (bench/hotquota.py; under a minute). `python -m bench telemetry`: tracing and metrics on vs
-off on a warm reserve through the API handler (bench/telemetry.py). `python -m bench pricing`:
+off on a warm reserve through the API handler (bench/telemetry.py). `python -m bench coldstart [--against <other checkout>]`: section 4 alone, writing
+bench/results/coldstart.{json,md}; with `--against`, that checkout's handler and this one's
+side by side (bench/coldstart.py; a minute, two with `--against`). `python -m bench pricing`:
 the generated price catalog at cold start against the hand-kept one (bench/pricing.py).
 `python -m bench collector-down`: what tracing adds per request with the collector down
 (bench/collector_down.py). `python -m bench timezones`: the zone-dependent work of reserve,
@@ -92,6 +94,11 @@ def main() -> None:
         from bench.telemetry import main as telemetry
 
         telemetry(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["coldstart"]:
+        from bench.coldstart import main as coldstart
+
+        coldstart(sys.argv[2:])
         return
     if sys.argv[1:2] == ["pricing"]:
         from bench.pricing import main as pricing

@@ -34,8 +34,11 @@ def lambda_code(scope: Construct, name: str, config: Config) -> lambda_.Code:
         raise ValueError("a function must be inside an App (its assets go to the app's outdir)")
     build = Path(stage.outdir) / ".costguard-build"
     target = packaging.HOST if config.asset_target == "host" else packaging.LAMBDA
-    dependencies = packaging.build_dependencies(build, target=target) if config.bundle else None
-    return lambda_.Code.from_asset(str(packaging.stage_function(name, build, dependencies)))
+    if not config.bundle:  # sources only: enough to synthesize and check the template
+        return lambda_.Code.from_asset(str(packaging.stage_function(name, build, None)))
+    dependencies = packaging.build_dependencies(build, target=target)
+    asset = packaging.stage_function(name, build, dependencies, target)
+    return lambda_.Code.from_asset(str(asset))
 
 
 class PythonFunction(Construct):

@@ -11,6 +11,14 @@ aarch64-manylinux2014 --only-binary :all:`) once per lock change, cached under
 `<cdk outdir>/.costguard-build/`. With `bundle=False` an asset holds the sources only: enough
 to synthesize and check the template offline (the tests), not to run.
 
+A real asset also holds its modules' bytecode, compiled by the target's Python (D120): the
+function's code directory is read-only, so a module without it is compiled from source on
+every cold start. Hash-based and unchecked (PEP 552): the asset never changes under the
+function, and CDK zips every file with one fixed time, which would make a timestamp-checked
+cache look stale; the bytes depend on the sources and the Python version only, so the asset's
+hash stays the same from machine to machine. Paths in the bytecode are the function's
+(`/var/task/...`), not the build directory's.
+
 `uv run python -m infra.packaging` builds the real assets and prints their sizes.
 """
 
@@ -36,6 +44,8 @@ PYTHON_VERSION = "3.13"
 PLATFORM = "aarch64-manylinux2014"
 """arm64 Lambda (Amazon Linux 2023, glibc 2.34): manylinux2014 wheels run there."""
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
+TASK_ROOT = "/var/task"
+"""Where Lambda puts a function's code: the directory its bytecode names as the source's."""
 
 
 @dataclass(frozen=True)
@@ -133,9 +143,11 @@ def _uv() -> str:
 def build_dependencies(cache: Path, lock: Path = LOCK, target: Target = LAMBDA) -> Path:
     """The runtime dependencies installed for `target` (arm64 Lambda), once per lock change."""
     text = requirements_text(lock, target)
-    key = hashlib.sha256(f"{target.platform} {target.python_version}\n{text}".encode()).hexdigest()[
-        :16
-    ]
+    # An asset built where no interpreter of the target's Python could be had holds sources
+    # only: its cache entry must not be taken for one with bytecode.
+    compiled = "bytecode" if python_for(target) is not None else "sources"
+    build = f"{target.platform} {target.python_version} {compiled}\n{text}"
+    key = hashlib.sha256(build.encode()).hexdigest()[:16]
     built = cache / f"deps-{key}"
     if built.is_dir():
         return built
@@ -167,6 +179,7 @@ def build_dependencies(cache: Path, lock: Path = LOCK, target: Target = LAMBDA) 
             check=True,
         )
         _make_reproducible(into)
+        compile_bytecode(into, target)
         into.rename(built)  # complete or absent: never half a cache entry
     return built
 
@@ -185,8 +198,66 @@ def _make_reproducible(site: Path) -> None:
         shutil.rmtree(cached)
 
 
-def stage_function(name: str, build: Path, dependencies: Path | None) -> Path:
-    """The asset directory of `functions/<name>`: dependencies (if any) + costguard + handler."""
+def python_for(target: Target) -> str | None:
+    """An interpreter of `target`'s Python version, to compile bytecode with: this one when it
+    is that version, else the one uv finds, else one uv installs; None when there is none."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == target.python_version:
+        return sys.executable
+    find = [_uv(), "python", "find", "--no-config", target.python_version]
+    found = subprocess.run(find, capture_output=True, text=True, check=False)  # noqa: S603
+    if found.returncode:
+        install = [_uv(), "python", "install", "--no-config", target.python_version]
+        if subprocess.run(install, check=False).returncode:  # noqa: S603 - fixed arguments
+            return None
+        managed = [*find, "--python-preference", "only-managed"]
+        found = subprocess.run(managed, capture_output=True, text=True, check=False)  # noqa: S603
+    if found.returncode:
+        return None
+    return found.stdout.strip() or None
+
+
+def compile_bytecode(root: Path, target: Target, parts: tuple[str, ...] = ()) -> bool:
+    """Every module under `root` (or under its `parts`) compiled for `target`:
+    `__pycache__/<module>.cpython-<version>.pyc`, unchecked-hash, its source named
+    /var/task/<path from root>. False (and a warning) when no interpreter of the target's
+    version can be had: the asset then holds sources only, compiled on every cold start."""
+    python = python_for(target)
+    if python is None:
+        print(
+            f"costguard: no Python {target.python_version} to compile bytecode with (uv could "
+            f"neither find nor install one): {root} ships sources only, compiled on every cold "
+            f"start (D120). Put a python{target.python_version} on PATH and build again.",
+            file=sys.stderr,
+        )
+        return False
+    trees = [str(root / part) for part in parts] if parts else [str(root)]
+    subprocess.run(  # noqa: S603 - fixed arguments, the interpreter found above
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(root),
+            "-p",
+            TASK_ROOT,
+            *trees,
+        ],
+        check=True,
+    )
+    return True
+
+
+def stage_function(
+    name: str, build: Path, dependencies: Path | None, target: Target | None = None
+) -> Path:
+    """The asset directory of `functions/<name>`: dependencies (if any) + costguard + handler;
+    with a `target`, costguard's and the handler's bytecode for it (the dependencies bring
+    theirs)."""
     source = FUNCTIONS / name
     if not (source / "handler.py").is_file():
         raise FileNotFoundError(f"no handler at {source / 'handler.py'}")
@@ -201,6 +272,8 @@ def stage_function(name: str, build: Path, dependencies: Path | None) -> Path:
     for module in sorted(FUNCTIONS.glob("*.py")):  # __init__ and the shared handler helpers
         shutil.copy2(module, asset / "functions" / module.name)
     shutil.copytree(source, asset / "functions" / name, ignore=IGNORE)
+    if target is not None:
+        compile_bytecode(asset, target, ("costguard", "functions"))
     return asset
 
 
@@ -233,7 +306,7 @@ def main(argv: list[str]) -> int:
     print(f"dependencies ({PLATFORM}, Python {PYTHON_VERSION}): {dependencies}")
     print(f"{'function':<10} {'files':>6} {'unzipped MiB':>13} {'zipped MiB':>11}")
     for name in function_names():
-        size = measure(stage_function(name, build, dependencies))
+        size = measure(stage_function(name, build, dependencies, LAMBDA))
         print(
             f"{name:<10} {size.files:>6} {size.unzipped / 2**20:>13.2f} {size.zipped / 2**20:>11.2f}"
         )

@@ -21,7 +21,6 @@ from functools import lru_cache
 from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from costguard.errors import CostguardError, InvalidRequest, Problem, Stage
 from costguard.ledger.service import Ledger, SeedResult
@@ -35,6 +34,7 @@ from costguard.quotas import (
     QuotaId,
     Scope,
 )
+from costguard.settings import EnvSettings
 from costguard.store.items import TenantItem
 
 TENANT_CREATED = "TenantCreated"
@@ -175,10 +175,8 @@ def _first_error(exc: Exception) -> str:
     return str(exc)
 
 
-class OnboardingSettings(BaseSettings):
+class OnboardingSettings(EnvSettings):
     """The function environment onboarding reads, once per cold start."""
-
-    model_config = SettingsConfigDict(env_prefix="COSTGUARD_", frozen=True)
 
     default_quotas: str = Field(default_factory=lambda: json.dumps(SEED_PLANS))
     """Plans as JSON (see `parse_plans`)."""

@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+ENV_PREFIX = "COSTGUARD_"
+
+
+class EnvSettings(BaseModel):
+    """A frozen model whose fields come from the environment, `COSTGUARD_<FIELD>` in any case,
+    a value given to the constructor winning over the environment's. What pydantic-settings'
+    `BaseSettings` did for these models (their fields are all scalars: strings given to
+    pydantic's validation as they are, nothing parsed as JSON, no dotenv, no secrets
+    directory), without importing it: ≈ 30 ms of the API's cold start, and ≈ 10 ms of its
+    first request building the settings through its sources (D119)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    env_prefix: ClassVar[str] = ENV_PREFIX
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**self.from_environment(), **values})
+
+    @classmethod
+    def from_environment(cls) -> dict[str, str]:
+        """The fields the environment sets; names match in any case, as BaseSettings read
+        them (of two spellings of one name, the later in the environment wins)."""
+        lowered = {name.lower(): value for name, value in os.environ.items()}
+        prefix = cls.env_prefix.lower()
+        return {
+            field: lowered[prefix + field]
+            for field in cls.model_fields
+            if prefix + field in lowered
+        }
 
 
 class Enforcement(StrEnum):
@@ -34,9 +64,7 @@ HELD_SWEEP_MINUTES = 1
 """The default of `held_sweep_minutes` (costguard/topology.py's HELD_SWEEP, D104)."""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COSTGUARD_", frozen=True)
-
+class Settings(EnvSettings):
     table_name: str = Field(default="costguard-ledger", min_length=3, max_length=255)
     enforcement: Enforcement = Enforcement.ENFORCE
     fail_mode: FailMode = FailMode.CLOSED

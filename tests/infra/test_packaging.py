@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from infra import packaging
 from infra.config import REPO_ROOT
@@ -90,3 +91,57 @@ def test_every_runtime_dependency_of_the_project_goes_into_the_assets() -> None:
     assert declared - packaging.PROVIDED_BY_RUNTIME <= shipped
     assert {"opentelemetry-sdk", "opentelemetry-api", "aws-lambda-powertools"} <= shipped
     assert not shipped & packaging.PROVIDED_BY_RUNTIME
+
+
+def test_a_real_asset_holds_bytecode_python_loads_without_its_sources(tmp_path: Path) -> None:
+    """D120: compiled by the target's Python, hash-based and unchecked (CDK zips every file
+    with one fixed time), naming the sources where Lambda puts them, the same bytes each build."""
+    import importlib.util
+    import marshal
+    import sys
+
+    fake_dependencies = tmp_path / "deps"
+    (fake_dependencies / "dep").mkdir(parents=True)
+    (fake_dependencies / "dep" / "__init__.py").write_text("X = 1\n")
+    packaging.compile_bytecode(fake_dependencies, packaging.HOST)
+    asset = packaging.stage_function("api", tmp_path / "build", fake_dependencies, packaging.HOST)
+    tag = sys.implementation.cache_tag
+    compiled = {
+        source: Path(importlib.util.cache_from_source(str(source)))
+        for source in asset.rglob("*.py")
+    }
+    assert compiled and all(pyc.is_file() for pyc in compiled.values())
+    assert all(pyc.name.endswith(f".{tag}.pyc") for pyc in compiled.values())
+    settings = asset / "costguard" / "settings.py"
+    data = compiled[settings].read_bytes()
+    assert data[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(data[4:8], "little") == 0b01  # hash-based, source not checked
+    code = marshal.loads(data[16:])
+    assert code.co_filename == "/var/task/costguard/settings.py"
+    assert compiled[asset / "dep" / "__init__.py"].is_file()  # the dependencies' came along
+    again = packaging.stage_function("api", tmp_path / "again", fake_dependencies, packaging.HOST)
+    assert (again / compiled[settings].relative_to(asset)).read_bytes() == data
+
+
+def test_bytecode_is_compiled_by_the_targets_python() -> None:
+    import sys
+
+    assert packaging.python_for(packaging.HOST) == sys.executable
+
+
+def test_without_an_interpreter_of_the_targets_python_the_asset_ships_sources(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    # Given a uv that can neither find nor install a Python (no network, say)
+    uv = tmp_path / "uv"
+    uv.write_text("#!/bin/sh\nexit 1\n")
+    uv.chmod(0o755)
+    monkeypatch.setenv("UV", str(uv))
+    elsewhere = packaging.Target(packaging.PLATFORM, "3.99")
+    # When an asset is staged for it
+    asset = packaging.stage_function("sweeper", tmp_path / "build", None, elsewhere)
+    # Then it holds its sources, no bytecode, and the build says so
+    assert packaging.python_for(elsewhere) is None
+    assert (asset / "functions" / "sweeper" / "handler.py").is_file()
+    assert not list(asset.rglob("*.pyc"))
+    assert "ships sources only" in capsys.readouterr().err

@@ -188,3 +188,74 @@ def test_the_production_client_is_lean_and_answers() -> None:
     client.update_item(TableName=TABLE, Key={"pk": {"S": "a"}, "sk": {"S": "b"}})
     # Then the body is the parameters as JSON
     assert seen == [b'{"TableName": "costguard-test", "Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}}']
+
+
+SERVICE_MODELS = [
+    ("dynamodb", "service-2", None),
+    ("dynamodb", "endpoint-rule-set-1", None),
+    ("dynamodb", "paginators-1", None),
+    ("dynamodb", "waiters-2", None),
+    ("dynamodb", "service-2", "2012-08-10"),
+    ("sns", "service-2", None),
+    ("events", "service-2", None),
+    ("secretsmanager", "endpoint-rule-set-1", None),
+    ("sqs", "service-2", None),
+    ("sts", "service-2", None),
+]
+
+
+def _loaders() -> tuple[Any, Any]:
+    """botocore's loader and a KnownServiceLoader, both as a fresh session makes them."""
+    from botocore.session import get_session
+    from costguard.store.lean import KnownServiceLoader, known_services
+
+    theirs, session = get_session().get_component("data_loader"), get_session()
+    known_services(session)
+    ours = session.get_component("data_loader")
+    assert type(ours) is KnownServiceLoader
+    return theirs, ours
+
+
+@pytest.mark.parametrize(("service", "kind", "version"), SERVICE_MODELS)
+def test_a_known_service_loads_the_model_botocore_loads(
+    service: str, kind: str, version: str | None
+) -> None:
+    # D121: the same model (extras merged in), without listing every service first
+    theirs, ours = _loaders()
+    listed: list[str] = []
+    listing = ours.list_available_services
+
+    def spy(kind: str) -> Any:
+        listed.append(kind)
+        return listing(kind)
+
+    ours.list_available_services = spy
+    assert ours.load_service_model(service, kind, version) == theirs.load_service_model(
+        service, kind, version
+    )
+    assert listed == []
+
+
+def test_an_unknown_service_is_refused_as_botocore_refuses_it() -> None:
+    from botocore.exceptions import UnknownServiceError
+
+    theirs, ours = _loaders()
+    refusals = []
+    for loader in (theirs, ours):
+        with pytest.raises(UnknownServiceError) as refused:
+            loader.load_service_model("dynamodbx", "service-2")
+        refusals.append(str(refused.value))
+    assert refusals[0] == refusals[1]
+
+
+def test_the_ledgers_client_comes_from_the_default_session_with_a_known_service_loader(
+    settings: Settings,
+) -> None:
+    from costguard.store.lean import KnownServiceLoader
+
+    client = make_client(settings)
+    assert boto3.DEFAULT_SESSION is not None
+    loader = boto3.DEFAULT_SESSION._session.get_component("data_loader")
+    assert type(loader) is KnownServiceLoader
+    assert client.meta.service_model.service_name == "dynamodb"
+    assert client.meta.region_name == boto3.DEFAULT_SESSION.region_name

@@ -18,7 +18,7 @@ from costguard import telemetry
 from costguard.errors import LedgerCorrupted, LedgerUnavailable
 from costguard.settings import Settings
 from costguard.store.keys import Key
-from costguard.store.lean import lean
+from costguard.store.lean import known_services, lean
 from costguard.store.writes import ItemWrite, serialize
 
 _deserializer = TypeDeserializer()
@@ -102,8 +102,14 @@ def make_client(settings: Settings, endpoint_url: str | None = None) -> Any:
         # client-side validation would double the CPU of a transaction (bench/results).
         parameter_validation=False,
     )
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session: Any = boto3.DEFAULT_SESSION
+    # One session for every client of the process (as boto3.client); its loader skips
+    # botocore's listing of every service before loading a model (D121).
+    known_services(session)
     # The ledger's requests are built in wire form here: botocore need not walk them (D102).
-    return lean(boto3.client("dynamodb", endpoint_url=endpoint_url, config=config))
+    return lean(session.client("dynamodb", endpoint_url=endpoint_url, config=config))
 
 
 class LedgerTable:
