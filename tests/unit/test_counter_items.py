@@ -24,6 +24,7 @@ from costguard.store.counters import (
     LeaseTerms,
     QuotaFields,
     figures_changed,
+    quota_fields,
 )
 from costguard.store.keys import tenant_pk
 from costguard.store.schema import HOLDS_PK, HOLDS_SK
@@ -223,3 +224,24 @@ def test_the_stream_screen_sees_a_figure_change_in_raw_images() -> None:
     assert figures_changed({**old, "l_all_limit": {"N": "3"}}, old)
     assert not figures_changed({**old, "q_llm_held": {"N": "5"}, "pv": {"N": "2"}}, old)
     assert not figures_changed({"q_llm_spent": {"N": "2"}}, {})  # no quota there
+
+
+def test_the_figures_shown_do_not_read_a_broken_avail() -> None:
+    # Given a counter whose avail is not a number (its spent, held and limit are)
+    item = {
+        "pk": "TENANT#a",
+        "sk": "MONTH#2026-11",
+        "q_llm_limit": usd("10"),
+        "q_llm_avail": "lots",
+        "q_llm_held": usd("1"),
+        "q_llm_spent": usd("2"),
+    }
+    # When its figures are read for showing, Then they come without avail
+    assert quota_fields(item, "q_llm_", with_avail=False) == QuotaFields(
+        usd("10"), None, usd("1"), usd("2")
+    )
+    # And spending's read (with avail) refuses it, as a broken spent refuses both
+    with pytest.raises(LedgerCorrupted):
+        quota_fields(item, "q_llm_")
+    with pytest.raises(LedgerCorrupted):
+        quota_fields({**item, "q_llm_spent": "x"}, "q_llm_", with_avail=False)

@@ -96,7 +96,8 @@ def _fields(
         return leasing.whole_fields(table, quota, at_slot, counters, consistent)
     if quota.sliced:
         return slicing.whole_fields(quota, at_slot, counters, at)
-    return fields_of(at_slot, counters.get(at_slot.key))
+    # The figures shown: a broken `avail` refuses spending on the item, not reading it
+    return quota_fields(counters.get(at_slot.key), at_slot.prefix, with_avail=False)
 
 
 def binding(

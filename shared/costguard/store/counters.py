@@ -197,14 +197,18 @@ class InItemHold:
         return cls(ulid, terms, expires, u.get("provider"), u.get("model"), u.get("tier"))
 
 
-def quota_fields(item: Mapping[str, Any] | None, prefix: str) -> QuotaFields:
-    """`CounterItem(item).fields(prefix)` without the view: a reserve reads its figures so."""
+def quota_fields(
+    item: Mapping[str, Any] | None, prefix: str, with_avail: bool = True
+) -> QuotaFields:
+    """`CounterItem(item).fields(prefix)` without the view: a reserve reads its figures so.
+    Without `with_avail`, `avail` is neither read nor checked (None): the figures a quota
+    shows (limit, spent, held) do not depend on it, and a broken `avail` does not hide them."""
     if item is None:
         return QuotaFields()
     g = item.get  # inlined, not a helper per figure: a reserve reads this on its path (D114)
     found = limit, avail, held, spent = (
         g(prefix + LIMIT),
-        g(prefix + AVAIL),
+        g(prefix + AVAIL) if with_avail else None,
         g(prefix + HELD),
         g(prefix + SPENT),
     )
